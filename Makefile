@@ -1,0 +1,44 @@
+# One entry point per job. The README names `make demo` and `make test`; both bootstrap first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STACK_HOME ?= $(CURDIR)/.stack
+PYTEST_ARGS ?=
+
+.PHONY: help bootstrap demo demo-down status lint fmt typecheck test test-unit test-integration
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+bootstrap: ## install apt packages, .venv, Elasticsearch and Jaeger (idempotent, cached)
+	@bash deploy/bootstrap.sh
+
+demo: bootstrap ## start every backend on its demo port; Ctrl-C stops them all
+	$(BIN)/controlplane stack up --foreground --home $(STACK_HOME)
+
+demo-down: ## stop a stack started with `controlplane stack up` (detached)
+	$(BIN)/controlplane stack down --home $(STACK_HOME)
+
+status: ## show each backend of the local stack, its port, health and version
+	$(BIN)/controlplane stack status --home $(STACK_HOME)
+
+lint: ## ruff (lint + format check), mypy, import-linter contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+fmt: ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: bootstrap lint ## bootstrap, lint, then unit + integration tests against real servers
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: ## unit tests only (no servers)
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+test-integration: ## integration tests only (real servers)
+	$(PY) -m pytest -m integration $(PYTEST_ARGS)

@@ -1,0 +1,1 @@
+"""Local backends: the real servers the product runs against, started on loopback."""

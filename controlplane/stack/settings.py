@@ -1,0 +1,123 @@
+"""Where the local backends live on this machine, and as whom they run.
+
+Every path can be overridden with an environment variable (prefix ``STACK_``), which is also how a
+test makes a backend unstartable on purpose (``STACK_REDIS_SERVER=/nonexistent``).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VERSIONS_FILE = REPO_ROOT / "deploy" / "versions.env"
+
+#: The unprivileged account that PostgreSQL and Elasticsearch run as when we are root (both refuse
+#: to run as root). ``make bootstrap`` creates it.
+SERVICE_USER = "slostack"
+
+
+def read_versions(path: Path = VERSIONS_FILE) -> dict[str, str]:
+    """Parse ``deploy/versions.env`` (KEY=VALUE lines, ``#`` comments, optional double quotes)."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip()] = value.strip().strip('"')
+    return values
+
+
+def default_cache_dir() -> Path:
+    """Downloads and builds are cached outside the git tree.
+
+    As root the cache lives under ``/var/cache`` so that the unprivileged service account can read
+    the Elasticsearch distribution; otherwise under the user's XDG cache folder.
+    """
+    if os.geteuid() == 0:
+        return Path("/var/cache/inventory-slo")
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "inventory-slo"
+
+
+def _default_pg_bindir() -> Path:
+    root = Path("/usr/lib/postgresql")
+    if root.is_dir():
+        versions = sorted(
+            (p for p in root.iterdir() if (p / "bin" / "postgres").exists()),
+            key=lambda p: int(p.name) if p.name.isdigit() else 0,
+        )
+        if versions:
+            return versions[-1] / "bin"
+    return root / "15" / "bin"
+
+
+def _default_java_home() -> Path:
+    for candidate in (
+        Path("/usr/lib/jvm/java-17-openjdk-amd64"),
+        Path("/usr/lib/jvm/java-17-openjdk-arm64"),
+    ):
+        if (candidate / "bin" / "java").exists():
+            return candidate
+    return Path("/usr/lib/jvm/java-17-openjdk-amd64")
+
+
+def _default_run_as() -> str | None:
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        return None
+    return SERVICE_USER
+
+
+class StackSettings(BaseSettings):
+    """Locations of the backend binaries (``STACK_*`` environment variables override each)."""
+
+    model_config = SettingsConfigDict(env_prefix="STACK_", frozen=True)
+
+    cache_dir: Path = Field(default_factory=default_cache_dir)
+    pg_bindir: Path = Field(default_factory=_default_pg_bindir)
+    redis_server: Path = Path("/usr/bin/redis-server")
+    prometheus: Path = Path("/usr/bin/prometheus")
+    alertmanager: Path = Path("/usr/bin/prometheus-alertmanager")
+    java_home: Path = Field(default_factory=_default_java_home)
+    elasticsearch_home: Path | None = None
+    jaeger: Path | None = None
+    #: Account for PostgreSQL and Elasticsearch when running as root (they refuse root).
+    run_as: str | None = Field(default_factory=_default_run_as)
+    elasticsearch_heap: str = "512m"
+    #: Seconds to wait for a backend to become healthy.
+    start_timeout: float = 120.0
+
+    @field_validator("elasticsearch_heap")
+    @classmethod
+    def _heap_format(cls, value: str) -> str:
+        if not value[:-1].isdigit() or value[-1] not in "mg":
+            raise ValueError("elasticsearch_heap must look like 512m or 1g")
+        return value
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return read_versions()
+
+    def es_home(self) -> Path:
+        if self.elasticsearch_home is not None:
+            return self.elasticsearch_home
+        version = self.versions.get("ES_VERSION", "unknown")
+        return self.cache_dir / f"elasticsearch-{version}"
+
+    def jaeger_binary(self) -> Path:
+        if self.jaeger is not None:
+            return self.jaeger
+        release = self.versions.get("JAEGER_RELEASE", "unknown")
+        return self.cache_dir / "bin" / f"jaeger-{release}"

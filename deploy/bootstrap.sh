@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Installs everything the product needs on a Debian machine, idempotently:
+#   1. Debian packages (PostgreSQL, Redis, Prometheus, Alertmanager, Chromium, a JDK, ...)
+#   2. the unprivileged service account PostgreSQL and Elasticsearch run as when we are root
+#   3. .venv/ with the project installed editable (re-installed when pyproject.toml changes)
+#   4. Elasticsearch (integ-test-zip from Maven Central, pinned and checksummed)
+#   5. Jaeger v2 (built from the Go module proxy at a pinned release commit)
+#   6. prints each backend's version as its binary reports it
+# Downloads and builds are cached outside the git tree (see STACK_CACHE_DIR below).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=deploy/versions.env
+. "$ROOT/deploy/versions.env"
+
+if [ "$(id -u)" = 0 ]; then
+  CACHE=${STACK_CACHE_DIR:-/var/cache/inventory-slo}
+  SUDO=""
+else
+  CACHE=${STACK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/inventory-slo}
+  SUDO=$(command -v sudo || true)
+fi
+SERVICE_USER=slostack
+PYTHON=${PYTHON:-python3}
+TOTAL=6
+started=$(date +%s)
+
+step() { printf '\n\033[1m==> [%s/%s] %s\033[0m\n' "$1" "$TOTAL" "$2"; }
+ok() { printf '    %s\n' "$*"; }
+die() { printf '\033[31mbootstrap failed: %s\033[0m\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@";
+  elif [ -n "$SUDO" ]; then "$SUDO" "$@";
+  else die "root is needed to run: $*"; fi
+}
+
+# --- 1. Debian packages ------------------------------------------------------------------------
+step 1 "Debian packages"
+missing=()
+for pkg in $APT_PACKAGES; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  ok "installing: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  ok "all present: $APT_PACKAGES"
+fi
+# The Debian postgresql package may start a cluster on 5432; the project runs its own.
+if [ "$(id -u)" = 0 ] && command -v pg_lsclusters >/dev/null 2>&1; then
+  pg_lsclusters -h 2>/dev/null | while read -r ver name port status _; do
+    if [ "$status" = online ]; then
+      ok "stopping Debian's default cluster $ver/$name on port $port (the stack runs its own)"
+      pg_ctlcluster "$ver" "$name" stop || true
+    fi
+  done
+fi
+
+# --- 2. service account ------------------------------------------------------------------------
+step 2 "service account"
+if [ "$(id -u)" = 0 ]; then
+  if id "$SERVICE_USER" >/dev/null 2>&1; then
+    ok "$SERVICE_USER exists (PostgreSQL and Elasticsearch refuse to run as root)"
+  else
+    useradd --system --no-create-home --shell /usr/sbin/nologin "$SERVICE_USER"
+    ok "created $SERVICE_USER"
+  fi
+else
+  ok "not root: servers run as $(id -un)"
+fi
+
+# --- 3. Python virtualenv ----------------------------------------------------------------------
+step 3 "Python environment (.venv)"
+VENV="$ROOT/.venv"
+STAMP="$VENV/.installed-from"
+want=$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+  ok "created $VENV"
+fi
+if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]; then
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
+  echo "$want" > "$STAMP"
+  ok "installed the project (editable) with its dev tools"
+else
+  ok "up to date with pyproject.toml"
+fi
+
+# --- 4. Elasticsearch --------------------------------------------------------------------------
+step 4 "Elasticsearch $ES_VERSION (integ-test-zip, Maven Central)"
+mkdir -p "$CACHE/downloads" "$CACHE/bin"
+ES_HOME="$CACHE/elasticsearch-$ES_VERSION"
+ES_ZIP="$CACHE/downloads/elasticsearch-$ES_VERSION.zip"
+ES_URL="https://repo1.maven.org/maven2/org/elasticsearch/distribution/integ-test-zip/elasticsearch/$ES_VERSION/elasticsearch-$ES_VERSION.zip"
+if [ ! -x "$ES_HOME/bin/elasticsearch" ]; then
+  if [ ! -f "$ES_ZIP" ] || ! echo "$ES_SHA1  $ES_ZIP" | sha1sum -c --quiet - 2>/dev/null; then
+    ok "downloading $ES_URL"
+    curl -fSL --retry 3 --progress-bar -o "$ES_ZIP.part" "$ES_URL"
+    echo "$ES_SHA1  $ES_ZIP.part" | sha1sum -c --quiet - || die "checksum mismatch for $ES_URL"
+    mv "$ES_ZIP.part" "$ES_ZIP"
+  fi
+  rm -rf "$ES_HOME.part"
+  mkdir -p "$ES_HOME.part"
+  unzip -q "$ES_ZIP" -d "$ES_HOME.part"
+  mv "$ES_HOME.part/elasticsearch-$ES_VERSION" "$ES_HOME"
+  rm -rf "$ES_HOME.part"
+  ok "unpacked into $ES_HOME"
+else
+  ok "cached in $ES_HOME"
+fi
+# The zip ships config files readable by owner only; the service account must read them.
+chmod -R a+rX "$ES_HOME"
+chmod a+rx "$CACHE" "$CACHE/bin"
+
+# --- 5. Jaeger v2 ------------------------------------------------------------------------------
+step 5 "Jaeger $JAEGER_RELEASE (Go module github.com/jaegertracing/jaeger@$JAEGER_MODULE_VERSION)"
+JAEGER_BIN="$CACHE/bin/jaeger-$JAEGER_RELEASE"
+if [ ! -x "$JAEGER_BIN" ]; then
+  command -v go >/dev/null 2>&1 || die "Go is needed to build Jaeger (https://go.dev/dl)"
+  info=$(GOFLAGS=-mod=mod go mod download -json "github.com/jaegertracing/jaeger@$JAEGER_MODULE_VERSION")
+  src=$(printf '%s' "$info" | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  sum=$(printf '%s' "$info" | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["Sum"])')
+  [ "$sum" = "$JAEGER_MODULE_SUM" ] || die "Jaeger module checksum $sum != pinned $JAEGER_MODULE_SUM"
+  ok "building ./cmd/jaeger from $src (a few minutes the first time; cached afterwards)"
+  (cd "$src" && CGO_ENABLED=0 go build -trimpath \
+      -ldflags "-s -w -X github.com/jaegertracing/jaeger/internal/version.latestVersion=$JAEGER_RELEASE" \
+      -o "$JAEGER_BIN.part" ./cmd/jaeger)
+  mv "$JAEGER_BIN.part" "$JAEGER_BIN"
+  ok "built $JAEGER_BIN"
+else
+  ok "cached in $JAEGER_BIN"
+fi
+chmod a+rx "$JAEGER_BIN"
+
+# --- 6. versions -------------------------------------------------------------------------------
+step 6 "backend versions (as each binary reports it)"
+STACK_CACHE_DIR="$CACHE" "$VENV/bin/controlplane" stack versions
+printf '\nbootstrap done in %ss\n' "$(( $(date +%s) - started ))"

@@ -1,0 +1,231 @@
+"""pytest plugin: real backends on free loopback ports, one per test session.
+
+Fixtures (session-scoped): ``postgres_primary``, ``postgres_replica``, ``redis_server``,
+``alertmanager``, ``elasticsearch``, ``jaeger`` and ``prometheus_factory`` (a callable taking the
+test's own configuration and rule files). A backend that cannot start fails the test when
+``CI=true`` or ``REQUIRE_BACKENDS=1``; elsewhere the test is skipped with the reason. When a test
+fails, the log tail of every backend it used is attached to its report. The terminal summary lists
+each backend the session started with its version and address.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from controlplane.stack.backends import (
+    PORT_LABELS,
+    PROBE_ERRORS,
+    Alertmanager,
+    Backend,
+    Elasticsearch,
+    Jaeger,
+    PostgresPrimary,
+    PostgresReplica,
+    Prometheus,
+    Redis,
+)
+from controlplane.stack.errors import BackendStartError
+from controlplane.stack.process import free_ports
+from controlplane.stack.settings import StackSettings
+
+B = TypeVar("B", bound=Backend)
+
+#: Tests need no crash safety against power loss; commits stay synchronous (acknowledged = in WAL).
+TEST_PG_CONF = {"fsync": "off"}
+
+
+def backends_required() -> bool:
+    """CI=true or REQUIRE_BACKENDS=1: a backend that cannot start is a failure, not a skip."""
+    ci = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+    required = os.environ.get("REQUIRE_BACKENDS", "").strip().lower() in {"1", "true", "yes"}
+    return ci or required
+
+
+class BackendPool:
+    """Starts backends in folders under one base directory and stops them all at the end."""
+
+    def __init__(self, *, settings: StackSettings, base: Path) -> None:
+        self.settings = settings
+        self.base = base
+        self.started: list[Backend] = []
+        self.versions: dict[str, str] = {}
+
+    def ports_for(self, name: str) -> dict[str, int]:
+        labels = PORT_LABELS[name]
+        return dict(zip(labels, free_ports(len(labels)), strict=True))
+
+    def workdir(self, name: str) -> Path:
+        return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.base))
+
+    def start(self, backend: B) -> B:
+        backend.start()
+        self.started.append(backend)
+        key = f"{backend.name} ({backend.describe().split(' on ')[1]})"
+        try:
+            self.versions[key] = backend.version()
+        except PROBE_ERRORS as exc:
+            self.versions[key] = f"version unknown: {exc}"
+        return backend
+
+    def stop(self, backend: Backend) -> None:
+        backend.stop()
+        if backend in self.started:
+            self.started.remove(backend)
+
+    def stop_all(self) -> None:
+        for backend in reversed(self.started):
+            backend.stop()
+        self.started.clear()
+
+
+_POOL_KEY = pytest.StashKey[BackendPool]()
+
+
+def _start_or_report(start: Callable[[], B]) -> B:
+    try:
+        return start()
+    except BackendStartError as exc:
+        message = f"backend {exc.backend} could not start: {exc.reason}"
+        if backends_required():
+            detail = f"\n{exc.log_tail}" if exc.log_tail else ""
+            pytest.fail(
+                f"{message} (CI mode: a missing backend is a failure){detail}", pytrace=False
+            )
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def stack_settings() -> StackSettings:
+    return StackSettings()
+
+
+@pytest.fixture(scope="session")
+def backend_pool(
+    request: pytest.FixtureRequest, stack_settings: StackSettings
+) -> Iterator[BackendPool]:
+    base = Path(tempfile.mkdtemp(prefix="slo-stack-"))
+    base.chmod(0o755)  # servers may run as the unprivileged service account
+    pool = BackendPool(settings=stack_settings, base=base)
+    request.config.stash[_POOL_KEY] = pool
+    try:
+        yield pool
+    finally:
+        pool.stop_all()
+        if os.environ.get("KEEP_BACKENDS") != "1":
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def _launch(pool: BackendPool, cls: type[B], **options: Any) -> B:
+    """Start ``cls`` in its own folder on free ports, or fail/skip naming the backend."""
+    return _start_or_report(
+        lambda: pool.start(
+            cls(
+                settings=pool.settings,
+                workdir=pool.workdir(cls.name),
+                ports=pool.ports_for(cls.name),
+                **options,
+            )
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_primary(backend_pool: BackendPool) -> PostgresPrimary:
+    return _launch(backend_pool, PostgresPrimary, extra_conf=TEST_PG_CONF)
+
+
+@pytest.fixture(scope="session")
+def postgres_replica(
+    backend_pool: BackendPool, postgres_primary: PostgresPrimary
+) -> PostgresReplica:
+    return _launch(backend_pool, PostgresReplica, primary=postgres_primary)
+
+
+@pytest.fixture(scope="session")
+def redis_server(backend_pool: BackendPool) -> Redis:
+    return _launch(backend_pool, Redis)
+
+
+@pytest.fixture(scope="session")
+def alertmanager(backend_pool: BackendPool) -> Alertmanager:
+    return _launch(backend_pool, Alertmanager)
+
+
+@pytest.fixture(scope="session")
+def elasticsearch(backend_pool: BackendPool) -> Elasticsearch:
+    return _launch(backend_pool, Elasticsearch)
+
+
+@pytest.fixture(scope="session")
+def jaeger(backend_pool: BackendPool) -> Jaeger:
+    return _launch(backend_pool, Jaeger)
+
+
+class PrometheusFactory:
+    """Starts a Prometheus with the configuration and rule files a test passes."""
+
+    def __init__(self, pool: BackendPool) -> None:
+        self.pool = pool
+        self.instances: list[Prometheus] = []
+
+    def __call__(
+        self, *, config: Mapping[str, Any], rules: Mapping[str, str] | None = None
+    ) -> Prometheus:
+        server = _launch(self.pool, Prometheus, config=config, rules=rules)
+        self.instances.append(server)
+        return server
+
+
+@pytest.fixture(scope="session")
+def prometheus_factory(backend_pool: BackendPool) -> PrometheusFactory:
+    return PrometheusFactory(backend_pool)
+
+
+# -- reporting --------------------------------------------------------------------------------
+
+
+def _backends_used(item: pytest.Item) -> list[Backend]:
+    found: list[Backend] = []
+    for value in getattr(item, "funcargs", {}).values():
+        if isinstance(value, Backend):
+            found.append(value)
+        elif isinstance(value, PrometheusFactory):
+            found.extend(value.instances)
+    return found
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.failed:
+        for backend in _backends_used(item):
+            report.sections.append(
+                (f"{backend.name} log tail ({backend.log_path})", backend.log_tail(60))
+            )
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    pool = config.stash.get(_POOL_KEY, None)
+    if pool is None or not pool.versions:
+        return
+    terminalreporter.section("backends started for this run")
+    for name, version in sorted(pool.versions.items()):
+        terminalreporter.write_line(f"{name:45} {version}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests under tests/unit are `unit`, under tests/integration are `integration`."""
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        if "unit" in parts and not item.get_closest_marker("unit"):
+            item.add_marker(pytest.mark.unit)
+        elif "integration" in parts and not item.get_closest_marker("integration"):
+            item.add_marker(pytest.mark.integration)
