@@ -16,11 +16,14 @@ from controlplane.stack.errors import StackError
 from controlplane.stack.runner import DEMO_PORTS, LocalStack
 from controlplane.stack.settings import REPO_ROOT, StackSettings
 
+VERSION_ERRORS: tuple[type[Exception], ...] = (StackError, *PROBE_ERRORS)
+
 console = Console()
 err_console = Console(stderr=True)
 
 app = typer.Typer(
-    help="Inventory SLO control plane: SLOs, error budgets, targets and actions for the inventory API.",
+    help="Inventory SLO control plane: SLOs, error budgets, targets and actions "
+    "for the inventory API.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -42,8 +45,12 @@ HomeOption = Annotated[
 DEFAULT_HOME = REPO_ROOT / ".stack"
 
 
-def _stack(home: Path) -> LocalStack:
-    return LocalStack(settings=StackSettings(), home=home)
+def _stack(home: Path, port_offset: int = 0) -> LocalStack:
+    try:
+        return LocalStack.at(settings=StackSettings(), home=home, port_offset=port_offset)
+    except StackError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
 
 
 def _print_event(name: str, event: str) -> None:
@@ -57,8 +64,10 @@ def _status_table(stack: LocalStack) -> tuple[Table, bool]:
         table.add_column(column)
     all_healthy = True
     for row in stack.status():
-        state = "[green]healthy[/green]" if row.healthy else (
-            "[yellow]running, not healthy[/yellow]" if row.running else "[red]stopped[/red]"
+        state = (
+            "[green]healthy[/green]"
+            if row.healthy
+            else ("[yellow]running, not healthy[/yellow]" if row.running else "[red]stopped[/red]")
         )
         all_healthy = all_healthy and row.healthy
         table.add_row(
@@ -81,9 +90,13 @@ def stack_up(
             help="Stay in the foreground and stop everything on Ctrl-C (default: detach).",
         ),
     ] = False,
+    port_offset: Annotated[
+        int,
+        typer.Option(help="Add this to every demo port (when the demo ports are taken)."),
+    ] = 0,
 ) -> None:
     """Start every backend, wait until each is healthy, print where each one listens."""
-    stack = _stack(home)
+    stack = _stack(home, port_offset)
     console.print(f"starting the local stack in {home} (logs in {stack.log_dir})")
     try:
         stack.up(on_event=_print_event)
@@ -141,7 +154,7 @@ def stack_versions(home: HomeOption = DEFAULT_HOME) -> None:
     for name, backend in stack.backends.items():
         try:
             version = backend.binary_version()
-        except (StackError, *PROBE_ERRORS) as exc:
+        except VERSION_ERRORS as exc:
             console.print(f"  {name:20} [red]unavailable: {exc}[/red]", soft_wrap=True)
             failed = True
             continue

@@ -135,7 +135,9 @@ class Backend(ABC):
                 code = self.process.exit_code()
                 if code is not None:
                     raise BackendStartError(
-                        self.name, f"exited with status {code} during start", log_tail=self.log_tail()
+                        self.name,
+                        f"exited with status {code} during start",
+                        log_tail=self.log_tail(),
                     )
             if self._safe_healthy():
                 return
@@ -412,7 +414,7 @@ class Redis(Backend):
 
 
 class Prometheus(Backend):
-    """Prometheus with a configuration (dict) and rule files (name -> YAML text) given by the caller."""
+    """Prometheus with the caller's configuration (dict) and rule files (name -> YAML text)."""
 
     name = "prometheus"
 

@@ -67,7 +67,7 @@ def run_checked(
 ) -> str:
     """Run a setup command (initdb, pg_basebackup); raise naming the backend when it fails."""
     try:
-        done = subprocess.run(  # noqa: S603 - argv is built by us, never from user input
+        done = subprocess.run(
             list(argv),
             capture_output=True,
             text=True,
@@ -121,7 +121,7 @@ class ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             try:
-                self._popen = subprocess.Popen(  # noqa: S603 - argv is ours
+                self._popen = subprocess.Popen(
                     self.argv,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
@@ -134,7 +134,9 @@ class ServerProcess:
                     cwd=self.cwd,
                 )
             except OSError as exc:
-                raise BackendStartError(self.name, f"could not execute {self.argv[0]}: {exc}") from exc
+                raise BackendStartError(
+                    self.name, f"could not execute {self.argv[0]}: {exc}"
+                ) from exc
         self.pid = self._popen.pid
 
     def exit_code(self) -> int | None:

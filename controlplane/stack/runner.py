@@ -27,6 +27,8 @@ from controlplane.stack.errors import BackendStartError, StackError
 from controlplane.stack.process import group_alive, stop_process_group
 from controlplane.stack.settings import REPO_ROOT, StackSettings
 
+STATUS_ERRORS: tuple[type[Exception], ...] = (*PROBE_ERRORS, KeyError)
+
 #: Demo ports on loopback (DESIGN.md). Tests never use these: they pick free ports.
 DEMO_PORTS: dict[str, dict[str, int]] = {
     PostgresPrimary.name: {"postgres": 5432},
@@ -55,6 +57,31 @@ ORDER: tuple[str, ...] = (
     Alertmanager.name,
     Jaeger.name,
 )
+
+
+def shifted_ports(offset: int) -> dict[str, dict[str, int]]:
+    """The demo ports moved by ``offset`` (for a machine where the demo ports are taken)."""
+    shifted = {
+        name: {label: port + offset for label, port in ports.items()}
+        for name, ports in DEMO_PORTS.items()
+    }
+    highest = max(port for ports in shifted.values() for port in ports.values())
+    lowest = min(port for ports in shifted.values() for port in ports.values())
+    if lowest < 1024 or highest > 65535:
+        raise StackError(f"port offset {offset} puts ports outside 1024-65535")
+    return shifted
+
+
+def _read_state_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise StackError(f"unreadable stack state file {path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise StackError(f"unreadable stack state file {path}: not a JSON object")
+    return raw
 
 
 @dataclass(frozen=True)
@@ -144,22 +171,33 @@ class LocalStack:
                 workdir=data / Alertmanager.name,
                 ports=self.ports[Alertmanager.name],
             ),
-            Jaeger(settings=self.settings, workdir=data / Jaeger.name, ports=self.ports[Jaeger.name]),
+            Jaeger(
+                settings=self.settings, workdir=data / Jaeger.name, ports=self.ports[Jaeger.name]
+            ),
         ]
         for backend in built:
             backend.log_dir = self.log_dir
         return {backend.name: backend for backend in built}
 
+    @classmethod
+    def at(cls, *, settings: StackSettings, home: Path, port_offset: int = 0) -> LocalStack:
+        """The stack recorded in ``home`` (with the ports it was started on), else a new one."""
+        state = _read_state_file(home / "state.json")
+        recorded = state.get("ports")
+        alive = any(group_alive(int(pid)) for pid in state.get("pids", {}).values())
+        if alive and isinstance(recorded, dict) and set(recorded) == set(ORDER):
+            return cls(settings=settings, home=home, ports=recorded)
+        return cls(settings=settings, home=home, ports=shifted_ports(port_offset))
+
     # -- state file ------------------------------------------------------------------------
     def _read_state(self) -> dict[str, int]:
-        if not self.state_path.is_file():
-            return {}
-        raw = json.loads(self.state_path.read_text(encoding="utf-8"))
+        raw = _read_state_file(self.state_path)
         return {str(name): int(pid) for name, pid in raw.get("pids", {}).items()}
 
     def _write_state(self, pids: dict[str, int]) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        self.state_path.write_text(json.dumps({"pids": pids}, indent=2), encoding="utf-8")
+        state = {"pids": pids, "ports": self.ports}
+        self.state_path.write_text(json.dumps(state, indent=2), encoding="utf-8")
 
     def running(self) -> dict[str, int]:
         """Backends recorded as started whose process group is still alive."""
@@ -182,7 +220,8 @@ class LocalStack:
                 backend = self.backends[name]
                 on_event(name, "starting")
                 backend.spawn()
-                assert backend.process is not None and backend.process.pid is not None
+                assert backend.process is not None
+                assert backend.process.pid is not None
                 pids[name] = backend.process.pid
                 self._write_state(pids)
                 if name != Elasticsearch.name:  # the slow one warms up while the rest start
@@ -220,7 +259,7 @@ class LocalStack:
             if healthy:
                 try:
                     version = backend.version()
-                except (*PROBE_ERRORS, KeyError) as exc:
+                except STATUS_ERRORS as exc:
                     version = f"unknown ({exc})"
             yield BackendStatus(
                 name=name,

@@ -229,3 +229,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.unit)
         elif "integration" in parts and not item.get_closest_marker("integration"):
             item.add_marker(pytest.mark.integration)
+
+
+def require_tool(name: str) -> str:
+    """Path of a command-line tool the test needs (promtool, amtool, docker-compose, ...).
+
+    Missing: a failure naming the tool in CI mode, a skip with the reason elsewhere.
+    """
+    found = shutil.which(name)
+    if found:
+        return found
+    message = f"tool {name} is not installed (run `make bootstrap`)"
+    if backends_required():
+        pytest.fail(f"{message} (CI mode: a missing tool is a failure)", pytrace=False)
+    pytest.skip(message)

@@ -31,7 +31,9 @@ from tests.support.backends import PrometheusFactory
 pytestmark = pytest.mark.integration
 
 
-def eventually(check: Callable[[], object], *, timeout: float = 30.0, interval: float = 0.25) -> object:
+def eventually(
+    check: Callable[[], object], *, timeout: float = 30.0, interval: float = 0.25
+) -> object:
     """Poll ``check`` until it returns a truthy value; bounded by ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last: object = None
@@ -78,7 +80,9 @@ def test_redis_set_then_get(redis_server: Redis) -> None:
         assert 0 < client.ttl(key) <= 60
 
 
-def test_prometheus_scrapes_a_target_and_answers_promql(prometheus_factory: PrometheusFactory) -> None:
+def test_prometheus_scrapes_a_target_and_answers_promql(
+    prometheus_factory: PrometheusFactory,
+) -> None:
     registry = CollectorRegistry()
     counter = Counter("smoke_requests", "Requests seen by the smoke target", registry=registry)
     counter.inc(7)
@@ -103,7 +107,8 @@ def test_prometheus_scrapes_a_target_and_answers_promql(prometheus_factory: Prom
             return result
 
         up = eventually(lambda: query('up{job="smoke"} == 1'))
-        assert isinstance(up, list) and len(up) == 1
+        assert isinstance(up, list)
+        assert len(up) == 1
         total = query('smoke_requests_total{job="smoke"}')
         assert [float(sample["value"][1]) for sample in total] == [7.0]  # type: ignore[index]
     finally:
@@ -145,7 +150,10 @@ def test_elasticsearch_indexes_a_document_and_search_finds_it(elasticsearch: Ela
         client.index(
             index=index,
             id="1",
-            document={"@timestamp": "2026-01-01T00:00:00Z", "message": "stock level updated SKU-42"},
+            document={
+                "@timestamp": "2026-01-01T00:00:00Z",
+                "message": "stock level updated SKU-42",
+            },
             refresh="wait_for",
         )
         client.index(

@@ -1,0 +1,135 @@
+"""`controlplane stack up|status|down` on free ports: healthy first, then nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controlplane.stack.process import port_is_free
+from controlplane.stack.runner import ORDER, shifted_ports
+
+pytestmark = pytest.mark.integration
+
+CLI = str(Path(sys.executable).with_name("controlplane"))
+
+
+def free_offset() -> int:
+    """An offset that moves every demo port onto a currently free port."""
+    for _ in range(200):
+        offset = random.randrange(10000, 29000)
+        ports = [p for labels in shifted_ports(offset).values() for p in labels.values()]
+        if all(port_is_free(p) for p in ports):
+            return offset
+    raise AssertionError("no free block of ports found")
+
+
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(f"{entry.name}: {cmdline[:200]}")
+    return found
+
+
+def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, "stack", *args, "--home", str(home)],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+@pytest.fixture
+def stack_home() -> Iterator[Path]:
+    home = Path(tempfile.mkdtemp(prefix="stack-home-"))
+    home.chmod(0o755)
+    yield home
+    cli("down", home=home)
+    subprocess.run(["rm", "-rf", str(home)], check=False)
+
+
+def assert_status_healthy(home: Path, offset: int) -> None:
+    status = cli("status", home=home)
+    assert status.returncode == 0, status.stdout + status.stderr
+    expected = shifted_ports(offset)
+    for name in ORDER:
+        line = next(line for line in status.stdout.splitlines() if name in line)
+        main_port = next(iter(expected[name].values()))
+        assert f"127.0.0.1:{main_port}" in line, line
+        assert "healthy" in line, line
+    assert (home / "logs" / "elasticsearch.log").is_file()
+
+
+def test_up_status_down_leaves_no_process(stack_home: Path) -> None:
+    offset = free_offset()
+    up = subprocess.run(
+        [CLI, "stack", "up", "--home", str(stack_home), "--port-offset", str(offset)],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert_status_healthy(stack_home, offset)
+    again = cli("up", home=stack_home)
+    assert again.returncode == 1
+    assert "already running" in again.stderr
+
+    down = cli("down", home=stack_home)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert processes_mentioning(str(stack_home)) == []
+    stopped = cli("status", home=stack_home)
+    assert stopped.returncode == 1
+    assert "stopped" in stopped.stdout
+
+
+def test_foreground_stack_stops_everything_on_ctrl_c(stack_home: Path) -> None:
+    offset = free_offset()
+    runner = subprocess.Popen(
+        [
+            CLI,
+            "stack",
+            "up",
+            "--foreground",
+            "--home",
+            str(stack_home),
+            "--port-offset",
+            str(offset),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while cli("status", home=stack_home).returncode != 0:
+            assert runner.poll() is None, runner.stdout.read() if runner.stdout else ""
+            assert time.monotonic() < deadline, "stack did not become healthy"
+            time.sleep(1)
+        assert_status_healthy(stack_home, offset)
+        runner.send_signal(signal.SIGINT)
+        output, _ = runner.communicate(timeout=120)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 0, output
+    assert "stopping the local stack" in output
+    assert processes_mentioning(str(stack_home)) == []

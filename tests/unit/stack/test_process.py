@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from controlplane.stack.errors import BackendStartError
+from controlplane.stack.process import (
+    ServerProcess,
+    free_ports,
+    group_alive,
+    require_executable,
+    tail,
+)
+
+pytestmark = pytest.mark.unit
+
+
+def test_free_ports_are_distinct_and_bindable() -> None:
+    ports = free_ports(5)
+    assert len(set(ports)) == 5
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", port))
+
+
+def test_missing_binary_error_names_the_backend_and_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "redis-server"
+    with pytest.raises(BackendStartError) as caught:
+        require_executable("redis", missing, "run make bootstrap")
+    assert caught.value.backend == "redis"
+    assert str(caught.value).startswith("redis: executable not found at")
+    assert str(missing) in str(caught.value)
+
+
+def test_stop_ends_the_whole_process_group_including_grandchildren(tmp_path: Path) -> None:
+    marker = tmp_path / "child.pid"
+    process = ServerProcess(
+        name="sleeper",
+        argv=["/bin/sh", "-c", f"sleep 60 & echo $! > {marker}; wait"],
+        log_path=tmp_path / "log" / "sleeper.log",
+    )
+    process.start()
+    assert process.pid is not None
+    deadline = time.monotonic() + 10
+    while not marker.exists() or not marker.read_text().strip():
+        assert time.monotonic() < deadline, "the child never started"
+        time.sleep(0.05)
+    grandchild = int(marker.read_text())
+    process.stop(timeout=5)
+    assert not group_alive(process.pid)
+    with pytest.raises(ProcessLookupError):
+        os.kill(grandchild, 0)
+
+
+def test_exit_code_is_reported_for_a_process_that_dies(tmp_path: Path) -> None:
+    process = ServerProcess(
+        name="crasher",
+        argv=["/bin/sh", "-c", "echo boom; exit 3"],
+        log_path=tmp_path / "crasher.log",
+    )
+    process.start()
+    deadline = time.monotonic() + 10
+    while process.exit_code() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert process.exit_code() == 3
+    assert tail(tmp_path / "crasher.log") == "boom"
+
+
+def test_tail_returns_the_last_lines_only(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
+    log.write_text("".join(f"line {i}\n" for i in range(100)), encoding="utf-8")
+    assert tail(log, 3) == "line 97\nline 98\nline 99"
+    assert tail(tmp_path / "absent.log") == ""
