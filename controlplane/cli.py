@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from controlplane.commands.slo import app as slo_app
 from controlplane.stack.backends import PROBE_ERRORS
 from controlplane.stack.errors import StackError
 from controlplane.stack.runner import DEMO_PORTS, LocalStack
@@ -33,6 +34,7 @@ stack_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(stack_app, name="stack")
+app.add_typer(slo_app, name="slo")
 
 HomeOption = Annotated[
     Path,

@@ -426,10 +426,13 @@ class Prometheus(Backend):
         ports: Mapping[str, int],
         config: Mapping[str, Any] | None = None,
         rules: Mapping[str, str] | None = None,
+        backfill: str | None = None,
     ) -> None:
         super().__init__(settings=settings, workdir=workdir, ports=ports)
         self.config: dict[str, Any] = dict(config or {})
         self.rules = dict(rules or {})
+        #: OpenMetrics text turned into TSDB blocks before the first start (history for tests).
+        self.backfill = backfill
 
     @property
     def port(self) -> int:
@@ -458,6 +461,22 @@ class Prometheus(Backend):
             files.append(str(rules_dir / "*"))
             config["rule_files"] = files
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        if self.backfill is not None and not (self.workdir / "data").exists():
+            source = self.workdir / "backfill.om"
+            source.write_text(self.backfill, encoding="utf-8")
+            run_checked(
+                self.name,
+                [
+                    str(self.settings.promtool),
+                    "tsdb",
+                    "create-blocks-from",
+                    "openmetrics",
+                    str(source),
+                    str(self.workdir / "data"),
+                ],
+                user=None,
+                timeout=300,
+            )
 
     def command(self) -> list[str]:
         return [

@@ -89,6 +89,7 @@ class StackSettings(BaseSettings):
     pg_bindir: Path = Field(default_factory=_default_pg_bindir)
     redis_server: Path = Path("/usr/bin/redis-server")
     prometheus: Path = Path("/usr/bin/prometheus")
+    promtool: Path = Path("/usr/bin/promtool")
     alertmanager: Path = Path("/usr/bin/prometheus-alertmanager")
     java_home: Path = Field(default_factory=_default_java_home)
     elasticsearch_home: Path | None = None

@@ -176,9 +176,14 @@ class PrometheusFactory:
         self.instances: list[Prometheus] = []
 
     def __call__(
-        self, *, config: Mapping[str, Any], rules: Mapping[str, str] | None = None
+        self,
+        *,
+        config: Mapping[str, Any],
+        rules: Mapping[str, str] | None = None,
+        backfill: str | None = None,
     ) -> Prometheus:
-        server = _launch(self.pool, Prometheus, config=config, rules=rules)
+        """A new Prometheus; ``backfill`` is OpenMetrics text loaded as history before start."""
+        server = _launch(self.pool, Prometheus, config=config, rules=rules, backfill=backfill)
         self.instances.append(server)
         return server
 

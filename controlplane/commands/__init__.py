@@ -1,0 +1,1 @@
+"""Sub-commands of the ``controlplane`` command line, one Typer application per module."""

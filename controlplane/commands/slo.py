@@ -1,0 +1,315 @@
+"""``controlplane slo``: validate SLO specs and generate their Prometheus rules.
+
+The SLO core (``slo``) is pure; reading spec files and writing rule files happens here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from controlplane.slo_report import (
+    ElasticsearchEvents,
+    EventSource,
+    PrometheusEvents,
+    ReportError,
+    SLOReport,
+    build_report,
+    no_data_reason,
+)
+from slo.durations import format_duration
+from slo.rules import RuleFile, generate_rule_files
+from slo.spec import SLO, CalendarWindow, SpecError, SpecErrors, SpecSource, parse_slos
+
+__all__ = ["EXIT_INVALID", "app", "load_spec_paths", "read_spec_sources"]
+
+EXIT_INVALID = 2
+"""Exit code for invalid specs (and for usage errors, as Click uses it too)."""
+
+app = typer.Typer(
+    name="slo",
+    help="SLO specs (OpenSLO v1 or native): validate them and generate Prometheus rules.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+SpecPaths = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Spec files (.yaml/.yml, multi-document allowed) or folders searched recursively.",
+        show_default=False,
+    ),
+]
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _err_console() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def read_spec_sources(paths: Sequence[Path]) -> tuple[list[SpecSource], list[SpecError]]:
+    """Read spec files; folders are searched recursively for ``*.yaml`` and ``*.yml``.
+
+    Returns the sources in a stable order and one error per path that cannot be read.
+    """
+    sources: list[SpecSource] = []
+    errors: list[SpecError] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(
+                p for p in path.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml")
+            )
+            if not found:
+                errors.append(
+                    SpecError(file=str(path), field="(folder)", message="no .yaml or .yml files")
+                )
+            files = found
+        else:
+            files = [path]
+        for file in files:
+            try:
+                text = file.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                errors.append(
+                    SpecError(file=str(file), field="(file)", message="no such file or directory")
+                )
+            except (OSError, UnicodeDecodeError) as exc:
+                message = " ".join(str(exc).split())
+                errors.append(
+                    SpecError(file=str(file), field="(file)", message=f"cannot read: {message}")
+                )
+            else:
+                sources.append(SpecSource(name=str(file), text=text))
+    return sources, errors
+
+
+def load_spec_paths(paths: Sequence[Path]) -> tuple[SLO, ...]:
+    """Read and parse spec files; raise :class:`SpecErrors` with every problem found."""
+    sources, errors = read_spec_sources(paths)
+    try:
+        slos = parse_slos(sources)
+    except SpecErrors as exc:
+        errors.extend(exc.errors)
+        slos = ()
+    if errors:
+        raise SpecErrors(sorted(errors, key=lambda e: e.file))  # stable: per-file order kept
+    return slos
+
+
+def _load_or_exit(paths: Sequence[Path]) -> tuple[SLO, ...]:
+    try:
+        return load_spec_paths(paths)
+    except SpecErrors as exc:
+        err = _err_console()
+        for error in exc.errors:
+            err.print(str(error), markup=False)
+        err.print(f"{len(exc.errors)} problem(s) found", style="red", markup=False)
+        raise typer.Exit(EXIT_INVALID) from exc
+
+
+def _window(slo: SLO) -> str:
+    if isinstance(slo.window, CalendarWindow):
+        return f"calendar {slo.window.unit} ({slo.window.timezone})"
+    return f"rolling {format_duration(slo.window.duration)}"
+
+
+def _objective(slo: SLO) -> str:
+    return f"{format((slo.target_decimal * 100).normalize(), 'f')} %"
+
+
+def _sli(slo: SLO) -> str:
+    kind = slo.sli.kind.replace("prometheus_", "").replace("elasticsearch_", "es ")
+    if slo.budgeting_method == "Occurrences":
+        return kind
+    return f"{kind}, {slo.budgeting_method}"
+
+
+@app.command("validate")
+def validate(paths: SpecPaths) -> None:
+    """Check spec files; print the SLOs they define, or one line per problem (exit code 2)."""
+    slos = _load_or_exit(paths)
+    table = Table(title=f"{len(slos)} SLO(s)")
+    for column in ("slo", "tier", "objective", "window", "sli"):
+        table.add_column(column, overflow="fold", no_wrap=column == "slo")
+    for slo in slos:
+        table.add_row(slo.key, slo.tier, _objective(slo), _window(slo), _sli(slo))
+    console = _console()
+    console.print(table)
+    files = len({s.source for s in slos})
+    console.print(f"[green]valid:[/green] {len(slos)} SLO(s) in {files} file(s)")
+
+
+def _describe(rule_file: RuleFile) -> str:
+    return (
+        f"{rule_file.records} recording rules, {rule_file.alerts} alerts "
+        f"({', '.join(rule_file.slos)})"
+    )
+
+
+@app.command("generate")
+def generate(
+    paths: SpecPaths,
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Folder for the <service>.rules.yml files.", show_default=False),
+    ],
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Write nothing; exit 1 if a file in --out differs from what would be generated.",
+        ),
+    ] = False,
+) -> None:
+    """Generate one Prometheus rule file per service into --out (deterministic output)."""
+    slos = _load_or_exit(paths)
+    files = generate_rule_files(slos)
+    console = _console()
+    skipped = sorted(s.key for s in slos if s.backend != "prometheus")
+    if skipped:
+        console.print(
+            f"no Prometheus rules for {', '.join(skipped)} (evaluated by the control plane)",
+            markup=False,
+        )
+    if not files:
+        console.print("no Prometheus-backed SLOs: nothing to generate")
+        return
+    if check:
+        stale = [
+            f
+            for f in files
+            if not (out / f.filename).is_file()
+            or (out / f.filename).read_text(encoding="utf-8") != f.content
+        ]
+        for f in stale:
+            _err_console().print(f"{out / f.filename}: out of date", markup=False)
+        if stale:
+            raise typer.Exit(1)
+        console.print(f"up to date: {len(files)} file(s) in {out}", markup=False)
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        target = out / f.filename
+        target.write_text(f.content, encoding="utf-8")
+        console.print(f"wrote {target}: {_describe(f)}", markup=False)
+
+
+def parse_instant(text: str | None) -> datetime:
+    """``--at``: RFC 3339 with a zone (``2026-11-21T10:00:00Z``) or unix seconds; default now."""
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        return datetime.fromtimestamp(float(text), tz=UTC)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"{text!r} is not an RFC 3339 time or unix seconds", param_hint="--at"
+        ) from exc
+    if parsed.tzinfo is None:
+        raise typer.BadParameter(f"{text!r} has no time zone (add Z or +hh:mm)", param_hint="--at")
+    return parsed.astimezone(UTC)
+
+
+def _pct(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value * 100:.{digits}f} %"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def _report_table(reports: Sequence[SLOReport], at: datetime) -> Table:
+    windows = sorted({w for r in reports for w in r.burn_rates})
+    table = Table(title=f"SLO report at {at.isoformat()} (UTC)")
+    for column in ("slo", "state", "SLI", "objective", "budget left", "minutes left"):
+        table.add_column(column, no_wrap=column == "slo")
+    for window in windows:
+        table.add_column(f"burn {format_duration(window)}", justify="right")
+    table.add_column("firing")
+    for report in reports:
+        status = report.status
+        budget = status.budget
+        firing = [
+            f"{a.window.severity} "
+            f"{format_duration(a.window.long)}/{format_duration(a.window.short)}"
+            for a in status.alerts
+            if a.firing
+        ]
+        state = str(status.state)
+        reason = no_data_reason(report)
+        table.add_row(
+            report.slo.key,
+            state if reason is None else f"{state}: {reason}",
+            _pct(status.sli.sli),
+            _objective(report.slo),
+            _pct(None if budget is None else budget.remaining_ratio, 2),
+            "-" if budget is None else f"{budget.remaining_minutes:.1f}",
+            *(_num(report.burn_rates.get(window)) for window in windows),
+            ", ".join(firing) or "-",
+        )
+    return table
+
+
+@app.command("report")
+def report(
+    paths: SpecPaths,
+    prometheus: Annotated[
+        str,
+        typer.Option("--prometheus", help="Prometheus base URL, e.g. http://127.0.0.1:9090."),
+    ],
+    elasticsearch: Annotated[
+        str | None,
+        typer.Option(
+            "--elasticsearch", help="Elasticsearch URL for log-based SLOs (else they are skipped)."
+        ),
+    ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            help="Evaluate at this instant: RFC 3339 with zone, or unix seconds (default: now).",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per SLO, full precision.")
+    ] = False,
+) -> None:
+    """SLI, error budget and burn rate per window of each SLO, evaluated at one instant."""
+    instant = parse_instant(at)
+    slos = _load_or_exit(paths)
+    sources: dict[str, EventSource] = {"prometheus": PrometheusEvents(url=prometheus)}
+    if elasticsearch is not None:
+        sources["elasticsearch"] = ElasticsearchEvents(url=elasticsearch)
+    reports: list[SLOReport] = []
+    skipped: list[str] = []
+    try:
+        for slo in slos:
+            source = sources.get(slo.backend)
+            if source is None:
+                skipped.append(slo.key)
+                continue
+            reports.append(build_report(slo, source=source, at=instant))
+    except ReportError as exc:
+        _err_console().print(f"report failed: {exc}", markup=False)
+        raise typer.Exit(1) from exc
+    console = _console()
+    if as_json:
+        for item in reports:
+            console.print_json(json.dumps(item.as_dict()), indent=None)
+    else:
+        console.print(_report_table(reports, instant))
+    if skipped:
+        _err_console().print(f"skipped (needs --elasticsearch): {', '.join(skipped)}", markup=False)
