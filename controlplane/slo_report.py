@@ -69,7 +69,8 @@ class PrometheusEvents:
         self.queries_sent += 1
         try:
             result: list[dict[str, Any]] = self._client.custom_query(
-                query=expr, params={"time": at.timestamp(), "timeout": f"{int(self.timeout * 1000)}ms"}
+                query=expr,
+                params={"time": at.timestamp(), "timeout": f"{int(self.timeout * 1000)}ms"},
             )
         except PrometheusApiClientException as exc:
             raise ReportError(f"Prometheus at {self.url} refused {expr!r}: {exc}") from exc
