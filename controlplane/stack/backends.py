@@ -330,12 +330,9 @@ class PostgresReplica(PostgresPrimary):
             self.name,
             [
                 str(self.settings.pg_bindir / "pg_basebackup"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.primary.port),
-                "-U",
-                self.primary.superuser,
+                "-d",
+                f"host=127.0.0.1 port={self.primary.port} user={self.primary.superuser} "
+                f"application_name={self.slot}",
                 "-D",
                 str(self.data_dir),
                 "--wal-method=stream",

@@ -122,7 +122,7 @@ def backend_pool(
             shutil.rmtree(base, ignore_errors=True)
 
 
-def _launch(pool: BackendPool, cls: type[B], **options: Any) -> B:
+def launch(pool: BackendPool, cls: type[B], **options: Any) -> B:
     """Start ``cls`` in its own folder on free ports, or fail/skip naming the backend."""
     return _start_or_report(
         lambda: pool.start(
@@ -138,34 +138,34 @@ def _launch(pool: BackendPool, cls: type[B], **options: Any) -> B:
 
 @pytest.fixture(scope="session")
 def postgres_primary(backend_pool: BackendPool) -> PostgresPrimary:
-    return _launch(backend_pool, PostgresPrimary, extra_conf=TEST_PG_CONF)
+    return launch(backend_pool, PostgresPrimary, extra_conf=TEST_PG_CONF)
 
 
 @pytest.fixture(scope="session")
 def postgres_replica(
     backend_pool: BackendPool, postgres_primary: PostgresPrimary
 ) -> PostgresReplica:
-    return _launch(backend_pool, PostgresReplica, primary=postgres_primary)
+    return launch(backend_pool, PostgresReplica, primary=postgres_primary)
 
 
 @pytest.fixture(scope="session")
 def redis_server(backend_pool: BackendPool) -> Redis:
-    return _launch(backend_pool, Redis)
+    return launch(backend_pool, Redis)
 
 
 @pytest.fixture(scope="session")
 def alertmanager(backend_pool: BackendPool) -> Alertmanager:
-    return _launch(backend_pool, Alertmanager)
+    return launch(backend_pool, Alertmanager)
 
 
 @pytest.fixture(scope="session")
 def elasticsearch(backend_pool: BackendPool) -> Elasticsearch:
-    return _launch(backend_pool, Elasticsearch)
+    return launch(backend_pool, Elasticsearch)
 
 
 @pytest.fixture(scope="session")
 def jaeger(backend_pool: BackendPool) -> Jaeger:
-    return _launch(backend_pool, Jaeger)
+    return launch(backend_pool, Jaeger)
 
 
 class PrometheusFactory:
@@ -183,7 +183,7 @@ class PrometheusFactory:
         backfill: str | None = None,
     ) -> Prometheus:
         """A new Prometheus; ``backfill`` is OpenMetrics text loaded as history before start."""
-        server = _launch(self.pool, Prometheus, config=config, rules=rules, backfill=backfill)
+        server = launch(self.pool, Prometheus, config=config, rules=rules, backfill=backfill)
         self.instances.append(server)
         return server
 

@@ -1,0 +1,216 @@
+"""Versioned policy files: capacity (replicas, utilisation, resources) and DR (RTO / RPO tiers).
+
+The defaults shipped in ``controlplane/policies/`` carry the numbers of the source documents; a
+deployment points ``CONTROLPLANE_CAPACITY_POLICY`` / ``CONTROLPLANE_DR_POLICY`` at its own copies.
+Errors name the file and the field path.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from slo.durations import DurationError, parse_duration
+
+POLICY_DIR = Path(__file__).resolve().parents[1] / "policies"
+DEFAULT_CAPACITY_POLICY = POLICY_DIR / "capacity.yaml"
+DEFAULT_DR_POLICY = POLICY_DIR / "dr.yaml"
+
+Tier = Literal["critical", "standard", "batch", "reporting"]
+
+
+class PolicyError(ValueError):
+    """A policy file is missing or invalid; the message names the file and the field."""
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    try:
+        return parse_duration(str(value))
+    except DurationError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+_CPU = re.compile(r"^(\d+(?:\.\d+)?)(m?)$")
+_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+_MEMORY_FACTOR = {
+    None: 1,
+    "K": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
+
+
+def cpu_millicores(quantity: str) -> int:
+    """Kubernetes CPU quantity to millicores: ``200m`` → 200, ``1`` → 1000, ``0.5`` → 500."""
+    match = _CPU.match(str(quantity).strip())
+    if match is None:
+        raise ValueError(f"{quantity!r} is not a CPU quantity (e.g. 200m or 1)")
+    number, milli = float(match.group(1)), match.group(2)
+    return round(number if milli else number * 1000)
+
+
+def memory_bytes(quantity: str) -> int:
+    """Kubernetes memory quantity to bytes: ``512Mi`` → 536870912."""
+    match = _MEMORY.match(str(quantity).strip())
+    if match is None:
+        raise ValueError(f"{quantity!r} is not a memory quantity (e.g. 512Mi or 2Gi)")
+    return round(float(match.group(1)) * _MEMORY_FACTOR[match.group(2)])
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _cpu_text(value: Any) -> str:
+    cpu_millicores(str(value))
+    return str(value)
+
+
+def _memory_text(value: Any) -> str:
+    memory_bytes(str(value))
+    return str(value)
+
+
+class Quantities(_Strict):
+    cpu: Annotated[str, BeforeValidator(_cpu_text)]
+    memory: Annotated[str, BeforeValidator(_memory_text)]
+
+    def same_as(self, other: Quantities) -> bool:
+        return cpu_millicores(self.cpu) == cpu_millicores(other.cpu) and memory_bytes(
+            self.memory
+        ) == memory_bytes(other.memory)
+
+
+class Resources(_Strict):
+    requests: Quantities
+    limits: Quantities
+
+
+class ReplicaBounds(_Strict):
+    min: int = Field(ge=0)
+    max: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReplicaBounds:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is above max ({self.max})")
+        return self
+
+
+class ServicePolicy(_Strict):
+    name: str
+    tier: Tier
+    replicas: ReplicaBounds
+    target_cpu_percent: int = Field(gt=0, le=100)
+    target_memory_percent: int | None = Field(default=None, gt=0, le=100)
+    resources: Resources
+
+
+class NodePool(_Strict):
+    name: str
+    min_nodes: int = Field(ge=0)
+    max_nodes: int = Field(ge=1)
+    scale_at_cpu_percent: int = Field(gt=0, le=100)
+    scale_at_memory_percent: int = Field(gt=0, le=100)
+
+
+class CapacitySpec(_Strict):
+    namespace: str = "default"
+    node_pools: tuple[NodePool, ...] = ()
+    services: tuple[ServicePolicy, ...]
+
+    def service(self, name: str) -> ServicePolicy | None:
+        return next((s for s in self.services if s.name == name), None)
+
+
+class Metadata(_Strict):
+    name: str
+
+
+class CapacityPolicy(_Strict):
+    api_version: Literal["controlplane/v1"] = Field(alias="apiVersion")
+    kind: Literal["CapacityPolicy"]
+    metadata: Metadata
+    spec: CapacitySpec
+
+
+class TierTargets(_Strict):
+    rto: Duration
+    rpo: Duration
+
+
+class BackupPolicy(_Strict):
+    full_every: Duration
+    differential_every: Duration
+    point_in_time_retention: Duration
+    restore_validation_max_age: Duration
+
+
+class DrillPolicy(_Strict):
+    max_age: Duration
+
+
+class DatabasePolicy(_Strict):
+    name: str
+    tier: Tier
+    replicas: int = Field(ge=0)
+
+
+class DRSpec(_Strict):
+    tiers: dict[Tier, TierTargets]
+    backups: BackupPolicy
+    drills: DrillPolicy
+    databases: tuple[DatabasePolicy, ...]
+
+    @model_validator(mode="after")
+    def _tiers_defined(self) -> DRSpec:
+        for database in self.databases:
+            if database.tier not in self.tiers:
+                raise ValueError(f"database {database.name} uses undefined tier {database.tier}")
+        return self
+
+
+class DRPolicy(_Strict):
+    api_version: Literal["controlplane/v1"] = Field(alias="apiVersion")
+    kind: Literal["DRPolicy"]
+    metadata: Metadata
+    spec: DRSpec
+
+
+def _load(path: Path, model: type[_Strict]) -> Any:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "(document)"
+        raise PolicyError(f"{path}: {field}: {first['msg']}") from exc
+
+
+def load_capacity_policy(path: Path = DEFAULT_CAPACITY_POLICY) -> CapacityPolicy:
+    policy: CapacityPolicy = _load(path, CapacityPolicy)
+    return policy
+
+
+def load_dr_policy(path: Path = DEFAULT_DR_POLICY) -> DRPolicy:
+    policy: DRPolicy = _load(path, DRPolicy)
+    return policy
