@@ -1,0 +1,1 @@
+"""Orchestrator adapters (Kubernetes, local gunicorn) behind one Protocol."""

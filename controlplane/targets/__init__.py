@@ -1,0 +1,1 @@
+"""Target checks: the deployment against its capacity and DR policies."""
