@@ -112,6 +112,9 @@ class Backend(ABC):
         for label, port in self.ports.items():
             if not port_is_free(port):
                 raise BackendStartError(self.name, f"port {port} ({label}) is already in use")
+        if self.process is not None:  # a previous run of this backend (maybe killed): reap it
+            self.process.stop(sig=signal.SIGKILL, timeout=10)
+            self.process = None
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.prepare()

@@ -1,0 +1,1 @@
+"""PostgreSQL failover: detection, candidate choice, fencing, promotion, write probe."""
