@@ -7,7 +7,7 @@ PY := $(BIN)/python
 STACK_HOME ?= $(CURDIR)/.stack
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap demo demo-down status lint fmt typecheck test test-unit test-integration
+.PHONY: help bootstrap demo demo-down status lint fmt typecheck test test-unit test-integration bench-failover
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -42,3 +42,6 @@ test-unit: ## unit tests only (no servers)
 
 test-integration: ## integration tests only (real servers)
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+bench-failover: bootstrap ## SIGKILL the primary under write load 10x: RTO median/max, writes lost
+	$(PY) -m bench.failover

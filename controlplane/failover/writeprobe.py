@@ -36,6 +36,8 @@ def multi_host_dsn(nodes: Sequence[Node], *, timeout: float = 1.0) -> str:
 @dataclass
 class ProbeReport:
     acked: list[int] = field(default_factory=list)
+    #: Writes whose commit failed from the client's view but turned out durable.
+    committed_unacknowledged: list[int] = field(default_factory=list)
     failures: int = 0
     first_failure_at: datetime | None = None
     first_success_after_failure_at: datetime | None = None
@@ -113,6 +115,13 @@ class WriteProbe:
                     conn = psycopg.connect(self.dsn, autocommit=True)
                     conn.execute(f"SET statement_timeout = {int(self.timeout * 5000)}")
                 conn.execute(f"INSERT INTO {TABLE} (seq) VALUES (%s)", (seq + 1,))
+            except psycopg.errors.UniqueViolation:
+                # The previous attempt of this number committed but its acknowledgement was lost
+                # with the old primary: durable, never acknowledged. Move on to the next number.
+                seq += 1
+                with self._lock:
+                    self.report.committed_unacknowledged.append(seq)
+                continue
             except psycopg.Error as exc:
                 now = datetime.now(UTC)
                 with self._lock:

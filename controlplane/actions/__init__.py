@@ -1,0 +1,1 @@
+"""Actions: recommendation maths, the safety gate, the engine and its actuators."""
