@@ -1,0 +1,1 @@
+"""Actuators: what changes the number of running replicas (local gunicorn, Kubernetes)."""

@@ -1,0 +1,32 @@
+"""The actuator Protocol: read the real replica count, change it, read it back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class ActuatorError(Exception):
+    """The actuator could not read or change the replica count."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScaleResult:
+    service: str
+    before: int
+    requested: int
+    after: int
+    #: What was changed: "workers" (local), "hpa-bounds" or "deployment-scale" (Kubernetes).
+    via: str
+
+    @property
+    def reached(self) -> bool:
+        return self.after == self.requested
+
+
+class Actuator(Protocol):
+    def current_replicas(self, service: str) -> int:
+        """The replica count running now, read from the system (never from memory)."""
+
+    def scale(self, service: str, *, replicas: int) -> ScaleResult:
+        """Ask for ``replicas`` and report what is running afterwards."""

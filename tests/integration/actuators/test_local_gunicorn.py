@@ -1,0 +1,100 @@
+"""The local actuator against a real gunicorn master: TTIN / TTOU and the worker count read back."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from controlplane.actuators.base import ActuatorError
+from controlplane.actuators.local import LocalGunicornActuator
+from controlplane.stack.process import free_ports
+
+pytestmark = pytest.mark.integration
+
+APP = """
+import os
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+"""
+
+
+@pytest.fixture
+def gunicorn(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    (tmp_path / "pidapp.py").write_text(APP, encoding="utf-8")
+    pidfile = tmp_path / "gunicorn.pid"
+    (port,) = free_ports(1)
+    master = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--pid",
+            str(pidfile),
+            "--chdir",
+            str(tmp_path),
+            "pidapp:app",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url, timeout=1).status_code == 200 and pidfile.exists():
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "gunicorn did not start"
+            time.sleep(0.1)
+        yield pidfile, url
+    finally:
+        master.terminate()
+        master.wait(timeout=30)
+
+
+def serving_pids(url: str, requests: int = 200) -> set[str]:
+    with httpx.Client(timeout=5) as client:
+        return {client.get(url).text for _ in range(requests)}
+
+
+def test_scale_out_and_in_reads_back_the_real_worker_count(gunicorn: tuple[Path, str]) -> None:
+    pidfile, url = gunicorn
+    actuator = LocalGunicornActuator(pidfile=pidfile)
+    assert actuator.current_replicas("inventory") == 2
+
+    grown = actuator.scale("inventory", replicas=5)
+    assert (grown.before, grown.after, grown.reached, grown.via) == (2, 5, True, "workers")
+    assert actuator.current_replicas("inventory") == 5
+    assert len(serving_pids(url)) >= 2  # new workers answer requests
+
+    shrunk = actuator.scale("inventory", replicas=1)
+    assert (shrunk.before, shrunk.after) == (5, 1)
+    assert len(serving_pids(url, 20)) == 1
+
+
+def test_bad_requests_and_a_missing_master_are_typed_errors(
+    gunicorn: tuple[Path, str], tmp_path: Path
+) -> None:
+    pidfile, _ = gunicorn
+    actuator = LocalGunicornActuator(pidfile=pidfile)
+    with pytest.raises(ActuatorError, match="at least one worker"):
+        actuator.scale("inventory", replicas=0)
+    with pytest.raises(ActuatorError, match="not billing"):
+        actuator.current_replicas("billing")
+    gone = LocalGunicornActuator(pidfile=tmp_path / "absent.pid")
+    with pytest.raises(ActuatorError, match="no gunicorn master pid"):
+        gone.current_replicas("inventory")
