@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.25, help="probe interval, seconds")
     parser.add_argument("--threshold", type=int, default=3, help="failed probes to declare failure")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=150)
     settings = StackSettings()
     base = Path(tempfile.mkdtemp(prefix="bench-failover-"))
     base.chmod(0o755)
