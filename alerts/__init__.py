@@ -1,1 +1,2 @@
-"""alerts package."""
+"""Alertmanager side of the control plane: webhook models and receiver, generated rule files
+(``rules/``) and the Alertmanager configuration (``alertmanager.yml``)."""

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from controlplane.commands.slo import app as slo_app
+from controlplane.commands.token import app as token_app
 from controlplane.stack.backends import PROBE_ERRORS
 from controlplane.stack.errors import StackError
 from controlplane.stack.runner import DEMO_PORTS, LocalStack
@@ -35,6 +36,7 @@ stack_app = typer.Typer(
 )
 app.add_typer(stack_app, name="stack")
 app.add_typer(slo_app, name="slo")
+app.add_typer(token_app, name="token")
 
 HomeOption = Annotated[
     Path,

@@ -1,0 +1,160 @@
+"""The control plane API: app factory, extensions and background services.
+
+``create_app(settings)`` builds the FastAPI application under ``/api/v1``. Every route needs at
+least a viewer token; packages above the control plane (``alerts``) add their routers as
+:class:`ApiExtension` objects, so this package never imports them (the import-linter layers).
+Long-running parts (the evaluation scheduler) are passed as ``services``: started after the
+store and the leader election, stopped before them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Protocol
+
+from fastapi import APIRouter, Depends, FastAPI, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from controlplane.api.deps import require_role
+from controlplane.api.routes import alerts, audit, findings, health, slos, tokens
+from controlplane.core.config import ControlPlaneSettings
+from controlplane.core.security import Role
+from controlplane.runtime import Runtime
+
+__all__ = [
+    "API_PREFIX",
+    "EXTENSIONS_ENTRY_POINT_GROUP",
+    "ApiExtension",
+    "BackgroundService",
+    "ControlPlaneAPI",
+    "create_app",
+    "installed_extensions",
+]
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+API_VERSION = "1.0.0"
+#: Entry-point group through which installed packages offer API extensions: each entry point
+#: names a callable ``(settings) -> Sequence[ApiExtension]``, e.g.
+#: ``alerts = "alerts.wiring:api_extensions"``.
+EXTENSIONS_ENTRY_POINT_GROUP = "controlplane.api_extensions"
+
+
+@dataclass(frozen=True)
+class ApiExtension:
+    """A router a package above the control plane mounts under ``/api/v1``.
+
+    The router brings its own authentication (the control plane's viewer requirement is not
+    added to it). ``openapi_schemas`` are added to the OpenAPI components (for bodies the router
+    reads itself).
+    """
+
+    name: str
+    router: APIRouter
+    openapi_schemas: Mapping[str, Any] = field(default_factory=dict)
+
+
+def installed_extensions(settings: ControlPlaneSettings) -> list[ApiExtension]:
+    """The extensions offered by installed packages (entry points of
+    :data:`EXTENSIONS_ENTRY_POINT_GROUP`), for a composition root inside this package such as
+    ``controlplane serve``. A plugin that fails to load or returns something else fails the start.
+    """
+    found: list[ApiExtension] = []
+    for entry_point in sorted(entry_points(group=EXTENSIONS_ENTRY_POINT_GROUP), key=str):
+        provide = entry_point.load()
+        extensions = provide(settings)
+        for extension in extensions:
+            if not isinstance(extension, ApiExtension):
+                raise TypeError(f"{entry_point.value} returned {extension!r}, not an ApiExtension")
+            found.append(extension)
+    return found
+
+
+class BackgroundService(Protocol):
+    """Something that runs beside the API (e.g. the evaluation scheduler)."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+class ControlPlaneAPI(FastAPI):
+    """FastAPI with the extensions' schemas merged into the OpenAPI document."""
+
+    extension_schemas: dict[str, Any]
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            schema = super().openapi()
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(self.extension_schemas)
+        return super().openapi()
+
+
+def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    logger.warning("database unavailable for %s: %s", request.url.path, exc)
+    return JSONResponse(
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        content={"detail": "the control plane store is unavailable"},
+    )
+
+
+def create_app(
+    settings: ControlPlaneSettings,
+    *,
+    extensions: Sequence[ApiExtension] = (),
+    services: Sequence[BackgroundService] = (),
+    runtime: Runtime | None = None,
+) -> ControlPlaneAPI:
+    """Build the API. ``runtime`` defaults to one built from ``settings`` (store + election)."""
+    the_runtime = runtime or Runtime.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(the_runtime.start)
+        started: list[BackgroundService] = []
+        try:
+            for service in services:
+                await run_in_threadpool(service.start)
+                started.append(service)
+            yield
+        finally:
+            for service in reversed(started):
+                await run_in_threadpool(service.stop)
+            await run_in_threadpool(the_runtime.stop)
+
+    app = ControlPlaneAPI(
+        title="Inventory SLO control plane",
+        version=API_VERSION,
+        summary="SLO status, findings, alerts and the audit log of the inventory control plane.",
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.extension_schemas = {}
+    app.state.runtime = the_runtime
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
+
+    viewer = [Depends(require_role(Role.VIEWER))]
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (health, slos, findings, alerts, audit, tokens):
+        api.include_router(module.router, dependencies=viewer)
+
+    @api.get("/openapi.json", include_in_schema=False, dependencies=viewer)
+    def openapi_document() -> dict[str, Any]:
+        return app.openapi()
+
+    for extension in extensions:
+        api.include_router(extension.router)
+        app.extension_schemas.update(extension.openapi_schemas)
+    app.include_router(api)
+    return app

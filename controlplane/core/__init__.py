@@ -1,0 +1,1 @@
+"""Settings and small shared pieces of the control plane service."""

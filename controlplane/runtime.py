@@ -1,0 +1,62 @@
+"""The long-lived objects of one control plane process, built once from the settings.
+
+The API app factory, the scheduler and the CLI share one :class:`Runtime`: the settings, the
+store, the leader election and the listeners told about alert changes. Building it opens nothing;
+:meth:`Runtime.start` migrates the store (when configured) and starts the election.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from controlplane.core.config import ControlPlaneSettings
+from controlplane.leader import Leadership, leadership_for
+from controlplane.store.alerts import AlertChange
+from controlplane.store.database import Database
+
+__all__ = ["AlertListener", "Runtime"]
+
+logger = logging.getLogger(__name__)
+
+#: Called after a webhook delivery is committed, with the alerts it opened or closed (repeats are
+#: not passed). Runs in a worker thread; must be quick (hand the work to a queue or a scheduler).
+AlertListener = Callable[[Sequence[AlertChange]], None]
+
+
+@dataclass
+class Runtime:
+    settings: ControlPlaneSettings
+    database: Database
+    leadership: Leadership
+    alert_listeners: list[AlertListener] = field(default_factory=list)
+
+    @classmethod
+    def from_settings(cls, settings: ControlPlaneSettings) -> Runtime:
+        database = Database.from_settings(settings)
+        return cls(
+            settings=settings,
+            database=database,
+            leadership=leadership_for(settings=settings, database=database),
+        )
+
+    def start(self) -> None:
+        if self.settings.migrate_on_start:
+            self.database.migrate()
+        self.leadership.start()
+
+    def stop(self) -> None:
+        self.leadership.stop()
+        self.database.dispose()
+
+    def notify_alert_changes(self, changes: Sequence[AlertChange]) -> None:
+        """Tell the listeners (after commit). A failing listener is logged, never raised: the
+        alerts are stored, and the action engine can always read them from the store."""
+        if not changes:
+            return
+        for listener in list(self.alert_listeners):
+            try:
+                listener(changes)
+            except Exception:
+                logger.exception("alert listener %r failed", listener)

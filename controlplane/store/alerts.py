@@ -1,0 +1,299 @@
+"""Alertmanager alerts and webhook deliveries, stored idempotently.
+
+An alert occurrence is identified by (fingerprint, starts_at) and moves from ``firing`` to
+``resolved`` once. For each alert of a delivery the outcome is one of:
+
+* ``opened``: first time this firing alert is seen;
+* ``closed``: a resolved notice for an open alert (sets ``closed_at``);
+* ``closed_unseen``: a resolved notice for an alert never seen firing (recorded closed);
+* ``repeat``: (fingerprint, starts_at, status) was already recorded: the alert's
+  ``repeat_count`` goes up and nothing else changes;
+* ``stale``: a firing notice for an alert already resolved (a late retry): counted as a repeat,
+  the alert stays closed.
+
+The whole delivery (every alert plus the delivery row) is one transaction, so a delivery is
+either fully recorded or not at all, and concurrent deliveries of the same alert cannot both
+open it: the insert is ``ON CONFLICT DO NOTHING`` on the (fingerprint, starts_at) key, alerts
+are processed in key order (no deadlocks between deliveries), and on SQLite write transactions
+are serialised (``BEGIN IMMEDIATE``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import ColumnElement, select, update
+from sqlalchemy.orm import Session
+
+from controlplane.store._sql import insert_for
+from controlplane.store.models import Alert, AlertDelivery
+
+__all__ = [
+    "AlertChange",
+    "AlertOutcome",
+    "AlertStatus",
+    "DeliveryResult",
+    "IncomingAlert",
+    "IncomingDelivery",
+    "StoredAlert",
+    "StoredDelivery",
+    "get_alert",
+    "list_alerts",
+    "list_deliveries",
+    "record_delivery",
+]
+
+AlertStatus = Literal["firing", "resolved"]
+AlertOutcome = Literal["opened", "closed", "closed_unseen", "repeat", "stale"]
+#: Outcomes that change the state of an alert (the ones worth telling the action engine about).
+CHANGES: frozenset[str] = frozenset({"opened", "closed", "closed_unseen"})
+
+
+class IncomingAlert(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    fingerprint: str = Field(min_length=1, max_length=64)
+    status: AlertStatus
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    generator_url: str = ""
+
+
+class IncomingDelivery(BaseModel):
+    """A webhook delivery, independent of the webhook's wire format."""
+
+    model_config = ConfigDict(frozen=True)
+
+    receiver: str
+    status: AlertStatus
+    group_key: str = ""
+    truncated_alerts: int = 0
+    notification_reason: str | None = None
+    alerts: tuple[IncomingAlert, ...]
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class AlertChange(BaseModel):
+    """What one delivery did to one alert."""
+
+    model_config = ConfigDict(frozen=True)
+
+    alert_id: int
+    fingerprint: str
+    starts_at: AwareDatetime
+    status: AlertStatus
+    outcome: AlertOutcome
+    labels: dict[str, str]
+
+
+class DeliveryResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    delivery_id: int
+    changes: tuple[AlertChange, ...]
+
+    @property
+    def changed(self) -> tuple[AlertChange, ...]:
+        """Alerts this delivery opened or closed (repeats excluded)."""
+        return tuple(change for change in self.changes if change.outcome in CHANGES)
+
+    @property
+    def repeats(self) -> int:
+        return sum(1 for change in self.changes if change.outcome not in CHANGES)
+
+
+class StoredAlert(BaseModel):
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+    id: int
+    fingerprint: str
+    starts_at: AwareDatetime
+    status: AlertStatus
+    ends_at: AwareDatetime | None
+    alertname: str
+    severity: str | None
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    generator_url: str
+    receiver: str
+    group_key: str
+    first_received_at: AwareDatetime
+    last_received_at: AwareDatetime
+    repeat_count: int
+    closed_at: AwareDatetime | None
+
+
+class StoredDelivery(BaseModel):
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+    id: int
+    received_at: AwareDatetime
+    receiver: str
+    status: AlertStatus
+    group_key: str
+    truncated_alerts: int
+    notification_reason: str | None
+    alert_count: int
+    changed_count: int
+    repeat_count: int
+    outcomes: list[dict[str, Any]]
+
+
+def _key(alert: IncomingAlert) -> tuple[str, datetime, str]:
+    return (alert.fingerprint, alert.starts_at, alert.status)
+
+
+def _insert_alert(
+    session: Session,
+    *,
+    alert: IncomingAlert,
+    delivery: IncomingDelivery,
+    received_at: datetime,
+) -> int | None:
+    """Insert the alert unless (fingerprint, starts_at) exists; its id, or None on conflict."""
+    resolved = alert.status == "resolved"
+    statement = (
+        insert_for(session, Alert)
+        .values(
+            fingerprint=alert.fingerprint,
+            starts_at=alert.starts_at,
+            status=alert.status,
+            ends_at=alert.ends_at if resolved else None,
+            alertname=alert.labels.get("alertname", ""),
+            severity=alert.labels.get("severity"),
+            labels=alert.labels,
+            annotations=alert.annotations,
+            generator_url=alert.generator_url,
+            receiver=delivery.receiver,
+            group_key=delivery.group_key,
+            first_received_at=received_at,
+            last_received_at=received_at,
+            repeat_count=0,
+            closed_at=received_at if resolved else None,
+        )
+        .on_conflict_do_nothing(index_elements=["fingerprint", "starts_at"])
+        .returning(Alert.id)
+    )
+    return session.execute(statement).scalar_one_or_none()
+
+
+def _same(alert: IncomingAlert) -> ColumnElement[bool]:
+    return (Alert.fingerprint == alert.fingerprint) & (Alert.starts_at == alert.starts_at)
+
+
+def _count_repeat(
+    session: Session, *, alert: IncomingAlert, received_at: datetime
+) -> tuple[int, str]:
+    row = session.execute(
+        update(Alert)
+        .where(_same(alert))
+        .values(repeat_count=Alert.repeat_count + 1, last_received_at=received_at)
+        .returning(Alert.id, Alert.status)
+    ).one()
+    return int(row.id), str(row.status)
+
+
+def _close(session: Session, *, alert: IncomingAlert, received_at: datetime) -> int | None:
+    return session.execute(
+        update(Alert)
+        .where(_same(alert) & (Alert.status == "firing"))
+        .values(
+            status="resolved",
+            ends_at=alert.ends_at,
+            closed_at=received_at,
+            last_received_at=received_at,
+        )
+        .returning(Alert.id)
+    ).scalar_one_or_none()
+
+
+def _apply(
+    session: Session,
+    *,
+    alert: IncomingAlert,
+    delivery: IncomingDelivery,
+    received_at: datetime,
+) -> tuple[int, AlertOutcome]:
+    if alert.status == "resolved":
+        closed = _close(session, alert=alert, received_at=received_at)
+        if closed is not None:
+            return closed, "closed"
+    inserted = _insert_alert(session, alert=alert, delivery=delivery, received_at=received_at)
+    if inserted is not None:
+        return inserted, "opened" if alert.status == "firing" else "closed_unseen"
+    alert_id, current = _count_repeat(session, alert=alert, received_at=received_at)
+    if alert.status == "firing" and current == "resolved":
+        return alert_id, "stale"
+    return alert_id, "repeat"
+
+
+def record_delivery(
+    session: Session, *, delivery: IncomingDelivery, received_at: datetime
+) -> DeliveryResult:
+    """Record a webhook delivery and its alerts (call inside one write transaction)."""
+    changes: list[AlertChange] = []
+    for alert in sorted(delivery.alerts, key=_key):
+        alert_id, outcome = _apply(session, alert=alert, delivery=delivery, received_at=received_at)
+        changes.append(
+            AlertChange(
+                alert_id=alert_id,
+                fingerprint=alert.fingerprint,
+                starts_at=alert.starts_at,
+                status=alert.status,
+                outcome=outcome,
+                labels=alert.labels,
+            )
+        )
+    changed = sum(1 for change in changes if change.outcome in CHANGES)
+    row = AlertDelivery(
+        received_at=received_at,
+        receiver=delivery.receiver,
+        status=delivery.status,
+        group_key=delivery.group_key,
+        truncated_alerts=delivery.truncated_alerts,
+        notification_reason=delivery.notification_reason,
+        alert_count=len(changes),
+        changed_count=changed,
+        repeat_count=len(changes) - changed,
+        outcomes=[change.model_dump(mode="json", exclude={"labels"}) for change in changes],
+        payload=delivery.payload,
+    )
+    session.add(row)
+    session.flush()
+    return DeliveryResult(delivery_id=row.id, changes=tuple(changes))
+
+
+def list_alerts(
+    session: Session,
+    *,
+    status: AlertStatus | None = None,
+    fingerprint: str | None = None,
+    limit: int = 200,
+) -> list[StoredAlert]:
+    """Alerts, most recently started first."""
+    statement = select(Alert)
+    if status is not None:
+        statement = statement.where(Alert.status == status)
+    if fingerprint is not None:
+        statement = statement.where(Alert.fingerprint == fingerprint)
+    statement = statement.order_by(Alert.starts_at.desc(), Alert.id.desc()).limit(limit)
+    return [StoredAlert.model_validate(row) for row in session.scalars(statement)]
+
+
+def get_alert(session: Session, *, alert_id: int) -> StoredAlert | None:
+    row = session.get(Alert, alert_id)
+    return None if row is None else StoredAlert.model_validate(row)
+
+
+def list_deliveries(session: Session, *, limit: int = 200) -> list[StoredDelivery]:
+    """Webhook deliveries, newest first."""
+    statement = (
+        select(AlertDelivery)
+        .order_by(AlertDelivery.received_at.desc(), AlertDelivery.id.desc())
+        .limit(limit)
+    )
+    return [StoredDelivery.model_validate(row) for row in session.scalars(statement)]

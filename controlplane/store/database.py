@@ -1,0 +1,186 @@
+"""Engines, sessions and migrations for SQLite (embedded default) and PostgreSQL.
+
+SQLite runs in WAL mode with ``synchronous=FULL`` (a committed transaction survives a crash of
+the process and of the machine) and a busy timeout. Its write transactions start with
+``BEGIN IMMEDIATE``, so two writers queue on the busy timeout instead of failing when one of them
+upgrades a read lock; read-only sessions (:meth:`Database.reader`) use a plain ``BEGIN``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from controlplane.core.config import ControlPlaneSettings
+
+__all__ = ["MIGRATIONS_DIR", "Database", "alembic_config", "head_revision"]
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+#: Execution option: this connection only reads (SQLite: deferred ``BEGIN``).
+READ_ONLY = "controlplane_read_only"
+#: Any 64-bit number distinct from the leader lock: serialises concurrent migrations.
+MIGRATION_LOCK_KEY = 0x51_0C_0B_7F
+#: Alembic keeps its migration context in module globals: one migration per process at a time.
+_ALEMBIC_LOCK = threading.Lock()
+
+
+def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below emit BEGIN (pysqlite would defer it otherwise).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = FULL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def alembic_config() -> Config:
+    """Alembic configuration pointing at the packaged migrations (no ini file needed)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships migrations
+        raise RuntimeError("no Alembic migrations found")
+    return head
+
+
+class Database:
+    """One engine plus session factories; create it once per process and pass it down."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: ControlPlaneSettings) -> Database:
+        return cls.from_url(
+            settings.sqlalchemy_url,
+            pool_size=settings.database_pool_size,
+            pool_timeout=settings.database_pool_timeout_seconds,
+            sqlite_busy_timeout=settings.sqlite_busy_timeout_seconds,
+        )
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        pool_size: int = 10,
+        pool_timeout: float = 30.0,
+        sqlite_busy_timeout: float = 30.0,
+    ) -> Database:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database
+            connect_args = {"timeout": sqlite_busy_timeout, "check_same_thread": False}
+            if not database or database == ":memory:":
+                # One shared connection, so every thread sees the same in-memory database.
+                engine = create_engine(url, connect_args=connect_args, poolclass=StaticPool)
+            else:
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                engine = create_engine(
+                    url, connect_args=connect_args, pool_size=pool_size, pool_timeout=pool_timeout
+                )
+            _configure_sqlite(engine, busy_timeout_ms=int(sqlite_busy_timeout * 1000))
+        else:
+            engine = create_engine(
+                url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_timeout=pool_timeout,
+                pool_pre_ping=True,
+            )
+        return cls(engine)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @contextmanager
+    def writer(self) -> Iterator[Session]:
+        """A session in one transaction, committed at the end (rolled back on error)."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def reader(self) -> Iterator[Session]:
+        """A read-only session (never committed; SQLite takes no write lock)."""
+        with self._sessions() as session:
+            session.connection(execution_options={READ_ONLY: True})
+            try:
+                yield session
+            finally:
+                session.rollback()
+
+    def ping(self) -> None:
+        """Run ``SELECT 1``; raises the driver's error when the database cannot be reached."""
+        with self.reader() as session:
+            session.execute(text("SELECT 1"))
+
+    # -- migrations ----------------------------------------------------------------------------
+    def migrate(self, revision: str = "head") -> None:
+        """Upgrade the schema to ``revision`` (idempotent; concurrent replicas take turns)."""
+        self._run_alembic(lambda config: command.upgrade(config, revision))
+
+    def downgrade(self, revision: str) -> None:
+        self._run_alembic(lambda config: command.downgrade(config, revision))
+
+    def current_revision(self) -> str | None:
+        with self.engine.connect().execution_options(**{READ_ONLY: True}) as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    def _run_alembic(self, run: Any) -> None:
+        config = alembic_config()
+        with _ALEMBIC_LOCK, self.engine.connect() as connection:
+            if self.dialect == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
+                connection.commit()
+            try:
+                config.attributes["connection"] = connection
+                run(config)
+                connection.commit()
+            finally:
+                if self.dialect == "postgresql":
+                    connection.execute(
+                        text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                    )
+                    connection.commit()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

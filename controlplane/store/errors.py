@@ -1,0 +1,34 @@
+"""Errors of the control plane store."""
+
+from __future__ import annotations
+
+__all__ = ["DuplicateTokenName", "FencingTokenStale", "StoreError", "UnknownTokenName"]
+
+
+class StoreError(Exception):
+    """Base class for store failures the callers can act on."""
+
+
+class DuplicateTokenName(StoreError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"an active API token named {name!r} already exists")
+        self.name = name
+
+
+class UnknownTokenName(StoreError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no active API token named {name!r}")
+        self.name = name
+
+
+class FencingTokenStale(StoreError):
+    """A write carried a fencing token older than the lease's: another replica has taken over."""
+
+    def __init__(self, *, name: str, token: int, current: int | None) -> None:
+        super().__init__(
+            f"fencing token {token} of {name!r} is stale (current: {current}); "
+            "another replica holds the leadership"
+        )
+        self.name = name
+        self.token = token
+        self.current = current

@@ -1,0 +1,266 @@
+"""The store on SQLite and on the real PostgreSQL: migrations and repository behaviour."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from pydantic import ValidationError
+from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import StatementError
+
+from controlplane.core.security import Role
+from controlplane.store.alerts import IncomingAlert, IncomingDelivery, list_alerts, record_delivery
+from controlplane.store.audit import AuditDecision, list_audit, record_decision, record_outcome
+from controlplane.store.database import Database, head_revision
+from controlplane.store.errors import DuplicateTokenName, FencingTokenStale
+from controlplane.store.evaluations import EvaluationRecord, latest_evaluations, record_evaluations
+from controlplane.store.findings import list_findings, observe_finding, resolve_finding
+from controlplane.store.leases import read_lease, take_over_lease
+from controlplane.store.models import AlertDelivery, ApiToken, Base
+from controlplane.store.tokens import authenticate, create_token, revoke_token
+from tests.integration.controlplane.conftest import sqlalchemy_url
+
+NOW = datetime(2025, 11, 20, 10, 0, tzinfo=UTC)
+TABLES = {
+    "slo_evaluations",
+    "findings",
+    "alerts",
+    "alert_deliveries",
+    "audit_log",
+    "api_tokens",
+    "leader_lease",
+    "alembic_version",
+}
+
+
+def test_migrations_create_exactly_the_models_and_go_down_and_up(database_url: str) -> None:
+    db = Database.from_url(sqlalchemy_url(database_url))
+    try:
+        db.migrate()
+        assert db.current_revision() == head_revision()
+        assert set(inspect(db.engine).get_table_names()) == TABLES
+        with db.engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+        db.migrate()  # idempotent
+        db.downgrade("base")
+        assert set(inspect(db.engine).get_table_names()) == {"alembic_version"}
+        assert db.current_revision() is None
+        db.migrate()
+        assert set(inspect(db.engine).get_table_names()) == TABLES
+    finally:
+        db.dispose()
+
+
+def test_replicas_migrating_at_the_same_time_take_turns(database_url: str) -> None:
+    """Three processes (replicas starting together) migrate one empty database."""
+    script = (
+        "import sys; from controlplane.store.database import Database; "
+        "Database.from_url(sys.argv[1]).migrate()"
+    )
+    url = sqlalchemy_url(database_url)
+    processes = [
+        subprocess.Popen([sys.executable, "-c", script, url], stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    for process in processes:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+    db = Database.from_url(url)
+    try:
+        assert db.current_revision() == head_revision()
+        assert set(inspect(db.engine).get_table_names()) == TABLES
+    finally:
+        db.dispose()
+
+
+def _delivery(*, status: str = "firing") -> IncomingDelivery:
+    return IncomingDelivery(
+        receiver="controlplane",
+        status=status,  # type: ignore[arg-type]
+        alerts=(
+            IncomingAlert(
+                fingerprint="f00dfeed",
+                status=status,  # type: ignore[arg-type]
+                starts_at=NOW,
+                labels={"alertname": "ErrorBudgetBurn1h5m", "slo": "api-availability"},
+            ),
+        ),
+    )
+
+
+def test_the_same_delivery_100_times_concurrently_is_one_alert_and_99_repeats(
+    database: Database,
+) -> None:
+    start = threading.Barrier(20)
+
+    def deliver(attempt: int) -> str:
+        if attempt < 20:  # the first twenty start at the same instant
+            start.wait()
+        with database.writer() as session:
+            result = record_delivery(session, delivery=_delivery(), received_at=datetime.now(UTC))
+        return result.changes[0].outcome
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        outcomes = list(pool.map(deliver, range(100), timeout=120))
+    assert sorted(set(outcomes)) == ["opened", "repeat"]
+    assert outcomes.count("opened") == 1
+    with database.reader() as session:
+        (alert,) = list_alerts(session)
+        deliveries = [
+            (delivery.changed_count, delivery.repeat_count)
+            for delivery in session.scalars(select(AlertDelivery))
+        ]
+    assert alert.repeat_count == 99
+    assert len(deliveries) == 100
+    assert sum(changed for changed, _ in deliveries) == 1
+    assert sum(repeats for _, repeats in deliveries) == 99
+
+
+def test_concurrent_resolved_notices_close_the_alert_once(database: Database) -> None:
+    with database.writer() as session:
+        record_delivery(session, delivery=_delivery(), received_at=NOW)
+
+    def resolve(_: int) -> str:
+        with database.writer() as session:
+            result = record_delivery(
+                session, delivery=_delivery(status="resolved"), received_at=datetime.now(UTC)
+            )
+        return result.changes[0].outcome
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        outcomes = list(pool.map(resolve, range(30), timeout=120))
+    assert outcomes.count("closed") == 1
+    assert outcomes.count("repeat") == 29
+
+
+def _evaluation(slo: str, at: datetime, **values: object) -> EvaluationRecord:
+    fields: dict[str, object] = {
+        "slo_id": slo,
+        "service": "inventory",
+        "at": at,
+        "state": "ok",
+        "sli": 0.999,
+        "objective": 0.99,
+        "budget_remaining": 0.9,
+        "burn_rates": {"1h": 0.1},
+        **values,
+    }
+    return EvaluationRecord.model_validate(fields)
+
+
+def test_latest_evaluation_per_slo_with_times_back_in_utc(database: Database) -> None:
+    paris = NOW.astimezone(timezone(timedelta(hours=1)))
+    with database.writer() as session:
+        record_evaluations(
+            session,
+            evaluations=[
+                _evaluation("a", NOW - timedelta(minutes=1), sli=0.5),
+                _evaluation("a", paris, sli=0.6),
+                _evaluation("b", NOW - timedelta(minutes=5), state="no_data", sli=None),
+            ],
+        )
+    with database.reader() as session:
+        latest = latest_evaluations(session)
+    assert [(e.slo_id, e.sli) for e in latest] == [("a", 0.6), ("b", None)]
+    assert latest[0].at == NOW
+    assert latest[0].at.tzinfo is not None
+    assert latest[0].at.utcoffset() == timedelta(0)
+
+
+def test_no_data_cannot_be_stored_as_a_number(database: Database) -> None:
+    with pytest.raises(ValidationError, match="NaN"):
+        _evaluation("a", NOW, burn_rates={"1h": float("nan")})
+    with pytest.raises(ValidationError, match="finite"):
+        _evaluation("a", NOW, sli=float("nan"))
+    with pytest.raises(ValidationError):
+        _evaluation("a", NOW.replace(tzinfo=None))
+
+
+def test_naive_times_are_refused_by_the_store(database: Database) -> None:
+    naive = NOW.replace(tzinfo=None)
+    with pytest.raises(StatementError, match="naive datetime"), database.writer() as session:
+        observe_finding(session, kind="k", subject="s", severity="info", at=naive)
+
+
+def test_one_open_finding_per_kind_and_subject(database: Database) -> None:
+    with database.writer() as session:
+        first = observe_finding(session, kind="rpo", subject="pg", severity="warning", at=NOW)
+        again = observe_finding(
+            session, kind="rpo", subject="pg", severity="critical", at=NOW + timedelta(minutes=1)
+        )
+        assert again.id == first.id
+        assert again.occurrences == 2
+        assert again.severity == "critical"
+        resolve_finding(session, kind="rpo", subject="pg", at=NOW + timedelta(minutes=2))
+        reopened = observe_finding(
+            session, kind="rpo", subject="pg", severity="warning", at=NOW + timedelta(minutes=3)
+        )
+        assert reopened.id != first.id
+        assert resolve_finding(session, kind="none", subject="pg", at=NOW) is None
+    with database.reader() as session:
+        assert len(list_findings(session)) == 2
+        assert [f.id for f in list_findings(session, open_only=True)] == [reopened.id]
+
+
+def test_audit_decisions_check_the_fencing_token(database: Database) -> None:
+    with database.writer() as session:
+        token = take_over_lease(session, name="controlplane", holder="replica-a", at=NOW)
+        newer = take_over_lease(session, name="controlplane", holder="replica-b", at=NOW)
+    assert newer == token + 1
+    decision = AuditDecision(
+        at=NOW,
+        actor="replica-a",
+        action="failover",
+        target="postgresql",
+        decision="taken",
+        evidence={"replica_lag_seconds": 1.5},
+        fencing_token=token,
+    )
+    with pytest.raises(FencingTokenStale), database.writer() as session:
+        record_decision(session, decision=decision, lease_name="controlplane")
+    with database.writer() as session:
+        stored = record_decision(
+            session,
+            decision=decision.model_copy(update={"fencing_token": newer, "actor": "replica-b"}),
+            lease_name="controlplane",
+        )
+        record_outcome(
+            session, decision_id=stored.decision_id, outcome="succeeded", at=NOW, detail="ok"
+        )
+    with database.reader() as session:
+        (entry,) = list_audit(session)
+        lease = read_lease(session, name="controlplane")
+    assert entry.actor == "replica-b"
+    assert entry.outcome == "succeeded"
+    assert entry.evidence == {"replica_lag_seconds": 1.5}
+    assert lease is not None
+    assert lease.holder == "replica-b"
+    assert lease.fencing_token == newer
+
+
+def test_tokens_store_only_a_hash(database: Database) -> None:
+    with database.writer() as session:
+        record, secret = create_token(session, name="dash", role=Role.VIEWER, at=NOW)
+        with pytest.raises(DuplicateTokenName):
+            create_token(session, name="dash", role=Role.ADMIN, at=NOW)
+    with database.reader() as session:
+        token_hash = session.scalars(select(ApiToken.token_hash)).one()
+        row = session.execute(text("SELECT * FROM api_tokens")).one()
+        found = authenticate(session, secret=secret)
+    assert all(secret not in str(value) for value in row)
+    assert token_hash != secret
+    assert len(token_hash) == 64
+    assert found is not None
+    assert (found.id, found.role) == (record.id, Role.VIEWER)
+    with database.writer() as session:
+        revoke_token(session, name="dash", at=NOW)
+        assert authenticate(session, secret=secret) is None
+        create_token(session, name="dash", role=Role.ADMIN, at=NOW)  # the name is free again

@@ -1,0 +1,59 @@
+"""An API on an embedded SQLite store in a temporary folder, with one token per role."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from alerts.wiring import create_app
+from controlplane.core.config import ControlPlaneSettings
+from controlplane.core.security import Role
+from controlplane.runtime import Runtime
+from controlplane.store.tokens import create_token
+from tests.unit.controlplane.asgi import AppClient
+
+WEBHOOK_TOKEN = "webhook-secret-for-tests"
+
+
+@dataclass
+class Api:
+    client: AppClient
+    runtime: Runtime
+    tokens: dict[Role, str]
+
+    def headers(self, role: Role = Role.VIEWER) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    @property
+    def webhook_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
+
+
+def settings_for(tmp_path: Path, **overrides: object) -> ControlPlaneSettings:
+    values: dict[str, object] = {
+        "data_dir": tmp_path,
+        "webhook_token": WEBHOOK_TOKEN,
+        "leader_acquire_interval_seconds": 0.2,
+        "leader_check_interval_seconds": 0.2,
+        **overrides,
+    }
+    return ControlPlaneSettings.model_validate(values)
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Api]:
+    app = create_app(settings_for(tmp_path))
+    runtime: Runtime = app.state.runtime
+    with AppClient(app) as client:
+        tokens = {}
+        with runtime.database.writer() as session:
+            for role in Role:
+                _, secret = create_token(
+                    session, name=f"test-{role.value}", role=role, at=datetime.now(UTC)
+                )
+                tokens[role] = secret
+        yield Api(client=client, runtime=runtime, tokens=tokens)
