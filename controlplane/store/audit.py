@@ -27,7 +27,7 @@ __all__ = [
     "record_outcome",
 ]
 
-Decision = Literal["taken", "refused"]
+Decision = Literal["taken", "refused", "pending"]
 
 
 class AuditDecision(BaseModel):
@@ -43,6 +43,8 @@ class AuditDecision(BaseModel):
     evidence: dict[str, Any] = Field(default_factory=dict)
     fencing_token: int | None = None
     dry_run: bool = False
+    #: What caused the decision; unique, so a repeated trigger cannot decide (and act) twice.
+    trigger_key: str | None = Field(default=None, max_length=300)
 
 
 class StoredAuditEntry(AuditDecision):

@@ -195,7 +195,11 @@ class AuditEntry(Base):
     """A decision of the action engine, taken or refused, with its evidence and outcome."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_at", "at"),)
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        # One decision per trigger and action: a repeated alert can never act twice.
+        Index("uq_audit_log_trigger_key", "trigger_key", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     decision_id: Mapped[str] = mapped_column(String(64), unique=True)
@@ -203,7 +207,7 @@ class AuditEntry(Base):
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(100))
     target: Mapped[str] = mapped_column(String(300))
-    #: ``taken`` or ``refused``.
+    #: ``taken``, ``refused`` or ``pending`` (approval mode: waiting for an operator).
     decision: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
     evidence: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
@@ -212,6 +216,54 @@ class AuditEntry(Base):
     outcome: Mapped[str | None] = mapped_column(String(32))
     outcome_detail: Mapped[str | None] = mapped_column(Text)
     outcome_at: Mapped[datetime | None]
+    #: What caused the decision (``alert:<fingerprint>:<startsAt>:<action>``, ...); unique.
+    trigger_key: Mapped[str | None] = mapped_column(String(300))
+
+
+class ControlFlag(Base):
+    """A runtime switch shared by every replica (the action kill switch)."""
+
+    __tablename__ = "control_flags"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    changed_at: Mapped[datetime]
+    changed_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class DrillRun(Base):
+    """A DR drill (switchover or failover under a write probe) and what it measured."""
+
+    __tablename__ = "drills"
+    __table_args__ = (Index("ix_drills_database_finished_at", "database", "finished_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    database: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime]
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    measured_rto_s: Mapped[float] = mapped_column(Float)
+    measured_rpo_s: Mapped[float | None] = mapped_column(Float)
+    lost_acknowledged_writes: Mapped[int | None] = mapped_column(Integer)
+    acknowledged_writes: Mapped[int | None] = mapped_column(Integer)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+
+
+class RestoreValidationRun(Base):
+    """A restore of a backup into a scratch server, checked, and its outcome."""
+
+    __tablename__ = "restore_validations"
+    __table_args__ = (
+        Index("ix_restore_validations_database_finished_at", "database", "finished_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    database: Mapped[str] = mapped_column(String(200))
+    finished_at: Mapped[datetime]
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
 
 
 class ApiToken(Base):

@@ -36,6 +36,9 @@ TABLES = {
     "audit_log",
     "api_tokens",
     "leader_lease",
+    "control_flags",
+    "drills",
+    "restore_validations",
     "alembic_version",
 }
 
