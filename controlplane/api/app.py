@@ -23,7 +23,17 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from controlplane.api.deps import require_role
-from controlplane.api.routes import alerts, audit, findings, health, slos, tokens
+from controlplane.api.routes import (
+    actions,
+    alerts,
+    audit,
+    findings,
+    health,
+    slos,
+    targets,
+    tokens,
+    traces,
+)
 from controlplane.core.config import ControlPlaneSettings
 from controlplane.core.security import Role
 from controlplane.runtime import Runtime
@@ -146,7 +156,7 @@ def create_app(
 
     viewer = [Depends(require_role(Role.VIEWER))]
     api = APIRouter(prefix=API_PREFIX)
-    for module in (health, slos, findings, alerts, audit, tokens):
+    for module in (health, slos, findings, alerts, audit, tokens, actions, targets, traces):
         api.include_router(module.router, dependencies=viewer)
 
     @api.get("/openapi.json", include_in_schema=False, dependencies=viewer)

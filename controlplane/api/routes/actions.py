@@ -1,0 +1,137 @@
+"""``/api/v1/actions``: the kill switch and the decisions waiting for an operator."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import AwareDatetime, BaseModel, Field
+
+from controlplane.api.deps import CurrentOperator, ReaderDep, WriterDep
+from controlplane.store.actions import (
+    KILL_SWITCH,
+    AlreadyDecided,
+    get_flag,
+    list_pending,
+    resolve_pending,
+    set_flag,
+)
+from controlplane.store.audit import StoredAuditEntry
+
+router = APIRouter(prefix="/actions", tags=["actions"])
+
+
+class ActionState(BaseModel):
+    kill_switch: bool
+    changed_at: AwareDatetime | None
+    changed_by: str | None
+    reason: str | None
+
+
+class KillSwitchChange(BaseModel):
+    enabled: bool
+    reason: str = Field(default="", max_length=1000)
+
+
+class PendingAction(BaseModel):
+    decision_id: str
+    at: AwareDatetime
+    action: str
+    service: str
+    target: str
+    reason: str
+    evidence: dict[str, Any]
+
+
+class Verdict(BaseModel):
+    comment: str = Field(default="", max_length=1000)
+
+
+def _state(session: Any) -> ActionState:
+    flag = get_flag(session, KILL_SWITCH)
+    return ActionState(
+        kill_switch=flag.enabled,
+        changed_at=flag.changed_at,
+        changed_by=flag.changed_by,
+        reason=flag.reason,
+    )
+
+
+@router.get("/state", response_model=ActionState, summary="Whether actions may run")
+def state(session: ReaderDep) -> ActionState:
+    return _state(session)
+
+
+@router.put(
+    "/kill-switch",
+    response_model=ActionState,
+    summary="Stop (enabled=true) or allow (false) every action; operator role",
+)
+def kill_switch(
+    change: KillSwitchChange, operator: CurrentOperator, session: WriterDep
+) -> ActionState:
+    set_flag(
+        session,
+        name=KILL_SWITCH,
+        enabled=change.enabled,
+        at=datetime.now(UTC),
+        by=operator.name,
+        reason=change.reason,
+    )
+    return _state(session)
+
+
+@router.get("/pending", response_model=list[PendingAction], summary="Decisions awaiting approval")
+def pending(session: ReaderDep) -> list[PendingAction]:
+    return [
+        PendingAction(
+            decision_id=entry.decision_id,
+            at=entry.at,
+            action=entry.action,
+            service=str(entry.evidence.get("service", entry.target.split("/")[-1])),
+            target=entry.target,
+            reason=entry.reason,
+            evidence=entry.evidence,
+        )
+        for entry in list_pending(session)
+    ]
+
+
+def _resolve(
+    decision_id: str, *, approve: bool, verdict: Verdict, operator: Any, session: Any
+) -> StoredAuditEntry:
+    try:
+        return resolve_pending(
+            session,
+            decision_id=decision_id,
+            approve=approve,
+            by=operator.name,
+            at=datetime.now(UTC),
+            comment=verdict.comment,
+        )
+    except AlreadyDecided as exc:
+        code = status.HTTP_404_NOT_FOUND if exc.state is None else status.HTTP_409_CONFLICT
+        raise HTTPException(status_code=code, detail=str(exc)) from exc
+
+
+@router.post(
+    "/{decision_id}/approve",
+    response_model=StoredAuditEntry,
+    summary="Approve a pending action (operator role); the leader then runs it",
+)
+def approve(
+    decision_id: str, verdict: Verdict, operator: CurrentOperator, session: WriterDep
+) -> StoredAuditEntry:
+    return _resolve(decision_id, approve=True, verdict=verdict, operator=operator, session=session)
+
+
+@router.post(
+    "/{decision_id}/deny",
+    response_model=StoredAuditEntry,
+    summary="Deny a pending action (operator role)",
+)
+def deny(
+    decision_id: str, verdict: Verdict, operator: CurrentOperator, session: WriterDep
+) -> StoredAuditEntry:
+    return _resolve(decision_id, approve=False, verdict=verdict, operator=operator, session=session)

@@ -1,0 +1,224 @@
+"""``/api/v1/capacity`` and ``/api/v1/dr``: live state against the policies, for the dashboards.
+
+Both read the live system on each request (orchestrator, ``pg_stat_replication``); a source that
+cannot be read gives ``error`` with the reason and ``null`` live values, never made-up zeros.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from pydantic import AwareDatetime, BaseModel
+
+from controlplane.actions.config import ActionSettings
+from controlplane.actions.topology import read_workloads
+from controlplane.api.deps import ReaderDep
+from controlplane.failover.nodes import NodeUnreachable, probe
+from controlplane.orchestrator.base import OrchestratorError
+from controlplane.store.drills import list_drills, list_restore_validations
+from controlplane.targets.policy import PolicyError, load_capacity_policy, load_dr_policy
+from controlplane.targets.replication import ReplicationReadError, read_replication
+
+router = APIRouter(tags=["targets"])
+
+
+@lru_cache(maxsize=1)
+def action_settings() -> ActionSettings:
+    return ActionSettings()
+
+
+class Quantities(BaseModel):
+    cpu: str
+    memory: str
+
+
+class PolicyView(BaseModel):
+    min_replicas: int
+    max_replicas: int
+    target_cpu_percent: int
+    requests: Quantities
+    limits: Quantities
+
+
+class AutoscalerView(BaseModel):
+    min_replicas: int
+    max_replicas: int
+    target_cpu_percent: int | None
+
+
+class LiveView(BaseModel):
+    current_replicas: int
+    desired_replicas: int
+    ready_replicas: int
+    cpu_percent: int | None
+    autoscaler: AutoscalerView | None
+
+
+class ServiceCapacity(BaseModel):
+    service: str
+    tier: str
+    policy: PolicyView
+    live: LiveView | None
+    observed_at: AwareDatetime | None
+
+
+class Capacity(BaseModel):
+    services: list[ServiceCapacity]
+    error: str | None
+
+
+@router.get("/capacity", response_model=Capacity, summary="Replicas and CPU against the policy")
+async def capacity() -> Capacity:
+    settings = action_settings()
+    try:
+        policy = load_capacity_policy(settings.capacity_policy)
+    except PolicyError as exc:
+        return Capacity(services=[], error=str(exc))
+    error = None
+    workloads = {}
+    observed = None
+    try:
+        workloads = {w.service: w for w in await run_in_threadpool(read_workloads, settings)}
+        observed = datetime.now(UTC)
+    except OrchestratorError as exc:
+        error = f"orchestrator unreadable: {exc}"
+    services = []
+    for service in policy.spec.services:
+        live = workloads.get(service.name)
+        services.append(
+            ServiceCapacity(
+                service=service.name,
+                tier=service.tier,
+                policy=PolicyView(
+                    min_replicas=service.replicas.min,
+                    max_replicas=service.replicas.max,
+                    target_cpu_percent=service.target_cpu_percent,
+                    requests=Quantities(**service.resources.requests.model_dump()),
+                    limits=Quantities(**service.resources.limits.model_dump()),
+                ),
+                live=None
+                if live is None
+                else LiveView(
+                    current_replicas=live.current_replicas,
+                    desired_replicas=live.desired_replicas,
+                    ready_replicas=live.ready_replicas,
+                    cpu_percent=live.cpu_percent,
+                    autoscaler=None
+                    if live.autoscaler is None
+                    else AutoscalerView(
+                        min_replicas=live.autoscaler.min_replicas,
+                        max_replicas=live.autoscaler.max_replicas,
+                        target_cpu_percent=live.autoscaler.target_cpu_percent,
+                    ),
+                ),
+                observed_at=observed if live is not None else None,
+            )
+        )
+    if settings.orchestrator == "none" and error is None:
+        error = "no orchestrator configured (CONTROLPLANE_ORCHESTRATOR)"
+    return Capacity(services=services, error=error)
+
+
+class ReplicaView(BaseModel):
+    name: str
+    state: str
+    lag_bytes: int | None
+    replay_lag_s: float | None
+
+
+class DrillView(BaseModel):
+    kind: str
+    finished_at: AwareDatetime
+    measured_rto_s: float
+    measured_rpo_s: float | None
+    lost_acknowledged_writes: int | None
+    succeeded: bool
+
+
+class DatabaseDR(BaseModel):
+    database: str
+    tier: str
+    rto_s: float
+    rpo_s: float
+    primary: str | None
+    replicas: list[ReplicaView] | None
+    error: str | None
+    drills: list[DrillView]
+    last_restore_validation: AwareDatetime | None
+
+
+class DR(BaseModel):
+    databases: list[DatabaseDR]
+
+
+def _replication(
+    settings: ActionSettings,
+) -> tuple[str | None, list[ReplicaView] | None, str | None]:
+    nodes = settings.nodes()
+    if not nodes:
+        return None, None, "no database nodes configured (CONTROLPLANE_DATABASE_NODES)"
+    for node in nodes:
+        try:
+            status = probe(node, timeout=2)
+        except NodeUnreachable:
+            continue
+        if status.in_recovery:
+            continue
+        try:
+            rows = read_replication(node.dsn(timeout=2), timeout=2)
+        except ReplicationReadError as exc:
+            return node.name, None, str(exc)
+        return (
+            node.name,
+            [
+                ReplicaView(
+                    name=r.name,
+                    state=r.state,
+                    lag_bytes=r.lag_bytes,
+                    replay_lag_s=None if r.replay_lag is None else r.replay_lag.total_seconds(),
+                )
+                for r in rows
+            ],
+            None,
+        )
+    return None, None, "no writable primary among " + ", ".join(n.name for n in nodes)
+
+
+@router.get("/dr", response_model=DR, summary="Replication, drills and restores against the tiers")
+async def dr(session: ReaderDep) -> DR:
+    settings = action_settings()
+    policy = load_dr_policy(settings.dr_policy)
+    primary, replicas, error = await run_in_threadpool(_replication, settings)
+    databases = []
+    for database in policy.spec.databases:
+        targets = policy.spec.tiers[database.tier]
+        own = database.name == settings.database_name
+        drills = list_drills(session, database=database.name, limit=50)
+        restores = list_restore_validations(session, database=database.name, limit=1)
+        databases.append(
+            DatabaseDR(
+                database=database.name,
+                tier=database.tier,
+                rto_s=targets.rto.total_seconds(),
+                rpo_s=targets.rpo.total_seconds(),
+                primary=primary if own else None,
+                replicas=replicas if own else None,
+                error=error if own else "not the configured database",
+                drills=[
+                    DrillView(
+                        kind=d.kind,
+                        finished_at=d.finished_at,
+                        measured_rto_s=d.measured_rto_s,
+                        measured_rpo_s=d.measured_rpo_s,
+                        lost_acknowledged_writes=d.lost_acknowledged_writes,
+                        succeeded=d.succeeded,
+                    )
+                    for d in drills
+                ],
+                last_restore_validation=restores[0].finished_at if restores else None,
+            )
+        )
+    return DR(databases=databases)
