@@ -7,6 +7,7 @@ the same pending decisions, and a restart forgets nothing.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 from sqlalchemy import select, update
@@ -22,9 +23,12 @@ __all__ = [
     "AlreadyDecided",
     "DuplicateTrigger",
     "FlagState",
+    "claim_execution",
     "decide_once",
     "get_flag",
     "list_pending",
+    "list_unexecuted",
+    "merge_evidence",
     "resolve_pending",
     "set_flag",
 ]
@@ -138,3 +142,37 @@ def resolve_pending(
     assert row is not None
     session.refresh(row)
     return StoredAuditEntry.model_validate(row)
+
+
+def list_unexecuted(session: Session, *, limit: int = 100) -> list[StoredAuditEntry]:
+    """Decisions approved by an operator that have not run yet (taken, no outcome, not dry-run)."""
+    rows = session.scalars(
+        select(AuditEntry)
+        .where(
+            AuditEntry.decision == "taken",
+            AuditEntry.outcome.is_(None),
+            AuditEntry.dry_run.is_(False),
+            AuditEntry.reason.contains("approved by"),
+        )
+        .order_by(AuditEntry.at.asc())
+        .limit(limit)
+    )
+    return [StoredAuditEntry.model_validate(row) for row in rows]
+
+
+def claim_execution(session: Session, *, decision_id: str, at: datetime, by: str) -> bool:
+    """Mark an approved decision as running, once: True for the one caller that claims it."""
+    result = session.execute(
+        update(AuditEntry)
+        .where(AuditEntry.decision_id == decision_id, AuditEntry.outcome.is_(None))
+        .values(outcome="running", outcome_detail=f"started by {by}", outcome_at=at)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def merge_evidence(session: Session, *, decision_id: str, extra: dict[str, Any]) -> None:
+    """Add keys to a decision's evidence (e.g. what the actuator reported after acting)."""
+    row = session.scalars(select(AuditEntry).where(AuditEntry.decision_id == decision_id)).one()
+    row.evidence = {**row.evidence, **extra}
+    session.flush()

@@ -1,0 +1,503 @@
+"""The action engine: triggers → recommendation → gate → audit → act → audit → verify.
+
+Every decision, taken or refused, is written to the audit log (with the gate's checks and the
+inputs as evidence) before anything runs, and the outcome is added after. A trigger decides at
+most once per action (a unique trigger key in the store), so an alert Alertmanager repeats, or
+delivers to two replicas, never acts twice. Writes carry the leader's fencing token: a replica
+that lost the lease cannot even record a decision, let alone act.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from controlplane.actions.gate import (
+    ActionKind,
+    ActionRequest,
+    GateContext,
+    GateResult,
+    InputValue,
+    PastAction,
+    evaluate_gate,
+)
+from controlplane.actions.policy import ActionPolicy
+from controlplane.actions.recommend import ScaleEvent, ScalingSpec, Signal, recommend
+from controlplane.actuators.base import Actuator, ActuatorError
+from controlplane.leader import Leadership
+from controlplane.store.actions import (
+    KILL_SWITCH,
+    DuplicateTrigger,
+    claim_execution,
+    decide_once,
+    get_flag,
+    list_unexecuted,
+    merge_evidence,
+)
+from controlplane.store.alerts import AlertChange
+from controlplane.store.audit import AuditDecision, StoredAuditEntry, list_audit, record_outcome
+from controlplane.store.database import Database
+from controlplane.store.errors import FencingTokenStale
+from controlplane.store.findings import observe_finding, resolve_finding
+
+logger = logging.getLogger(__name__)
+
+#: Reads one SLO's burn rate over one window for a service: (service, slo, window) → value.
+BurnReader = Callable[[str, str, str], InputValue]
+
+SCALING: tuple[ActionKind, ...] = ("scale_out", "scale_in")
+
+
+@dataclass
+class _Verification:
+    decision_id: str
+    service: str
+    due: datetime
+    burn_before: dict[str, float | None]
+
+
+class ActionEngine:
+    def __init__(
+        self,
+        *,
+        policy: ActionPolicy,
+        database: Database,
+        leadership: Leadership,
+        lease_name: str,
+        actuator: Actuator | None,
+        burn_reader: BurnReader,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        actor: str = "controlplane",
+        leader_max_age: float = 15.0,
+    ) -> None:
+        self.policy = policy
+        self.database = database
+        self.leadership = leadership
+        self.lease_name = lease_name
+        self.actuator = actuator
+        self.burn_reader = burn_reader
+        self.clock = clock
+        self.actor = actor
+        self.leader_max_age = leader_max_age
+        self._verifications: list[_Verification] = []
+        self._lock = threading.Lock()
+
+    # -- triggers ---------------------------------------------------------------------------
+    def on_alert_changes(self, changes: Sequence[AlertChange]) -> list[StoredAuditEntry]:
+        """Alert listener: newly opened firing alerts that a rule names lead to decisions."""
+        decided: list[StoredAuditEntry] = []
+        for change in changes:
+            if change.outcome != "opened" or change.status != "firing":
+                continue
+            name = change.labels.get("alertname", "")
+            for rule in self.policy.spec.rules:
+                if not rule.trigger.alert.matches(name, change.labels):
+                    continue
+                entry = self.decide(
+                    rule.action,
+                    rule.service,
+                    trigger_key=f"alert:{change.fingerprint}:{change.starts_at.isoformat()}"
+                    f":{rule.action}",
+                    trigger=f"alert {name} #{change.alert_id} (rule {rule.name})",
+                    evidence={
+                        "alert_id": change.alert_id,
+                        "alertname": name,
+                        "fingerprint": change.fingerprint,
+                        "labels": change.labels,
+                        "rule": rule.name,
+                    },
+                )
+                if entry is not None:
+                    decided.append(entry)
+        return decided
+
+    # -- one decision -----------------------------------------------------------------------
+    def decide(
+        self,
+        action: ActionKind,
+        service: str,
+        *,
+        trigger_key: str | None,
+        trigger: str,
+        evidence: dict[str, Any],
+    ) -> StoredAuditEntry | None:
+        """Decide (and, if the gate says so, act). None when the trigger was decided before."""
+        with self._lock:
+            now = self.clock()
+            request, notes = self._request(action, service, trigger, evidence, now)
+            with self.database.reader() as session:
+                kill_switch = get_flag(session, KILL_SWITCH).enabled
+                history = self._history(session, now)
+            status = self.leadership.status()
+            context = GateContext(
+                now=now,
+                kill_switch=kill_switch,
+                is_leader=status.leads(now=now, max_age=self.leader_max_age),
+                fencing_token=status.fencing_token,
+                global_cap_per_hour=self.policy.spec.global_cap_per_hour,
+                history=history,
+            )
+            result = evaluate_gate(
+                request, rule=self.policy.rule_for(action, service), context=context
+            )
+            refusal = notes.get("refusal")
+            if result.allowed and refusal:
+                result = GateResult(
+                    outcome="refuse",
+                    reason=f"recommendation: {refusal}",
+                    checks=result.checks,
+                    fencing_token=result.fencing_token,
+                )
+            entry = self._record(request, result, trigger_key, notes, now)
+            if entry is None:
+                return None
+            if entry.decision == "refused":  # the gate's or the store's (stale fencing token)
+                return entry
+            if result.outcome == "act":
+                return self._execute(entry, request)
+            if result.outcome == "dry-run":
+                with self.database.writer() as session:
+                    updated = record_outcome(
+                        session,
+                        decision_id=entry.decision_id,
+                        outcome="dry-run",
+                        at=self.clock(),
+                        detail=f"nothing changed; would have run {request.action} "
+                        f"{request.current_replicas} → {request.desired_replicas}",
+                    )
+                return updated or entry
+            return entry
+
+    def _request(
+        self,
+        action: ActionKind,
+        service: str,
+        trigger: str,
+        evidence: dict[str, Any],
+        now: datetime,
+    ) -> tuple[ActionRequest, dict[str, Any]]:
+        notes: dict[str, Any] = {}
+        if action not in SCALING:
+            target = f"database/{service}" if "database" in action else f"service/{service}"
+            return (
+                ActionRequest(
+                    action=action,
+                    service=service,
+                    target=target,
+                    trigger=trigger,
+                    evidence=evidence,
+                ),
+                notes,
+            )
+        scaling = self.policy.spec.scaling.get(service)
+        inputs: dict[str, InputValue] = {}
+        signals: list[Signal] = []
+        for burn in scaling.burn_signals if scaling else ():
+            name = f"{burn.slo} burn {burn.window}"
+            value = self.burn_reader(service, burn.slo, burn.window)
+            inputs[name] = value
+            signals.append(
+                Signal(
+                    name=name,
+                    kind="slo_burn",
+                    value=value.value,
+                    target=burn.target,
+                    observed_at=value.observed_at,
+                )
+            )
+        current: int | None = None
+        gate_inputs: dict[str, InputValue] | None = None
+        if self.actuator is None:
+            inputs["replicas"] = InputValue(value=None, observed_at=None)
+        else:
+            try:
+                current = self.actuator.current_replicas(service)
+                inputs["replicas"] = InputValue(value=float(current), observed_at=now)
+            except ActuatorError as exc:
+                inputs["replicas"] = InputValue(value=None, observed_at=None)
+                notes["actuator_error"] = str(exc)
+        desired = current
+        if current is not None and scaling is not None and signals:
+            spec = ScalingSpec(min_replicas=scaling.min_replicas, max_replicas=scaling.max_replicas)
+            recommendation = recommend(
+                spec=spec, current=current, signals=signals, now=now, events=self._events(now)
+            )
+            desired = recommendation.desired
+            notes["recommendation"] = {
+                "proposed": recommendation.proposed,
+                "desired": recommendation.desired,
+                "reason": recommendation.reason,
+                "per_signal": recommendation.per_signal,
+                "limited_by": recommendation.limited_by,
+            }
+            wrong_way = (action == "scale_out" and desired <= current) or (
+                action == "scale_in" and desired >= current
+            )
+            if wrong_way:
+                notes["refusal"] = recommendation.reason
+            if action == "scale_out":
+                # A scale-out depends on the signals that drive it (and the replica count); a
+                # missing unrelated signal must not block it. A scale-in depends on all of them.
+                drivers = {
+                    name
+                    for name, proposal in recommendation.per_signal.items()
+                    if proposal is not None and proposal > current
+                }
+                gate_inputs = {
+                    name: value
+                    for name, value in inputs.items()
+                    if name in drivers or name == "replicas"
+                }
+        elif current is not None and not signals:
+            notes["refusal"] = f"no scaling signals configured for {service}"
+        merged = {
+            **evidence,
+            "service": service,
+            "inputs": {
+                k: {
+                    "value": v.value,
+                    "observed_at": None if v.observed_at is None else v.observed_at.isoformat(),
+                }
+                for k, v in inputs.items()
+            },
+            **notes,
+        }
+        return (
+            ActionRequest(
+                action=action,
+                service=service,
+                target=f"service/{service}",
+                trigger=trigger,
+                current_replicas=current,
+                desired_replicas=desired,
+                inputs=inputs if gate_inputs is None else gate_inputs,
+                evidence=merged,
+            ),
+            notes,
+        )
+
+    def _history(self, session: Any, now: datetime) -> list[PastAction]:
+        entries = list_audit(session, since=now - timedelta(hours=2), limit=1000)
+        return [
+            PastAction(at=e.at, service=str(e.evidence.get("service", "")), action=e.action)  # type: ignore[arg-type]
+            for e in entries
+            if e.decision == "taken" and not e.dry_run and e.action in _ACTIONS
+        ]
+
+    def _events(self, now: datetime) -> list[ScaleEvent]:
+        with self.database.reader() as session:
+            entries = list_audit(session, since=now - timedelta(minutes=10), limit=200)
+        events = []
+        for entry in entries:
+            result = entry.evidence.get("result")
+            if entry.action in SCALING and isinstance(result, dict) and "after" in result:
+                events.append(
+                    ScaleEvent(at=entry.at, old=int(result["before"]), new=int(result["after"]))
+                )
+        return events
+
+    def _record(
+        self,
+        request: ActionRequest,
+        result: GateResult,
+        trigger_key: str | None,
+        notes: dict[str, Any],
+        now: datetime,
+    ) -> StoredAuditEntry | None:
+        kind = {"act": "taken", "dry-run": "taken", "await-approval": "pending"}.get(
+            result.outcome, "refused"
+        )
+        evidence = {
+            **request.evidence,
+            **result.evidence(),
+            "trigger": request.trigger,
+            "policy_version": self.policy.metadata.version,
+            "current_replicas": request.current_replicas,
+            "desired_replicas": request.desired_replicas,
+        }
+        decision = AuditDecision(
+            at=now,
+            actor=self.actor,
+            action=request.action,
+            target=request.target,
+            decision=kind,  # type: ignore[arg-type]
+            reason=result.reason,
+            evidence=evidence,
+            fencing_token=result.fencing_token if kind != "refused" else None,
+            dry_run=result.outcome == "dry-run",
+            trigger_key=trigger_key,
+        )
+        try:
+            with self.database.writer() as session:
+                return decide_once(session, decision=decision, lease_name=self.lease_name)
+        except DuplicateTrigger:
+            logger.info("trigger %s already decided; nothing to do", trigger_key)
+            return None
+        except FencingTokenStale as exc:
+            # A stale leader may not decide; record the refusal without consuming the trigger,
+            # so the real leader still decides it.
+            stale = decision.model_copy(
+                update={
+                    "decision": "refused",
+                    "reason": f"leader: {exc}",
+                    "trigger_key": None,
+                    "dry_run": False,
+                }
+            )
+            with self.database.writer() as session:
+                return decide_once(session, decision=stale)
+
+    # -- acting -----------------------------------------------------------------------------
+    def _execute(self, entry: StoredAuditEntry, request: ActionRequest) -> StoredAuditEntry:
+        outcome, detail, result = "failed", "", None
+        if request.action in SCALING and request.desired_replicas is not None:
+            if self.actuator is None:
+                detail = "no actuator configured"
+            else:
+                try:
+                    scaled = self.actuator.scale(request.service, replicas=request.desired_replicas)
+                except ActuatorError as exc:
+                    detail = str(exc)
+                else:
+                    result = {"before": scaled.before, "after": scaled.after, "via": scaled.via}
+                    outcome = "succeeded" if scaled.reached else "partial"
+                    detail = (
+                        f"{scaled.via}: {scaled.before} → {scaled.after} (asked {scaled.requested})"
+                    )
+        else:
+            detail = f"{request.action} is run by its own executor"
+            outcome = "handed-off"
+        with self.database.writer() as session:
+            updated = record_outcome(
+                session,
+                decision_id=entry.decision_id,
+                outcome=outcome,
+                at=self.clock(),
+                detail=detail,
+            )
+            if result is not None:
+                merge_evidence(session, decision_id=entry.decision_id, extra={"result": result})
+        if outcome == "succeeded" and request.action == "scale_out":
+            self._schedule_verification(entry, request)
+        return updated or entry
+
+    def _schedule_verification(self, entry: StoredAuditEntry, request: ActionRequest) -> None:
+        scaling = self.policy.spec.scaling.get(request.service)
+        if scaling is None:
+            return
+        before = {name: value.value for name, value in request.inputs.items() if "burn" in name}
+        self._verifications.append(
+            _Verification(
+                decision_id=entry.decision_id,
+                service=request.service,
+                due=self.clock() + scaling.verify_after,
+                burn_before=before,
+            )
+        )
+
+    def run_approved(self) -> list[StoredAuditEntry]:
+        """Run decisions an operator approved (leader only; the kill switch still applies)."""
+        now = self.clock()
+        status = self.leadership.status()
+        if not status.leads(now=now, max_age=self.leader_max_age):
+            return []
+        with self.database.reader() as session:
+            if get_flag(session, KILL_SWITCH).enabled:
+                return []
+            approved = list_unexecuted(session)
+        ran = []
+        for entry in approved:
+            with self.database.writer() as session:
+                if not claim_execution(
+                    session, decision_id=entry.decision_id, at=now, by=self.actor
+                ):
+                    continue
+            request = ActionRequest(
+                action=entry.action,  # type: ignore[arg-type]
+                service=str(entry.evidence.get("service", "")),
+                target=entry.target,
+                trigger=str(entry.evidence.get("trigger", "approved")),
+                current_replicas=entry.evidence.get("current_replicas"),
+                desired_replicas=entry.evidence.get("desired_replicas"),
+                evidence=entry.evidence,
+            )
+            ran.append(self._execute(entry, request))
+        return ran
+
+    def verify_due(self) -> list[str]:
+        """Check scale-outs whose verification time has come; escalate those that did not help."""
+        now = self.clock()
+        due = [v for v in self._verifications if v.due <= now]
+        self._verifications = [v for v in self._verifications if v.due > now]
+        escalated = []
+        scaling = self.policy.spec.scaling
+        for item in due:
+            signals = scaling[item.service].burn_signals if item.service in scaling else ()
+            after = {
+                f"{s.slo} burn {s.window}": self.burn_reader(item.service, s.slo, s.window).value
+                for s in signals
+            }
+            helped = any(
+                before is not None and after.get(name) is not None and after[name] < before  # type: ignore[operator]
+                for name, before in item.burn_before.items()
+            )
+            subject = f"service/{item.service}"
+            with self.database.writer() as session:
+                if helped:
+                    resolve_finding(
+                        session, kind="actions.scale_out_ineffective", subject=subject, at=now
+                    )
+                    continue
+                observe_finding(
+                    session,
+                    kind="actions.scale_out_ineffective",
+                    subject=subject,
+                    severity="critical",
+                    at=now,
+                    summary=f"{item.service}: the short-window burn did not drop after scaling "
+                    "out; escalating instead of scaling further",
+                    evidence={
+                        "decision_id": item.decision_id,
+                        "before": item.burn_before,
+                        "after": after,
+                    },
+                )
+                decide_once(
+                    session,
+                    decision=AuditDecision(
+                        at=now,
+                        actor=self.actor,
+                        action="escalate",
+                        target=subject,
+                        decision="taken",
+                        reason="scale-out did not reduce the burn: a human is needed",
+                        evidence={
+                            "service": item.service,
+                            "decision_id": item.decision_id,
+                            "before": item.burn_before,
+                            "after": after,
+                        },
+                        trigger_key=f"verify:{item.decision_id}",
+                    ),
+                )
+            escalated.append(item.decision_id)
+        return escalated
+
+    def tick(self) -> None:
+        """Periodic work: approved decisions, due verifications."""
+        self.run_approved()
+        self.verify_due()
+
+
+_ACTIONS = {
+    "scale_out",
+    "scale_in",
+    "set_replica_bounds",
+    "failover_database",
+    "switchover_database",
+    "run_drill",
+}

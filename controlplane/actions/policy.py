@@ -1,0 +1,135 @@
+"""The versioned action policy file (``controlplane/policies/actions.yaml``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from controlplane.actions.gate import ActionKind, ActionRule, Mode, RateBudget
+from controlplane.targets.policy import PolicyError
+from slo.durations import DurationError, parse_duration
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    try:
+        return parse_duration(str(value))
+    except DurationError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AlertTrigger(_Strict):
+    names: tuple[str, ...] = Field(min_length=1)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    def matches(self, name: str, labels: dict[str, str]) -> bool:
+        return name in self.names and all(labels.get(k) == v for k, v in self.labels.items())
+
+
+class Trigger(_Strict):
+    alert: AlertTrigger
+
+
+class Rule(_Strict):
+    name: str
+    trigger: Trigger
+    action: ActionKind
+    service: str
+
+
+class Budget(_Strict):
+    capacity: int = Field(ge=1)
+    per_hour: float = Field(gt=0)
+
+
+class ActionSpec(_Strict):
+    mode: Mode = "enforce"
+    allowed: bool = True
+    cooldown: Duration = timedelta(minutes=5)
+    budget: Budget = Budget(capacity=3, per_hour=6)
+    max_step: int | None = Field(default=None, ge=1)
+    max_input_age: Duration = timedelta(minutes=2)
+
+
+class BurnSignal(_Strict):
+    slo: str
+    window: str = "5m"
+    target: float = Field(default=14.4, gt=0)
+
+
+class ServiceScaling(_Strict):
+    min_replicas: int = Field(ge=1)
+    max_replicas: int = Field(ge=1)
+    burn_signals: tuple[BurnSignal, ...] = ()
+    verify_after: Duration = timedelta(minutes=2)
+
+
+class PolicySpec(_Strict):
+    global_cap_per_hour: int = Field(default=20, ge=1)
+    rules: tuple[Rule, ...] = ()
+    actions: dict[ActionKind, ActionSpec] = Field(default_factory=dict)
+    scaling: dict[str, ServiceScaling] = Field(default_factory=dict)
+
+
+class Metadata(_Strict):
+    name: str
+    version: int = Field(ge=1)
+
+
+class ActionPolicy(_Strict):
+    api_version: Literal["controlplane/v1"] = Field(alias="apiVersion")
+    kind: Literal["ActionPolicy"]
+    metadata: Metadata
+    spec: PolicySpec
+
+    def rule_for(self, action: ActionKind, service: str) -> ActionRule | None:
+        """The gate's view of one action for one service (None: the policy does not allow it)."""
+        spec = self.spec.actions.get(action)
+        if spec is None:
+            return None
+        scaling = self.spec.scaling.get(service)
+        return ActionRule(
+            action=action,
+            allowed=spec.allowed,
+            cooldown=spec.cooldown,
+            budget=RateBudget(capacity=spec.budget.capacity, per_hour=spec.budget.per_hour),
+            min_replicas=None if scaling is None else scaling.min_replicas,
+            max_replicas=None if scaling is None else scaling.max_replicas,
+            max_step=spec.max_step,
+            max_input_age=spec.max_input_age,
+            mode=spec.mode,
+        )
+
+    def with_mode(self, action: ActionKind, mode: Mode) -> ActionPolicy:
+        """A copy with one action's mode changed (operators switch to dry-run or approval)."""
+        actions = dict(self.spec.actions)
+        current = actions.get(action, ActionSpec())
+        actions[action] = current.model_copy(update={"mode": mode})
+        return self.model_copy(update={"spec": self.spec.model_copy(update={"actions": actions})})
+
+
+def load_action_policy(path: Path) -> ActionPolicy:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return ActionPolicy.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "(document)"
+        raise PolicyError(f"{path}: {field}: {first['msg']}") from exc

@@ -1,0 +1,323 @@
+"""The action engine end to end on real pieces: a gunicorn master (TTIN/TTOU), a Prometheus
+scraping a burn-rate target, the SQLite store with its leader lease, and the audit log."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+from controlplane.actions.config import DEFAULT_ACTION_POLICY
+from controlplane.actions.engine import ActionEngine
+from controlplane.actions.policy import ActionPolicy, load_action_policy
+from controlplane.actions.signals import prometheus_burn_reader
+from controlplane.actuators.local import LocalGunicornActuator
+from controlplane.core.config import ControlPlaneSettings
+from controlplane.leader import LeaderStatus
+from controlplane.runtime import Runtime
+from controlplane.sources.prometheus import PrometheusSource
+from controlplane.stack.process import free_ports
+from controlplane.store.actions import KILL_SWITCH, resolve_pending, set_flag
+from controlplane.store.alerts import AlertChange
+from controlplane.store.audit import list_audit
+from tests.support.backends import PrometheusFactory
+
+pytestmark = pytest.mark.integration
+
+APP = """
+import os
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+"""
+
+
+@dataclass
+class Rig:
+    actuator: LocalGunicornActuator
+    burn: Gauge
+    prometheus_url: str
+    stop_target: Callable[[], None]
+
+
+def wait_for(check: Callable[[], bool], *, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def rig(
+    tmp_path_factory: pytest.TempPathFactory, prometheus_factory: PrometheusFactory
+) -> Iterator[Rig]:
+    folder = tmp_path_factory.mktemp("gunicorn")
+    (folder / "pidapp.py").write_text(APP, encoding="utf-8")
+    pidfile = folder / "gunicorn.pid"
+    port, target_port = free_ports(2)  # one call: the two ports differ
+    master = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--pid",
+            str(pidfile),
+            "--chdir",
+            str(folder),
+            "pidapp:app",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    registry = CollectorRegistry()
+    # The app exports the raw signal; Prometheus turns it into the recording-rule series the
+    # engine reads, exactly as the generated SLO rules do.
+    burn = Gauge("test_burn_rate", "burn", ["service", "slo"], registry=registry)
+    server, thread = start_http_server(target_port, addr="127.0.0.1", registry=registry)
+    stopped = False
+
+    def stop_target() -> None:
+        nonlocal stopped
+        if not stopped:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+            stopped = True
+
+    try:
+        prometheus = prometheus_factory(
+            config={
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "scrape_configs": [
+                    {
+                        "job_name": "burn",
+                        "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}],
+                    }
+                ],
+            },
+            rules={
+                "burn.yml": "groups:\n- name: burn\n  interval: 1s\n  rules:\n"
+                "  - record: slo:burn_rate:rate5m\n    expr: test_burn_rate\n"
+            },
+        )
+        wait_for(
+            lambda: pidfile.exists() and httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
+        )
+        yield Rig(
+            actuator=LocalGunicornActuator(pidfile=pidfile),
+            burn=burn,
+            prometheus_url=prometheus.url,
+            stop_target=stop_target,
+        )
+    finally:
+        stop_target()
+        master.terminate()
+        master.wait(timeout=30)
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    settings = ControlPlaneSettings.model_validate(
+        {
+            "data_dir": tmp_path,
+            "webhook_token": "t" * 32,
+            "leader_acquire_interval_seconds": 0.2,
+            "leader_check_interval_seconds": 0.2,
+        }
+    )
+    runtime = Runtime.from_settings(settings)
+    runtime.start()
+    wait_for(lambda: runtime.leadership.status().is_leader)
+    yield runtime
+    runtime.stop()
+
+
+def engine_for(rig: Rig, runtime: Runtime, policy: ActionPolicy | None = None) -> ActionEngine:
+    source = PrometheusSource(url=rig.prometheus_url, timeout=5)
+    return ActionEngine(
+        policy=policy or load_action_policy(DEFAULT_ACTION_POLICY),
+        database=runtime.database,
+        leadership=runtime.leadership,
+        lease_name=runtime.settings.leader_name,
+        actuator=rig.actuator,
+        burn_reader=prometheus_burn_reader(source),
+    )
+
+
+def burning(rig: Rig, value: float) -> None:
+    rig.burn.labels(service="inventory", slo="read-latency").set(value)
+    source = PrometheusSource(url=rig.prometheus_url, timeout=5)
+    reader = prometheus_burn_reader(source)
+
+    def seen() -> bool:
+        current = reader("inventory", "read-latency", "5m")
+        fresh = current.observed_at is not None and (
+            datetime.now(UTC) - current.observed_at < timedelta(seconds=5)
+        )
+        return current.value == value and fresh
+
+    wait_for(seen)
+
+
+def alert(fingerprint: str) -> AlertChange:
+    return AlertChange(
+        alert_id=1,
+        fingerprint=fingerprint,
+        starts_at=datetime(2026, 11, 21, 12, 0, tzinfo=UTC),
+        status="firing",
+        outcome="opened",
+        labels={
+            "alertname": "ErrorBudgetBurn1h5m",
+            "service": "inventory",
+            "slo": "read-latency",
+            "severity": "page",
+        },
+    )
+
+
+def reset_workers(rig: Rig, count: int = 2) -> None:
+    assert rig.actuator.scale("inventory", replicas=count).reached
+
+
+def audit(runtime: Runtime) -> list[tuple[str, str, str | None]]:
+    with runtime.database.reader() as session:
+        return [(e.action, e.decision, e.outcome) for e in reversed(list_audit(session))]
+
+
+def test_latency_burn_alert_scales_out_once_and_a_repeat_does_nothing(
+    rig: Rig, runtime: Runtime
+) -> None:
+    reset_workers(rig)
+    burning(rig, 28.8)  # 2x the page factor → ceil(2 × 28.8 / 14.4) = 4 workers
+    engine = engine_for(rig, runtime)
+    (entry,) = engine.on_alert_changes([alert("a1")])
+    assert (entry.decision, entry.outcome) == ("taken", "succeeded")
+    assert rig.actuator.current_replicas("inventory") == 4
+    assert entry.fencing_token == runtime.leadership.status().fencing_token
+    assert engine.on_alert_changes([alert("a1")]) == []  # Alertmanager repeats the alert
+    assert audit(runtime) == [("scale_out", "taken", "succeeded")]
+    with runtime.database.reader() as session:
+        (stored,) = list_audit(session)
+    assert stored.evidence["result"] == {"before": 2, "after": 4, "via": "workers"}
+    assert stored.evidence["inputs"]["read-latency burn 5m"]["value"] == 28.8
+    assert [c["check"] for c in stored.evidence["gate"]][-1] == "mode"
+
+
+def test_second_action_inside_the_cooldown_is_refused_and_audited(
+    rig: Rig, runtime: Runtime
+) -> None:
+    reset_workers(rig)
+    burning(rig, 28.8)
+    engine = engine_for(rig, runtime)
+    engine.on_alert_changes([alert("b1")])
+    reset_workers(rig, 3)
+    (second,) = engine.on_alert_changes([alert("b2")])
+    assert second.decision == "refused"
+    assert second.reason.startswith("cooldown")
+    assert rig.actuator.current_replicas("inventory") == 3
+
+
+def test_dry_run_changes_nothing_but_audits(rig: Rig, runtime: Runtime) -> None:
+    reset_workers(rig)
+    burning(rig, 28.8)
+    policy = load_action_policy(DEFAULT_ACTION_POLICY).with_mode("scale_out", "dry-run")
+    (entry,) = engine_for(rig, runtime, policy).on_alert_changes([alert("c1")])
+    assert (entry.decision, entry.dry_run, entry.outcome) == ("taken", True, "dry-run")
+    assert "would have run scale_out 2 → 4" in (entry.outcome_detail or "")
+    assert rig.actuator.current_replicas("inventory") == 2
+
+
+def test_kill_switch_refuses_everything(rig: Rig, runtime: Runtime) -> None:
+    reset_workers(rig)
+    burning(rig, 28.8)
+    with runtime.database.writer() as session:
+        set_flag(session, name=KILL_SWITCH, enabled=True, at=datetime.now(UTC), by="ops")
+    (entry,) = engine_for(rig, runtime).on_alert_changes([alert("d1")])
+    assert entry.decision == "refused"
+    assert entry.reason.startswith("kill_switch")
+    assert rig.actuator.current_replicas("inventory") == 2
+
+
+def test_approval_mode_waits_for_an_operator(rig: Rig, runtime: Runtime) -> None:
+    reset_workers(rig)
+    burning(rig, 28.8)
+    policy = load_action_policy(DEFAULT_ACTION_POLICY).with_mode("scale_out", "approval")
+    engine = engine_for(rig, runtime, policy)
+    (entry,) = engine.on_alert_changes([alert("e1")])
+    assert entry.decision == "pending"
+    assert engine.run_approved() == []
+    assert rig.actuator.current_replicas("inventory") == 2
+    with runtime.database.writer() as session:
+        resolve_pending(
+            session, decision_id=entry.decision_id, approve=True, by="alice", at=datetime.now(UTC)
+        )
+    (ran,) = engine.run_approved()
+    assert ran.outcome == "succeeded"
+    assert rig.actuator.current_replicas("inventory") == 4
+    assert engine.run_approved() == []  # runs once
+
+
+class StaleLeader:
+    """A replica that still believes it leads, with the token it had before a takeover."""
+
+    def __init__(self, token: int) -> None:
+        self.token = token
+
+    def status(self) -> LeaderStatus:
+        now = datetime.now(UTC)
+        return LeaderStatus(
+            replica_id="old-leader",
+            mode="sqlite",
+            is_leader=True,
+            fencing_token=self.token,
+            since=now,
+            confirmed_at=now,
+        )
+
+
+def test_a_stale_leaders_decision_is_refused_by_its_fencing_token(
+    rig: Rig, runtime: Runtime
+) -> None:
+    reset_workers(rig)
+    burning(rig, 28.8)
+    current = runtime.leadership.status().fencing_token
+    assert current is not None
+    engine = engine_for(rig, runtime)
+    engine.leadership = StaleLeader(current - 1)  # type: ignore[assignment]
+    (entry,) = engine.on_alert_changes([alert("f1")])
+    assert entry.decision == "refused"
+    assert "stale" in entry.reason
+    assert rig.actuator.current_replicas("inventory") == 2
+    # The real leader still decides the same trigger: the stale refusal did not consume it.
+    (real,) = engine_for(rig, runtime).on_alert_changes([alert("f1")])
+    assert real.outcome == "succeeded"
+
+
+def test_unreachable_metrics_hold_and_never_scale_in(rig: Rig, runtime: Runtime) -> None:
+    reset_workers(rig, 4)
+    burning(rig, 28.8)
+    rig.stop_target()
+    reader = prometheus_burn_reader(PrometheusSource(url=rig.prometheus_url, timeout=5))
+    wait_for(lambda: reader("inventory", "read-latency", "5m").value is None)
+    engine = engine_for(rig, runtime)
+    (out,) = engine.on_alert_changes([alert("g1")])
+    assert out.decision == "refused"
+    scale_in = engine.decide(
+        "scale_in", "inventory", trigger_key="manual:g2", trigger="operator", evidence={}
+    )
+    assert scale_in is not None
+    assert scale_in.decision == "refused"
+    assert rig.actuator.current_replicas("inventory") == 4
