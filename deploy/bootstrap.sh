@@ -5,7 +5,8 @@
 #   3. .venv/ with the project installed editable (re-installed when pyproject.toml changes)
 #   4. Elasticsearch (integ-test-zip from Maven Central, pinned and checksummed)
 #   5. Jaeger v2 (built from the Go module proxy at a pinned release commit)
-#   6. prints each backend's version as its binary reports it
+#   6. kustomize (built from the Go module proxy at a pinned release; renders deploy/k8s)
+#   7. prints each backend's version as its binary reports it
 # Downloads and builds are cached outside the git tree (see STACK_CACHE_DIR below).
 set -euo pipefail
 
@@ -22,7 +23,7 @@ else
 fi
 SERVICE_USER=slostack
 PYTHON=${PYTHON:-python3}
-TOTAL=6
+TOTAL=7
 started=$(date +%s)
 
 step() { printf '\n\033[1m==> [%s/%s] %s\033[0m\n' "$1" "$TOTAL" "$2"; }
@@ -136,7 +137,28 @@ else
 fi
 chmod a+rx "$JAEGER_BIN"
 
-# --- 6. versions -------------------------------------------------------------------------------
-step 6 "backend versions (as each binary reports it)"
+# --- 6. kustomize -------------------------------------------------------------------------------
+step 6 "kustomize $KUSTOMIZE_VERSION (Go module sigs.k8s.io/kustomize/kustomize/v5)"
+KUSTOMIZE_BIN="$CACHE/bin/kustomize-$KUSTOMIZE_VERSION"
+if [ ! -x "$KUSTOMIZE_BIN" ]; then
+  command -v go >/dev/null 2>&1 || die "Go is needed to build kustomize (https://go.dev/dl)"
+  # go install checks the module against the Go checksum database; GOBIN keeps it out of ~/go/bin.
+  gobin=$(mktemp -d)
+  ok "building sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION (about a minute the first time)"
+  GOBIN="$gobin" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
+      "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" \
+    || { rm -rf "$gobin"; die "go install of kustomize $KUSTOMIZE_VERSION failed"; }
+  mv "$gobin/kustomize" "$KUSTOMIZE_BIN.part"
+  rm -rf "$gobin"
+  mv "$KUSTOMIZE_BIN.part" "$KUSTOMIZE_BIN"
+  ok "built $KUSTOMIZE_BIN"
+else
+  ok "cached in $KUSTOMIZE_BIN"
+fi
+chmod a+rx "$KUSTOMIZE_BIN"
+ok "kustomize reports $("$KUSTOMIZE_BIN" version)"
+
+# --- 7. versions -------------------------------------------------------------------------------
+step 7 "backend versions (as each binary reports it)"
 STACK_CACHE_DIR="$CACHE" "$VENV/bin/controlplane" stack versions
 printf '\nbootstrap done in %ss\n' "$(( $(date +%s) - started ))"
