@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from controlplane.commands.drill import app as drill_app
 from controlplane.commands.slo import app as slo_app
 from controlplane.commands.token import app as token_app
 from controlplane.stack.backends import PROBE_ERRORS
@@ -37,6 +38,7 @@ stack_app = typer.Typer(
 app.add_typer(stack_app, name="stack")
 app.add_typer(slo_app, name="slo")
 app.add_typer(token_app, name="token")
+app.add_typer(drill_app, name="drill")
 
 HomeOption = Annotated[
     Path,

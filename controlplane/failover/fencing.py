@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from controlplane.failover.nodes import Node
+from controlplane.stack.process import pid_alive
 
 FENCE_MARK = "# fenced by the control plane"
 
@@ -48,17 +49,7 @@ def _postmaster_pid(data_dir: Path) -> int | None:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    return True
+    return pid_alive(pid)
 
 
 class LocalFencer:

@@ -159,6 +159,15 @@ class ServerProcess:
                 self._popen.wait(timeout=1)
 
 
+def is_zombie(pid: int) -> bool:
+    """A process that has exited but whose parent (maybe another program) has not reaped it."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -166,6 +175,10 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    if is_zombie(pid):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        return False
     # A zombie child still answers kill(0); reap it if it is ours.
     with contextlib.suppress(ChildProcessError):
         done, _ = os.waitpid(pid, os.WNOHANG)
@@ -175,13 +188,25 @@ def pid_alive(pid: int) -> bool:
 
 
 def group_alive(pgid: int) -> bool:
+    """True while any process of the group is running (zombies, reaped or not, do not count)."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    pid_alive(pgid)  # reap the leader if it is our zombie child
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # fields: state ppid pgrp ...
+        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
 
 
 def stop_process_group(pgid: int, *, sig: signal.Signals, timeout: float) -> None:

@@ -199,6 +199,12 @@ class LocalStack:
         state = {"pids": pids, "ports": self.ports}
         self.state_path.write_text(json.dumps(state, indent=2), encoding="utf-8")
 
+    def adopt(self, name: str, pid: int) -> None:
+        """Record that ``name`` now runs as ``pid`` (a drill restarted it)."""
+        pids = self._read_state()
+        pids[name] = pid
+        self._write_state(pids)
+
     def running(self) -> dict[str, int]:
         """Backends recorded as started whose process group is still alive."""
         return {name: pid for name, pid in self._read_state().items() if group_alive(pid)}

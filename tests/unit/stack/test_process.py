@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import socket
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ from controlplane.stack.process import (
     ServerProcess,
     free_ports,
     group_alive,
+    pid_alive,
     require_executable,
     tail,
 )
@@ -52,8 +52,7 @@ def test_stop_ends_the_whole_process_group_including_grandchildren(tmp_path: Pat
     grandchild = int(marker.read_text())
     process.stop(timeout=5)
     assert not group_alive(process.pid)
-    with pytest.raises(ProcessLookupError):
-        os.kill(grandchild, 0)
+    assert not pid_alive(grandchild)  # gone, or a zombie waiting for init to reap it
 
 
 def test_exit_code_is_reported_for_a_process_that_dies(tmp_path: Path) -> None:

@@ -1,0 +1,105 @@
+"""`controlplane drill switchover|failover` on a local stack's PostgreSQL pair, then stored."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controlplane.core.config import ControlPlaneSettings
+from controlplane.stack.backends import PORT_LABELS, PostgresPrimary, PostgresReplica
+from controlplane.stack.process import free_ports
+from controlplane.stack.runner import ORDER
+from controlplane.store.database import Database
+from controlplane.store.drills import list_drills
+from tests.support.backends import TEST_PG_CONF, BackendPool
+
+pytestmark = pytest.mark.integration
+
+CLI = str(Path(sys.executable).with_name("controlplane"))
+
+
+@pytest.fixture
+def stack_home(backend_pool: BackendPool) -> Iterator[Path]:
+    """A stack home whose state file records a running PostgreSQL primary + replica."""
+    home = Path(tempfile.mkdtemp(prefix="drill-home-", dir=backend_pool.base))
+    home.chmod(0o755)
+    data = home / "data"
+    ports = {
+        name: dict(
+            zip(labels := PORT_LABELS.get(name, ("http",)), free_ports(len(labels)), strict=True)
+        )
+        for name in ORDER
+    }
+    primary = PostgresPrimary(
+        settings=backend_pool.settings,
+        workdir=data / PostgresPrimary.name,
+        ports=ports[PostgresPrimary.name],
+        extra_conf=TEST_PG_CONF,
+    )
+    primary.start()
+    replica = PostgresReplica(
+        settings=backend_pool.settings,
+        workdir=data / PostgresReplica.name,
+        ports=ports[PostgresReplica.name],
+        primary=primary,
+    )
+    replica.start()
+    assert primary.process is not None
+    assert replica.process is not None
+    pids = {PostgresPrimary.name: primary.process.pid, PostgresReplica.name: replica.process.pid}
+    (home / "state.json").write_text(json.dumps({"pids": pids, "ports": ports}))
+    yield home
+    for backend in (replica, primary):
+        backend.stop()
+    subprocess.run(
+        [CLI, "stack", "down", "--home", str(home)], capture_output=True, timeout=120, check=False
+    )
+
+
+def drill(kind: str, home: Path, store: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CLI, "drill", kind, "--home", str(home)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "CONTROLPLANE_DATA_DIR": str(store), "COLUMNS": "200"},
+    )
+
+
+def test_switchover_then_failover_drills_are_measured_and_stored(
+    stack_home: Path, tmp_path: Path
+) -> None:
+    done = drill("switchover", stack_home, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"switchover drill: RTO \d+\.\d+ s \(within", done.stdout), done.stdout
+    assert "0 of" in done.stdout  # no acknowledged write lost
+
+    failed = drill("failover", stack_home, tmp_path)
+    assert failed.returncode == 0, failed.stdout + failed.stderr
+    assert re.search(r"failover drill: RTO \d+\.\d+ s", failed.stdout), failed.stdout
+
+    database = Database.from_settings(ControlPlaneSettings(data_dir=tmp_path))
+    try:
+        with database.reader() as session:
+            drills = list_drills(session, database="inventory")
+    finally:
+        database.dispose()
+    assert [d.kind for d in drills] == ["failover", "switchover"]
+    assert drills[1].lost_acknowledged_writes == 0
+    assert all(d.measured_rto_s < 60 for d in drills)
+    assert drills[0].details["promoted_at"] is not None
+
+
+def test_drill_without_a_running_stack_says_so(tmp_path: Path) -> None:
+    done = drill("switchover", tmp_path, tmp_path)
+    assert done.returncode == 1
+    assert "not running" in done.stderr
