@@ -32,7 +32,6 @@ from controlplane.api.routes import (
     slos,
     targets,
     tokens,
-    traces,
 )
 from controlplane.core.config import ControlPlaneSettings
 from controlplane.core.security import Role
@@ -156,7 +155,7 @@ def create_app(
 
     viewer = [Depends(require_role(Role.VIEWER))]
     api = APIRouter(prefix=API_PREFIX)
-    for module in (health, slos, findings, alerts, audit, tokens, actions, targets, traces):
+    for module in (health, slos, findings, alerts, audit, tokens, actions, targets):
         api.include_router(module.router, dependencies=viewer)
 
     @api.get("/openapi.json", include_in_schema=False, dependencies=viewer)
