@@ -45,3 +45,23 @@ test-integration: ## integration tests only (real servers)
 
 bench-failover: bootstrap ## SIGKILL the primary under write load 10x: RTO median/max, writes lost
 	$(PY) -m bench.failover
+
+# --- inventory API (app/) ------------------------------------------------------------------
+# Defaults point at the demo stack (`make demo`); any INVENTORY_* variable set in the
+# environment wins (see app/README.md).
+.PHONY: app-run app-worker app-traffic bench-api
+APP_ENV = INVENTORY_DATABASE_URL=$${INVENTORY_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432,127.0.0.1:5433/inventory} \
+	INVENTORY_REPLICA_URL=$${INVENTORY_REPLICA_URL-postgresql://postgres@127.0.0.1:5433/inventory} \
+	INVENTORY_REDIS_URL=$${INVENTORY_REDIS_URL:-redis://127.0.0.1:6379/0}
+
+app-run: ## run the inventory API on :8000 against the demo stack (migrates first)
+	$(APP_ENV) $(PY) -m app.serve --migrate --bind 127.0.0.1:8000 --workers 2
+
+app-worker: ## run one stream worker against the demo stack
+	$(APP_ENV) $(PY) -m app.worker
+
+app-traffic: ## send demo traffic to the API on :8000 (Ctrl-C stops)
+	$(PY) -m app.traffic --url http://127.0.0.1:8000
+
+bench-api: ## benchmark the inventory API (own PostgreSQL + Redis): table + JSON line
+	$(PY) -m bench.bench_api $(BENCH_ARGS)

@@ -1,1 +1,1 @@
-"""app package."""
+"""The inventory API (FastAPI) and its stream workers: the workload the control plane protects."""

@@ -1,0 +1,1 @@
+"""HTTP layer: routes per resource, dependencies, error mapping, request telemetry."""

@@ -1,0 +1,1 @@
+"""Settings, database access and the per-process container."""

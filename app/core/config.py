@@ -1,0 +1,144 @@
+"""Settings of the inventory API and its stream workers (environment variables ``INVENTORY_*``).
+
+Built once by the entry point (``python -m app.serve``, ``python -m app.worker``) or by a test and
+passed down explicitly: nothing here reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+def _check_postgres_dsn(value: str) -> str:
+    """A libpq URI (``postgresql://user@h1:5432,h2:5433/db?...``); several hosts are allowed."""
+    parts = urlsplit(value)
+    if parts.scheme not in {"postgresql", "postgres"}:
+        raise ValueError("must be a libpq URI starting with postgresql://")
+    if not parts.netloc and "host=" not in parts.query:
+        raise ValueError("names no host")
+    if not parts.path.strip("/"):
+        raise ValueError("names no database (…/dbname)")
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything the API and the workers need to know about their surroundings."""
+
+    model_config = SettingsConfigDict(env_prefix="INVENTORY_", frozen=True, extra="ignore")
+
+    # -- PostgreSQL ---------------------------------------------------------------------------
+    #: Write DSN. Several hosts (``h1:5432,h2:5433``) are tried in order; the connection is always
+    #: opened with ``target_session_attrs=read-write`` so a promoted replica is found again.
+    database_url: str
+    #: Read DSN for read-only queries (a replica). None: every read goes to the primary.
+    replica_url: str | None = None
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_connect_timeout_seconds: int = Field(default=3, ge=1, le=60)
+    #: Server-side limit for any one statement of the API (milliseconds).
+    db_statement_timeout_ms: int = Field(default=5000, ge=100)
+    #: Reads go to the replica only while its replay lag is at most this many seconds.
+    replica_max_lag_seconds: float = Field(default=1.0, gt=0)
+    #: How often each API process measures the replica lag.
+    replica_check_interval_seconds: float = Field(default=1.0, gt=0)
+
+    # -- Redis (cache and movement stream) ---------------------------------------------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout_seconds: float = Field(default=1.0, gt=0)
+    #: After a Redis failure, skip Redis for this long before trying again (circuit breaker).
+    redis_down_backoff_seconds: float = Field(default=1.0, ge=0)
+    #: Retry-After sent with a 503 when a write cannot be accepted durably.
+    retry_after_seconds: int = Field(default=5, ge=1)
+    #: Lifetime of a cached stock entry: the staleness bound if an invalidation is ever lost.
+    cache_ttl_seconds: int = Field(default=60, ge=1)
+    #: Keep a per-process copy of hot stock entries, invalidated by Redis (client tracking).
+    near_cache: bool = True
+    near_cache_max_entries: int = Field(default=100_000, ge=1)
+    stream_key: str = "inventory:movements"
+    consumer_group: str = "appliers"
+    #: Movements waiting in the stream above which new ones are refused with 503 (backpressure).
+    stream_max_backlog: int = Field(default=2_000_000, ge=1)
+    idempotency_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+
+    # -- domain -------------------------------------------------------------------------------
+    reservation_ttl_seconds: int = Field(default=900, ge=1)
+    max_page_size: int = Field(default=500, ge=1)
+    default_page_size: int = Field(default=50, ge=1)
+
+    # -- telemetry ----------------------------------------------------------------------------
+    service_name: str = "inventory"
+    worker_service_name: str = "inventory-worker"
+    #: OTLP/HTTP endpoint of the trace collector (Jaeger), e.g. http://127.0.0.1:4318.
+    otlp_endpoint: str | None = None
+    trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    #: Elasticsearch URL the ECS log lines are shipped to in bulk. None: stdout only.
+    elasticsearch_url: str | None = None
+    log_level: LogLevel = "INFO"
+    #: One ECS log line per request (with trace.id / span.id).
+    access_log: bool = True
+    #: Also write the ECS lines to stderr.
+    log_to_stderr: bool = True
+    #: Log lines waiting for the shipper; past this, new lines are dropped and counted.
+    log_buffer_lines: int = Field(default=20_000, ge=10)
+    log_flush_interval_seconds: float = Field(default=1.0, gt=0)
+    log_bulk_max_lines: int = Field(default=2_000, ge=1)
+
+    # -- benchmark endpoints (naive read, constant JSON, one INSERT per request) -------------
+    bench_endpoints: bool = False
+
+    # -- workers ------------------------------------------------------------------------------
+    worker_batch_size: int = Field(default=1000, ge=1, le=20_000)
+    worker_block_ms: int = Field(default=200, ge=1)
+    #: A pending entry idle for this long belongs to a dead consumer and is claimed.
+    worker_claim_idle_ms: int = Field(default=30_000, ge=100)
+    worker_claim_interval_seconds: float = Field(default=5.0, gt=0)
+    #: Deliveries after which a movement that still did not apply goes to the dead letters.
+    worker_max_deliveries: int = Field(default=5, ge=1)
+    worker_sweep_interval_seconds: float = Field(default=5.0, gt=0)
+    #: Port of the worker's own /metrics (0: none).
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    #: Fault injection for tests and drills: the worker SIGKILLs itself in its N-th batch, either
+    #: inside the open transaction (``before_commit``) or after COMMIT and before XACK
+    #: (``after_commit``). None: never.
+    worker_crash_after_commits: int | None = Field(default=None, ge=1)
+    worker_crash_point: Literal["before_commit", "after_commit"] = "after_commit"
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return _check_postgres_dsn(value)
+
+    @field_validator("replica_url")
+    @classmethod
+    def _replica_url(cls, value: str | None) -> str | None:
+        return None if value in (None, "") else _check_postgres_dsn(value)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in {"redis", "rediss", "unix"}:
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("otlp_endpoint", "elasticsearch_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if urlsplit(value).scheme not in {"http", "https"}:
+            raise ValueError("must be an http(s):// URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _pages(self) -> Settings:
+        if self.default_page_size > self.max_page_size:
+            raise ValueError("default_page_size must not exceed max_page_size")
+        return self

@@ -1,0 +1,1 @@
+"""Data shapes: ``tables`` (PostgreSQL) and one module of API models per resource."""

@@ -1,0 +1,1 @@
+"""Domain services (no HTTP here): catalog, stock, reservations, movements, apply planning."""

@@ -1,0 +1,1 @@
+"""Stream workers: apply queued stock movements to PostgreSQL in batches."""

@@ -1,0 +1,643 @@
+"""``make bench-api``: throughput and latency of the inventory API, all measured in one run.
+
+Starts its own PostgreSQL and Redis on free loopback ports (the same backend classes as the local
+stack), the API under gunicorn and the stream workers, seeds SKUs, then measures:
+
+- constant JSON endpoint, cached stock read, naive stock read (PostgreSQL on every request),
+  all on the same server with the same settings;
+- the cached read again with the near cache off (Redis on every request) — for reference;
+- p99 latency of the cached read under an open-loop load at 80 % of its measured maximum;
+- movement ingest: accepted/s (202) and persisted/s (committed by the workers), against a
+  baseline endpoint that does one INSERT per request.
+
+Load comes from ``wrk`` when it is installed (``--load wrk``) or from the asyncio generator in
+``bench/loadgen.py``; the open-loop latency phase always uses the generator. Prints a table and,
+as the last line, one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from bench import loadgen
+from controlplane.stack.backends import PostgresPrimary, Redis
+from controlplane.stack.process import free_ports, stop_process_group
+from controlplane.stack.settings import StackSettings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"
+
+
+@dataclass
+class Phase:
+    name: str
+    rps: float
+    ok: int
+    errors: int
+    seconds: float
+    note: str = ""
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+
+
+def log(message: str) -> None:
+    sys.stderr.write(f"[bench] {message}\n")
+    sys.stderr.flush()
+
+
+def out(line: str = "") -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+# -- backends and processes -------------------------------------------------------------------
+
+
+@contextmanager
+def backends(home: Path) -> Iterator[tuple[PostgresPrimary, Redis]]:
+    settings = StackSettings()
+    home.mkdir(parents=True, exist_ok=True)
+    home.chmod(0o755)
+    pg_port, redis_port = free_ports(2)
+    primary = PostgresPrimary(
+        settings=settings,
+        workdir=home / "postgresql",
+        ports={"postgres": pg_port},
+        extra_conf={"max_connections": "200", "shared_buffers": "'256MB'"},
+    )
+    redis = Redis(settings=settings, workdir=home / "redis", ports={"redis": redis_port})
+    started: list[Any] = []
+    try:
+        for backend in (primary, redis):
+            log(f"starting {backend.describe()}")
+            backend.start()
+            started.append(backend)
+        yield primary, redis
+    finally:
+        for backend in reversed(started):
+            backend.stop()
+
+
+class Proc:
+    def __init__(self, argv: list[str], *, env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        with log_path.open("ab") as out:
+            self.popen = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=REPO_ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            stop_process_group(self.popen.pid, sig=signal.SIGTERM, timeout=20)
+        self.popen.wait(timeout=10)
+
+
+def app_env(base: dict[str, str], **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INVENTORY_")}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.update(base)
+    env.update(extra)
+    return env
+
+
+def start_api(*, env: dict[str, str], port: int, workers: int, logs: Path) -> Proc:
+    proc = Proc(
+        [
+            sys.executable,
+            "-m",
+            "app.serve",
+            "--bind",
+            f"{HOST}:{port}",
+            "--workers",
+            str(workers),
+            "--metrics-dir",
+            str(logs / f"metrics-{port}"),
+        ],
+        env=env,
+        log_path=logs / f"api-{port}.log",
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://{HOST}:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.popen.poll() is not None:
+            raise SystemExit(f"the API exited; see {proc.log_path}")
+        time.sleep(0.3)
+    raise SystemExit(f"the API did not become ready; see {proc.log_path}")
+
+
+# -- load -------------------------------------------------------------------------------------
+
+
+def wrk_lua_get(prefix: str, skus: list[str]) -> str:
+    listing = ",".join(f'"{s}"' for s in skus)
+    return (
+        f"local skus = {{{listing}}}\n"
+        "request = function()\n"
+        f'  return wrk.format("GET", "{prefix}" .. skus[math.random(#skus)])\n'
+        "end\n"
+    )
+
+
+def wrk_lua_post(path: str, *, run: str, skus: list[str]) -> str:
+    listing = ",".join(f'"{s}"' for s in skus)
+    return (
+        f"local skus = {{{listing}}}\n"
+        "local n = 0\n"
+        "local thread_id = 0\n"
+        "local threads = 0\n"
+        "function setup(thread) threads = threads + 1; thread:set('tid', threads) end\n"
+        "function init(args) me = tostring(tid) end\n"
+        "request = function()\n"
+        "  n = n + 1\n"
+        '  local body = \'{"kind":"receive","sku":"\' .. skus[math.random(#skus)] .. '
+        '\'","warehouse":"W1","quantity":1}\'\n'
+        f'  local headers = {{["Content-Type"] = "application/json", '
+        f'["Idempotency-Key"] = "{run}-" .. me .. "-" .. n}}\n'
+        f'  return wrk.format("POST", "{path}", headers, body)\n'
+        "end\n"
+    )
+
+
+def run_wrk(*, url: str, script: str, connections: int, duration: float, tmp: Path) -> Phase:
+    script_path = tmp / f"wrk-{uuid.uuid4().hex[:6]}.lua"
+    script_path.write_text(script, encoding="utf-8")
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{int(duration)}s",
+            "--latency",
+            "-s",
+            str(script_path),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+        check=True,
+    ).stdout
+    total_match = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+    if total_match is None:
+        raise SystemExit(f"cannot read wrk output:\n{out}")
+    total = int(total_match.group(1))
+    seconds = float(total_match.group(2)) * (0.001 if total_match.group(3) == "ms" else 1)
+    bad_match = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    bad = int(bad_match.group(1)) if bad_match else 0
+    errors_match = re.search(r"Socket errors: .*?timeout (\d+)", out)
+    errors = bad + (int(errors_match.group(1)) if errors_match else 0)
+    p50 = _wrk_percentile(out, "50%")
+    p99 = _wrk_percentile(out, "99%")
+    return Phase(
+        name="",
+        rps=(total - bad) / seconds,
+        ok=total - bad,
+        errors=errors,
+        seconds=seconds,
+        p50_ms=p50,
+        p99_ms=p99,
+    )
+
+
+def _wrk_percentile(out: str, label: str) -> float | None:
+    match = re.search(rf"^\s*{re.escape(label)}\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+    if match is None:
+        return None
+    value = float(match.group(1))
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]
+    return value * scale
+
+
+def run_python_closed(
+    *, port: int, make: Callable[[], bytes], connections: int, duration: float, ok: tuple[int, ...]
+) -> Phase:
+    result = loadgen.run(
+        loadgen.closed_loop(
+            host=HOST,
+            port=port,
+            make_request=make,
+            connections=connections,
+            duration=duration,
+            keep_latencies=True,
+        )
+    )
+    good = result.count(*ok)
+    return Phase(
+        name="",
+        rps=good / result.duration,
+        ok=good,
+        errors=result.total - good + result.errors,
+        seconds=result.duration,
+        p50_ms=result.percentile(50) * 1000,
+        p99_ms=result.percentile(99) * 1000,
+    )
+
+
+# -- the benchmark ----------------------------------------------------------------------------
+
+
+def seed(dsn: str, skus: list[str]) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO warehouses (code, name) VALUES ('W1', 'Bench')")
+        with conn.cursor() as cur:
+            with cur.copy("COPY items (sku, name) FROM STDIN") as copy:
+                for sku in skus:
+                    copy.write_row((sku, f"bench item {sku}"))
+            with cur.copy("COPY stock_levels (sku, warehouse, on_hand) FROM STDIN") as copy:
+                for sku in skus:
+                    copy.write_row((sku, "W1", 1_000_000))
+        conn.execute("ANALYZE")
+
+
+def drain(dsn: str, *, start: Callable[[], None], timeout: float) -> tuple[int, float]:
+    """Start the workers on a full stream and time them: movements committed per second from
+    the first commit seen to the last (polled every 50 ms). Returns (count, seconds)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+
+        def applied() -> int:
+            row = conn.execute("SELECT count(*) FROM movements").fetchone()
+            return int(row[0]) if row else 0
+
+        before = applied()
+        start()
+        deadline = time.monotonic() + timeout
+        first_at, first_count = 0.0, before
+        last, last_change = before, time.monotonic()
+        while time.monotonic() < deadline:
+            now_count = applied()
+            now = time.monotonic()
+            if now_count != last:
+                if first_at == 0.0:
+                    first_at, first_count = now, now_count
+                last, last_change = now_count, now
+            elif first_at and now - last_change > 3.0:
+                break  # nothing new for 3 s: the stream is drained
+            time.sleep(0.05)
+        return last - first_count, max(last_change - first_at, 1e-9)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_api", description=__doc__)
+    parser.add_argument("--duration", type=float, default=12.0, help="seconds per phase")
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="interleaved rounds of the read phases"
+    )
+    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--appliers", type=int, default=1, help="stream worker processes")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--skus", type=int, default=200)
+    parser.add_argument("--load", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--trace-sample-ratio", default="0.01")
+    parser.add_argument("--access-log", action="store_true", help="one ECS line per request")
+    args = parser.parse_args(argv)
+
+    use_wrk = args.load == "wrk" or (args.load == "auto" and shutil.which("wrk") is not None)
+    if args.load == "wrk" and shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install wrk), or use --load python")
+    generator = "wrk" if use_wrk else "python asyncio generator"
+    home = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    logs = home / "logs"
+    logs.mkdir()
+    skus = [f"BENCH-{i:05d}" for i in range(args.skus)]
+    phases: list[Phase] = []
+    try:
+        with backends(home) as (primary, redis):
+            with psycopg.connect(primary.dsn(), autocommit=True) as conn:
+                conn.execute("CREATE DATABASE inventory")
+            dsn = primary.dsn("inventory")
+            from app.migrate import upgrade
+
+            upgrade(dsn)
+            seed(dsn, skus)
+            base = {
+                "INVENTORY_DATABASE_URL": dsn,
+                "INVENTORY_REDIS_URL": redis.url,
+                "INVENTORY_BENCH_ENDPOINTS": "true",
+                "INVENTORY_ACCESS_LOG": "true" if args.access_log else "false",
+                "INVENTORY_LOG_TO_STDERR": "true",
+                "INVENTORY_LOG_LEVEL": "WARNING",
+                "INVENTORY_TRACE_SAMPLE_RATIO": args.trace_sample_ratio,
+                "INVENTORY_DB_POOL_SIZE": "10",
+            }
+            port, port2 = free_ports(2)
+            api = start_api(env=app_env(base), port=port, workers=args.web_workers, logs=logs)
+            # Reference server: the same, with the near cache off (Redis on every cached read).
+            api2 = start_api(
+                env=app_env(base, INVENTORY_NEAR_CACHE="false"),
+                port=port2,
+                workers=args.web_workers,
+                logs=logs,
+            )
+            appliers: list[Proc] = []
+
+            def start_appliers() -> None:
+                appliers.extend(
+                    Proc(
+                        [sys.executable, "-m", "app.worker"],
+                        env=app_env(base),
+                        log_path=logs / f"worker-{i}.log",
+                    )
+                    for i in range(args.appliers)
+                )
+
+            try:
+                phases.extend(
+                    measure_reads(
+                        args=args,
+                        port=port,
+                        reference_port=port2,
+                        skus=skus,
+                        use_wrk=use_wrk,
+                        tmp=home,
+                    )
+                )
+                api2.stop()
+                phases.extend(
+                    measure_writes(
+                        args=args,
+                        port=port,
+                        skus=skus,
+                        use_wrk=use_wrk,
+                        tmp=home,
+                        dsn=dsn,
+                        start_appliers=start_appliers,
+                    )
+                )
+            finally:
+                for proc in (*appliers, api2, api):
+                    proc.stop()
+    finally:
+        if os.environ.get("KEEP_BENCH") != "1":
+            shutil.rmtree(home, ignore_errors=True)
+    report(phases, args=args, generator=generator)
+
+
+def read_phase(
+    *,
+    args: argparse.Namespace,
+    port: int,
+    prefix: str,
+    skus: list[str],
+    use_wrk: bool,
+    tmp: Path,
+    duration: float | None = None,
+) -> Phase:
+    seconds = args.duration if duration is None else duration
+    if use_wrk:
+        return run_wrk(
+            url=f"http://{HOST}:{port}{prefix}{skus[0]}",
+            script=wrk_lua_get(prefix, skus),
+            connections=args.connections,
+            duration=seconds,
+            tmp=tmp,
+        )
+    pick = loadgen.sku_picker(skus)
+    host = f"{HOST}:{port}"
+    return run_python_closed(
+        port=port,
+        make=lambda: loadgen.get_request(prefix + pick(), host),
+        connections=args.connections,
+        duration=seconds,
+        ok=(200,),
+    )
+
+
+def merge(name: str, rounds: list[Phase]) -> Phase:
+    """One row from several rounds: total answered over total time; worst p99, median p50."""
+    ok = sum(p.ok for p in rounds)
+    seconds = sum(p.seconds for p in rounds)
+    p50s = sorted(p.p50_ms for p in rounds if p.p50_ms is not None)
+    p99s = [p.p99_ms for p in rounds if p.p99_ms is not None]
+    return Phase(
+        name=name,
+        rps=ok / seconds,
+        ok=ok,
+        errors=sum(p.errors for p in rounds),
+        seconds=seconds,
+        p50_ms=p50s[len(p50s) // 2] if p50s else None,
+        p99_ms=max(p99s) if p99s else None,
+        note=f"{len(rounds)} interleaved rounds",
+    )
+
+
+def measure_reads(
+    *,
+    args: argparse.Namespace,
+    port: int,
+    reference_port: int,
+    skus: list[str],
+    use_wrk: bool,
+    tmp: Path,
+) -> list[Phase]:
+    """The read endpoints in interleaved rounds (constant, cached, naive, cached without the
+    near cache, then again): a machine shared with other work slows all of them alike."""
+    for target in (port, reference_port):
+        with httpx.Client(base_url=f"http://{HOST}:{target}") as client:
+            for sku in skus:  # warm the cache
+                client.get(f"/api/v1/stock/{sku}").raise_for_status()
+    kinds = [
+        ("constant JSON", port, "/api/v1/bench/constant?", [""]),
+        ("cached stock read", port, "/api/v1/stock/", skus),
+        ("naive stock read (PostgreSQL each time)", port, "/api/v1/bench/stock-naive/", skus),
+        ("cached read, near cache off (Redis each time)", reference_port, "/api/v1/stock/", skus),
+    ]
+    rounds: dict[str, list[Phase]] = {name: [] for name, *_ in kinds}
+    per_round = max(2.0, args.duration / args.rounds)
+    for number in range(args.rounds):
+        for name, target, prefix, keys in kinds:
+            log(f"round {number + 1}/{args.rounds}: {name}")
+            rounds[name].append(
+                read_phase(
+                    args=args,
+                    port=target,
+                    prefix=prefix,
+                    skus=keys,
+                    use_wrk=use_wrk,
+                    tmp=tmp,
+                    duration=per_round,
+                )
+            )
+    merged = {name: merge(name, phases) for name, phases in rounds.items()}
+    metrics = httpx.get(f"http://{HOST}:{port}/metrics", timeout=5).text
+    for line in metrics.splitlines():
+        if line.startswith("inventory_cache_requests_total"):
+            log(line)
+    cached = merged["cached stock read"]
+    log("phase: open-loop latency at 80 % of the cached maximum")
+    target_rps = 0.8 * cached.rps
+    pick = loadgen.sku_picker(skus, seed=11)
+    host = f"{HOST}:{port}"
+    result = loadgen.run(
+        loadgen.open_loop(
+            host=HOST,
+            port=port,
+            make_request=lambda: loadgen.get_request("/api/v1/stock/" + pick(), host),
+            rate=target_rps,
+            duration=args.duration,
+            connections=args.connections,
+        )
+    )
+    at80 = Phase(
+        name="cached read at 80 % of max (open loop)",
+        rps=result.rate(200),
+        ok=result.count(200),
+        errors=result.total - result.count(200) + result.errors,
+        seconds=result.duration,
+        p50_ms=result.percentile(50) * 1000,
+        p99_ms=result.percentile(99) * 1000,
+        note=f"target {target_rps:.0f}/s",
+    )
+    return [
+        merged["constant JSON"],
+        cached,
+        merged["naive stock read (PostgreSQL each time)"],
+        at80,
+        merged["cached read, near cache off (Redis each time)"],
+    ]
+
+
+def measure_writes(
+    *,
+    args: argparse.Namespace,
+    port: int,
+    skus: list[str],
+    use_wrk: bool,
+    tmp: Path,
+    dsn: str,
+    start_appliers: Callable[[], None],
+) -> list[Phase]:
+    """Ingest with no worker running (the stream fills), then start the workers and time how
+    fast they drain it, then the one-INSERT-per-request baseline."""
+    run = f"bench-{uuid.uuid4().hex[:8]}"
+    host = f"{HOST}:{port}"
+    pick = loadgen.sku_picker(skus, seed=3)
+    counter = iter(range(10**9))
+
+    def post(path: str) -> Callable[[], bytes]:
+        def make() -> bytes:
+            body = json.dumps(
+                {"kind": "receive", "sku": pick(), "warehouse": "W1", "quantity": 1}
+            ).encode()
+            return loadgen.post_request(
+                path,
+                host=host,
+                body=body,
+                headers=[("Idempotency-Key", f"{run}-py-{next(counter)}")],
+            )
+
+        return make
+
+    def write_phase(path: str, ok: int) -> Phase:
+        if use_wrk:
+            return run_wrk(
+                url=f"http://{host}{path}",
+                script=wrk_lua_post(path, run=run, skus=skus),
+                connections=args.connections,
+                duration=args.duration,
+                tmp=tmp,
+            )
+        return run_python_closed(
+            port=port,
+            make=post(path),
+            connections=args.connections,
+            duration=args.duration,
+            ok=(ok,),
+        )
+
+    log("phase: movement ingest (workers stopped)")
+    ingest = write_phase("/api/v1/movements", 202)
+    ingest.name = "movement ingest, accepted (202)"
+    log("phase: workers drain the stream")
+    count, span = drain(dsn, start=start_appliers, timeout=600)
+    persisted = Phase(
+        name="movements persisted by the workers",
+        rps=count / span,
+        ok=count,
+        errors=0,
+        seconds=span,
+        note=f"{args.appliers} worker(s) draining the backlog, first to last commit",
+    )
+    log("phase: one INSERT per request")
+    per_row = write_phase("/api/v1/bench/movements-per-row", 201)
+    per_row.name = "one INSERT per request (baseline)"
+    return [ingest, persisted, per_row]
+
+
+def report(phases: list[Phase], *, args: argparse.Namespace, generator: str) -> None:
+    by = {p.name: p for p in phases}
+    constant = by["constant JSON"]
+    cached = by["cached stock read"]
+    naive = by["naive stock read (PostgreSQL each time)"]
+    at80 = by["cached read at 80 % of max (open loop)"]
+    accepted = by["movement ingest, accepted (202)"]
+    persisted = by["movements persisted by the workers"]
+    per_row = by["one INSERT per request (baseline)"]
+    settings = (
+        f"{args.web_workers} gunicorn/uvicorn workers, {args.appliers} stream worker(s), "
+        f"{args.connections} connections, {args.duration:.0f} s per phase, load: {generator}, "
+        f"trace sampling {args.trace_sample_ratio}, access log {'on' if args.access_log else 'off'}"
+    )
+    out()
+    out(f"inventory API benchmark — {settings}; {os.cpu_count()} CPUs shared by everything")
+    header = f"{'phase':<48} {'req/s':>9} {'ok':>8} {'err':>6} {'p50 ms':>8} {'p99 ms':>8}  note"
+    out(header)
+    out("-" * len(header))
+    for p in phases:
+        p50 = f"{p.p50_ms:8.1f}" if p.p50_ms is not None else f"{'':8}"
+        p99 = f"{p.p99_ms:8.1f}" if p.p99_ms is not None else f"{'':8}"
+        out(f"{p.name:<48} {p.rps:9.0f} {p.ok:8d} {max(p.errors, 0):6d} {p50} {p99}  {p.note}")
+    summary = {
+        "cached_vs_naive_ratio": round(cached.rps / naive.rps, 2),
+        "cached_vs_constant_ratio": round(cached.rps / constant.rps, 2),
+        "ingest_accepted_per_s": round(accepted.rps, 1),
+        "ingest_persisted_per_s": round(persisted.rps, 1),
+        "ingest_persisted_vs_per_row_ratio": round(persisted.rps / per_row.rps, 2),
+        "p99_ms_at_80pct": round(at80.p99_ms or float("nan"), 1),
+        "constant_rps": round(constant.rps, 1),
+        "cached_rps": round(cached.rps, 1),
+        "naive_rps": round(naive.rps, 1),
+        "cached_redis_only_rps": round(by["cached read, near cache off (Redis each time)"].rps, 1),
+        "per_row_insert_per_s": round(per_row.rps, 1),
+        "load_generator": generator,
+        "web_workers": args.web_workers,
+        "appliers": args.appliers,
+        "cpus": os.cpu_count(),
+    }
+    out()
+    out(
+        "targets: cached >= 3x naive, cached >= 0.5x constant, ingest >= 5000 accepted/s, "
+        "persisted >= 5x per-row, p99 < 50 ms at 80 % of max"
+    )
+    out(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
