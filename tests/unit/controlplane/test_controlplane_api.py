@@ -18,6 +18,13 @@ from tests.unit.controlplane.conftest import Api
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_now() -> None:
+    """Each test's "now" is its own start: staleness is judged against the real clock."""
+    global NOW
+    NOW = datetime.now(UTC).replace(microsecond=0)
+
+
 def _protected_paths(api: Api) -> list[str]:
     """Every GET path of the OpenAPI document, with its path parameters filled in."""
     document = api.client.app.openapi()
