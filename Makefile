@@ -65,3 +65,8 @@ app-traffic: ## send demo traffic to the API on :8000 (Ctrl-C stops)
 
 bench-api: ## benchmark the inventory API (own PostgreSQL + Redis): table + JSON line
 	$(PY) -m bench.bench_api $(BENCH_ARGS)
+
+# --- control plane ---------------------------------------------------------------------------
+.PHONY: bench-controlplane
+bench-controlplane: bootstrap ## 1,000 SLOs on a real Prometheus, webhook ingestion, memory: table + JSON line
+	$(PY) -m bench.controlplane $(BENCH_ARGS)

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from controlplane.commands.drill import app as drill_app
+from controlplane.commands.serve import serve as serve_command
 from controlplane.commands.slo import app as slo_app
 from controlplane.commands.token import app as token_app
 from controlplane.stack.backends import PROBE_ERRORS
@@ -39,6 +40,7 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(slo_app, name="slo")
 app.add_typer(token_app, name="token")
 app.add_typer(drill_app, name="drill")
+app.command("serve")(serve_command)
 
 HomeOption = Annotated[
     Path,
@@ -111,10 +113,7 @@ def stack_up(
         raise typer.Exit(1) from exc
     table, _ = _status_table(stack)
     console.print(table)
-    console.print(
-        "All backends are up. The inventory API, the control plane and the dashboards are not "
-        "part of the stack yet; they join it as they are built."
-    )
+    console.print("All processes are up.")
     if not foreground:
         console.print("Stop them with `controlplane stack down` (or `make demo-down`).")
         return

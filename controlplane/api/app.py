@@ -33,8 +33,10 @@ from controlplane.api.routes import (
     targets,
     tokens,
 )
+from controlplane.api.routes import metrics as metrics_route
 from controlplane.core.config import ControlPlaneSettings
 from controlplane.core.security import Role
+from controlplane.evaluation.metrics import ControlPlaneMetrics
 from controlplane.runtime import Runtime
 
 __all__ = [
@@ -121,8 +123,10 @@ def create_app(
     extensions: Sequence[ApiExtension] = (),
     services: Sequence[BackgroundService] = (),
     runtime: Runtime | None = None,
+    metrics: ControlPlaneMetrics | None = None,
 ) -> ControlPlaneAPI:
-    """Build the API. ``runtime`` defaults to one built from ``settings`` (store + election)."""
+    """Build the API. ``runtime`` defaults to one built from ``settings`` (store + election);
+    ``metrics`` (served on ``/metrics``) to an empty set of self-metrics."""
     the_runtime = runtime or Runtime.from_settings(settings)
 
     @asynccontextmanager
@@ -150,6 +154,7 @@ def create_app(
     )
     app.extension_schemas = {}
     app.state.runtime = the_runtime
+    app.state.metrics = metrics or ControlPlaneMetrics()
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(PoolTimeoutError, _database_unavailable)
 
@@ -166,4 +171,5 @@ def create_app(
         api.include_router(extension.router)
         app.extension_schemas.update(extension.openapi_schemas)
     app.include_router(api)
+    app.include_router(metrics_route.router, dependencies=viewer)
     return app

@@ -10,15 +10,19 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["ControlPlaneSettings", "SettingsError", "default_data_dir"]
+import slo
+
+__all__ = ["ControlPlaneSettings", "SettingsError", "default_data_dir", "default_slo_specs"]
 
 PositiveSeconds = Annotated[float, Field(gt=0)]
+#: Paths in one variable, separated like ``PATH`` (``:`` on POSIX).
+PathList = Annotated[tuple[Path, ...], NoDecode]
 
 #: SQLAlchemy driver used for ``postgresql://`` URLs (psycopg 3, a project dependency).
 POSTGRES_DRIVER = "postgresql+psycopg"
@@ -33,6 +37,11 @@ def default_data_dir() -> Path:
     xdg = os.environ.get("XDG_DATA_HOME")
     base = Path(xdg) if xdg else Path.home() / ".local" / "share"
     return base / "inventory-slo-controlplane"
+
+
+def default_slo_specs() -> tuple[Path, ...]:
+    """The SLO specs shipped with the ``slo`` package (``slo/specs``)."""
+    return (Path(slo.__file__).resolve().parent / "specs",)
 
 
 def _default_replica_id() -> str:
@@ -98,6 +107,37 @@ class ControlPlaneSettings(BaseSettings):
 
     # -- evaluation ----------------------------------------------------------------------------
     evaluation_interval_seconds: PositiveSeconds = 30.0
+    evaluation_enabled: bool = Field(
+        default=True,
+        description="Run the evaluation scheduler (SLOs and target checks) in `controlplane "
+        "serve`; it works only while this replica is the leader.",
+    )
+    slo_specs: PathList = Field(
+        default_factory=default_slo_specs,
+        description="SLO spec files or folders (os.pathsep-separated); default: slo/specs.",
+    )
+    evaluation_retention_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="Evaluations older than this are deleted (hourly); 0 keeps them all.",
+    )
+
+    # -- target checks (orchestrator, policies and database nodes: see ActionSettings) --------
+    target_checks_interval_seconds: PositiveSeconds = 60.0
+    local_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description="Worker count the local app should run (desired); default: what runs.",
+    )
+    local_min_replicas: int | None = Field(
+        default=None, ge=1, description="Local scaling bounds: fewest gunicorn workers."
+    )
+    local_max_replicas: int | None = Field(
+        default=None, ge=1, description="Local scaling bounds: most gunicorn workers."
+    )
+    local_target_cpu_percent: int | None = Field(
+        default=None, gt=0, le=100, description="Local scaling: CPU per worker to aim at."
+    )
 
     # -- leader election -----------------------------------------------------------------------
     leader_election: bool = Field(
@@ -117,6 +157,16 @@ class ControlPlaneSettings(BaseSettings):
     @classmethod
     def _check_http_url(cls, value: str) -> str:
         return _http_url(value)
+
+    @field_validator("slo_specs", mode="before")
+    @classmethod
+    def _split_paths(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = tuple(Path(part) for part in value.split(os.pathsep) if part.strip())
+            if not parts:
+                raise ValueError("give at least one SLO spec file or folder")
+            return parts
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -140,6 +190,15 @@ class ControlPlaneSettings(BaseSettings):
             raise ValueError("set webhook_token or webhook_token_file, not both")
         if self.webhook_token is not None and not self.webhook_token.get_secret_value().strip():
             raise ValueError("webhook_token is empty")
+        return self
+
+    @model_validator(mode="after")
+    def _local_bounds(self) -> ControlPlaneSettings:
+        low, high = self.local_min_replicas, self.local_max_replicas
+        if (low is None) != (high is None):
+            raise ValueError("set local_min_replicas and local_max_replicas together")
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"local_min_replicas ({low}) is above local_max_replicas ({high})")
         return self
 
     # -- derived values ------------------------------------------------------------------------

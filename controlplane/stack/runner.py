@@ -6,12 +6,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import secrets
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
+import httpx
+import yaml
+
+from controlplane.core.security import Role
 from controlplane.stack.backends import (
     PROBE_ERRORS,
     Alertmanager,
@@ -26,8 +37,162 @@ from controlplane.stack.backends import (
 from controlplane.stack.errors import BackendStartError, StackError
 from controlplane.stack.process import group_alive, stop_process_group
 from controlplane.stack.settings import REPO_ROOT, StackSettings
+from controlplane.store.database import Database
+from controlplane.store.errors import UnknownTokenName
+from controlplane.store.tokens import authenticate, create_token, revoke_token
 
 STATUS_ERRORS: tuple[type[Exception], ...] = (*PROBE_ERRORS, KeyError)
+
+ALERTMANAGER_CONFIG = REPO_ROOT / "alerts" / "alertmanager.yml"
+ADMIN_TOKEN_NAME = "stack-admin"
+METRICS_TOKEN_NAME = "stack-prometheus"
+
+
+class ControlPlane(Backend):
+    """``controlplane serve`` on the stack's backends: SQLite store under the stack home, the
+    webhook token Alertmanager sends, an admin token (``<home>/admin.token``) and a viewer token
+    Prometheus scrapes ``/metrics`` with. Any other ``CONTROLPLANE_*`` variable set in the
+    environment (interval, orchestrator, ...) passes through."""
+
+    name = "controlplane"
+
+    def __init__(
+        self,
+        *,
+        settings: StackSettings,
+        workdir: Path,
+        ports: Mapping[str, int],
+        home: Path,
+        stack_ports: Mapping[str, Mapping[str, int]],
+    ) -> None:
+        super().__init__(settings=settings, workdir=workdir, ports=ports)
+        self.home = home
+        self.stack_ports = stack_ports
+
+    # -- files -------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self.ports["http"]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.workdir / 'controlplane.db'}"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.home / "admin.token"
+
+    @property
+    def webhook_token_file(self) -> Path:
+        return self.workdir / "webhook.token"
+
+    @property
+    def metrics_token_file(self) -> Path:
+        return self.workdir / "metrics.token"
+
+    def prepare_secrets(self, *, on_event: Callable[[str, str], None]) -> None:
+        """Before any backend starts: migrate the store, make the webhook token, and make sure
+        the admin and scrape tokens in the home are valid (new ones otherwise; a new admin
+        token is announced once, through ``on_event``)."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if not self.webhook_token_file.is_file():
+            _write_secret(self.webhook_token_file, secrets.token_urlsafe(32))
+        database = Database.from_url(self.database_url)
+        try:
+            database.migrate()
+            _ensure_token(
+                database, self.metrics_token_file, name=METRICS_TOKEN_NAME, role=Role.VIEWER
+            )
+            if _ensure_token(
+                database, self.admin_token_file, name=ADMIN_TOKEN_NAME, role=Role.ADMIN
+            ):
+                token = self.admin_token_file.read_text(encoding="utf-8").strip()
+                on_event(self.name, f"admin token {token} (saved in {self.admin_token_file})")
+        finally:
+            database.dispose()
+
+    # -- Backend -----------------------------------------------------------------------------
+    def prepare(self) -> None:
+        self.prepare_secrets(on_event=lambda name, event: None)  # idempotent: kept when valid
+
+    def executable(self) -> Path:
+        return Path(sys.executable)
+
+    def command(self) -> list[str]:
+        return [str(self.executable()), "-m", "controlplane.commands.serve", "--log-level", "info"]
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("CONTROLPLANE_WEBHOOK_TOKEN", None)  # the stack's token file is the one
+        ports = self.stack_ports
+        primary = ports[PostgresPrimary.name]["postgres"]
+        replica = ports[PostgresReplica.name]["postgres"]
+        env.update(
+            {
+                "CONTROLPLANE_HOST": "127.0.0.1",
+                "CONTROLPLANE_PORT": str(self.port),
+                "CONTROLPLANE_DATABASE_URL": self.database_url,
+                "CONTROLPLANE_DATA_DIR": str(self.workdir),
+                "CONTROLPLANE_WEBHOOK_TOKEN_FILE": str(self.webhook_token_file),
+                "CONTROLPLANE_PROMETHEUS_URL": f"http://127.0.0.1:{ports[Prometheus.name]['http']}",
+                "CONTROLPLANE_ELASTICSEARCH_URL": (
+                    f"http://127.0.0.1:{ports[Elasticsearch.name]['http']}"
+                ),
+                "CONTROLPLANE_JAEGER_URL": f"http://127.0.0.1:{ports[Jaeger.name]['query_http']}",
+                "CONTROLPLANE_DATABASE_NODES": (
+                    f"primary=127.0.0.1:{primary},replica=127.0.0.1:{replica}"
+                ),
+            }
+        )
+        return env
+
+    def _headers(self) -> dict[str, str]:
+        token = self.admin_token_file.read_text(encoding="utf-8").strip()
+        return {"Authorization": f"Bearer {token}"}
+
+    def healthy(self) -> bool:
+        answer = httpx.get(f"{self.url}/api/v1/health", headers=self._headers(), timeout=2)
+        return answer.status_code == 200
+
+    def query_version(self) -> str:
+        answer = httpx.get(f"{self.url}/api/v1/openapi.json", headers=self._headers(), timeout=2)
+        answer.raise_for_status()
+        return f"controlplane {_package_version()} (API {answer.json()['info']['version']})"
+
+    def binary_version(self) -> str:
+        return f"controlplane {_package_version()}"
+
+
+def _package_version() -> str:
+    try:
+        return package_version("inventory-slo-controlplane")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(secret + "\n", encoding="utf-8")
+    path.chmod(0o600)
+
+
+def _ensure_token(database: Database, path: Path, *, name: str, role: Role) -> bool:
+    """Keep the token in ``path`` if the store knows it; else revoke the old one of that name,
+    create a new one and write it to ``path``. True when a new token was made."""
+    secret = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+    with database.writer() as session:
+        if secret and authenticate(session, secret=secret) is not None:
+            return False
+        with contextlib.suppress(UnknownTokenName):
+            revoke_token(session, name=name, at=datetime.now(UTC))
+        _, secret = create_token(session, name=name, role=role, at=datetime.now(UTC))
+    _write_secret(path, secret)
+    return True
+
 
 #: Demo ports on loopback (DESIGN.md). Tests never use these: they pick free ports.
 DEMO_PORTS: dict[str, dict[str, int]] = {
@@ -45,6 +210,7 @@ DEMO_PORTS: dict[str, dict[str, int]] = {
         "health": 13133,
         "metrics": 8888,
     },
+    ControlPlane.name: {"http": 8080},
 }
 
 #: Start order; stop runs in reverse. The replica needs the primary up for its base backup.
@@ -56,6 +222,7 @@ ORDER: tuple[str, ...] = (
     Prometheus.name,
     Alertmanager.name,
     Jaeger.name,
+    ControlPlane.name,
 )
 
 
@@ -95,9 +262,15 @@ class BackendStatus:
     log: Path
 
 
-def demo_prometheus_config(ports: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
-    """Scrape the stack's own servers; send alerts to the stack's Alertmanager; load SLO rules."""
-    return {
+def demo_prometheus_config(
+    ports: Mapping[str, Mapping[str, int]], *, controlplane_token_file: Path | None = None
+) -> dict[str, Any]:
+    """Scrape the stack's own servers; send alerts to the stack's Alertmanager; load SLO rules.
+
+    With ``controlplane_token_file`` the control plane's ``/metrics`` is scraped too, with that
+    (viewer) token.
+    """
+    config: dict[str, Any] = {
         "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
         "alerting": {
             "alertmanagers": [
@@ -120,6 +293,33 @@ def demo_prometheus_config(ports: Mapping[str, Mapping[str, int]]) -> dict[str, 
             },
         ],
     }
+    if controlplane_token_file is not None and ControlPlane.name in ports:
+        config["scrape_configs"].append(
+            {
+                "job_name": "controlplane",
+                "authorization": {
+                    "type": "Bearer",
+                    "credentials_file": str(controlplane_token_file),
+                },
+                "static_configs": [{"targets": [f"127.0.0.1:{ports[ControlPlane.name]['http']}"]}],
+            }
+        )
+    return config
+
+
+def demo_alertmanager_config(*, controlplane_port: int, webhook_token_file: Path) -> dict[str, Any]:
+    """``alerts/alertmanager.yml`` with the control plane receiver at the stack's port and the
+    stack's webhook token file."""
+    config: dict[str, Any] = yaml.safe_load(ALERTMANAGER_CONFIG.read_text(encoding="utf-8"))
+    for receiver in config.get("receivers", []):
+        for webhook in receiver.get("webhook_configs", []):
+            webhook["url"] = webhook["url"].replace(
+                "127.0.0.1:8080", f"127.0.0.1:{controlplane_port}"
+            )
+            authorization = webhook.get("http_config", {}).get("authorization")
+            if authorization is not None:
+                authorization["credentials_file"] = str(webhook_token_file)
+    return config
 
 
 class LocalStack:
@@ -141,6 +341,13 @@ class LocalStack:
 
     def _build(self) -> dict[str, Backend]:
         data = self.home / "data"
+        control_plane = ControlPlane(
+            settings=self.settings,
+            workdir=data / ControlPlane.name,
+            ports=self.ports[ControlPlane.name],
+            home=self.home,
+            stack_ports=self.ports,
+        )
         primary = PostgresPrimary(
             settings=self.settings,
             workdir=data / PostgresPrimary.name,
@@ -164,16 +371,23 @@ class LocalStack:
                 settings=self.settings,
                 workdir=data / Prometheus.name,
                 ports=self.ports[Prometheus.name],
-                config=demo_prometheus_config(self.ports),
+                config=demo_prometheus_config(
+                    self.ports, controlplane_token_file=control_plane.metrics_token_file
+                ),
             ),
             Alertmanager(
                 settings=self.settings,
                 workdir=data / Alertmanager.name,
                 ports=self.ports[Alertmanager.name],
+                config=demo_alertmanager_config(
+                    controlplane_port=control_plane.port,
+                    webhook_token_file=control_plane.webhook_token_file,
+                ),
             ),
             Jaeger(
                 settings=self.settings, workdir=data / Jaeger.name, ports=self.ports[Jaeger.name]
             ),
+            control_plane,
         ]
         for backend in built:
             backend.log_dir = self.log_dir
@@ -220,6 +434,9 @@ class LocalStack:
             )
         self.home.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        control_plane = self.backends[ControlPlane.name]
+        assert isinstance(control_plane, ControlPlane)
+        control_plane.prepare_secrets(on_event=on_event)  # Alertmanager and Prometheus use them
         pids: dict[str, int] = {}
         try:
             for name in ORDER:

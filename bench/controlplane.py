@@ -1,0 +1,602 @@
+"""``make bench-controlplane``: SLO evaluation for 1,000 SLOs on a real Prometheus, webhook
+ingestion with durable storage, and the control plane's memory — all measured in one run.
+
+Generates ``--slos`` SLO specs (ratio and latency SLIs over ``--services`` services), their
+Prometheus rules (``slo generate``), and a scrape target serving the series they read; starts
+its own Prometheus on a free loopback port (rules every minute, Prometheus' default) and waits
+until every SLO's rules have been evaluated. Then:
+
+- evaluation cycle, batched recording-rule plan (what ``controlplane serve`` runs: one query per
+  record name for all SLOs, maths, one transaction into SQLite), ``--cycles`` times in process;
+- the naive plan as the peer: per SLO and window, ``sum(increase(...))`` instant queries
+  (``controlplane slo report``'s plan), timed on ``--naive-slos`` SLOs and scaled to all;
+- ``controlplane serve`` with the same specs (a real process): the cycle time it reports on
+  ``/metrics`` and its resident memory, against the same process with the 5 shipped SLOs;
+- webhook ingestion into that process (SQLite, ``synchronous=FULL``: an acknowledged alert is
+  on disk) with ``wrk``: distinct firing alerts, 1 alert per delivery (baseline) and
+  ``--batch`` per delivery (Alertmanager groups alerts), alerts/s and p99 per delivery.
+
+Prints a table and, as the last line, one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+
+from controlplane.commands.slo import load_spec_paths
+from controlplane.core.security import Role
+from controlplane.evaluation.evaluator import SLOEvaluator
+from controlplane.evaluation.service import insert_evaluations
+from controlplane.slo_report import PrometheusEvents, build_report
+from controlplane.sources.prometheus import PrometheusSource
+from controlplane.stack.backends import Prometheus
+from controlplane.stack.process import free_ports
+from controlplane.stack.settings import REPO_ROOT, StackSettings
+from controlplane.store.database import Database
+from controlplane.store.models import Alert
+from controlplane.store.tokens import create_token
+from slo.rules import RuleOptions, generate_rule_files
+from slo.spec import SLO
+
+ROUTES = 20
+LATENCY_BUCKETS = ("0.1", "0.25", "0.5", "+Inf")
+OBJECTIVES = (0.99, 0.995, 0.999)
+WRK_SCRIPT = r"""
+local counter = 0
+local threads = {}
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  batch = tonumber(args[1])
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Authorization"] = "Bearer " .. args[2]
+  run = args[3]
+end
+function request()
+  counter = counter + 1
+  local alerts = {}
+  for i = 1, batch do
+    local fp = string.format("%s%02x%08x%04x", run, id, counter, i)
+    alerts[i] = '{"status":"firing","labels":{"alertname":"BenchBurn","service":"bench",'
+      .. '"slo":"slo-' .. i .. '","severity":"ticket"},"annotations":{"summary":"bench"},'
+      .. '"startsAt":"2026-11-21T10:00:00Z","endsAt":"0001-01-01T00:00:00Z",'
+      .. '"generatorURL":"http://127.0.0.1:9090/graph","fingerprint":"' .. fp .. '"}'
+  end
+  local body = '{"version":"4","groupKey":"{}:{alertname=\\"BenchBurn\\"}",'
+    .. '"truncatedAlerts":0,"status":"firing","receiver":"controlplane",'
+    .. '"groupLabels":{"alertname":"BenchBurn"},"commonLabels":{},"commonAnnotations":{},'
+    .. '"externalURL":"http://127.0.0.1:9093","alerts":[' .. table.concat(alerts, ",") .. ']}'
+  return wrk.format("POST", nil, nil, body)
+end
+function done(summary, latency, requests)
+  io.write(string.format(
+    '{"requests":%d,"duration_us":%d,"status_errors":%d,"socket_errors":%d,'
+      .. '"p50_us":%d,"p99_us":%d}\n',
+    summary.requests, summary.duration, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+# -- the workload: specs, rules, a scrape target -----------------------------------------------
+
+
+def spec_documents(*, slos: int, services: int) -> dict[str, str]:
+    """One multi-document native spec file per service; 70 % ratio, 30 % latency SLIs."""
+    files: dict[str, list[str]] = {}
+    for index in range(slos):
+        service = f"svc-{index % services:02d}"
+        route = f"r{(index // services) % ROUTES:02d}"
+        labels = f'service="{service}",route="{route}"'
+        if index % 10 < 7:
+            sli = (
+                "    ratio:\n"
+                f'      bad: bench_requests_total{{{labels},code=~"5.."}}\n'
+                f"      total: bench_requests_total{{{labels}}}\n"
+            )
+        else:
+            sli = (
+                "    latency:\n"
+                f"      histogram: bench_request_duration_seconds{{{labels}}}\n"
+                "      buckets: [0.1, 0.25, 0.5]\n"
+                "      threshold: 250ms\n"
+            )
+        files.setdefault(service, []).append(
+            "apiVersion: controlplane.slo/v1\nkind: SLO\n"
+            f"metadata: {{name: slo-{index:04d}}}\n"
+            f"spec:\n  service: {service}\n  tier: standard\n"
+            f"  objective: {OBJECTIVES[index % len(OBJECTIVES)]}\n  window: 30d\n"
+            "  sli:\n" + sli
+        )
+    return {f"{service}.yaml": "---\n".join(docs) for service, docs in files.items()}
+
+
+class Exporter:
+    """Counters of every (service, route), growing with time: ~2 % errors, ~5 % slow."""
+
+    def __init__(self, *, services: int) -> None:
+        self.services = services
+        self.started = time.monotonic()
+
+    def exposition(self) -> str:
+        elapsed = time.monotonic() - self.started
+        lines = []
+        for s in range(self.services):
+            for r in range(ROUTES):
+                labels = f'service="svc-{s:02d}",route="r{r:02d}"'
+                total = 1000 + 20.0 * elapsed * (1 + r / ROUTES)
+                errors = 10 + total * (0.01 + 0.001 * r)
+                lines.append(f'bench_requests_total{{{labels},code="200"}} {total - errors:.3f}')
+                lines.append(f'bench_requests_total{{{labels},code="500"}} {errors:.3f}')
+                shares = (0.80, 0.95, 0.99, 1.0)
+                for le, share in zip(LATENCY_BUCKETS, shares, strict=True):
+                    lines.append(
+                        f'bench_request_duration_seconds_bucket{{{labels},le="{le}"}} '
+                        f"{total * share:.3f}"
+                    )
+                lines.append(f"bench_request_duration_seconds_count{{{labels}}} {total:.3f}")
+        return "\n".join(lines) + "\n"
+
+
+@contextmanager
+def serve_exporter(exporter: Exporter) -> Iterator[str]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = exporter.exposition().encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def wait_for_rules(url: str, *, slos: int, timeout: float) -> float:
+    """Until every SLO has its objective and its 5-minute error ratio recorded; seconds waited."""
+    started = time.monotonic()
+    queries = ("count(slo:objective:ratio)", "count(slo:sli_error:ratio_rate5m)")
+    while True:
+        counts = []
+        for query in queries:
+            answer = httpx.get(f"{url}/api/v1/query", params={"query": query}, timeout=30)
+            result = answer.json()["data"]["result"]
+            counts.append(int(float(result[0]["value"][1])) if result else 0)
+        if all(count >= slos for count in counts):
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise RuntimeError(f"rules not evaluated for every SLO after {timeout} s: {counts}")
+        time.sleep(2)
+
+
+# -- measurements --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CycleTimes:
+    label: str
+    slos: int
+    queries: int
+    times: list[float]
+    note: str = ""
+    cpu: list[float] | None = None
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+
+def batched_cycles(
+    *, slos: tuple[SLO, ...], url: str, database: Database, cycles: int
+) -> CycleTimes:
+    evaluator = SLOEvaluator(slos=slos, metrics=PrometheusSource(url=url, timeout=30), logs=None)
+    times: list[float] = []
+    cpu: list[float] = []
+    queries = 0
+    for _ in range(cycles):
+        started, used = time.perf_counter(), time.process_time()
+        cycle = evaluator.evaluate()
+        with database.writer() as session:
+            insert_evaluations(session, evaluations=cycle.records)
+        times.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - used)
+        queries = sum(cycle.queries.values())
+        if cycle.plans.get("recording_rules", 0) != len(slos):
+            raise RuntimeError(f"not every SLO used the recording rules: {cycle.plans}")
+    return CycleTimes(
+        label="batched recording-rule plan (+ store write)",
+        slos=len(slos),
+        queries=queries,
+        times=times,
+        note=f"control plane CPU {statistics.median(cpu):.2f} s per cycle",
+        cpu=cpu,
+    )
+
+
+def naive_cycle(*, slos: tuple[SLO, ...], url: str, sample: int) -> CycleTimes:
+    chosen = slos[:: max(1, len(slos) // sample)][:sample]
+    events = PrometheusEvents(url=url, timeout=30)
+    at = datetime.now(UTC)
+    started = time.perf_counter()
+    for slo in chosen:
+        build_report(slo, source=events, at=at)
+    elapsed = time.perf_counter() - started
+    scale = len(slos) / len(chosen)
+    return CycleTimes(
+        label="naive plan: N SLOs x windows instant queries",
+        slos=len(slos),
+        queries=round(events.queries_sent * scale),
+        times=[elapsed * scale],
+        note=f"timed on {len(chosen)} SLOs, scaled x{scale:g}",
+    )
+
+
+class ServeRun:
+    """``controlplane serve`` as a process on its own SQLite store."""
+
+    def __init__(self, *, base: Path, specs: Path, prometheus: str, interval: float) -> None:
+        self.base = base
+        self.port = free_ports(1)[0]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.webhook_token = uuid.uuid4().hex
+        database_url = f"sqlite:///{base / 'controlplane.db'}"
+        database = Database.from_url(database_url)
+        database.migrate()
+        with database.writer() as session:
+            _, secret = create_token(session, name="bench", role=Role.VIEWER, at=datetime.now(UTC))
+        database.dispose()
+        self.headers = {"Authorization": f"Bearer {secret}"}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONTROLPLANE_")}
+        env.update(
+            {
+                "CONTROLPLANE_DATABASE_URL": database_url,
+                "CONTROLPLANE_PORT": str(self.port),
+                "CONTROLPLANE_WEBHOOK_TOKEN": self.webhook_token,
+                "CONTROLPLANE_SLO_SPECS": str(specs),
+                "CONTROLPLANE_PROMETHEUS_URL": prometheus,
+                "CONTROLPLANE_ELASTICSEARCH_URL": f"http://127.0.0.1:{free_ports(1)[0]}",
+                "CONTROLPLANE_EVALUATION_INTERVAL_SECONDS": str(interval),
+                "CONTROLPLANE_SOURCE_TIMEOUT_SECONDS": "30",
+            }
+        )
+        self.log = (base / "controlplane.log").open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "controlplane.commands.serve", "--log-level", "warning"],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"controlplane serve exited; see {base / 'controlplane.log'}")
+            try:
+                httpx.get(f"{self.url}/api/v1/health/live", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("controlplane serve did not answer") from None
+                time.sleep(0.2)
+
+    def metrics(self) -> dict[str, float]:
+        answer = httpx.get(f"{self.url}/metrics", headers=self.headers, timeout=30)
+        answer.raise_for_status()
+        values: dict[str, float] = {}
+        for line in answer.text.splitlines():
+            if line.startswith("controlplane_evaluation_") or line.startswith("process_"):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+        return values
+
+    def cycle_times(self, *, cycles: int, timeout: float) -> list[float]:
+        """Durations of ``cycles`` complete cycles, as the process reports them."""
+        seen: dict[float, float] = {}
+        deadline = time.monotonic() + timeout
+        while len(seen) < cycles + 1 and time.monotonic() < deadline:
+            values = self.metrics()
+            at = values.get("controlplane_evaluation_last_timestamp_seconds")
+            duration = values.get("controlplane_evaluation_last_duration_seconds")
+            if at is not None and duration is not None:
+                seen[at] = duration
+            time.sleep(0.5)
+        ordered = [seen[at] for at in sorted(seen)]
+        return ordered[1:] if len(ordered) > 1 else ordered  # the first cycle warms up
+
+    def rss_mb(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text(encoding="utf-8")
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        if match is None:
+            raise RuntimeError("no VmRSS")
+        return int(match.group(1)) / 1024
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=30)
+        self.log.close()
+
+
+@dataclass(frozen=True)
+class WebhookRun:
+    batch: int
+    deliveries: int
+    alerts_per_s: float
+    p50_ms: float
+    p99_ms: float
+    refused: int
+
+
+def webhook_run(
+    *, serve: ServeRun, batch: int, seconds: int, connections: int, script: Path
+) -> WebhookRun:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise RuntimeError("wrk is not installed (run `make bootstrap`)")
+    done = subprocess.run(
+        [
+            wrk,
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(script),
+            f"{serve.url}/api/v1/alerts/webhook",
+            "--",
+            str(batch),
+            serve.webhook_token,
+            uuid.uuid4().hex[:8],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+        check=True,
+    )
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    accepted = summary["requests"] - summary["status_errors"]
+    return WebhookRun(
+        batch=batch,
+        deliveries=accepted,
+        alerts_per_s=accepted * batch / (summary["duration_us"] / 1e6),
+        p50_ms=summary["p50_us"] / 1000,
+        p99_ms=summary["p99_us"] / 1000,
+        refused=summary["status_errors"] + summary["socket_errors"],
+    )
+
+
+def stored_alerts(serve: ServeRun) -> int:
+    database = Database.from_url(f"sqlite:///{serve.base / 'controlplane.db'}")
+    try:
+        with database.reader() as session:
+            return int(session.scalar(select(func.count()).select_from(Alert)) or 0)
+    finally:
+        database.dispose()
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    sys.exit(128 + signum)  # unwinds the finally blocks: servers stopped, files removed
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slos", type=int, default=1000)
+    parser.add_argument("--services", type=int, default=10)
+    parser.add_argument("--cycles", type=int, default=5, help="timed evaluation cycles")
+    parser.add_argument("--naive-slos", type=int, default=50, help="SLOs the naive plan times")
+    parser.add_argument("--interval", type=float, default=10.0, help="serve evaluation interval")
+    parser.add_argument("--webhook-seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=10, help="alerts per grouped delivery")
+    args = parser.parse_args()
+    console = Console(width=150)
+    load_before = os.getloadavg()[0]
+    settings = StackSettings()
+    base = Path(tempfile.mkdtemp(prefix="bench-controlplane-"))
+    base.chmod(0o755)  # Prometheus may run as another account
+    specs = base / "specs"
+    specs.mkdir()
+    for name, text in spec_documents(slos=args.slos, services=args.services).items():
+        (specs / name).write_text(text, encoding="utf-8")
+    slos = load_spec_paths([specs])
+    rules = generate_rule_files(slos, options=RuleOptions(period_interval=timedelta(minutes=1)))
+    script = base / "webhook.lua"
+    script.write_text(WRK_SCRIPT, encoding="utf-8")
+    exporter = Exporter(services=args.services)
+    figures: dict[str, Any] = {}
+    table = Table(title=f"Control plane: {len(slos)} SLOs on a real Prometheus, webhook ingestion")
+    for column in ("measurement", "configuration", "n", "median", "p99 / max", "rate", "notes"):
+        table.add_column(
+            column,
+            justify="left" if column in ("measurement", "configuration", "notes") else "right",
+        )
+    try:
+        with serve_exporter(exporter) as address:
+            prometheus = Prometheus(
+                settings=settings,
+                workdir=base / "prometheus",
+                ports={"http": free_ports(1)[0]},
+                config={
+                    # Prometheus' default rule interval (1 m): 1,000 SLOs are ~25,000 rules.
+                    "global": {"scrape_interval": "5s", "evaluation_interval": "1m"},
+                    "scrape_configs": [
+                        {"job_name": "bench", "static_configs": [{"targets": [address]}]}
+                    ],
+                },
+                rules={rule_file.filename: rule_file.content for rule_file in rules},
+            )
+            prometheus.start(timeout=300)
+            try:
+                console.print(f"Prometheus {prometheus.url} loads {len(rules)} rule files")
+                waited = wait_for_rules(prometheus.url, slos=len(slos), timeout=600)
+                console.print(f"every SLO's rules evaluated after {waited:.0f} s")
+
+                database = Database.from_url(f"sqlite:///{base / 'inprocess.db'}")
+                database.migrate()
+                batched = batched_cycles(
+                    slos=slos, url=prometheus.url, database=database, cycles=args.cycles
+                )
+                database.dispose()
+                console.print(f"batched: {[f'{t:.2f}' for t in batched.times]} s")
+                naive = naive_cycle(slos=slos, url=prometheus.url, sample=args.naive_slos)
+                console.print(f"naive (scaled): {naive.times[0]:.1f} s")
+                for row in (batched, naive):
+                    table.add_row(
+                        "evaluation cycle (in process)",
+                        row.label,
+                        str(row.slos),
+                        f"{row.median:.2f} s",
+                        f"{max(row.times):.2f} s",
+                        f"{row.queries} queries",
+                        row.note,
+                    )
+
+                small = ServeRun(
+                    base=base / "serve-shipped",
+                    specs=REPO_ROOT / "slo" / "specs",
+                    prometheus=prometheus.url,
+                    interval=args.interval,
+                )
+                try:
+                    small.cycle_times(cycles=2, timeout=120)
+                    rss_shipped = small.rss_mb()
+                finally:
+                    small.stop()
+
+                serve = ServeRun(
+                    base=base / "serve",
+                    specs=specs,
+                    prometheus=prometheus.url,
+                    interval=args.interval,
+                )
+                try:
+                    times = serve.cycle_times(
+                        cycles=args.cycles, timeout=args.interval * (args.cycles + 4) + 60
+                    )
+                    rss = serve.rss_mb()
+                    table.add_row(
+                        "evaluation cycle (controlplane serve)",
+                        "batched, stored, reported on /metrics",
+                        str(len(slos)),
+                        f"{statistics.median(times):.2f} s",
+                        f"{max(times):.2f} s",
+                        f"every {args.interval:g} s",
+                        f"{len(times)} cycles",
+                    )
+                    table.add_row(
+                        "resident memory (controlplane serve)",
+                        f"{len(slos)} SLOs loaded and evaluated",
+                        str(len(slos)),
+                        f"{rss:.0f} MB",
+                        "",
+                        "",
+                        f"baseline: {rss_shipped:.0f} MB with the 5 shipped SLOs",
+                    )
+                    runs = []
+                    for batch in (1, args.batch):
+                        run = webhook_run(
+                            serve=serve,
+                            batch=batch,
+                            seconds=args.webhook_seconds,
+                            connections=args.connections,
+                            script=script,
+                        )
+                        runs.append(run)
+                        table.add_row(
+                            "webhook ingestion (SQLite, synchronous=FULL)",
+                            f"{batch} alert(s) per delivery"
+                            + (" (baseline)" if batch == 1 else ""),
+                            str(run.deliveries),
+                            f"{run.p50_ms:.1f} ms",
+                            f"{run.p99_ms:.1f} ms",
+                            f"{run.alerts_per_s:,.0f} alerts/s",
+                            f"{args.connections} connections; {run.refused} refused",
+                        )
+                    stored = stored_alerts(serve)
+                    acknowledged = sum(run.deliveries * run.batch for run in runs)
+                finally:
+                    serve.stop()
+            finally:
+                prometheus.stop()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+    load_after = os.getloadavg()[0]
+    console.print(table)
+    console.print(
+        f"alerts acknowledged {acknowledged}, found in the store {stored}; "
+        f"machine load (1 min) {load_before:.1f} at the start, {load_after:.1f} at the end "
+        f"on {os.cpu_count()} CPUs (wall times stretch with it; control plane CPU does not)"
+    )
+    grouped = runs[-1]
+    figures = {
+        "eval_cycle_1000_slos_s": round(statistics.median(times), 3),
+        "eval_cycle_in_process_s": round(batched.median, 3),
+        "eval_cycle_naive_plan_s": round(naive.median, 1),
+        "eval_queries_per_cycle": batched.queries,
+        "webhook_alerts_per_s": round(grouped.alerts_per_s, 1),
+        "webhook_p99_ms": round(grouped.p99_ms, 1),
+        "webhook_single_alert_per_s": round(runs[0].alerts_per_s, 1),
+        "webhook_batch": grouped.batch,
+        "alerts_lost": max(0, acknowledged - stored),
+        "rss_mb_1000_slos": round(rss, 1),
+        "rss_mb_shipped_slos": round(rss_shipped, 1),
+        "eval_cycle_cpu_s": round(statistics.median(batched.cpu or [math.nan]), 3),
+        "slos": len(slos),
+        "loadavg_1m": [round(load_before, 1), round(load_after, 1)],
+    }
+    if not math.isfinite(figures["webhook_alerts_per_s"]):
+        raise RuntimeError("no webhook deliveries measured")
+    print(json.dumps(figures))  # noqa: T201 - the benchmark's last line
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""``controlplane serve``: the API, the installed extensions (the Alertmanager receiver) and the
+evaluation scheduler in one process.
+
+Settings come from ``CONTROLPLANE_*`` variables (``controlplane/README.md``); ``--host`` and
+``--port`` override ``CONTROLPLANE_HOST`` / ``CONTROLPLANE_PORT``. Invalid settings, SLO specs or
+policy files stop the start with exit code 2 and one line per problem. Also runnable as
+``python -m controlplane.commands.serve``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+import uvicorn
+from pydantic import ValidationError
+from rich.console import Console
+
+from controlplane.actions.config import ActionSettings
+from controlplane.api.app import BackgroundService, create_app, installed_extensions
+from controlplane.core.config import ControlPlaneSettings, SettingsError
+from controlplane.evaluation.metrics import ControlPlaneMetrics
+from controlplane.evaluation.service import EvaluationService
+from controlplane.runtime import Runtime
+from controlplane.targets.policy import PolicyError
+from slo.spec import SpecErrors
+
+__all__ = ["EXIT_CONFIG", "serve"]
+
+#: Exit code when the configuration (settings, specs, policies) cannot work.
+EXIT_CONFIG = 2
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _fail(lines: list[str]) -> typer.Exit:
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    for line in lines:
+        console.print(line, markup=False)
+    return typer.Exit(EXIT_CONFIG)
+
+
+def _setting_problem(location: tuple[int | str, ...], message: str) -> str:
+    if not location:
+        return f"settings: {message}"
+    return f"CONTROLPLANE_{str(location[0]).upper()}: {message}"
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT)
+    # One line per job run, per health check's schema read, per Elasticsearch request: noise at
+    # info level (their failures still show, and the evaluation logs what failed).
+    for noisy in ("apscheduler", "alembic", "elastic_transport"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Listen address (default: CONTROLPLANE_HOST).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Listen port (default: CONTROLPLANE_PORT).")
+    ] = None,
+    log_level: Annotated[
+        str, typer.Option(help="debug, info, warning or error.", case_sensitive=False)
+    ] = "info",
+) -> None:
+    """Run the control plane: API on /api/v1, /metrics, webhook receiver and the scheduler."""
+    _configure_logging(log_level)
+    try:
+        settings = ControlPlaneSettings()
+        actions = ActionSettings()
+    except ValidationError as exc:
+        raise _fail(
+            [_setting_problem(error["loc"], error["msg"]) for error in exc.errors()]
+        ) from exc
+    overrides = {key: value for key, value in (("host", host), ("port", port)) if value}
+    if overrides:
+        settings = settings.model_copy(update=overrides)
+    runtime = Runtime.from_settings(settings)
+    metrics = ControlPlaneMetrics()
+    services: list[BackgroundService] = []
+    try:
+        if settings.evaluation_enabled:
+            services.append(
+                EvaluationService.from_settings(
+                    settings, runtime=runtime, metrics=metrics, actions=actions
+                )
+            )
+        extensions = installed_extensions(settings)
+    except SpecErrors as exc:
+        raise _fail([str(error) for error in exc.errors]) from exc
+    except (PolicyError, SettingsError, ValueError) as exc:
+        raise _fail([str(exc)]) from exc
+    app = create_app(
+        settings, extensions=extensions, services=services, runtime=runtime, metrics=metrics
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level.lower(),
+        access_log=log_level.lower() == "debug",
+        log_config=None,
+    )
+
+
+def main() -> None:
+    typer.run(serve)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,444 @@
+"""Target checks on a schedule, and the reconciler that keeps the store's findings in step.
+
+A check (:class:`CapacityCheck`, :class:`DRCheck`) reads its inputs (orchestrator,
+``pg_stat_replication``, drill history), runs the pure check of ``capacity`` / ``dr`` and
+returns a :class:`CheckRun`. :func:`reconcile` turns that into store writes in one transaction:
+
+* every finding of the run is observed (opened, or its ``last_seen`` / evidence refreshed);
+* an open finding of the check's kinds (``capacity.*``, ``dr.*``) that the run did not see is
+  resolved — unless the run could not judge it: an input that could not be read makes its part
+  of the check *unknown* (:class:`Unknown`), and unknown findings are left as they are (a
+  primary that cannot be reached does not mean "replication fixed");
+* each input that could not be read is itself recorded as an open finding
+  ``check.input_unavailable`` (subject ``check/<check>/<input>``, the error as evidence),
+  resolved by the first run that reads it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from controlplane.failover.nodes import Node, NodeUnreachable, probe
+from controlplane.orchestrator.base import Orchestrator, OrchestratorError
+from controlplane.store.database import Database
+from controlplane.store.findings import observe_finding, resolve_finding
+from controlplane.store.models import Finding as FindingRow
+from controlplane.targets.capacity import check_capacity
+from controlplane.targets.dr import DrillRecord, ReplicaStatus, RestoreValidation, check_dr
+from controlplane.targets.findings import Finding
+from controlplane.targets.policy import CapacityPolicy, DRPolicy
+from controlplane.targets.replication import ReplicationReadError, read_replication
+
+__all__ = [
+    "INPUT_UNAVAILABLE",
+    "CapacityCheck",
+    "CheckRun",
+    "DRCheck",
+    "DrillHistory",
+    "DrillHistoryError",
+    "InputFailure",
+    "NoDrillHistory",
+    "NodeTopology",
+    "Reconciled",
+    "StoreDrillHistory",
+    "TargetCheck",
+    "Unknown",
+    "reconcile",
+]
+
+#: Kind of the finding that records an input a check could not read.
+INPUT_UNAVAILABLE = "check.input_unavailable"
+REPLICATION_KINDS = frozenset({"dr.replica_missing", "dr.replication_lag"})
+HISTORY_KINDS = frozenset(
+    {
+        "dr.restore_validation_stale",
+        "dr.drill_stale",
+        "dr.drill_rto_exceeded",
+        "dr.drill_rpo_exceeded",
+    }
+)
+
+
+# -- what a run says ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unknown:
+    """Findings a run could not judge: ``kinds`` (None: all of the check's) whose subject is
+    ``subject`` or below it (``database/inventory`` covers ``database/inventory/replica/r1``);
+    ``subject`` None covers every subject."""
+
+    kinds: frozenset[str] | None = None
+    subject: str | None = None
+
+    def covers(self, *, kind: str, subject: str) -> bool:
+        if self.kinds is not None and kind not in self.kinds:
+            return False
+        if self.subject is None:
+            return True
+        return subject == self.subject or subject.startswith(self.subject + "/")
+
+
+@dataclass(frozen=True, kw_only=True)
+class InputFailure:
+    """An input of a check that could not be read."""
+
+    input: str
+    source: str
+    message: str
+
+    @property
+    def subject(self) -> str:
+        return self.input
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckRun:
+    check: str
+    findings: tuple[Finding, ...]
+    unknown: tuple[Unknown, ...] = ()
+    failures: tuple[InputFailure, ...] = ()
+
+    @property
+    def kind_prefix(self) -> str:
+        return f"{self.check}."
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reconciled:
+    """What :func:`reconcile` changed: (kind, subject) pairs opened and resolved."""
+
+    check: str
+    opened: tuple[tuple[str, str], ...]
+    refreshed: int
+    resolved: tuple[tuple[str, str], ...]
+    kept_unknown: int
+    open_after: int
+
+
+class TargetCheck(Protocol):
+    name: str
+
+    def run(self, *, now: datetime) -> CheckRun:
+        """Read the inputs and check them; never raises for an input that cannot be read."""
+        ...
+
+
+# -- the reconciler ----------------------------------------------------------------------------
+
+
+def _open_findings(session: Session, *, kind_prefix: str) -> list[FindingRow]:
+    statement = select(FindingRow).where(
+        FindingRow.resolved_at.is_(None),
+        FindingRow.kind.startswith(kind_prefix, autoescape=True),
+    )
+    return list(session.scalars(statement))
+
+
+def _open_input_failures(session: Session, *, check: str) -> list[FindingRow]:
+    statement = select(FindingRow).where(
+        FindingRow.resolved_at.is_(None),
+        FindingRow.kind == INPUT_UNAVAILABLE,
+        FindingRow.subject.startswith(f"check/{check}/", autoescape=True),
+    )
+    return list(session.scalars(statement))
+
+
+def reconcile(session: Session, *, run: CheckRun, at: datetime) -> Reconciled:
+    """Write one run's findings and resolve what it no longer sees (see the module docstring)."""
+    opened: list[tuple[str, str]] = []
+    refreshed = 0
+    seen: set[tuple[str, str]] = set()
+    for finding in run.findings:
+        if not finding.kind.startswith(run.kind_prefix):
+            raise ValueError(f"check {run.check} returned a {finding.kind} finding")
+        stored = observe_finding(
+            session,
+            kind=finding.kind,
+            subject=finding.subject,
+            severity=finding.severity,
+            at=at,
+            summary=finding.summary,
+            evidence=finding.evidence,
+        )
+        seen.add(finding.key)
+        if stored.occurrences == 1:
+            opened.append(finding.key)
+        else:
+            refreshed += 1
+    resolved: list[tuple[str, str]] = []
+    kept = 0
+    for row in _open_findings(session, kind_prefix=run.kind_prefix):
+        key = (row.kind, row.subject)
+        if key in seen:
+            continue
+        if any(unknown.covers(kind=row.kind, subject=row.subject) for unknown in run.unknown):
+            kept += 1
+            continue
+        resolve_finding(session, kind=row.kind, subject=row.subject, at=at)
+        resolved.append(key)
+
+    failing: set[str] = set()
+    for failure in run.failures:
+        subject = f"check/{run.check}/{failure.input}"
+        failing.add(subject)
+        observe_finding(
+            session,
+            kind=INPUT_UNAVAILABLE,
+            subject=subject,
+            severity="warning",
+            at=at,
+            summary=f"the {run.check} check could not read {failure.input}: {failure.message}",
+            evidence={"check": run.check, "source": failure.source, "error": failure.message},
+        )
+    for row in _open_input_failures(session, check=run.check):
+        if row.subject not in failing:
+            resolve_finding(session, kind=row.kind, subject=row.subject, at=at)
+            resolved.append((row.kind, row.subject))
+    open_after = len(seen) + kept
+    return Reconciled(
+        check=run.check,
+        opened=tuple(opened),
+        refreshed=refreshed,
+        resolved=tuple(resolved),
+        kept_unknown=kept,
+        open_after=open_after,
+    )
+
+
+# -- capacity ----------------------------------------------------------------------------------
+
+
+class CapacityCheck:
+    """The live workloads of an orchestrator against the capacity policy."""
+
+    name = "capacity"
+
+    def __init__(
+        self,
+        *,
+        policy: CapacityPolicy,
+        orchestrator: Orchestrator,
+        services: frozenset[str] | None = None,
+    ) -> None:
+        self.policy = policy
+        self.orchestrator = orchestrator
+        self.services = services
+
+    def run(self, *, now: datetime) -> CheckRun:
+        try:
+            workloads = self.orchestrator.workloads()
+        except OrchestratorError as exc:
+            return CheckRun(
+                check=self.name,
+                findings=(),
+                unknown=(Unknown(),),
+                failures=(
+                    InputFailure(input="orchestrator", source="orchestrator", message=str(exc)),
+                ),
+            )
+        findings = check_capacity(self.policy, workloads, services=self.services)
+        return CheckRun(check=self.name, findings=tuple(findings))
+
+
+# -- DR ----------------------------------------------------------------------------------------
+
+
+class DrillHistoryError(Exception):
+    """The drill or restore-validation history could not be read."""
+
+
+class DrillHistory(Protocol):
+    """Where the DR check reads past drills and restore validations."""
+
+    def drills(self, *, database: str) -> Sequence[DrillRecord]: ...
+
+    def restores(self, *, database: str) -> Sequence[RestoreValidation]: ...
+
+
+class NoDrillHistory:
+    """No history wired: no drill and no restore validation on record (the check reports both
+    as stale, which is the truth as far as this control plane knows)."""
+
+    def drills(self, *, database: str) -> Sequence[DrillRecord]:
+        return ()
+
+    def restores(self, *, database: str) -> Sequence[RestoreValidation]:
+        return ()
+
+
+class StoredDrillLike(Protocol):
+    """A drill row as the store returns it."""
+
+    @property
+    def database(self) -> str: ...
+    @property
+    def finished_at(self) -> datetime: ...
+    @property
+    def measured_rto_s(self) -> float: ...
+    @property
+    def measured_rpo_s(self) -> float | None: ...
+    @property
+    def succeeded(self) -> bool: ...
+
+
+class StoredRestoreLike(Protocol):
+    @property
+    def database(self) -> str: ...
+    @property
+    def finished_at(self) -> datetime: ...
+    @property
+    def succeeded(self) -> bool: ...
+
+
+class StoreDrillHistory:
+    """Drill history from the control plane store, through the store's list functions
+    (``list_drills(session, *, database=...)`` and ``list_restore_validations(...)``)."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        list_drills: Callable[..., Sequence[StoredDrillLike]],
+        list_restores: Callable[..., Sequence[StoredRestoreLike]],
+    ) -> None:
+        self.database = database
+        self.list_drills = list_drills
+        self.list_restores = list_restores
+
+    def drills(self, *, database: str) -> Sequence[DrillRecord]:
+        try:
+            with self.database.reader() as session:
+                rows = self.list_drills(session, database=database)
+        except SQLAlchemyError as exc:
+            raise DrillHistoryError(f"cannot read the drills of {database}: {exc}") from exc
+        return [
+            DrillRecord(
+                database=row.database,
+                finished_at=row.finished_at,
+                measured_rto=timedelta(seconds=row.measured_rto_s),
+                measured_rpo=None
+                if row.measured_rpo_s is None
+                else timedelta(seconds=row.measured_rpo_s),
+                succeeded=row.succeeded,
+            )
+            for row in rows
+        ]
+
+    def restores(self, *, database: str) -> Sequence[RestoreValidation]:
+        try:
+            with self.database.reader() as session:
+                rows = self.list_restores(session, database=database)
+        except SQLAlchemyError as exc:
+            raise DrillHistoryError(
+                f"cannot read the restore validations of {database}: {exc}"
+            ) from exc
+        return [
+            RestoreValidation(
+                database=row.database, finished_at=row.finished_at, succeeded=row.succeeded
+            )
+            for row in rows
+        ]
+
+
+ReplicationReader = Callable[[str], Sequence[ReplicaStatus]]
+#: The DSN of a database's current primary; raises ReplicationReadError when there is none.
+PrimaryLocator = Callable[[str], str]
+
+
+class NodeTopology:
+    """Finds the current primary of the configured database among its nodes
+    (``CONTROLPLANE_DATABASE_NODES`` / ``CONTROLPLANE_DATABASE_NAME``): the first node that
+    answers and is not in recovery, so the check follows the primary through a failover."""
+
+    def __init__(self, *, nodes: Sequence[Node], database: str, timeout: float = 2.0) -> None:
+        self.nodes = tuple(nodes)
+        self.database = database
+        self.timeout = timeout
+
+    def __call__(self, database: str) -> str:
+        if not self.nodes:
+            raise ReplicationReadError("no database nodes configured (CONTROLPLANE_DATABASE_NODES)")
+        if database != self.database:
+            raise ReplicationReadError(
+                f"no nodes configured for database {database} "
+                f"(CONTROLPLANE_DATABASE_NAME is {self.database})"
+            )
+        problems: list[str] = []
+        for node in self.nodes:
+            try:
+                status = probe(node, timeout=self.timeout)
+            except NodeUnreachable as exc:
+                problems.append(str(exc))
+                continue
+            if not status.in_recovery:
+                return node.dsn(timeout=self.timeout)
+            problems.append(f"{node.name} is a standby")
+        raise ReplicationReadError("no writable primary: " + "; ".join(problems))
+
+
+class DRCheck:
+    """Replication (``pg_stat_replication`` of each database's primary), restore validations
+    and drills against the DR policy."""
+
+    name = "dr"
+
+    def __init__(
+        self,
+        *,
+        policy: DRPolicy,
+        primary: PrimaryLocator,
+        history: DrillHistory | None = None,
+        read: ReplicationReader | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        self.policy = policy
+        self.primary = primary
+        self.history: DrillHistory = history or NoDrillHistory()
+        self.read: ReplicationReader = read or (lambda dsn: read_replication(dsn, timeout=timeout))
+
+    def run(self, *, now: datetime) -> CheckRun:
+        replicas: dict[str, Sequence[ReplicaStatus]] = {}
+        unknown: list[Unknown] = []
+        failures: list[InputFailure] = []
+        drills: list[DrillRecord] = []
+        restores: list[RestoreValidation] = []
+        history_unknown: set[str] = set()
+        for database in self.policy.spec.databases:
+            name = database.name
+            try:
+                replicas[name] = self.read(self.primary(name))
+            except ReplicationReadError as exc:
+                failures.append(
+                    InputFailure(input=f"replication/{name}", source="postgresql", message=str(exc))
+                )
+                unknown.append(Unknown(kinds=REPLICATION_KINDS, subject=f"database/{name}"))
+            try:
+                drills.extend(self.history.drills(database=name))
+                restores.extend(self.history.restores(database=name))
+            except DrillHistoryError as exc:
+                failures.append(
+                    InputFailure(input=f"history/{name}", source="store", message=str(exc))
+                )
+                unknown.append(Unknown(kinds=HISTORY_KINDS, subject=f"database/{name}"))
+                history_unknown.add(f"database/{name}")
+        findings = check_dr(
+            self.policy, now=now, replicas=replicas, drills=drills, restores=restores
+        )
+        # Without its history a database's drill and restore findings would only say "none on
+        # record": leave them out (unknown), as for replication.
+        kept = tuple(
+            finding
+            for finding in findings
+            if not (finding.kind in HISTORY_KINDS and finding.subject in history_unknown)
+        )
+        return CheckRun(
+            check=self.name, findings=kept, unknown=tuple(unknown), failures=tuple(failures)
+        )

@@ -1,0 +1,175 @@
+"""The local orchestrator against a real gunicorn master, through the capacity check and the
+findings store: fewer workers than configured, at the most workers with CPU above target, and a
+master that is gone — each found, then resolved when fixed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from controlplane.actuators.local import LocalGunicornActuator
+from controlplane.orchestrator.local import LocalOrchestrator
+from controlplane.stack.process import free_ports
+from controlplane.store.database import Database
+from controlplane.store.findings import list_findings
+from controlplane.targets.policy import load_capacity_policy
+from controlplane.targets.reconcile import INPUT_UNAVAILABLE, CapacityCheck, reconcile
+
+pytestmark = pytest.mark.integration
+
+APP = """
+import os, time
+
+def app(environ, start_response):
+    if environ["PATH_INFO"] == "/spin":  # burn CPU for a while
+        end = time.process_time() + 0.3
+        while time.process_time() < end:
+            pass
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(os.getpid()).encode()]
+"""
+
+
+@pytest.fixture
+def gunicorn(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    (tmp_path / "spinapp.py").write_text(APP, encoding="utf-8")
+    pidfile = tmp_path / "gunicorn.pid"
+    (port,) = free_ports(1)
+    master = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--pid",
+            str(pidfile),
+            "--chdir",
+            str(tmp_path),
+            "spinapp:app",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url, timeout=1).status_code == 200 and pidfile.exists():
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "gunicorn did not start"
+            time.sleep(0.1)
+        yield pidfile, url
+    finally:
+        master.terminate()
+        master.wait(timeout=30)
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[Database]:
+    db = Database.from_url(f"sqlite:///{tmp_path}/controlplane.db")
+    db.migrate()
+    yield db
+    db.dispose()
+
+
+def check(database: Database, orchestrator: LocalOrchestrator) -> dict[str, bool]:
+    """One capacity run reconciled into the store: "kind" -> open, for every finding so far."""
+    capacity = CapacityCheck(
+        policy=load_capacity_policy(), orchestrator=orchestrator, services=frozenset({"inventory"})
+    )
+    now = datetime.now(UTC)
+    with database.writer() as session:
+        reconcile(session, run=capacity.run(now=now), at=now)
+    with database.reader() as session:
+        return {f.kind: f.resolved_at is None for f in list_findings(session)}
+
+
+def test_fewer_workers_than_configured_until_scaled(
+    gunicorn: tuple[Path, str], database: Database
+) -> None:
+    pidfile, _ = gunicorn
+    orchestrator = LocalOrchestrator(pidfile=pidfile, desired_replicas=3)
+    (workload,) = orchestrator.workloads()
+    assert (workload.desired_replicas, workload.ready_replicas) == (3, 2)
+    assert workload.autoscaler is None  # no local bounds configured
+    assert check(database, orchestrator) == {
+        "capacity.replicas_not_ready": True,
+        "capacity.hpa_missing": True,
+    }
+    assert LocalGunicornActuator(pidfile=pidfile).scale("inventory", replicas=3).reached
+    assert check(database, orchestrator) == {
+        "capacity.replicas_not_ready": False,
+        "capacity.hpa_missing": True,
+    }
+
+
+def test_at_the_most_workers_with_cpu_above_target_is_a_capacity_risk(
+    gunicorn: tuple[Path, str], database: Database
+) -> None:
+    pidfile, url = gunicorn
+    # A low CPU target: the machine is shared (a busy worker may get a fifth of a core), an idle
+    # one uses next to nothing.
+    orchestrator = LocalOrchestrator(
+        pidfile=pidfile, min_replicas=1, max_replicas=2, target_cpu_percent=5
+    )
+    assert check(database, orchestrator) == {"capacity.hpa_drift": True}  # first CPU sample
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(timeout=10) as client:
+            while not stop.is_set():
+                client.get(f"{url}/spin")
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(3)
+        busy = check(database, orchestrator)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert busy == {"capacity.hpa_drift": True, "capacity.at_max_replicas": True}
+    with database.reader() as session:
+        (risk,) = list_findings(session, kind="capacity.at_max_replicas")
+    assert risk.evidence["max_replicas"] == 2
+    assert risk.evidence["cpu_percent"] > 5
+
+    time.sleep(1)
+    check(database, orchestrator)  # a quiet sample after the load
+    time.sleep(1)
+    assert check(database, orchestrator)["capacity.at_max_replicas"] is False
+
+
+def test_a_gone_master_is_recorded_and_resolves_nothing(
+    gunicorn: tuple[Path, str], database: Database, tmp_path: Path
+) -> None:
+    pidfile, _ = gunicorn
+    assert check(database, LocalOrchestrator(pidfile=pidfile, desired_replicas=3)) == {
+        "capacity.replicas_not_ready": True,
+        "capacity.hpa_missing": True,
+    }
+    gone = LocalOrchestrator(pidfile=tmp_path / "missing.pid", desired_replicas=3)
+    assert check(database, gone) == {
+        "capacity.replicas_not_ready": True,
+        "capacity.hpa_missing": True,
+        INPUT_UNAVAILABLE: True,
+    }
+    with database.reader() as session:
+        (unreadable,) = list_findings(session, kind=INPUT_UNAVAILABLE)
+    assert "missing.pid" in unreadable.evidence["error"]

@@ -1,0 +1,59 @@
+"""``controlplane serve`` refuses to start on a configuration that cannot work: exit code 2 and
+one line per problem, before anything listens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from controlplane.commands.serve import EXIT_CONFIG, serve
+
+pytestmark = pytest.mark.unit
+
+
+def run(tmp_path: Path, **env: str | None) -> tuple[int, str]:
+    """Invoke ``serve`` with these ``CONTROLPLANE_*`` values (None: unset)."""
+    app = typer.Typer()
+    app.command()(serve)
+    variables: dict[str, str | None] = {
+        "CONTROLPLANE_DATA_DIR": str(tmp_path),
+        "CONTROLPLANE_WEBHOOK_TOKEN": "secret",
+        "CONTROLPLANE_LEADER_ELECTION": "false",
+        **{f"CONTROLPLANE_{key.upper()}": value for key, value in env.items()},
+    }
+    result = CliRunner().invoke(app, [], env=variables)
+    return result.exit_code, result.output
+
+
+def test_an_invalid_spec_names_the_file_and_field(tmp_path: Path) -> None:
+    spec = tmp_path / "broken.yaml"
+    spec.write_text(
+        "apiVersion: controlplane.slo/v1\nkind: SLO\nmetadata: {name: x}\n"
+        "spec: {service: s, tier: critical, objective: 1.5, window: 30d,"
+        " sli: {ratio: {bad: a, total: b}}}\n",
+        encoding="utf-8",
+    )
+    code, output = run(tmp_path, slo_specs=str(spec))
+    assert code == EXIT_CONFIG
+    assert f"{spec}: spec.objective" in output
+
+
+def test_a_setting_that_cannot_work_is_named(tmp_path: Path) -> None:
+    code, output = run(tmp_path, local_min_replicas="2")
+    assert code == EXIT_CONFIG
+    assert "set local_min_replicas and local_max_replicas together" in output
+
+
+def test_the_receiver_needs_its_token(tmp_path: Path) -> None:
+    code, output = run(tmp_path, webhook_token=None, webhook_token_file=None)
+    assert code == EXIT_CONFIG
+    assert "set CONTROLPLANE_WEBHOOK_TOKEN or CONTROLPLANE_WEBHOOK_TOKEN_FILE" in output
+
+
+def test_a_missing_policy_file_is_named(tmp_path: Path) -> None:
+    code, output = run(tmp_path, dr_policy=str(tmp_path / "nope.yaml"))
+    assert code == EXIT_CONFIG
+    assert "nope.yaml: cannot read" in output
