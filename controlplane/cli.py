@@ -80,7 +80,7 @@ def _status_table(stack: LocalStack) -> tuple[Table, bool]:
         all_healthy = all_healthy and row.healthy
         table.add_row(
             row.name,
-            f"127.0.0.1:{row.port}",
+            f"127.0.0.1:{row.port}" if row.port else "-",
             str(row.pid) if row.pid else "-",
             state,
             row.version,

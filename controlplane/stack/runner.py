@@ -37,6 +37,7 @@ from controlplane.stack.backends import (
 from controlplane.stack.errors import BackendStartError, StackError
 from controlplane.stack.process import group_alive, stop_process_group
 from controlplane.stack.settings import REPO_ROOT, StackSettings
+from controlplane.stack.workload import InventoryAPI, InventoryWorker, TrafficGenerator
 from controlplane.store.database import Database
 from controlplane.store.errors import UnknownTokenName
 from controlplane.store.tokens import authenticate, create_token, revoke_token
@@ -148,6 +149,12 @@ class ControlPlane(Backend):
                 ),
             }
         )
+        if InventoryAPI.name in ports:  # the demo's app: scaled through its gunicorn master
+            env.setdefault("CONTROLPLANE_ORCHESTRATOR", "local")
+            env.setdefault(
+                "CONTROLPLANE_LOCAL_PIDFILE",
+                str(self.home / "data" / InventoryAPI.name / "gunicorn.pid"),
+            )
         return env
 
     def _headers(self) -> dict[str, str]:
@@ -210,7 +217,10 @@ DEMO_PORTS: dict[str, dict[str, int]] = {
         "health": 13133,
         "metrics": 8888,
     },
+    InventoryAPI.name: {"http": 8000},
+    InventoryWorker.name: {"metrics": 9101},
     ControlPlane.name: {"http": 8080},
+    TrafficGenerator.name: {},
 }
 
 #: Start order; stop runs in reverse. The replica needs the primary up for its base backup.
@@ -222,7 +232,10 @@ ORDER: tuple[str, ...] = (
     Prometheus.name,
     Alertmanager.name,
     Jaeger.name,
+    InventoryAPI.name,
+    InventoryWorker.name,
     ControlPlane.name,
+    TrafficGenerator.name,
 )
 
 
@@ -293,6 +306,22 @@ def demo_prometheus_config(
             },
         ],
     }
+    if InventoryAPI.name in ports:
+        config["scrape_configs"].append(
+            {
+                "job_name": "inventory",
+                "static_configs": [{"targets": [f"127.0.0.1:{ports[InventoryAPI.name]['http']}"]}],
+            }
+        )
+    if InventoryWorker.name in ports:
+        config["scrape_configs"].append(
+            {
+                "job_name": "inventory-worker",
+                "static_configs": [
+                    {"targets": [f"127.0.0.1:{ports[InventoryWorker.name]['metrics']}"]}
+                ],
+            }
+        )
     if controlplane_token_file is not None and ControlPlane.name in ports:
         config["scrape_configs"].append(
             {
@@ -341,6 +370,12 @@ class LocalStack:
 
     def _build(self) -> dict[str, Backend]:
         data = self.home / "data"
+        api = InventoryAPI(
+            settings=self.settings,
+            workdir=data / InventoryAPI.name,
+            ports=self.ports[InventoryAPI.name],
+            stack_ports=self.ports,
+        )
         control_plane = ControlPlane(
             settings=self.settings,
             workdir=data / ControlPlane.name,
@@ -387,7 +422,21 @@ class LocalStack:
             Jaeger(
                 settings=self.settings, workdir=data / Jaeger.name, ports=self.ports[Jaeger.name]
             ),
+            api,
+            InventoryWorker(
+                settings=self.settings,
+                workdir=data / InventoryWorker.name,
+                ports=self.ports[InventoryWorker.name],
+                stack_ports=self.ports,
+            ),
             control_plane,
+            TrafficGenerator(
+                settings=self.settings,
+                workdir=data / TrafficGenerator.name,
+                ports=self.ports[TrafficGenerator.name],
+                stack_ports=self.ports,
+                api_url=api.url,
+            ),
         ]
         for backend in built:
             backend.log_dir = self.log_dir

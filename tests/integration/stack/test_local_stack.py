@@ -72,8 +72,9 @@ def assert_status_healthy(home: Path, offset: int) -> None:
     expected = shifted_ports(offset)
     for name in ORDER:
         line = next(line for line in status.stdout.splitlines() if name in line)
-        main_port = next(iter(expected[name].values()))
-        assert f"127.0.0.1:{main_port}" in line, line
+        if expected[name]:  # the traffic generator listens nowhere
+            main_port = next(iter(expected[name].values()))
+            assert f"127.0.0.1:{main_port}" in line, line
         assert "healthy" in line, line
     assert (home / "logs" / "elasticsearch.log").is_file()
 

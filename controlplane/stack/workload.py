@@ -1,0 +1,146 @@
+"""The workload as processes of the local stack: the inventory API, a stream worker, traffic.
+
+They run the app's own entry points (``python -m app.serve`` / ``app.worker`` / ``app.traffic``)
+as subprocesses; the control plane never imports the workload's code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+from controlplane.stack.backends import Backend
+from controlplane.stack.settings import StackSettings
+
+
+def workload_environment(stack_ports: Mapping[str, Mapping[str, int]]) -> dict[str, str]:
+    """``INVENTORY_*`` settings pointing at the stack's backends (multi-host write DSN)."""
+    primary = stack_ports["postgresql-primary"]["postgres"]
+    replica = stack_ports["postgresql-replica"]["postgres"]
+    env = dict(os.environ)
+    env.update(
+        INVENTORY_DATABASE_URL=f"postgresql://postgres@127.0.0.1:{primary},127.0.0.1:{replica}/inventory",
+        INVENTORY_REPLICA_URL=f"postgresql://postgres@127.0.0.1:{replica}/inventory",
+        INVENTORY_REDIS_URL=f"redis://127.0.0.1:{stack_ports['redis']['redis']}/0",
+        INVENTORY_OTLP_ENDPOINT=f"http://127.0.0.1:{stack_ports['jaeger']['otlp_http']}",
+        INVENTORY_ELASTICSEARCH_URL=f"http://127.0.0.1:{stack_ports['elasticsearch']['http']}",
+    )
+    return env
+
+
+class _Workload(Backend):
+    def __init__(
+        self,
+        *,
+        settings: StackSettings,
+        workdir: Path,
+        ports: Mapping[str, int],
+        stack_ports: Mapping[str, Mapping[str, int]],
+    ) -> None:
+        super().__init__(settings=settings, workdir=workdir, ports=ports)
+        self.stack_ports = stack_ports
+
+    def executable(self) -> Path:
+        return Path(sys.executable)
+
+    def environment(self) -> dict[str, str]:
+        return workload_environment(self.stack_ports)
+
+    def query_version(self) -> str:
+        return "inventory (this repository)"
+
+
+class InventoryAPI(_Workload):
+    """gunicorn + uvicorn workers on the API port; the pidfile is what the local actuator uses."""
+
+    name = "inventory-api"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.workdir / "gunicorn.pid"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['http']}"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "app.serve",
+            "--migrate",
+            "--bind",
+            f"127.0.0.1:{self.ports['http']}",
+            "--workers",
+            "2",
+            "--pidfile",
+            str(self.pidfile),
+            "--metrics-dir",
+            str(self.workdir / "metrics"),
+        ]
+
+    def healthy(self) -> bool:
+        return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+
+
+class InventoryWorker(_Workload):
+    """One stream worker applying movements in batches (its metrics on their own port)."""
+
+    name = "inventory-worker"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "app.worker", "--metrics-port", str(self.ports["metrics"])]
+
+    def healthy(self) -> bool:
+        return httpx.get(f"http://127.0.0.1:{self.ports['metrics']}/metrics", timeout=2).is_success
+
+
+class TrafficGenerator(_Workload):
+    """Steady demo traffic against the API, so that the SLOs and dashboards have data."""
+
+    name = "traffic"
+
+    def __init__(
+        self,
+        *,
+        settings: StackSettings,
+        workdir: Path,
+        ports: Mapping[str, int],
+        stack_ports: Mapping[str, Mapping[str, int]],
+        api_url: str,
+        rate: float = 20.0,
+    ) -> None:
+        super().__init__(settings=settings, workdir=workdir, ports=ports, stack_ports=stack_ports)
+        self.api_url = api_url
+        self.rate = rate
+
+    @property
+    def main_port(self) -> int:
+        return 0
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "app.traffic",
+            "--url",
+            self.api_url,
+            "--rate",
+            str(self.rate),
+        ]
+
+    def healthy(self) -> bool:
+        """Traffic really reaches the API: its request histogram counts non-probe requests."""
+        text = httpx.get(f"{self.api_url}/metrics", timeout=2).text
+        for line in text.splitlines():
+            if line.startswith("http_server_request_duration_seconds_count{") and (
+                'route="/api/v1/' in line
+            ):
+                value = float(line.rsplit(" ", 1)[-1])
+                if value > 0:
+                    return True
+        return False
