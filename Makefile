@@ -70,3 +70,8 @@ bench-api: ## benchmark the inventory API (own PostgreSQL + Redis): table + JSON
 .PHONY: bench-controlplane
 bench-controlplane: bootstrap ## 1,000 SLOs on a real Prometheus, webhook ingestion, memory: table + JSON line
 	$(PY) -m bench.controlplane $(BENCH_ARGS)
+
+# --- operator console (dashboards/) ---------------------------------------------------------
+.PHONY: bench-dashboards
+bench-dashboards: ## overview with 200 SLOs in headless Chromium: first render, refresh p95 (table + JSON line)
+	$(PY) -m bench.dashboards $(BENCH_ARGS)

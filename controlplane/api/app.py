@@ -32,6 +32,7 @@ from controlplane.api.routes import (
     slos,
     targets,
     tokens,
+    traces,
 )
 from controlplane.api.routes import metrics as metrics_route
 from controlplane.core.config import ControlPlaneSettings
@@ -160,7 +161,7 @@ def create_app(
 
     viewer = [Depends(require_role(Role.VIEWER))]
     api = APIRouter(prefix=API_PREFIX)
-    for module in (health, slos, findings, alerts, audit, tokens, actions, targets):
+    for module in (health, slos, findings, alerts, audit, tokens, actions, targets, traces):
         api.include_router(module.router, dependencies=viewer)
 
     @api.get("/openapi.json", include_in_schema=False, dependencies=viewer)

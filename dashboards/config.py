@@ -1,0 +1,76 @@
+"""Settings of the operator console (``DASHBOARDS_*`` variables, overridden by the command line).
+
+The console reads everything through the control-plane API with one bearer token, given either
+as ``DASHBOARDS_TOKEN`` or as a file (``DASHBOARDS_TOKEN_FILE`` / ``--token-file``), never both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["DashboardSettings", "SettingsError"]
+
+
+class SettingsError(ValueError):
+    """A setting that cannot work (named in the message)."""
+
+
+class DashboardSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DASHBOARDS_", extra="ignore", frozen=True, validate_default=True
+    )
+
+    control_plane_url: str = Field(
+        default="http://127.0.0.1:8080", description="Base URL of the control plane (no /api/v1)"
+    )
+    token: SecretStr | None = Field(default=None, description="API token (viewer or operator)")
+    token_file: Path | None = Field(default=None, description="File holding the API token")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8050, ge=1, le=65535)
+    refresh_interval_seconds: float = Field(default=15.0, ge=1, le=3600)
+    request_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    #: Overview sparklines: how far back and how many evaluations per SLO.
+    sparkline_window_seconds: float = Field(default=3600.0, gt=0)
+    sparkline_points: int = Field(default=120, ge=2, le=10_000)
+    #: Parallel history requests when sparklines are (re)loaded; 1 = one after the other.
+    history_workers: int = Field(default=8, ge=1, le=64)
+    #: Keep sparkline histories between refreshes and extend them from ``/slos`` (the default);
+    #: off = reload every history on every refresh (the benchmark's baseline).
+    history_cache: bool = True
+
+    @field_validator("control_plane_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError(f"expected an http(s) URL with a host, got {value!r}")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> DashboardSettings:
+        if self.token is not None and self.token_file is not None:
+            raise ValueError("set DASHBOARDS_TOKEN or DASHBOARDS_TOKEN_FILE, not both")
+        return self
+
+    def resolved_token(self) -> str:
+        """The API token; :class:`SettingsError` when none is configured or the file is empty."""
+        if self.token is not None:
+            secret = self.token.get_secret_value().strip()
+        elif self.token_file is not None:
+            try:
+                secret = self.token_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise SettingsError(
+                    f"DASHBOARDS_TOKEN_FILE: cannot read {self.token_file}: {exc}"
+                ) from exc
+        else:
+            raise SettingsError(
+                "no API token: set DASHBOARDS_TOKEN or DASHBOARDS_TOKEN_FILE (or --token-file)"
+            )
+        if not secret:
+            raise SettingsError("DASHBOARDS_TOKEN / DASHBOARDS_TOKEN_FILE: the token is empty")
+        return secret

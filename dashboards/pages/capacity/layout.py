@@ -1,0 +1,45 @@
+"""Capacity: replicas per service (current / desired / min / max), CPU against target, HPA
+bounds from the policy against the live ones, and the scaling decisions on a timeline."""
+
+from __future__ import annotations
+
+from dash import html
+
+from dashboards.ui import loading
+
+__all__ = ["CapacityIds", "layout"]
+
+
+class CapacityIds:
+    TRIGGER = "capacity-trigger"
+    STATUS = "capacity-status"
+    TABLE = "capacity-table"
+    REPLICAS = "capacity-replicas"
+    CPU = "capacity-cpu"
+    TIMELINE = "capacity-timeline"
+    LOADING = "capacity-loading"
+
+
+def layout() -> html.Div:
+    return html.Div(
+        [
+            html.H2("Capacity"),
+            html.Div(id=CapacityIds.TRIGGER, hidden=True),
+            loading(
+                html.Div(
+                    [
+                        html.Div(
+                            html.Div("Loading capacity…", className="state state-loading"),
+                            id=CapacityIds.STATUS,
+                        ),
+                        html.Div(id=CapacityIds.TABLE),
+                        html.Div(id=CapacityIds.REPLICAS, className="chart"),
+                        html.Div(id=CapacityIds.CPU, className="chart"),
+                        html.Div(id=CapacityIds.TIMELINE, className="chart"),
+                    ]
+                ),
+                id=CapacityIds.LOADING,
+            ),
+        ],
+        className="page page-capacity",
+    )

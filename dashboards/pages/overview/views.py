@@ -1,0 +1,216 @@
+"""Overview components from data (pure: statuses and series in, Dash components out)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from functools import lru_cache
+from html import escape as html_escape
+from urllib.parse import quote
+
+from dash import html
+
+from dashboards.history import Point
+from dashboards.models import SLOStatus
+from dashboards.pages.overview.figures import sparkline_svg
+from dashboards.status import STATUS_LABELS, Status, alert_windows, window_seconds
+from dashboards.ui import DASH, percent, utc
+from slo.durations import format_duration
+
+__all__ = [
+    "NO_TIER",
+    "burn_windows",
+    "detail_href",
+    "filter_statuses",
+    "overview_table_html",
+    "stamp",
+    "summary",
+]
+
+#: At most this many points per sparkline (evenly spaced, the newest kept).
+SPARKLINE_POINTS = 30
+#: Filter value of SLOs whose evaluation names no tier.
+NO_TIER = "none"
+
+
+def detail_href(slo_id: str) -> str:
+    return f"/slo/{quote(slo_id, safe='')}"
+
+
+def filter_statuses(
+    items: Sequence[tuple[SLOStatus, Status]],
+    *,
+    services: Sequence[str] | None,
+    tiers: Sequence[str] | None,
+) -> list[tuple[SLOStatus, Status]]:
+    """Keep the SLOs of the chosen services and tiers (nothing chosen = everything)."""
+    return [
+        (status, kind)
+        for status, kind in items
+        if (not services or status.service in services)
+        and (not tiers or (status.tier or NO_TIER) in tiers)
+    ]
+
+
+def burn_windows(statuses: Sequence[SLOStatus]) -> list[str]:
+    """Every burn-rate window of these SLOs, shortest first."""
+    found = {window for status in statuses for window in status.burn_rates}
+    return sorted(found, key=lambda window: (window_seconds(window), window))
+
+
+def _factors(status: SLOStatus) -> dict[str, float]:
+    """window label -> the factor it is compared with (the highest alert using it)."""
+    factors: dict[str, float] = {}
+    for window in alert_windows(status):
+        for span in (window.long, window.short):
+            label = format_duration(span)
+            factors[label] = max(factors.get(label, 0.0), window.factor)
+    return factors
+
+
+def _escape(value: object) -> str:
+    return html_escape(str(value), quote=True)
+
+
+def _element(tag: str, content: str = "", **attributes: str) -> str:
+    """``<tag attr="...">content</tag>``; attribute values are escaped, ``content`` must
+    already be (use :func:`_escape`). ``class_`` becomes ``class``, ``data_x`` ``data-x``."""
+    attrs = "".join(
+        f" {name.rstrip('_').replace('_', '-')}='{_escape(value)}'"
+        for name, value in attributes.items()
+    )
+    return f"<{tag}{attrs}>{content}</{tag}>"
+
+
+def _badge(kind: Status) -> str:
+    return _element(
+        "span", _escape(STATUS_LABELS[kind]), class_=f"badge badge-{kind.replace('_', '-')}"
+    )
+
+
+def _budget(remaining: float | None) -> str:
+    if remaining is None:
+        return _element("div", DASH, class_="budget budget-unknown", title="no data")
+    shown = min(max(remaining, 0.0), 1.0)
+    level = "low" if remaining < 0.25 else "mid" if remaining < 0.5 else "high"
+    fill = _element("div", class_=f"budget-fill budget-{level}", style=f"width: {shown:.1%}")
+    return _element(
+        "div",
+        _element("div", fill, class_="budget-track")
+        + _element("span", f"{remaining * 100:.1f} %", class_="budget-value"),
+        class_="budget",
+        title=f"error budget remaining: {remaining * 100:.2f} %",
+    )
+
+
+def _burn_cell(rate: float | None, factor: float | None) -> str:
+    if rate is None:
+        return _element("span", DASH, class_="burn-none")
+    if factor is not None and rate > factor:
+        return _element("span", f"{rate:.2f}×", class_="burn-over")
+    return f"{rate:.2f}×"
+
+
+def _downsample(values: Sequence[float | None], *, most: int) -> list[float | None]:
+    if len(values) <= most:
+        return list(values)
+    step = (len(values) - 1) / (most - 1)
+    return [values[round(index * step)] for index in range(most)]
+
+
+def _sparkline(points: Sequence[Point] | None, *, label: str) -> str:
+    if points is None:
+        return _element("span", "…", class_="muted", title="loading the history")
+    values = _downsample([point.budget_remaining for point in points], most=SPARKLINE_POINTS)
+    return _sparkline_markup(tuple(values), label)
+
+
+@lru_cache(maxsize=4096)
+def _sparkline_markup(values: tuple[float | None, ...], label: str) -> str:
+    """The same values draw the same line: kept between refreshes."""
+    return sparkline_svg(values, reference=0.0, title=label)
+
+
+def overview_table_html(
+    items: Sequence[tuple[SLOStatus, Status]],
+    *,
+    series: Mapping[str, Sequence[Point]],
+    windows: Sequence[str],
+    sparkline_label: str,
+) -> str:
+    """One row per SLO in the given (worst-first) order, as one escaped HTML fragment.
+
+    Hundreds of rows as Dash components weigh about 1 MB of JSON and half a second of
+    serialisation per refresh, and ``dcc.Markdown`` takes seconds to parse a fragment this
+    size; the browser's own HTML parser takes milliseconds (a clientside callback places it,
+    see ``callbacks.py`` and ``make bench-dashboards``). Every value from the API goes through
+    :func:`_escape`, so the fragment carries no markup but ours."""
+    header = [
+        "Status",
+        "SLO",
+        "Service",
+        "Tier",
+        "SLI",
+        "Objective",
+        "Budget remaining",
+        *[f"Burn {window}" for window in windows],
+        sparkline_label,
+        "Evaluated",
+    ]
+    rows: list[str] = []
+    for status, kind in items:
+        factors = _factors(status)
+        evaluated = _escape(utc(status.evaluated_at))
+        if status.stale:
+            evaluated += _element("span", "stale", class_="badge badge-stale")
+        if status.sli is None:
+            reason = status.no_data_reason or status.state
+            sli = _element("span", _escape(f"no data: {reason}"), class_="no-data")
+        else:
+            sli = _escape(percent(status.sli))
+        cells = [
+            _badge(kind),
+            _element(
+                "a", _escape(status.slo_id), href=detail_href(status.slo_id), class_="slo-link"
+            ),
+            _escape(status.service),
+            _escape(status.tier or DASH),
+            sli,
+            _escape(percent(status.objective)),
+            _budget(status.budget_remaining),
+            *[_burn_cell(status.burn_rates.get(w), factors.get(w)) for w in windows],
+            _sparkline(series.get(status.slo_id), label=sparkline_label),
+            evaluated,
+        ]
+        rows.append(
+            _element(
+                "tr",
+                "".join(f"<td>{cell}</td>" for cell in cells),
+                data_slo=status.slo_id,
+                data_status=kind,
+            )
+        )
+    head = "".join(f"<th>{_escape(name)}</th>" for name in header)
+    return (
+        "<table id='overview-slo-table' class='grid slo-table'>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def summary(items: Sequence[tuple[SLOStatus, Status]], *, total: int) -> list[html.Span]:
+    counts = Counter(kind for _, kind in items)
+    spans = [html.Span(f"{len(items)} of {total} SLOs", className="summary-total")]
+    for kind, label in STATUS_LABELS.items():
+        if counts[kind]:
+            spans.append(
+                html.Span(
+                    f"{counts[kind]} {label}",
+                    className=f"summary-item badge-{kind.replace('_', '-')}",
+                )
+            )
+    return spans
+
+
+def stamp(now: datetime) -> str:
+    return f"updated {utc(now)}"

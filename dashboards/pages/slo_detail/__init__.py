@@ -1,0 +1,1 @@
+"""The slo detail page."""

@@ -1,0 +1,133 @@
+"""Fixed inputs for the console's unit tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dashboards.models import (
+    Alert,
+    AuditEntry,
+    DatabaseDR,
+    ServiceCapacity,
+    SLOStatus,
+)
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+def status(slo_id: str = "read-latency", **values: Any) -> SLOStatus:
+    fields: dict[str, Any] = {
+        "slo_id": slo_id,
+        "service": "inventory",
+        "state": "ok",
+        "evaluated_at": NOW,
+        "stale": False,
+        "sli": 0.999,
+        "objective": 0.99,
+        "budget_remaining": 0.8,
+        "burn_rates": {"5m": 0.5, "30m": 0.5, "1h": 0.5, "2h": 0.5, "6h": 0.5, "1d": 0.5},
+        "no_data_reason": None,
+        "details": {"tier": "critical"},
+        **values,
+    }
+    return SLOStatus.model_validate(fields)
+
+
+def alert(**values: Any) -> Alert:
+    fields: dict[str, Any] = {
+        "id": 1,
+        "fingerprint": "f1",
+        "starts_at": NOW - timedelta(hours=2),
+        "status": "firing",
+        "ends_at": None,
+        "alertname": "SLOBurnRateHigh",
+        "severity": "page",
+        "labels": {"slo": "read-latency", "service": "inventory"},
+        "annotations": {"summary": "burning"},
+        "repeat_count": 0,
+        "closed_at": None,
+        **values,
+    }
+    return Alert.model_validate(fields)
+
+
+def audit(**values: Any) -> AuditEntry:
+    fields: dict[str, Any] = {
+        "id": 1,
+        "decision_id": "d1",
+        "at": NOW - timedelta(hours=1),
+        "actor": "controlplane",
+        "action": "scale_out",
+        "target": "deployment/inventory",
+        "decision": "taken",
+        "reason": "burning",
+        "evidence": {"service": "inventory"},
+        "fencing_token": 1,
+        "dry_run": False,
+        "outcome": None,
+        "outcome_detail": None,
+        "outcome_at": None,
+        **values,
+    }
+    return AuditEntry.model_validate(fields)
+
+
+def capacity_service(service: str = "inventory", **live: Any) -> ServiceCapacity:
+    return ServiceCapacity.model_validate(
+        {
+            "service": service,
+            "tier": "critical",
+            "policy": {
+                "min_replicas": 3,
+                "max_replicas": 20,
+                "target_cpu_percent": 70,
+                "requests": {"cpu": "200m", "memory": "512Mi"},
+                "limits": {"cpu": "1000m", "memory": "2Gi"},
+            },
+            "live": {
+                "current_replicas": 4,
+                "desired_replicas": 5,
+                "ready_replicas": 4,
+                "cpu_percent": 85,
+                "autoscaler": {"min_replicas": 3, "max_replicas": 10, "target_cpu_percent": 70},
+                **live,
+            },
+            "observed_at": NOW.isoformat(),
+        }
+    )
+
+
+def database(**values: Any) -> DatabaseDR:
+    fields: dict[str, Any] = {
+        "database": "inventory",
+        "tier": "critical",
+        "rto_s": 900,
+        "rpo_s": 300,
+        "replicas": [
+            {"name": "replica1", "state": "streaming", "lag_bytes": 1024, "replay_lag_s": 2.5},
+            {"name": "replica2", "state": "streaming", "lag_bytes": None, "replay_lag_s": 400.0},
+        ],
+        "error": None,
+        "drills": [
+            {
+                "kind": "failover",
+                "finished_at": (NOW - timedelta(days=3)).isoformat(),
+                "measured_rto_s": 12.5,
+                "measured_rpo_s": 0.0,
+                "lost_acknowledged_writes": 0,
+                "succeeded": True,
+            },
+            {
+                "kind": "switchover",
+                "finished_at": (NOW - timedelta(days=1)).isoformat(),
+                "measured_rto_s": 1200.0,
+                "measured_rpo_s": None,
+                "lost_acknowledged_writes": None,
+                "succeeded": False,
+            },
+        ],
+        "last_restore_validation": (NOW - timedelta(days=10)).isoformat(),
+        **values,
+    }
+    return DatabaseDR.model_validate(fields)

@@ -1,0 +1,64 @@
+"""The overview fragment and the detail helpers from fixed data."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from dashboards.history import Point
+from dashboards.pages.overview.views import filter_statuses, overview_table_html
+from dashboards.pages.slo_detail.views import actions_for, alerts_for, current_exhaustion
+from dashboards.status import worst_first
+from tests.unit.dashboards.data import NOW, alert, audit, status
+
+
+def test_the_overview_fragment_escapes_everything_from_the_api() -> None:
+    hostile = status("<script>alert(1)</script>", service="a'b", details={"tier": "<b>"})
+    html = overview_table_html(
+        worst_first([hostile]), series={}, windows=["5m"], sparkline_label="spark"
+    )
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "a&#x27;b" in html
+    assert "<b>" not in html
+    assert "href='/slo/%3Cscript%3Ealert%281%29%3C%2Fscript%3E'" in html
+
+
+def test_rows_keep_the_worst_first_order_and_mark_hot_windows() -> None:
+    items = worst_first(
+        [status("calm"), status("hot", burn_rates={"1h": 20.0, "5m": 16.0}, budget_remaining=0.2)]
+    )
+    series = {
+        "hot": [
+            Point(at=NOW - timedelta(minutes=m), sli=0.9, budget_remaining=0.3 - m / 100)
+            for m in (2, 1, 0)
+        ]
+    }
+    html = overview_table_html(items, series=series, windows=["5m", "1h"], sparkline_label="s")
+    assert html.index("data-slo='hot'") < html.index("data-slo='calm'")
+    assert "<span class='burn-over'>20.00×</span>" in html
+    assert "class='sparkline'" in html
+    assert "loading the history" in html  # "calm" has no series yet
+    only_calm = filter_statuses(items, services=None, tiers=["critical"])
+    assert [s.slo_id for s, _ in only_calm] == ["hot", "calm"]
+    assert filter_statuses(items, services=["other"], tiers=None) == []
+
+
+def test_alerts_and_actions_of_an_slo() -> None:
+    mine = alert()
+    other = alert(id=2, labels={"slo": "other"})
+    old = alert(id=3, status="resolved", closed_at=NOW - timedelta(days=3))
+    assert alerts_for([mine, other, old], slo_id="read-latency", start=NOW - timedelta(days=1)) == [
+        mine
+    ]
+    by_target = audit()
+    by_slo = audit(id=2, decision_id="d2", target="x", evidence={"slo": "read-latency"})
+    unrelated = audit(id=3, decision_id="d3", target="deployment/analytics", evidence={})
+    found = actions_for([by_target, by_slo, unrelated], slo_id="read-latency", service="inventory")
+    assert found == [by_target, by_slo]
+
+
+def test_the_exhaustion_forecast_prefers_the_evaluation_own() -> None:
+    own = status(details={"time_to_exhaustion_s": 3600})
+    assert current_exhaustion(own, now=NOW) == NOW + timedelta(hours=1)
+    derived = status(budget_remaining=0.5, burn_rates={"1h": 10.0})
+    assert current_exhaustion(derived, now=NOW) == NOW + timedelta(days=1.5)
