@@ -116,8 +116,10 @@ def rig(
         wait_for(
             lambda: pidfile.exists() and httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
         )
+        actuator = LocalGunicornActuator(pidfile=pidfile)
+        wait_for(lambda: actuator.current_replicas("inventory") == 2)  # both workers forked
         yield Rig(
-            actuator=LocalGunicornActuator(pidfile=pidfile),
+            actuator=actuator,
             burn=burn,
             prometheus_url=prometheus.url,
             stop_target=stop_target,

@@ -74,7 +74,10 @@ def serving_pids(url: str, requests: int = 200) -> set[str]:
 def test_scale_out_and_in_reads_back_the_real_worker_count(gunicorn: tuple[Path, str]) -> None:
     pidfile, url = gunicorn
     actuator = LocalGunicornActuator(pidfile=pidfile)
-    assert actuator.current_replicas("inventory") == 2
+    deadline = time.monotonic() + 30
+    while actuator.current_replicas("inventory") != 2:  # the second worker may still be booting
+        assert time.monotonic() < deadline, "gunicorn never ran its 2 workers"
+        time.sleep(0.1)
 
     grown = actuator.scale("inventory", replicas=5)
     assert (grown.before, grown.after, grown.reached, grown.via) == (2, 5, True, "workers")

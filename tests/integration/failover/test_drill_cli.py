@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from controlplane.core.config import ControlPlaneSettings
-from controlplane.stack.backends import PORT_LABELS, PostgresPrimary, PostgresReplica
+from controlplane.stack.backends import PostgresPrimary, PostgresReplica
 from controlplane.stack.process import free_ports
-from controlplane.stack.runner import ORDER
+from controlplane.stack.runner import DEMO_PORTS, ORDER
 from controlplane.store.database import Database
 from controlplane.store.drills import list_drills
 from tests.support.backends import TEST_PG_CONF, BackendPool
@@ -33,9 +33,7 @@ def stack_home(backend_pool: BackendPool) -> Iterator[Path]:
     home.chmod(0o755)
     data = home / "data"
     ports = {
-        name: dict(
-            zip(labels := PORT_LABELS.get(name, ("http",)), free_ports(len(labels)), strict=True)
-        )
+        name: dict(zip(DEMO_PORTS[name], free_ports(len(DEMO_PORTS[name])), strict=True))
         for name in ORDER
     }
     primary = PostgresPrimary(

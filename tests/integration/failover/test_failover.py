@@ -197,11 +197,14 @@ def test_asynchronous_replication_reports_exactly_the_writes_it_lost(async_pair:
         assert writes.wait_for_writes(before + 40, timeout=30)
         kill_primary(pair)  # takes the stopped walsender with it
         detection = watcher.join()
+        # The standby stopped receiving, so its lag may be unknown (refused without --force);
+        # the operator forces the promotion and accepts the loss, which is then measured.
         record = fail_over(
             detection,
             standbys=[pair.replica_node],
             fencer=pair.fencer(),
             rpo=timedelta(minutes=5),
+            force=True,
         )
         assert record.promoted, record.refused
         assert writes.wait_for_recovery(timeout=30), writes.report.last_error
