@@ -3,15 +3,12 @@ scraping a burn-rate target, the SQLite store with its leader lease, and the aud
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
@@ -29,16 +26,9 @@ from controlplane.store.actions import KILL_SWITCH, resolve_pending, set_flag
 from controlplane.store.alerts import AlertChange
 from controlplane.store.audit import list_audit
 from tests.support.backends import PrometheusFactory
+from tests.support.gunicorn import running_gunicorn
 
 pytestmark = pytest.mark.integration
-
-APP = """
-import os
-
-def app(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [str(os.getpid()).encode()]
-"""
 
 
 @dataclass
@@ -60,28 +50,7 @@ def wait_for(check: Callable[[], bool], *, timeout: float = 30.0) -> None:
 def rig(
     tmp_path_factory: pytest.TempPathFactory, prometheus_factory: PrometheusFactory
 ) -> Iterator[Rig]:
-    folder = tmp_path_factory.mktemp("gunicorn")
-    (folder / "pidapp.py").write_text(APP, encoding="utf-8")
-    pidfile = folder / "gunicorn.pid"
     port, target_port = free_ports(2)  # one call: the two ports differ
-    master = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--pid",
-            str(pidfile),
-            "--chdir",
-            str(folder),
-            "pidapp:app",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     registry = CollectorRegistry()
     # The app exports the raw signal; Prometheus turns it into the recording-rule series the
     # engine reads, exactly as the generated SLO rules do.
@@ -98,36 +67,32 @@ def rig(
             stopped = True
 
     try:
-        prometheus = prometheus_factory(
-            config={
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "scrape_configs": [
-                    {
-                        "job_name": "burn",
-                        "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}],
-                    }
-                ],
-            },
-            rules={
-                "burn.yml": "groups:\n- name: burn\n  interval: 1s\n  rules:\n"
-                "  - record: slo:burn_rate:rate5m\n    expr: test_burn_rate\n"
-            },
-        )
-        wait_for(
-            lambda: pidfile.exists() and httpx.get(f"http://127.0.0.1:{port}/").status_code == 200
-        )
-        actuator = LocalGunicornActuator(pidfile=pidfile)
-        wait_for(lambda: actuator.current_replicas("inventory") == 2)  # both workers forked
-        yield Rig(
-            actuator=actuator,
-            burn=burn,
-            prometheus_url=prometheus.url,
-            stop_target=stop_target,
-        )
+        with running_gunicorn(tmp_path_factory.mktemp("gunicorn"), port=port) as gunicorn:
+            prometheus = prometheus_factory(
+                config={
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                    "scrape_configs": [
+                        {
+                            "job_name": "burn",
+                            "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}],
+                        }
+                    ],
+                },
+                rules={
+                    "burn.yml": "groups:\n- name: burn\n  interval: 1s\n  rules:\n"
+                    "  - record: slo:burn_rate:rate5m\n    expr: test_burn_rate\n"
+                },
+            )
+            actuator = LocalGunicornActuator(pidfile=gunicorn.pidfile)
+            wait_for(lambda: actuator.current_replicas("inventory") == 2)  # both workers forked
+            yield Rig(
+                actuator=actuator,
+                burn=burn,
+                prometheus_url=prometheus.url,
+                stop_target=stop_target,
+            )
     finally:
         stop_target()
-        master.terminate()
-        master.wait(timeout=30)
 
 
 @pytest.fixture

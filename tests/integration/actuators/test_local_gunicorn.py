@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,57 +11,15 @@ import pytest
 
 from controlplane.actuators.base import ActuatorError
 from controlplane.actuators.local import LocalGunicornActuator
-from controlplane.stack.process import free_ports
+from tests.support.gunicorn import running_gunicorn
 
 pytestmark = pytest.mark.integration
-
-APP = """
-import os
-
-def app(environ, start_response):
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [str(os.getpid()).encode()]
-"""
 
 
 @pytest.fixture
 def gunicorn(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    (tmp_path / "pidapp.py").write_text(APP, encoding="utf-8")
-    pidfile = tmp_path / "gunicorn.pid"
-    (port,) = free_ports(1)
-    master = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--pid",
-            str(pidfile),
-            "--chdir",
-            str(tmp_path),
-            "pidapp:app",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url, timeout=1).status_code == 200 and pidfile.exists():
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.1)
-        yield pidfile, url
-    finally:
-        master.terminate()
-        master.wait(timeout=30)
+    with running_gunicorn(tmp_path, module="pidapp") as server:
+        yield server.pidfile, server.url + "/"
 
 
 def serving_pids(url: str, requests: int = 200) -> set[str]:

@@ -12,17 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 
 from alerts.receiver import WEBHOOK_PATH
 from controlplane.core.security import Role
 from controlplane.stack.backends import Alertmanager
-from controlplane.stack.errors import BackendStartError
 from controlplane.store.database import Database
 from controlplane.store.tokens import create_token
 from tests.integration.controlplane.processes import ControlPlaneProcess
-from tests.support.backends import BackendPool, backends_required, require_tool
+from tests.support.backends import BackendPool, launch, require_tool
 
 REPO = Path(__file__).resolve().parents[3]
 CONFIG = REPO / "alerts" / "alertmanager.yml"
@@ -64,18 +62,7 @@ def _alertmanager_for(pool: BackendPool, *, port: int, token_file: Path) -> Aler
     # Test timing: notify at once, and resend changes quickly.
     for route in [config["route"], *config["route"].get("routes", [])]:
         route.update(group_wait="1s", group_interval="1s")
-    server = Alertmanager(
-        settings=pool.settings,
-        workdir=pool.workdir("alertmanager"),
-        ports=pool.ports_for("alertmanager"),
-        config=config,
-    )
-    try:
-        return pool.start(server)
-    except BackendStartError as exc:
-        if backends_required():
-            pytest.fail(f"alertmanager could not start: {exc}", pytrace=False)
-        pytest.skip(f"alertmanager could not start: {exc.reason}")
+    return launch(pool, Alertmanager, config=config)
 
 
 def test_a_real_alertmanager_delivers_to_the_receiver(

@@ -6,16 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from alerts.wiring import create_app
 from controlplane.core.config import ControlPlaneSettings
 from controlplane.core.security import Role
 from controlplane.runtime import Runtime
 from controlplane.stack.backends import PostgresPrimary
-from controlplane.stack.errors import BackendStartError
 from controlplane.store.tokens import create_token
-from tests.support.backends import TEST_PG_CONF, BackendPool, backends_required
+from tests.support.backends import TEST_PG_CONF, BackendPool, launch
 from tests.unit.controlplane.asgi import AppClient
 from tests.unit.controlplane.payloads import webhook_payload
 
@@ -23,18 +20,7 @@ WEBHOOK_TOKEN = "down-test-webhook-token"
 
 
 def _private_postgres(pool: BackendPool) -> PostgresPrimary:
-    server = PostgresPrimary(
-        settings=pool.settings,
-        workdir=pool.workdir("postgresql-primary"),
-        ports=pool.ports_for("postgresql-primary"),
-        extra_conf=TEST_PG_CONF,
-    )
-    try:
-        return pool.start(server)
-    except BackendStartError as exc:
-        if backends_required():
-            pytest.fail(f"postgresql could not start: {exc}", pytrace=False)
-        pytest.skip(f"postgresql could not start: {exc.reason}")
+    return launch(pool, PostgresPrimary, extra_conf=TEST_PG_CONF)
 
 
 def test_a_lost_database_is_503_and_no_alert_is_acknowledged(

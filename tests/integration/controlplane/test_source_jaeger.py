@@ -20,8 +20,7 @@ from opentelemetry.trace import Status, StatusCode
 from controlplane.sources.base import NoData, RetryPolicy, SourceUnavailable, Trace
 from controlplane.sources.jaeger import JaegerSource
 from controlplane.stack.backends import Jaeger
-from controlplane.stack.errors import BackendStartError
-from tests.support.backends import BackendPool, backends_required
+from tests.support.backends import BackendPool, launch
 
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
 
@@ -157,17 +156,7 @@ def test_nothing_known_is_no_data_and_nothing_matching_is_empty(
 
 
 def test_a_stopped_jaeger_is_unavailable(backend_pool: BackendPool) -> None:
-    server = Jaeger(
-        settings=backend_pool.settings,
-        workdir=backend_pool.workdir("jaeger"),
-        ports=backend_pool.ports_for("jaeger"),
-    )
-    try:
-        backend_pool.start(server)
-    except BackendStartError as exc:
-        if backends_required():
-            pytest.fail(f"jaeger could not start: {exc}", pytrace=False)
-        pytest.skip(f"jaeger could not start: {exc.reason}")
+    server = launch(backend_pool, Jaeger)
     source = JaegerSource(
         url=server.query_url, timeout=2, retry=RetryPolicy(attempts=2, max_wait=0.2)
     )

@@ -4,8 +4,6 @@ master that is gone — each found, then resolved when fixed."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -17,11 +15,11 @@ import pytest
 
 from controlplane.actuators.local import LocalGunicornActuator
 from controlplane.orchestrator.local import LocalOrchestrator
-from controlplane.stack.process import free_ports
 from controlplane.store.database import Database
 from controlplane.store.findings import list_findings
 from controlplane.targets.policy import load_capacity_policy
 from controlplane.targets.reconcile import INPUT_UNAVAILABLE, CapacityCheck, reconcile
+from tests.support.gunicorn import running_gunicorn
 
 pytestmark = pytest.mark.integration
 
@@ -40,42 +38,8 @@ def app(environ, start_response):
 
 @pytest.fixture
 def gunicorn(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    (tmp_path / "spinapp.py").write_text(APP, encoding="utf-8")
-    pidfile = tmp_path / "gunicorn.pid"
-    (port,) = free_ports(1)
-    master = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--workers",
-            "2",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--pid",
-            str(pidfile),
-            "--chdir",
-            str(tmp_path),
-            "spinapp:app",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url, timeout=1).status_code == 200 and pidfile.exists():
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.1)
-        yield pidfile, url
-    finally:
-        master.terminate()
-        master.wait(timeout=30)
+    with running_gunicorn(tmp_path, app_source=APP, module="spinapp") as server:
+        yield server.pidfile, server.url
 
 
 @pytest.fixture
