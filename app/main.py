@@ -19,6 +19,7 @@ from app.api.middleware import RequestTelemetry
 from app.api.routes import bench, health, items, movements, reservations, stock, warehouses
 from app.core.config import Settings
 from app.core.container import Container
+from app.faults import FaultInjector
 from app.telemetry.logs import ElasticsearchShipper, setup_logging
 from app.telemetry.metrics import ApiMetrics
 from app.telemetry.tracing import make_tracer_provider
@@ -100,6 +101,8 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.bench_endpoints:
         app.include_router(bench.router, prefix=API_PREFIX)
     app.include_router(health.router)
+    if settings.faults_file is not None:  # inside the telemetry: the delay is measured
+        app.add_middleware(FaultInjector, path=settings.faults_file)
     app.add_middleware(
         RequestTelemetry,
         metrics=metrics,

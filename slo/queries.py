@@ -42,6 +42,7 @@ __all__ = [
     "event_count_queries",
     "events_expr",
     "format_number",
+    "newest_sample_expr",
     "slice_value_expr",
 ]
 
@@ -126,6 +127,16 @@ def events_expr(slo: SLO, window: timedelta) -> str:
         assert not isinstance(sli, PrometheusThresholdSLI)
         return _sum("increase", _counter_selectors(sli)[2], window)
     return f"count_over_time({_subquery(slo, window)})"
+
+
+def newest_sample_expr(slo: SLO) -> str:
+    """PromQL for the time (Unix seconds) of the newest raw sample the SLI reads: how fresh a
+    value computed from it is. Threshold SLIs have no raw series of their own: their query's
+    evaluation time is all there is."""
+    sli = _prometheus_sli(slo)
+    if isinstance(sli, PrometheusThresholdSLI):
+        return f"max(timestamp({sli.query}))"
+    return f"max(timestamp({_counter_selectors(sli)[2].render()}))"
 
 
 def absent_expr(slo: SLO) -> str:

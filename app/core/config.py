@@ -6,6 +6,7 @@ passed down explicitly: nothing here reads the environment at import time.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -89,6 +90,10 @@ class Settings(BaseSettings):
     log_buffer_lines: int = Field(default=20_000, ge=10)
     log_flush_interval_seconds: float = Field(default=1.0, gt=0)
     log_bulk_max_lines: int = Field(default=2_000, ge=1)
+
+    # -- fault injection (drills, the closed-loop demo): see app/faults.py ---------------------
+    #: JSON file of injected faults, re-read when it changes. None: no injection at all.
+    faults_file: Path | None = None
 
     # -- benchmark endpoints (naive read, constant JSON, one INSERT per request) -------------
     bench_endpoints: bool = False

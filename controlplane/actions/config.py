@@ -40,6 +40,24 @@ class ActionSettings(BaseSettings):
         "(e.g. primary=127.0.0.1:5432,replica_1=127.0.0.1:5433).",
     )
     database_name: str = Field(default="inventory", description="Database of the DR policy.")
+    database_data_dirs: str = Field(
+        default="",
+        description="Data folders of the local PostgreSQL nodes as name=path, comma separated: "
+        "what local fencing needs. Without them automatic failover stays off.",
+    )
+    actions_enabled: bool = Field(
+        default=True, description="Run the action engine (alert and burn triggers, approvals)."
+    )
+    action_interval_seconds: float = Field(
+        default=10.0, gt=0, description="How often the engine reads burn triggers and approvals."
+    )
+    failover_enabled: bool = Field(
+        default=True, description="Fail the database over automatically (needs nodes + dirs)."
+    )
+    failover_probe_interval_seconds: float = Field(default=0.5, gt=0)
+    failover_probe_threshold: int = Field(
+        default=3, ge=1, description="Consecutive failed probes that declare the primary down."
+    )
 
     @field_validator("database_nodes")
     @classmethod
@@ -47,8 +65,17 @@ class ActionSettings(BaseSettings):
         parse_nodes(value)
         return value
 
+    @field_validator("database_data_dirs")
+    @classmethod
+    def _dirs_parse(cls, value: str) -> str:
+        parse_data_dirs(value)
+        return value
+
     def nodes(self) -> list[Node]:
         return parse_nodes(self.database_nodes)
+
+    def data_dirs(self) -> dict[str, Path]:
+        return parse_data_dirs(self.database_data_dirs)
 
 
 def parse_nodes(text: str) -> list[Node]:
@@ -60,3 +87,13 @@ def parse_nodes(text: str) -> list[Node]:
             raise ValueError(f"{part!r} is not name=host:port")
         nodes.append(Node(name=name, host=host, port=int(port)))
     return nodes
+
+
+def parse_data_dirs(text: str) -> dict[str, Path]:
+    dirs: dict[str, Path] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, sep, path = part.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"{part!r} is not name=path")
+        dirs[name] = Path(path)
+    return dirs

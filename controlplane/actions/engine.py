@@ -42,7 +42,7 @@ from controlplane.store.alerts import AlertChange
 from controlplane.store.audit import AuditDecision, StoredAuditEntry, list_audit, record_outcome
 from controlplane.store.database import Database
 from controlplane.store.errors import FencingTokenStale
-from controlplane.store.findings import observe_finding, resolve_finding
+from controlplane.store.findings import list_findings, observe_finding, resolve_finding
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,13 @@ logger = logging.getLogger(__name__)
 BurnReader = Callable[[str, str, str], InputValue]
 
 SCALING: tuple[ActionKind, ...] = ("scale_out", "scale_in")
+
+#: A burn trigger decides at most once per this period (taken or refused), however often the
+#: engine ticks while the SLO burns.
+BURN_DECISION_EVERY = timedelta(seconds=30)
+
+#: The finding opened when a scale-out did not reduce the burn.
+INEFFECTIVE = "actions.scale_out_ineffective"
 
 
 @dataclass
@@ -84,7 +91,7 @@ class ActionEngine:
         self.actor = actor
         self.leader_max_age = leader_max_age
         self._verifications: list[_Verification] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # tick() holds it around decide()
 
     # -- triggers ---------------------------------------------------------------------------
     def on_alert_changes(self, changes: Sequence[AlertChange]) -> list[StoredAuditEntry]:
@@ -95,7 +102,8 @@ class ActionEngine:
                 continue
             name = change.labels.get("alertname", "")
             for rule in self.policy.spec.rules:
-                if not rule.trigger.alert.matches(name, change.labels):
+                trigger = rule.trigger.alert
+                if trigger is None or not trigger.matches(name, change.labels):
                     continue
                 entry = self.decide(
                     rule.action,
@@ -114,6 +122,72 @@ class ActionEngine:
                 if entry is not None:
                     decided.append(entry)
         return decided
+
+    def on_burn(self) -> list[StoredAuditEntry]:
+        """Burn-tier triggers: each rule whose SLO burns above its tier decides its action —
+        at most once per :data:`BURN_DECISION_EVERY` (the trigger key), and not while an
+        earlier scale-out of the service is still being verified (that action answers this
+        burn; deciding again would stack actions on a lagging signal)."""
+        decided: list[StoredAuditEntry] = []
+        for rule in self.policy.spec.rules:
+            burn = rule.trigger.burn
+            if burn is None:
+                continue
+            reading = self.burn_reader(rule.service, burn.slo, burn.window)
+            if reading.value is None:
+                continue  # nothing to act on; the gate would refuse missing inputs anyway
+            if reading.value <= burn.above:
+                self._recovered(rule.service, burn.slo, reading.value)
+                continue
+            if rule.action in SCALING and self._awaiting_verification(rule.service):
+                logger.debug("%s: burn %.1f; awaiting verification", rule.name, reading.value)
+                continue
+            now = self.clock()
+            bucket = int(now.timestamp() // BURN_DECISION_EVERY.total_seconds())
+            entry = self.decide(
+                rule.action,
+                rule.service,
+                trigger_key=f"burn:{rule.name}:{bucket}",
+                trigger=f"{burn.slo} burn {reading.value:.1f}× over {burn.window} above "
+                f"{burn.above:g}× (rule {rule.name})",
+                evidence={
+                    "rule": rule.name,
+                    "burn_trigger": {
+                        "slo": burn.slo,
+                        "window": burn.window,
+                        "above": burn.above,
+                        "value": reading.value,
+                        "observed_at": None
+                        if reading.observed_at is None
+                        else reading.observed_at.isoformat(),
+                    },
+                },
+            )
+            if entry is not None:
+                decided.append(entry)
+        return decided
+
+    def _awaiting_verification(self, service: str) -> bool:
+        return any(v.service == service for v in self._verifications)
+
+    def _escalated(self, service: str) -> bool:
+        with self.database.reader() as session:
+            return any(
+                f.subject == f"service/{service}"
+                for f in list_findings(session, open_only=True, kind=INEFFECTIVE)
+            )
+
+    def _recovered(self, service: str, slo: str, value: float) -> None:
+        """The burn is back under its tier: an escalation about this service is over."""
+        if not self._escalated(service):
+            return
+        with self.database.writer() as session:
+            resolve_finding(
+                session, kind=INEFFECTIVE, subject=f"service/{service}", at=self.clock()
+            )
+        logger.info(
+            "%s: %s burn %.1f back under its tier; escalation resolved", service, slo, value
+        )
 
     # -- one decision -----------------------------------------------------------------------
     def decide(
@@ -239,6 +313,13 @@ class ActionEngine:
             )
             if wrong_way:
                 notes["refusal"] = recommendation.reason
+            elif action == "scale_out" and self._awaiting_verification(service):
+                notes["refusal"] = "an earlier scale-out is still being verified"
+            elif action == "scale_out" and self._escalated(service):
+                notes["refusal"] = (
+                    "escalated: scaling out did not reduce the burn; waiting for the burn to "
+                    "fall or for an operator"
+                )
             if action == "scale_out":
                 # A scale-out depends on the signals that drive it (and the replica count); a
                 # missing unrelated signal must not block it. A scale-in depends on all of them.
@@ -448,13 +529,11 @@ class ActionEngine:
             subject = f"service/{item.service}"
             with self.database.writer() as session:
                 if helped:
-                    resolve_finding(
-                        session, kind="actions.scale_out_ineffective", subject=subject, at=now
-                    )
+                    resolve_finding(session, kind=INEFFECTIVE, subject=subject, at=now)
                     continue
                 observe_finding(
                     session,
-                    kind="actions.scale_out_ineffective",
+                    kind=INEFFECTIVE,
                     subject=subject,
                     severity="critical",
                     at=now,
@@ -488,9 +567,11 @@ class ActionEngine:
         return escalated
 
     def tick(self) -> None:
-        """Periodic work: approved decisions, due verifications."""
-        self.run_approved()
-        self.verify_due()
+        """Periodic work (leader only): approved decisions, due verifications, burn triggers."""
+        with self._lock:
+            self.run_approved()
+            self.verify_due()
+            self.on_burn()
 
 
 _ACTIONS = {

@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from controlplane.actions.gate import ActionKind, ActionRule, Mode, RateBudget
 from controlplane.targets.policy import PolicyError
@@ -26,6 +34,15 @@ def _duration(value: Any) -> timedelta:
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
+def _window(value: str) -> str:
+    _duration(value)
+    return value
+
+
+#: A PromQL range such as ``1m`` or ``5m`` (checked, kept as written).
+Window = Annotated[str, AfterValidator(_window)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -38,8 +55,27 @@ class AlertTrigger(_Strict):
         return name in self.names and all(labels.get(k) == v for k, v in self.labels.items())
 
 
+class BurnTrigger(_Strict):
+    """An SLO burning faster than ``above`` over ``window`` (read from Prometheus each tick):
+    ``above: 14.4`` over a short window is the page tier of a 30-day SLO, caught minutes before
+    the multi-window alert fires."""
+
+    slo: str
+    window: Window = "1m"
+    above: float = Field(default=14.4, gt=0)
+
+
 class Trigger(_Strict):
-    alert: AlertTrigger
+    """Exactly one of: an alert (by name and labels) or an SLO burn tier."""
+
+    alert: AlertTrigger | None = None
+    burn: BurnTrigger | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Trigger:
+        if (self.alert is None) == (self.burn is None):
+            raise ValueError("a trigger needs exactly one of alert or burn")
+        return self
 
 
 class Rule(_Strict):
@@ -65,7 +101,7 @@ class ActionSpec(_Strict):
 
 class BurnSignal(_Strict):
     slo: str
-    window: str = "5m"
+    window: Window = "1m"
     target: float = Field(default=14.4, gt=0)
 
 

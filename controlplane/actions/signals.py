@@ -1,34 +1,67 @@
 """Inputs of scaling decisions read from Prometheus, with the time each sample was taken.
 
-The burn of an SLO over a window is the recording rule ``slo:burn_rate:rate<window>`` the SLO
-engine generates. The sample's own timestamp (``timestamp(...)``) is its age — an instant query
-alone would happily return a five-minute-old value from the lookback.
+Two ways to read the burn of an SLO over a window:
+
+* the SLO's spec is known (the control plane loads ``slo/specs``): the error ratio over *any*
+  window is computed from the raw SLI series (``slo.queries.error_ratio_expr``) and divided by
+  the error budget (1 − objective). Its age is the age of the newest raw sample, so a target
+  Prometheus can no longer scrape reads as stale within one scrape, not after the window;
+* otherwise: the recording rule ``slo:burn_rate:rate<window>`` the SLO engine generates, aged
+  by the sample's own timestamp (``timestamp(...)``) — an instant query alone would happily
+  return a five-minute-old value from the lookback.
+
+Anything missing, non-finite or unreadable is an input without a value: the gate holds.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from controlplane.actions.engine import BurnReader
 from controlplane.actions.gate import InputValue
 from controlplane.sources.base import MetricsSource, NoData, SourceError
+from slo.durations import DurationError, parse_duration
+from slo.queries import error_ratio_expr, newest_sample_expr
+from slo.spec import SLO
+
+MISSING = InputValue(value=None, observed_at=None)
 
 
-def prometheus_burn_reader(source: MetricsSource) -> BurnReader:
-    def read(service: str, slo: str, window: str) -> InputValue:
-        selector = f'slo:burn_rate:rate{window}{{service="{service}",slo="{slo}"}}'
-        try:
-            value = source.instant(f"max({selector})")
-            stamp = source.instant(f"max(timestamp({selector}))")
-        except SourceError:
-            return InputValue(value=None, observed_at=None)
-        if isinstance(value, NoData) or isinstance(stamp, NoData):
-            return InputValue(value=None, observed_at=None)
-        number = value.single().value
-        when = stamp.single().value
-        if not (math.isfinite(number) and math.isfinite(when)):
-            return InputValue(value=None, observed_at=None)
-        return InputValue(value=number, observed_at=datetime.fromtimestamp(when, tz=UTC))
+def _scalar(source: MetricsSource, query: str) -> float | None:
+    try:
+        answer = source.instant(query)
+    except SourceError:
+        return None
+    if isinstance(answer, NoData):
+        return None
+    value = answer.single().value
+    return value if math.isfinite(value) else None
+
+
+def _read(source: MetricsSource, value_query: str, stamp_query: str) -> InputValue:
+    value = _scalar(source, value_query)
+    stamp = None if value is None else _scalar(source, stamp_query)
+    if value is None or stamp is None:
+        return MISSING
+    return InputValue(value=value, observed_at=datetime.fromtimestamp(stamp, tz=UTC))
+
+
+def prometheus_burn_reader(source: MetricsSource, slos: Iterable[SLO] = ()) -> BurnReader:
+    known = {(slo.service, slo.name): slo for slo in slos}
+
+    def read(service: str, slo_name: str, window: str) -> InputValue:
+        slo = known.get((service, slo_name))
+        if slo is not None:
+            try:
+                span = parse_duration(window)
+                ratio = error_ratio_expr(slo, span)
+            except (DurationError, ValueError):
+                return MISSING
+            budget = 1.0 - slo.target
+            return _read(source, f"({ratio}) / {budget!r}", newest_sample_expr(slo))
+        selector = f'slo:burn_rate:rate{window}{{service="{service}",slo="{slo_name}"}}'
+        return _read(source, f"max({selector})", f"max(timestamp({selector}))")
 
     return read

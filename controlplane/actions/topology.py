@@ -6,7 +6,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from controlplane.actions.config import ActionSettings
-from controlplane.actuators.base import ActuatorError
+from controlplane.actuators.base import Actuator, ActuatorError
+from controlplane.actuators.kubernetes import KubernetesActuator
 from controlplane.actuators.local import LocalGunicornActuator
 from controlplane.orchestrator.base import OrchestratorError, WorkloadState
 from controlplane.orchestrator.kubernetes import KubernetesOrchestrator
@@ -19,6 +20,19 @@ def kubernetes_client() -> k8s.ApiClient:
     except k8s_config.ConfigException:
         k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
     return k8s.ApiClient()
+
+
+def actuator_for(settings: ActionSettings) -> Actuator | None:
+    """The actuator of the configured orchestrator (None: nothing can be scaled)."""
+    if settings.orchestrator == "kubernetes":
+        return KubernetesActuator(
+            api_client=kubernetes_client(), namespace=settings.kubernetes_namespace
+        )
+    if settings.orchestrator == "local":
+        if settings.local_pidfile is None:
+            raise ValueError("CONTROLPLANE_ORCHESTRATOR=local needs CONTROLPLANE_LOCAL_PIDFILE")
+        return LocalGunicornActuator(pidfile=settings.local_pidfile, service=settings.local_service)
+    return None
 
 
 def read_workloads(settings: ActionSettings) -> list[WorkloadState]:

@@ -1,5 +1,5 @@
-"""``controlplane serve``: the API, the installed extensions (the Alertmanager receiver) and the
-evaluation scheduler in one process.
+"""``controlplane serve``: the API, the installed extensions (the Alertmanager receiver), the
+evaluation scheduler and the action engine (with automatic failover) in one process.
 
 Settings come from ``CONTROLPLANE_*`` variables (``controlplane/README.md``); ``--host`` and
 ``--port`` override ``CONTROLPLANE_HOST`` / ``CONTROLPLANE_PORT``. Invalid settings, SLO specs or
@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from controlplane.actions.config import ActionSettings
+from controlplane.actions.service import ActionService
 from controlplane.api.app import BackgroundService, create_app, installed_extensions
 from controlplane.core.config import ControlPlaneSettings, SettingsError
 from controlplane.evaluation.metrics import ControlPlaneMetrics
@@ -88,6 +89,8 @@ def serve(
                     settings, runtime=runtime, metrics=metrics, actions=actions
                 )
             )
+        if actions.actions_enabled:
+            services.append(ActionService.from_settings(settings, runtime=runtime, actions=actions))
         extensions = installed_extensions(settings)
     except SpecErrors as exc:
         raise _fail([str(error) for error in exc.errors]) from exc

@@ -1,0 +1,227 @@
+"""The acting side of ``controlplane serve``: the action engine and automatic failover.
+
+* Alerts: the webhook receiver tells :meth:`ActionService.on_alert_changes` (after commit) which
+  alerts it opened; they are queued and handed to the engine by one thread. A delivery that
+  reached a replica which does not lead is not lost: each tick the leader also offers the engine
+  the firing alerts of the last :data:`ALERT_LOOKBACK` it has not offered yet (the engine's
+  trigger keys make a second offer a no-op).
+* Every ``CONTROLPLANE_ACTION_INTERVAL_SECONDS`` the leader ticks the engine: operator-approved
+  decisions run, due scale-out verifications are checked, burn-tier triggers are read.
+* With database nodes and their data folders configured, a :class:`FailoverService` watches the
+  primary and fails over through the same gate.
+
+Only the leader acts; a replica that loses the lease mid-decision is refused by its fencing
+token in the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from controlplane.actions.config import ActionSettings
+from controlplane.actions.database import FailoverService
+from controlplane.actions.engine import ActionEngine
+from controlplane.actions.policy import load_action_policy
+from controlplane.actions.signals import prometheus_burn_reader
+from controlplane.actions.topology import actuator_for
+from controlplane.commands.slo import load_spec_paths
+from controlplane.core.config import ControlPlaneSettings
+from controlplane.failover.fencing import LocalFencer
+from controlplane.runtime import Runtime
+from controlplane.sources.prometheus import PrometheusSource
+from controlplane.store.alerts import AlertChange, list_alerts
+from controlplane.targets.policy import PolicyError, load_dr_policy
+
+__all__ = ["ALERT_LOOKBACK", "ActionService"]
+
+logger = logging.getLogger(__name__)
+
+#: Firing alerts received this recently are (re)offered to the engine by the leader's tick.
+ALERT_LOOKBACK = timedelta(minutes=15)
+
+TICK_JOB = "actions-tick"
+
+
+class ActionService:
+    """Runs the engine (and failover) beside the API; a BackgroundService of ``serve``."""
+
+    def __init__(
+        self,
+        *,
+        runtime: Runtime,
+        engine: ActionEngine,
+        failover: FailoverService | None = None,
+        interval: float = 10.0,
+    ) -> None:
+        self.runtime = runtime
+        self.engine = engine
+        self.failover = failover
+        self.interval = interval
+        self._queue: queue.Queue[Sequence[AlertChange] | None] = queue.Queue()
+        self._offered: set[int] = set()
+        self._offered_lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        self._scheduler: Any = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: ControlPlaneSettings, *, runtime: Runtime, actions: ActionSettings
+    ) -> ActionService:
+        """Engine, actuator, burn reader and failover from the settings. Raises PolicyError /
+        ValueError / SpecErrors when something configured cannot work."""
+        slos = load_spec_paths(list(settings.slo_specs))
+        engine = ActionEngine(
+            policy=load_action_policy(actions.action_policy),
+            database=runtime.database,
+            leadership=runtime.leadership,
+            lease_name=settings.leader_name,
+            actuator=actuator_for(actions),
+            burn_reader=prometheus_burn_reader(PrometheusSource.from_settings(settings), slos),
+        )
+        return cls(
+            runtime=runtime,
+            engine=engine,
+            failover=_failover_for(actions, engine),
+            interval=actions.action_interval_seconds,
+        )
+
+    # -- BackgroundService ---------------------------------------------------------------------
+    def start(self) -> None:
+        if self._scheduler is not None:
+            return
+        self.runtime.alert_listeners.append(self.on_alert_changes)
+        self._worker = threading.Thread(target=self._drain, name="action-alerts", daemon=True)
+        self._worker.start()
+        scheduler = BackgroundScheduler(
+            timezone=UTC,
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        )
+        scheduler.add_job(
+            self.tick_now,
+            "interval",
+            seconds=self.interval,
+            id=TICK_JOB,
+            next_run_time=datetime.now(UTC),
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+        if self.failover is not None:
+            self.failover.start()
+        logger.info(
+            "action engine started: policy %s v%d, tick every %g s, automatic failover %s",
+            self.engine.policy.metadata.name,
+            self.engine.policy.metadata.version,
+            self.interval,
+            "on" if self.failover is not None else "off",
+        )
+
+    def stop(self) -> None:
+        if self.on_alert_changes in self.runtime.alert_listeners:
+            self.runtime.alert_listeners.remove(self.on_alert_changes)
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join(timeout=10)
+            self._worker = None
+        if self.failover is not None:
+            self.failover.stop()
+
+    # -- triggers --------------------------------------------------------------------------------
+    def on_alert_changes(self, changes: Sequence[AlertChange]) -> None:
+        """Alert listener (webhook thread): queue, never block the delivery."""
+        opened = [c for c in changes if c.outcome == "opened" and c.status == "firing"]
+        if opened:
+            self._queue.put(opened)
+
+    def _leads(self) -> bool:
+        return self.runtime.leadership.status().is_leader
+
+    def _offer(self, changes: Sequence[AlertChange]) -> None:
+        with self._offered_lock:
+            fresh = [c for c in changes if c.alert_id not in self._offered]
+            self._offered.update(c.alert_id for c in fresh)
+        if fresh:
+            self.engine.on_alert_changes(fresh)
+
+    def _drain(self) -> None:
+        while True:
+            changes = self._queue.get()
+            if changes is None:
+                return
+            if not self._leads():
+                continue  # the leader picks these up from the store
+            try:
+                self._offer(changes)
+            except Exception:
+                logger.exception("deciding on %d alert(s) failed", len(changes))
+
+    def sweep_alerts(self, *, now: datetime | None = None) -> None:
+        """Offer the engine the recent firing alerts it has not seen (deliveries to followers,
+        alerts received before this replica became leader)."""
+        since = (now or datetime.now(UTC)) - ALERT_LOOKBACK
+        with self.runtime.database.reader() as session:
+            firing = list_alerts(session, status="firing", limit=500)
+        self._offer(
+            [
+                AlertChange(
+                    alert_id=alert.id,
+                    fingerprint=alert.fingerprint,
+                    starts_at=alert.starts_at,
+                    status=alert.status,
+                    outcome="opened",
+                    labels=alert.labels,
+                )
+                for alert in firing
+                if alert.first_received_at >= since
+            ]
+        )
+
+    def tick_now(self) -> None:
+        """One tick (leader only): missed alerts, approvals, verifications, burn triggers."""
+        if not self._leads():
+            with self._offered_lock:
+                self._offered.clear()  # a future leadership re-offers (trigger keys dedupe)
+            return
+        try:
+            self.sweep_alerts()
+            self.engine.tick()
+        except Exception:
+            logger.exception("action tick failed")
+
+
+def _failover_for(actions: ActionSettings, engine: ActionEngine) -> FailoverService | None:
+    nodes = actions.nodes()
+    if not actions.failover_enabled or len(nodes) < 2:
+        return None
+    data_dirs = actions.data_dirs()
+    unknown = [node.name for node in nodes if node.name not in data_dirs]
+    if unknown:
+        logger.warning(
+            "automatic failover off: no data folder to fence %s (CONTROLPLANE_DATABASE_DATA_DIRS)",
+            ", ".join(unknown),
+        )
+        return None
+    policy = load_dr_policy(actions.dr_policy)
+    entry = next((d for d in policy.spec.databases if d.name == actions.database_name), None)
+    if entry is None:
+        raise PolicyError(
+            f"{actions.dr_policy}: database {actions.database_name} is not in the DR policy"
+        )
+    return FailoverService(
+        engine=engine,
+        nodes=nodes,
+        fencer=LocalFencer(data_dirs=data_dirs),
+        rpo=policy.spec.tiers[entry.tier].rpo,
+        database=actions.database_name,
+        interval=actions.failover_probe_interval_seconds,
+        threshold=actions.failover_probe_threshold,
+    )

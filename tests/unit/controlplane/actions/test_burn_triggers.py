@@ -1,0 +1,228 @@
+"""Burn-tier triggers, verification and escalation, and the engine as a background service.
+
+The store is a real SQLite file with its leader lease; the actuator is an in-memory replica
+count (the gunicorn actuator is exercised for real in tests/integration/actions).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from controlplane.actions.config import DEFAULT_ACTION_POLICY
+from controlplane.actions.engine import INEFFECTIVE, ActionEngine
+from controlplane.actions.gate import InputValue
+from controlplane.actions.policy import ActionPolicy, load_action_policy
+from controlplane.actions.service import ActionService
+from controlplane.actuators.base import ScaleResult
+from controlplane.runtime import Runtime
+from controlplane.store.alerts import IncomingAlert, IncomingDelivery, record_delivery
+from controlplane.store.audit import StoredAuditEntry, list_audit
+from controlplane.store.findings import list_findings
+from controlplane.targets.policy import PolicyError
+from tests.unit.controlplane.conftest import settings_for
+
+pytestmark = pytest.mark.unit
+
+
+class Workers:
+    """A replica count that changes when asked (what TTIN/TTOU do to a gunicorn master)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def current_replicas(self, service: str) -> int:
+        return self.count
+
+    def scale(self, service: str, *, replicas: int) -> ScaleResult:
+        before, self.count = self.count, replicas
+        return ScaleResult(
+            service=service, before=before, requested=replicas, after=replicas, via="workers"
+        )
+
+
+class Burn:
+    """The read-latency burn Prometheus would report, observed 'now' by the engine's clock."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.value: float | None = None
+
+    def __call__(self, service: str, slo: str, window: str) -> InputValue:
+        if self.value is None or slo != "read-latency":
+            return InputValue(value=None, observed_at=None)
+        return InputValue(value=self.value, observed_at=self.clock())
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[Runtime]:
+    runtime = Runtime.from_settings(settings_for(tmp_path))
+    runtime.start()
+    deadline = time.monotonic() + 10
+    while not runtime.leadership.status().is_leader:
+        assert time.monotonic() < deadline, "never became leader"
+        time.sleep(0.05)
+    yield runtime
+    runtime.stop()
+
+
+def make_engine(
+    runtime: Runtime, workers: Workers, clock: Clock, burn: Burn, policy: ActionPolicy | None = None
+) -> ActionEngine:
+    return ActionEngine(
+        policy=policy or load_action_policy(DEFAULT_ACTION_POLICY),
+        database=runtime.database,
+        leadership=runtime.leadership,
+        lease_name=runtime.settings.leader_name,
+        actuator=workers,
+        burn_reader=burn,
+        clock=clock,
+        leader_max_age=3600,  # the test clock moves faster than the lease is confirmed
+    )
+
+
+def audit(runtime: Runtime) -> list[StoredAuditEntry]:
+    with runtime.database.reader() as session:
+        return list(reversed(list_audit(session)))
+
+
+def test_the_policy_needs_exactly_one_trigger_kind(tmp_path: Path) -> None:
+    text = DEFAULT_ACTION_POLICY.read_text(encoding="utf-8")
+    both = text.replace(
+        "        burn: {slo: read-latency, window: 1m, above: 14.4}",
+        "        burn: {slo: read-latency, window: 1m, above: 14.4}\n        alert: {names: [X]}",
+    )
+    path = tmp_path / "actions.yaml"
+    path.write_text(both, encoding="utf-8")
+    with pytest.raises(PolicyError, match="exactly one of alert or burn"):
+        load_action_policy(path)
+    path.write_text(text.replace("window: 1m, above", "window: soon, above"), encoding="utf-8")
+    with pytest.raises(PolicyError, match=r"spec\.rules\.0\.trigger\.burn\.window"):
+        load_action_policy(path)
+
+
+def test_a_fast_burn_scales_out_once_and_waits_for_verification(runtime: Runtime) -> None:
+    clock, workers = Clock(), Workers(2)
+    burn = Burn(clock)
+    engine = make_engine(runtime, workers, clock, burn)
+
+    burn.value = 5.0  # under the page tier: nothing
+    assert engine.on_burn() == []
+    burn.value = 28.8  # 2× the tier → ceil(2 × 28.8 / 14.4) = 4
+    (entry,) = engine.on_burn()
+    assert (entry.action, entry.decision, entry.outcome) == ("scale_out", "taken", "succeeded")
+    assert workers.count == 4
+    assert entry.evidence["burn_trigger"]["value"] == 28.8
+    assert entry.evidence["rule"] == "latency-fast-burn-scales-out"
+
+    clock.now += timedelta(seconds=40)  # next decision period, still burning, still verifying
+    assert engine.on_burn() == []
+    assert workers.count == 4
+    assert len(audit(runtime)) == 1
+
+
+def test_a_scale_out_that_did_not_help_escalates_instead_of_scaling_again(
+    runtime: Runtime,
+) -> None:
+    clock, workers = Clock(), Workers(2)
+    burn = Burn(clock)
+    engine = make_engine(runtime, workers, clock, burn)
+    burn.value = 28.8
+    engine.on_burn()
+    assert workers.count == 4
+
+    burn.value = 40.0  # worse after the verification time
+    clock.now += timedelta(minutes=3)
+    engine.tick()
+    with runtime.database.reader() as session:
+        (finding,) = list_findings(session, open_only=True, kind=INEFFECTIVE)
+    assert finding.subject == "service/inventory"
+    actions = [(e.action, e.decision) for e in audit(runtime)]
+    assert actions[:2] == [("scale_out", "taken"), ("escalate", "taken")]
+    refused = audit(runtime)[-1]  # the same tick's burn trigger: refused, not acted
+    assert (refused.action, refused.decision) == ("scale_out", "refused")
+    assert refused.reason.startswith("recommendation: escalated")
+    assert workers.count == 4
+
+    burn.value = 1.0  # the burn falls (an operator fixed it): the escalation is over
+    clock.now += timedelta(seconds=30)
+    engine.tick()
+    with runtime.database.reader() as session:
+        assert list_findings(session, open_only=True, kind=INEFFECTIVE) == []
+
+
+def test_a_scale_out_that_helped_is_verified_and_may_be_followed(runtime: Runtime) -> None:
+    clock, workers = Clock(), Workers(2)
+    burn = Burn(clock)
+    engine = make_engine(runtime, workers, clock, burn)
+    burn.value = 57.6
+    engine.on_burn()
+    assert workers.count == 6  # limited by the policy's max step of 4
+
+    burn.value = 20.0  # lower, yet above the tier: verified, and another step is allowed
+    clock.now += timedelta(minutes=3)
+    engine.tick()
+    assert [e.action for e in audit(runtime)] == ["scale_out", "scale_out"]
+    assert workers.count == 8  # ceil(6 × 20 / 14.4) = 9, bounded by max_replicas 8
+    with runtime.database.reader() as session:
+        assert list_findings(session, open_only=True, kind=INEFFECTIVE) == []
+
+
+def test_missing_burn_decides_nothing(runtime: Runtime) -> None:
+    clock, workers = Clock(), Workers(2)
+    engine = make_engine(runtime, workers, clock, Burn(clock))
+    assert engine.on_burn() == []
+    assert audit(runtime) == []
+
+
+def firing(runtime: Runtime, fingerprint: str) -> None:
+    alert = IncomingAlert(
+        fingerprint=fingerprint,
+        status="firing",
+        starts_at=datetime.now(UTC) - timedelta(minutes=1),
+        labels={"alertname": "ErrorBudgetBurn1h5m", "service": "inventory", "slo": "read-latency"},
+    )
+    with runtime.database.writer() as session:
+        record_delivery(
+            session,
+            delivery=IncomingDelivery(receiver="controlplane", status="firing", alerts=(alert,)),
+            received_at=datetime.now(UTC),
+        )
+
+
+def test_the_leader_acts_on_alerts_delivered_to_another_replica(runtime: Runtime) -> None:
+    clock, workers = Clock(), Workers(2)
+    burn = Burn(clock)
+    burn.value = 28.8
+    service = ActionService(runtime=runtime, engine=make_engine(runtime, workers, clock, burn))
+    firing(runtime, "f-1")  # stored by some replica's webhook; no listener saw it here
+
+    service.tick_now()
+    service.tick_now()  # offered once; the engine's trigger key would stop a second anyway
+    decisions = [(e.action, e.decision, e.evidence.get("alertname")) for e in audit(runtime)]
+    assert decisions == [("scale_out", "taken", "ErrorBudgetBurn1h5m")]
+    assert workers.count == 4
+
+
+def test_a_follower_does_not_act(runtime: Runtime) -> None:
+    clock, workers = Clock(), Workers(2)
+    burn = Burn(clock)
+    burn.value = 28.8
+    service = ActionService(runtime=runtime, engine=make_engine(runtime, workers, clock, burn))
+    firing(runtime, "f-2")
+    runtime.leadership.stop()  # gives the lease up
+    service.tick_now()
+    assert audit(runtime) == []
+    assert workers.count == 2
