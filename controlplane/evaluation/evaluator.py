@@ -48,7 +48,7 @@ from controlplane.store.evaluations import EvaluationRecord
 from slo.durations import format_duration
 from slo.maths import BurnRateWindow, SLIState, error_budget, time_to_exhaustion
 from slo.rules import ERROR_RATIO, OBJECTIVE, STANDARD_WINDOWS
-from slo.spec import SLO, RollingWindow
+from slo.spec import SLO, PrometheusLatencySLI, RollingWindow
 
 __all__ = [
     "BATCHED",
@@ -141,13 +141,37 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
+def _alert_shapes(slo: SLO) -> list[dict[str, Any]]:
+    """The SLO's multi-window alerts without a verdict: severity, windows, factor."""
+    return [
+        {
+            "severity": alert.severity,
+            "long": format_duration(alert.long),
+            "short": format_duration(alert.short),
+            "factor": alert.factor,
+        }
+        for alert in slo.burn_rate_windows()
+    ]
+
+
 def _base_details(slo: SLO, plan: Plan) -> dict[str, Any]:
-    return {
+    """What every evaluation carries for the console, whatever its state: the tier, the
+    period, the alert windows (not firing until a verdict replaces them), the forecast of
+    exhaustion (none until computed) and, for a latency SLI, its threshold in seconds."""
+    details: dict[str, Any] = {
         "slo": slo.name,
         "plan": plan,
         "tier": slo.tier,
         "period": format_duration(slo.period),
+        "alerts": [
+            {**shape, "firing": False, "state": str(SLIState.NO_DATA)}
+            for shape in _alert_shapes(slo)
+        ],
+        "time_to_exhaustion_s": None,
     }
+    if isinstance(slo.sli, PrometheusLatencySLI):
+        details["latency_threshold_s"] = slo.sli.threshold
+    return details
 
 
 def no_data_record(
@@ -258,18 +282,7 @@ class RuleShape:
                 (window, _ratio_name(window), format_duration(window))
                 for window in batched_windows(slo)
             ),
-            alerts=tuple(
-                (
-                    alert,
-                    {
-                        "severity": alert.severity,
-                        "long": format_duration(alert.long),
-                        "short": format_duration(alert.short),
-                        "factor": alert.factor,
-                    },
-                )
-                for alert in slo.burn_rate_windows()
-            ),
+            alerts=tuple(zip(slo.burn_rate_windows(), _alert_shapes(slo), strict=True)),
         )
 
 

@@ -122,6 +122,49 @@ def test_rules_loaded_but_no_total_series_is_no_data() -> None:
     assert set(record.burn_rates.values()) == {None}
 
 
+LATENCY_SLI = (
+    "    latency:\n"
+    '      histogram: http_server_request_duration_seconds{service="inventory"}\n'
+    "      buckets: [0.1, 0.25, 0.5]\n"
+    "      threshold: 250ms\n"
+)
+
+
+def test_every_evaluation_carries_what_the_console_shows() -> None:
+    """Tier, period, the alert windows with their factors, the exhaustion forecast and, for a
+    latency SLI, the threshold: present whatever the state, so that a "no data" SLO still
+    shows its alert factors and its slow-trace bound."""
+    ok, latency = slos(native("availability"), native("read-latency", sli=LATENCY_SLI))
+    ratios = dict.fromkeys(EVERY_WINDOW, 0.0001)
+    prometheus = MemoryPrometheus(recorded=recorded("availability", **ratios))
+    by_id = {
+        record.slo_id: record
+        for record in SLOEvaluator(slos=[ok, latency], metrics=prometheus, logs=None)
+        .evaluate(at=AT)
+        .records
+    }
+    expected_windows = [("page", "1h", "5m", 14.4), ("page", "6h", "30m", 6.0)]
+    expected_windows += [("ticket", "1d", "2h", 3.0), ("ticket", "3d", "6h", 1.0)]
+    for record in by_id.values():
+        assert record.details["tier"] == "critical"
+        assert record.details["period"] == "30d"
+        windows = [
+            (a["severity"], a["long"], a["short"], pytest.approx(a["factor"]))
+            for a in record.details["alerts"]
+        ]
+        assert windows == expected_windows
+        assert "time_to_exhaustion_s" in record.details
+    assert "latency_threshold_s" not in by_id["availability"].details
+    # 0.9 of the budget left, burning at 0.1x: 0.9 * 30 d / 0.1 = 270 d.
+    exhaustion = by_id["availability"].details["time_to_exhaustion_s"]
+    assert exhaustion == pytest.approx(270 * 86400)
+    missing = by_id["read-latency"]  # its rules are not loaded and raw counts are absent
+    assert missing.state == "no_data"
+    assert missing.details["latency_threshold_s"] == pytest.approx(0.25)
+    assert missing.details["time_to_exhaustion_s"] is None
+    assert not any(alert["firing"] for alert in missing.details["alerts"])
+
+
 RAW_COUNTS = {
     'increase(requests_total{service="inventory",code=~"5.."}': 10.0,
     'increase(requests_total{service="inventory"}': 1000.0,
