@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import func, select
+from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session
 
 from controlplane.store.models import SLOEvaluation
+from slo.series import thin
+
+#: Any ``select(...)`` statement, whatever its columns.
+AnySelect = TypeVar("AnySelect", bound="Select[*tuple[Any, ...]]")
 
 __all__ = [
     "EvaluationRecord",
+    "HistoryPoint",
     "StoredEvaluation",
     "evaluation_history",
+    "histories",
     "latest_evaluations",
     "record_evaluations",
 ]
@@ -74,26 +81,38 @@ def record_evaluations(session: Session, *, evaluations: Sequence[EvaluationReco
 
 
 def latest_evaluations(session: Session, *, service: str | None = None) -> list[StoredEvaluation]:
-    """The most recent evaluation of every SLO (optionally of one service), by SLO id."""
-    ranked = select(
-        SLOEvaluation.id,
-        func.row_number()
-        .over(
-            partition_by=SLOEvaluation.slo_id,
-            order_by=(SLOEvaluation.at.desc(), SLOEvaluation.id.desc()),
+    """The most recent evaluation of every SLO (optionally of one service), by SLO id.
+
+    The newest instant per SLO comes from the ``(slo_id, at)`` index alone (a covering scan,
+    no sort of the rows), then only those rows are read: an order of magnitude cheaper than
+    ranking every evaluation. Two evaluations at the same instant: the later written wins.
+    """
+    newest = select(SLOEvaluation.slo_id, func.max(SLOEvaluation.at).label("at"))
+    if service is not None:
+        newest = newest.where(SLOEvaluation.service == service)
+    newest_at = newest.group_by(SLOEvaluation.slo_id).subquery()
+    ids = (
+        select(func.max(SLOEvaluation.id))
+        .join(
+            newest_at,
+            and_(newest_at.c.slo_id == SLOEvaluation.slo_id, newest_at.c.at == SLOEvaluation.at),
         )
-        .label("rank"),
+        .group_by(SLOEvaluation.slo_id)
     )
     if service is not None:
-        ranked = ranked.where(SLOEvaluation.service == service)
-    latest = ranked.subquery()
+        ids = ids.where(SLOEvaluation.service == service)
     statement = (
-        select(SLOEvaluation)
-        .join(latest, latest.c.id == SLOEvaluation.id)
-        .where(latest.c.rank == 1)
-        .order_by(SLOEvaluation.slo_id)
+        select(SLOEvaluation).where(SLOEvaluation.id.in_(ids)).order_by(SLOEvaluation.slo_id)
     )
     return [StoredEvaluation.model_validate(row) for row in session.scalars(statement)]
+
+
+def _within(statement: AnySelect, *, since: datetime | None, until: datetime | None) -> AnySelect:
+    if since is not None:
+        statement = statement.where(SLOEvaluation.at >= since)
+    if until is not None:
+        statement = statement.where(SLOEvaluation.at <= until)
+    return statement
 
 
 def evaluation_history(
@@ -105,11 +124,9 @@ def evaluation_history(
     limit: int = 500,
 ) -> list[StoredEvaluation]:
     """Evaluations of one SLO, newest first, within [since, until]."""
-    statement = select(SLOEvaluation).where(SLOEvaluation.slo_id == slo_id)
-    if since is not None:
-        statement = statement.where(SLOEvaluation.at >= since)
-    if until is not None:
-        statement = statement.where(SLOEvaluation.at <= until)
+    statement = _within(
+        select(SLOEvaluation).where(SLOEvaluation.slo_id == slo_id), since=since, until=until
+    )
     statement = statement.order_by(SLOEvaluation.at.desc(), SLOEvaluation.id.desc()).limit(limit)
     return [StoredEvaluation.model_validate(row) for row in session.scalars(statement)]
 
@@ -117,3 +134,42 @@ def evaluation_history(
 def slo_exists(session: Session, *, slo_id: str) -> bool:
     statement = select(SLOEvaluation.id).where(SLOEvaluation.slo_id == slo_id).limit(1)
     return session.scalar(statement) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPoint:
+    """One evaluation as a point of a series: what a sparkline draws."""
+
+    at: datetime
+    state: str
+    sli: float | None
+    budget_remaining: float | None
+
+
+def histories(
+    session: Session,
+    *,
+    since: datetime,
+    until: datetime | None = None,
+    service: str | None = None,
+    points: int = 120,
+) -> dict[str, list[HistoryPoint]]:
+    """Every SLO's evaluations within [since, until] in one query, by SLO id, oldest first,
+    thinned to at most ``points`` per SLO (:func:`thin`). Reads four columns, not the rows."""
+    statement = select(
+        SLOEvaluation.slo_id,
+        SLOEvaluation.at,
+        SLOEvaluation.state,
+        SLOEvaluation.sli,
+        SLOEvaluation.budget_remaining,
+    )
+    statement = _within(statement, since=since, until=until)
+    if service is not None:
+        statement = statement.where(SLOEvaluation.service == service)
+    statement = statement.order_by(SLOEvaluation.slo_id, SLOEvaluation.at, SLOEvaluation.id)
+    series: dict[str, list[HistoryPoint]] = {}
+    for slo_id, at, state, sli, budget_remaining in session.execute(statement):
+        series.setdefault(slo_id, []).append(
+            HistoryPoint(at=at, state=state, sli=sli, budget_remaining=budget_remaining)
+        )
+    return {slo_id: thin(found, most=points) for slo_id, found in series.items()}

@@ -1,4 +1,5 @@
-"""``/api/v1/slos``: the current status of every SLO and the history of one."""
+"""``/api/v1/slos``: the current status of every SLO, the recent series of all of them in one
+request, and the history of one."""
 
 from __future__ import annotations
 
@@ -6,12 +7,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from controlplane.api.deps import ReaderDep, SettingsDep
 from controlplane.store.evaluations import (
     StoredEvaluation,
     evaluation_history,
+    histories,
     latest_evaluations,
     slo_exists,
 )
@@ -50,6 +52,23 @@ class SLOEvaluationPublic(BaseModel):
     no_data_reason: str | None
 
 
+class SLOHistoryPoint(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    at: AwareDatetime
+    state: str
+    sli: float | None
+    budget_remaining: float | None
+
+
+class SLOHistory(BaseModel):
+    """One SLO's evaluations in the asked range, oldest first, thinned evenly to at most
+    ``points`` (the newest always kept)."""
+
+    slo_id: str
+    points: list[SLOHistoryPoint]
+
+
 def _status(evaluation: StoredEvaluation, *, stale_after: float, now: datetime) -> SLOStatus:
     return SLOStatus(
         slo_id=evaluation.slo_id,
@@ -77,6 +96,28 @@ def list_slos(
     return [
         _status(evaluation, stale_after=stale_after, now=now)
         for evaluation in latest_evaluations(session, service=service)
+    ]
+
+
+# Declared before ``/{slo_id}``: this path is the batch history, not an SLO named "history".
+@router.get(
+    "/history",
+    response_model=list[SLOHistory],
+    summary="Recent evaluations of every SLO in one request (sparklines)",
+)
+def slos_history(
+    session: ReaderDep,
+    since: AwareDatetime,
+    until: AwareDatetime | None = None,
+    service: Annotated[str | None, Query(max_length=200)] = None,
+    points: Annotated[int, Query(ge=1, le=1_000)] = 120,
+) -> list[SLOHistory]:
+    if until is not None and until < since:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "until is before since")
+    found = histories(session, since=since, until=until, service=service, points=points)
+    return [
+        SLOHistory(slo_id=slo_id, points=[SLOHistoryPoint.model_validate(p) for p in series])
+        for slo_id, series in found.items()
     ]
 
 

@@ -20,7 +20,12 @@ from controlplane.store.alerts import IncomingAlert, IncomingDelivery, list_aler
 from controlplane.store.audit import AuditDecision, list_audit, record_decision, record_outcome
 from controlplane.store.database import Database, head_revision
 from controlplane.store.errors import DuplicateTokenName, FencingTokenStale
-from controlplane.store.evaluations import EvaluationRecord, latest_evaluations, record_evaluations
+from controlplane.store.evaluations import (
+    EvaluationRecord,
+    histories,
+    latest_evaluations,
+    record_evaluations,
+)
 from controlplane.store.findings import list_findings, observe_finding, resolve_finding
 from controlplane.store.leases import read_lease, take_over_lease
 from controlplane.store.models import AlertDelivery, ApiToken, Base
@@ -176,6 +181,59 @@ def test_latest_evaluation_per_slo_with_times_back_in_utc(database: Database) ->
     assert latest[0].at == NOW
     assert latest[0].at.tzinfo is not None
     assert latest[0].at.utcoffset() == timedelta(0)
+
+
+def test_latest_evaluation_ties_and_service_filter(database: Database) -> None:
+    """Two evaluations at one instant: the later written is the latest; a service filter
+    still finds each SLO's newest evaluation of that service."""
+    with database.writer() as session:
+        record_evaluations(
+            session,
+            evaluations=[
+                _evaluation("a", NOW, sli=0.1),
+                _evaluation("a", NOW, sli=0.2),
+                _evaluation("b", NOW - timedelta(minutes=2), service="analytics", sli=0.3),
+                _evaluation("b", NOW - timedelta(minutes=3), service="analytics", sli=0.4),
+            ],
+        )
+    with database.reader() as session:
+        assert [(e.slo_id, e.sli) for e in latest_evaluations(session)] == [
+            ("a", 0.2),
+            ("b", 0.3),
+        ]
+        only = latest_evaluations(session, service="analytics")
+    assert [(e.slo_id, e.sli) for e in only] == [("b", 0.3)]
+
+
+def test_every_slos_history_in_one_query_thinned_evenly(database: Database) -> None:
+    with database.writer() as session:
+        record_evaluations(
+            session,
+            evaluations=[
+                *[
+                    _evaluation("a", NOW - timedelta(minutes=minutes), budget_remaining=minutes)
+                    for minutes in range(60, -1, -1)
+                ],
+                _evaluation("b", NOW - timedelta(minutes=1), state="no_data", sli=None),
+                _evaluation("c", NOW - timedelta(hours=3)),
+            ],
+        )
+    with database.reader() as session:
+        found = histories(session, since=NOW - timedelta(minutes=30), points=4)
+        window = histories(
+            session,
+            since=NOW - timedelta(minutes=30),
+            until=NOW - timedelta(minutes=20),
+            points=100,
+        )
+    assert sorted(found) == ["a", "b"]
+    # Minutes 30 .. 0 ago (31 points) thinned to 4: first, every tenth, last; oldest first.
+    assert [p.budget_remaining for p in found["a"]] == [30, 20, 10, 0]
+    assert found["a"][-1].at == NOW
+    assert found["a"][-1].at.tzinfo is not None
+    (b,) = found["b"]
+    assert (b.state, b.sli) == ("no_data", None)
+    assert [p.budget_remaining for p in window["a"]] == list(range(30, 19, -1))
 
 
 def test_no_data_cannot_be_stored_as_a_number(database: Database) -> None:

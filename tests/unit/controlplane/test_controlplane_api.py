@@ -162,6 +162,72 @@ def test_slo_history_is_newest_first_and_filtered_by_time(api: Api) -> None:
     assert naive.status_code == 422
 
 
+def test_every_slos_recent_series_in_one_request_thinned_oldest_first(api: Api) -> None:
+    with api.runtime.database.writer() as session:
+        record_evaluations(
+            session,
+            evaluations=[
+                *[
+                    _evaluation("api-availability", minutes_ago=minutes, budget_remaining=m)
+                    for minutes, m in ((40, 0.4), (30, 0.3), (20, 0.2), (10, 0.1), (0, 0.0))
+                ],
+                _evaluation(
+                    "read-latency",
+                    minutes_ago=5,
+                    state="no_data",
+                    sli=None,
+                    budget_remaining=None,
+                ),
+                _evaluation("other", minutes_ago=1, service="analytics"),
+                _evaluation("old", minutes_ago=120),
+            ],
+        )
+    since = (NOW - timedelta(minutes=35)).isoformat()
+    answer = api.client.get(
+        "/api/v1/slos/history", params={"since": since, "points": 2}, headers=api.headers()
+    )
+    assert answer.status_code == 200, answer.text
+    series = {item["slo_id"]: item["points"] for item in answer.json()}
+    assert sorted(series) == ["api-availability", "other", "read-latency"]  # "old": none since
+    # 30, 20, 10 and 0 minutes ago thinned to two: the oldest and the newest.
+    assert [point["budget_remaining"] for point in series["api-availability"]] == [0.3, 0.0]
+    assert series["api-availability"][-1]["at"] == NOW.isoformat().replace("+00:00", "Z")
+    assert series["read-latency"] == [
+        {
+            "at": (NOW - timedelta(minutes=5)).isoformat().replace("+00:00", "Z"),
+            "state": "no_data",
+            "sli": None,
+            "budget_remaining": None,
+        }
+    ]
+    only = api.client.get(
+        "/api/v1/slos/history",
+        params={"since": since, "service": "analytics"},
+        headers=api.headers(),
+    ).json()
+    assert [item["slo_id"] for item in only] == ["other"]
+    until = (NOW - timedelta(minutes=15)).isoformat()
+    earlier = api.client.get(
+        "/api/v1/slos/history", params={"since": since, "until": until}, headers=api.headers()
+    ).json()
+    assert [[p["budget_remaining"] for p in item["points"]] for item in earlier] == [[0.3, 0.2]]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"since": "2025-01-01T00:00:00"},
+        {"since": "2025-01-02T00:00:00Z", "until": "2025-01-01T00:00:00Z"},
+        {"since": "2025-01-01T00:00:00Z", "points": "0"},
+        {"since": "2025-01-01T00:00:00Z", "points": "1001"},
+    ],
+)
+def test_the_batch_history_refuses_what_it_cannot_answer(api: Api, params: dict[str, str]) -> None:
+    answer = api.client.get("/api/v1/slos/history", params=params, headers=api.headers())
+    assert answer.status_code == 422, answer.text
+
+
 def test_an_old_evaluation_is_reported_stale(api: Api) -> None:
     with api.runtime.database.writer() as session:
         record_evaluations(session, evaluations=[_evaluation("api-availability", minutes_ago=10)])
