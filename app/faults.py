@@ -4,13 +4,17 @@ The API reads a small JSON file (``INVENTORY_FAULTS_FILE``) shared by all its gu
 
     {"service_time_ms": 200, "methods": ["GET"]}
 
-Each matching ``/api/v1`` request then holds its worker for ``service_time_ms`` *blocking* —
-the way a CPU-bound handler would — so a worker serves at most ``1000 / service_time_ms`` of
-them per second and queueing appears once traffic exceeds what the workers can serve. Adding
+Each matching ``/api/v1`` request then holds its worker's single service slot for
+``service_time_ms`` — the way a CPU-bound handler holds a core — so a worker serves at most
+``1000 / service_time_ms`` of them per second and queueing appears once traffic exceeds what
+the workers can serve. The wait is asynchronous: the worker still answers probes and scrapes
+while its slot is busy, as a real server's metrics endpoint must. Adding
 workers (TTIN) really does bring the latency back down, which is what a latency SLO burn from
 overload looks like. Probes and ``/metrics`` are never slowed. No file, an empty file or
 ``service_time_ms: 0``: no fault. The file is re-read when it changes (checked at most every
-``check_interval`` seconds); a file that cannot be parsed is ignored with one warning.
+``check_interval`` seconds); a file that cannot be parsed is ignored with one warning. While the
+file is configured, responses carry an ``x-inventory-worker`` header with the serving worker's
+pid (drill mode).
 
 CLI::
 
@@ -22,6 +26,7 @@ CLI::
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -31,7 +36,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,10 @@ Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 #: Only requests under this prefix are slowed: probes and scrapes keep answering.
 SLOWED_PREFIX = "/api/v1/"
+
+#: With fault injection configured, every response names the worker process that served it, so
+#: a drill can tell when a worker added by a scale-out starts serving traffic.
+WORKER_HEADER = b"x-inventory-worker"
 
 
 class Faults(BaseModel):
@@ -89,6 +98,14 @@ class FaultInjector:
         self._faults = NO_FAULTS
         self._stamp: tuple[int, int] | None = None
         self._checked = float("-inf")
+        self._pid = str(os.getpid()).encode()
+        self._lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+
+    def _slot(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock[0] is not loop:
+            self._lock = (loop, asyncio.Lock())
+        return self._lock[1]
 
     def current(self) -> Faults:
         now = time.monotonic()
@@ -113,12 +130,23 @@ class FaultInjector:
         return self._faults
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(SLOWED_PREFIX):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"].startswith(SLOWED_PREFIX):
             faults = self.current()
             if faults.active and scope["method"] in faults.methods:
-                # Deliberately blocking: the worker can do nothing else meanwhile.
-                time.sleep(faults.service_time_ms / 1000)
-        await self.app(scope, receive, send)
+                async with self._slot():  # one request at a time holds the worker's capacity
+                    await asyncio.sleep(faults.service_time_ms / 1000)
+
+        async def send_with_worker(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((WORKER_HEADER, self._pid))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_worker)
 
 
 def main(argv: list[str] | None = None) -> int:

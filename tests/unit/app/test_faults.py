@@ -4,6 +4,7 @@ re-read when it changes; a broken file or a bad CLI argument is refused with a r
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -20,16 +21,20 @@ async def endpoint(scope: Scope, receive: Receive, send: Send) -> None:
 
 def timed(app: FaultInjector, *, method: str, path: str) -> float:
     scope: Scope = {"type": "http", "method": method, "path": path}
+    sent: list[Message] = []
 
     async def receive() -> Message:
         return {"type": "http.request", "body": b""}
 
     async def send(message: Message) -> None:
-        return None
+        sent.append(message)
 
     start = time.perf_counter()
     asyncio.run(app(scope, receive, send))
-    return time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    headers = dict(sent[0]["headers"])
+    assert headers[b"x-inventory-worker"] == str(os.getpid()).encode()  # drill mode names it
+    return elapsed
 
 
 def test_matching_requests_are_slowed_and_probes_are_not(tmp_path: Path) -> None:
@@ -88,3 +93,33 @@ def test_cli_refuses_bad_values_and_keeps_the_old_file(
     assert "service_time_ms" in capsys.readouterr().err
     assert main(["set", "--file", str(path), "--service-time-ms", "5", "--methods", "FETCH"]) == 2
     assert read_faults(path) == Faults(service_time_ms=80)
+
+
+def test_slow_requests_queue_for_the_worker_while_probes_are_answered(tmp_path: Path) -> None:
+    path = tmp_path / "faults.json"
+    write_faults(path, Faults(service_time_ms=100))
+    app = FaultInjector(endpoint, path=path, check_interval=0)
+
+    async def one(path_: str) -> float:
+        scope: Scope = {"type": "http", "method": "GET", "path": path_}
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b""}
+
+        async def send(message: Message) -> None:
+            return None
+
+        start = time.perf_counter()
+        await app(scope, receive, send)
+        return time.perf_counter() - start
+
+    async def together() -> list[float]:
+        reads = [asyncio.create_task(one("/api/v1/items")) for _ in range(3)]
+        await asyncio.sleep(0.01)
+        probe = await one("/readyz")
+        return [probe, *sorted(await asyncio.gather(*reads))]
+
+    probe, *reads = asyncio.run(together())
+    assert probe < 0.05  # the worker's loop is free while its slot is busy
+    assert reads[0] >= 0.1
+    assert reads[2] >= 0.3  # the third read waited for the two before it
