@@ -10,9 +10,10 @@ hour each), starts the control-plane API (uvicorn) and, per variant, the console
 * refresh callback: "Refresh now" clicked ``--refreshes`` times; each refresh's
   ``/_dash-update-component`` round trip as the browser's resource timing measured it.
 
-Variants: the console as shipped (sparkline histories fetched in parallel once, then extended
-from ``/slos``) and a baseline of the same page without that (every history fetched one after
-the other on every render). The last line is one JSON object.
+Variants: the console as shipped (every sparkline series fetched once, in one
+``GET /slos/history``, then extended from ``/slos``; an unchanged table not sent again) and a
+baseline of the same page without the cache and the batch route (every history fetched one
+SLO after the other on every render). The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -297,9 +298,10 @@ def main() -> int:
         return 2
     console = Console(width=140)
     variants = (
-        Variant("console (parallel fetch once, cached)", ()),
+        Variant("console (batch fetch once, cached)", ()),
         Variant(
-            "baseline (sequential, no cache)", ("--no-history-cache", "--history-workers", "1")
+            "baseline (sequential, no cache)",
+            ("--no-history-cache", "--no-history-batch", "--history-workers", "1"),
         ),
     )
     work = Path(tempfile.mkdtemp(prefix="bench-dashboards-"))

@@ -43,6 +43,11 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         help="reload every sparkline history on every refresh (benchmark baseline)",
     )
     parser.add_argument(
+        "--no-history-batch",
+        action="store_true",
+        help="one history request per SLO instead of one for all (benchmark baseline)",
+    )
+    parser.add_argument(
         "--history-workers", type=int, metavar="N", help="parallel history requests (default 8)"
     )
     return parser.parse_args(argv)
@@ -63,6 +68,8 @@ def settings_from(arguments: argparse.Namespace) -> DashboardSettings:
         overrides["refresh_interval_seconds"] = arguments.refresh
     if arguments.no_history_cache:
         overrides["history_cache"] = False
+    if arguments.no_history_batch:
+        overrides["history_batch"] = False
     if arguments.history_workers is not None:
         overrides["history_workers"] = arguments.history_workers
     return DashboardSettings(**overrides)

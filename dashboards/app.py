@@ -124,6 +124,7 @@ def create_app(*, client: ControlPlaneClient, settings: DashboardSettings) -> Da
         points=settings.sparkline_points,
         workers=settings.history_workers,
         cache=settings.history_cache,
+        batch=settings.history_batch,
     )
     overview_callbacks.register(app, client=client, history=history)
     detail_callbacks.register(app, client=client)

@@ -31,6 +31,7 @@ from dashboards.models import (
     Finding,
     Me,
     PendingAction,
+    SLOHistory,
     SLOStatus,
     SLOTraces,
     TraceLogs,
@@ -56,6 +57,7 @@ T = TypeVar("T")
 
 _SLOS = TypeAdapter(list[SLOStatus])
 _EVALUATIONS = TypeAdapter(list[Evaluation])
+_HISTORIES = TypeAdapter(list[SLOHistory])
 _FINDINGS = TypeAdapter(list[Finding])
 _ALERTS = TypeAdapter(list[Alert])
 _AUDIT = TypeAdapter(list[AuditEntry])
@@ -145,6 +147,15 @@ def _iso(value: datetime) -> str:
     return value.isoformat()
 
 
+def _params(**values: str | int | datetime | None) -> dict[str, str | int]:
+    """Query parameters: ``None`` left out, times as ISO 8601 with their zone."""
+    return {
+        name: _iso(value) if isinstance(value, datetime) else value
+        for name, value in values.items()
+        if value is not None
+    }
+
+
 class ControlPlaneClient:
     """Typed reads and operator actions of the control-plane API with one token."""
 
@@ -189,13 +200,22 @@ class ControlPlaneClient:
         limit: int = 500,
     ) -> list[Evaluation]:
         """Evaluations of one SLO, newest first (as the API answers)."""
-        params: dict[str, str | int] = {"limit": limit}
-        if since is not None:
-            params["since"] = _iso(since)
-        if until is not None:
-            params["until"] = _iso(until)
+        params = _params(limit=limit, since=since, until=until)
         path = f"/slos/{quote(slo_id, safe='')}/history"
         return _parse(_EVALUATIONS, self._request("GET", path, params=params))
+
+    def slos_history(
+        self,
+        *,
+        since: datetime,
+        until: datetime | None = None,
+        service: str | None = None,
+        points: int = 120,
+    ) -> list[SLOHistory]:
+        """Every SLO's evaluations since ``since`` in one request (at most ``points`` each,
+        oldest first); raises :class:`RouteNotServed` on a control plane without the route."""
+        params = _params(since=since, until=until, service=service, points=points)
+        return _parse(_HISTORIES, self._request("GET", "/slos/history", params=params))
 
     def slo_traces(
         self,

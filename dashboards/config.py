@@ -33,14 +33,17 @@ class DashboardSettings(BaseSettings):
     port: int = Field(default=8050, ge=1, le=65535)
     refresh_interval_seconds: float = Field(default=15.0, ge=1, le=3600)
     request_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
-    #: Overview sparklines: how far back and how many evaluations per SLO.
+    #: Overview sparklines: how far back and how many evaluations per SLO (fetched and kept,
+    #: evenly thinned over the window).
     sparkline_window_seconds: float = Field(default=3600.0, gt=0)
-    sparkline_points: int = Field(default=120, ge=2, le=10_000)
+    sparkline_points: int = Field(default=30, ge=2, le=1_000)
     #: Parallel history requests when sparklines are (re)loaded; 1 = one after the other.
     history_workers: int = Field(default=8, ge=1, le=64)
     #: Keep sparkline histories between refreshes and extend them from ``/slos`` (the default);
     #: off = reload every history on every refresh (the benchmark's baseline).
     history_cache: bool = True
+    #: off = one history request per SLO instead of ``GET /slos/history`` (the baseline).
+    history_batch: bool = True
 
     @field_validator("control_plane_url")
     @classmethod

@@ -1,8 +1,10 @@
 """Recent evaluations of every SLO for the overview's sparklines, kept between refreshes.
 
-The API serves the history one SLO at a time, so a cold overview of 200 SLOs needs 200 history
-requests; they run in parallel (``workers``) over the client's pooled connections. After that a
-refresh needs none: ``/slos`` already carries each SLO's latest evaluation, which is appended to
+A cold overview fetches every SLO's series in one request (``GET /slos/history``, one query on
+the control plane). A few missing series (fewer than ``workers``), a control plane without that
+route, or ``batch=False`` (the benchmark's baseline) use ``GET /slos/{id}/history`` per SLO,
+in parallel (``workers``) over the client's pooled connections. After that a refresh needs
+none: ``/slos`` already carries each SLO's latest evaluation, which is appended to
 the kept series. A series is fetched again only when it could have a hole: an evaluation newer
 than the kept one by more than :data:`GAP_FACTOR` times the usual spacing (e.g. the browser
 slept), or an SLO never seen before. With ``cache=False`` every refresh reloads every history
@@ -19,10 +21,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from dashboards.client import ControlPlaneClient, NotFound
-from dashboards.models import Evaluation, SLOStatus
+from dashboards.client import ControlPlaneClient, NotFound, RouteNotServed
+from dashboards.models import Evaluation, HistoryPoint, SLOStatus
+from slo.series import thin
 
 __all__ = ["GAP_FACTOR", "Point", "RecentHistory"]
+
+#: Evaluations asked for per SLO by the one-by-one fetch (the API's most): the whole window,
+#: thinned here like the batch route thins it.
+WINDOW_LIMIT = 10_000
 
 #: A new evaluation further than this many usual spacings from the kept one means a hole.
 GAP_FACTOR = 2.5
@@ -35,7 +42,7 @@ class Point:
     budget_remaining: float | None
 
 
-def _points(evaluations: Sequence[Evaluation]) -> list[Point]:
+def _points(evaluations: Sequence[Evaluation | HistoryPoint]) -> list[Point]:
     """Oldest first (the API answers newest first)."""
     return [
         Point(at=item.at, sli=item.sli, budget_remaining=item.budget_remaining)
@@ -51,7 +58,8 @@ def _spacing(points: Sequence[Point]) -> timedelta | None:
 
 
 class RecentHistory:
-    """Per-SLO series of the last ``window`` (at most ``points`` evaluations), thread-safe."""
+    """Per-SLO series of the last ``window`` (at most ``points`` evaluations, evenly thinned),
+    thread-safe."""
 
     def __init__(
         self,
@@ -61,15 +69,18 @@ class RecentHistory:
         points: int,
         workers: int = 8,
         cache: bool = True,
+        batch: bool = True,
     ) -> None:
         self.client = client
         self.window = window
         self.points = points
         self.workers = workers
         self.cache = cache
+        #: Off after the control plane answered that it does not serve the batch route.
+        self.batch = batch
         self._series: dict[str, list[Point]] = {}
         self._lock = threading.Lock()
-        #: History requests sent by the last call (for the benchmark and the tests).
+        #: Series fetched by the last call (for the benchmark and the tests).
         self.last_fetches = 0
 
     def known(
@@ -102,8 +113,10 @@ class RecentHistory:
         return {**found, **fetched}
 
     def _trim(self, series: dict[str, list[Point]], *, since: datetime) -> dict[str, list[Point]]:
+        """Only the window, thinned evenly to ``points`` (the sparkline places each point at
+        its time, so an uneven spacing draws true)."""
         return {
-            slo_id: [point for point in points if point.at >= since][-self.points :]
+            slo_id: thin([point for point in points if point.at >= since], most=self.points)
             for slo_id, points in series.items()
         }
 
@@ -135,10 +148,29 @@ class RecentHistory:
     def _fetch(self, statuses: Sequence[SLOStatus], *, since: datetime) -> dict[str, list[Point]]:
         if not statuses:
             return {}
+        if self.batch and len(statuses) > self.workers:
+            try:
+                return self._fetch_all(statuses, since=since)
+            except RouteNotServed:
+                self.batch = False  # an older control plane: one request per SLO from now on
+        return self._fetch_each(statuses, since=since)
 
+    def _fetch_all(
+        self, statuses: Sequence[SLOStatus], *, since: datetime
+    ) -> dict[str, list[Point]]:
+        """One request for every SLO; an SLO it does not list has no evaluation since then."""
+        found = {
+            history.slo_id: history.points
+            for history in self.client.slos_history(since=since, points=self.points)
+        }
+        return {status.slo_id: _points(found.get(status.slo_id, [])) for status in statuses}
+
+    def _fetch_each(
+        self, statuses: Sequence[SLOStatus], *, since: datetime
+    ) -> dict[str, list[Point]]:
         def one(status: SLOStatus) -> tuple[str, list[Point]]:
             try:
-                found = self.client.slo_history(status.slo_id, since=since, limit=self.points)
+                found = self.client.slo_history(status.slo_id, since=since, limit=WINDOW_LIMIT)
             except NotFound:  # removed between the two requests
                 found = []
             return status.slo_id, _points(found)

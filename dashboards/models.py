@@ -23,6 +23,7 @@ __all__ = [
     "Drill",
     "Evaluation",
     "Finding",
+    "HistoryPoint",
     "LiveCapacity",
     "LogLine",
     "Me",
@@ -31,6 +32,7 @@ __all__ = [
     "PolicyCapacity",
     "Quantities",
     "Replica",
+    "SLOHistory",
     "SLOStatus",
     "SLOTraces",
     "ServiceCapacity",
@@ -80,6 +82,20 @@ class Evaluation(_Model):
     budget_remaining: float | None
     burn_rates: dict[str, float | None]
     no_data_reason: str | None
+
+
+class HistoryPoint(_Model):
+    at: AwareDatetime
+    state: str
+    sli: float | None
+    budget_remaining: float | None
+
+
+class SLOHistory(_Model):
+    """``GET /slos/history``: one SLO's recent evaluations, oldest first."""
+
+    slo_id: str
+    points: list[HistoryPoint]
 
 
 class Finding(_Model):

@@ -2,15 +2,17 @@
 
 * ``refresh`` (interval, button or filter change): reads ``/slos`` and draws the table at once
   with the sparklines it already keeps; the SLOs whose history is not kept yet are handed to
-* ``fill``: fetches those histories (in parallel) and draws the table again, complete.
+* ``fill``: fetches those histories (one request for all) and draws the table again, complete.
 
 A cold console therefore shows every SLO after one request and the sparklines a moment later.
-With the history cache off (the benchmark's baseline) ``refresh`` fetches every history itself
-before drawing anything.
+A table the browser already shows (same digest) is not sent again: an auto-refresh without new
+evaluations answers a few hundred bytes. With the history cache off (the benchmark's baseline)
+``refresh`` fetches every history itself before drawing anything.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -75,6 +77,7 @@ def register(app: Dash, *, client: ControlPlaneClient, history: RecentHistory) -
     @app.callback(
         Output(OverviewIds.TABLE, "children"),
         Output(OverviewIds.TABLE_HTML, "data"),
+        Output(OverviewIds.TABLE_DIGEST, "data"),
         Output(OverviewIds.SUMMARY, "children"),
         Output(OverviewIds.UPDATED, "children"),
         Output(OverviewIds.SERVICE_FILTER, "options"),
@@ -84,61 +87,79 @@ def register(app: Dash, *, client: ControlPlaneClient, history: RecentHistory) -
         Input(OverviewIds.REFRESH_BUTTON, "n_clicks"),
         Input(OverviewIds.SERVICE_FILTER, "value"),
         Input(OverviewIds.TIER_FILTER, "value"),
+        State(OverviewIds.TABLE_DIGEST, "data"),
     )
     def refresh(
         _ticks: int | None,
         _clicks: int | None,
         services: list[str] | None,
         tiers: list[str] | None,
+        shown_digest: str | None,
     ) -> tuple[Any, ...]:
         now = now_utc()
         try:
             statuses = client.slos()
         except ControlPlaneError as exc:
             failed = f"failed at {utc(now)}"
-            return error_state(exc), None, [], failed, no_update, no_update, no_update
+            return error_state(exc), None, None, [], failed, no_update, no_update, no_update
         service_options = _options({status.service for status in statuses})
         tier_options = _options(
             {status.tier or NO_TIER for status in statuses}, none_label="(no tier)"
         )
+        options = (service_options, tier_options)
         if not statuses:
             message = empty_state("no SLOs defined: the control plane has not evaluated any SLO")
-            return message, None, [], stamp(now), service_options, tier_options, no_update
+            return message, None, None, [], stamp(now), *options, no_update
         items = shown(statuses, services, tiers)
         counts = summary(items, total=len(statuses))
         if not items:
             message = empty_state("no SLO matches the service / tier filters")
-            return message, None, counts, stamp(now), service_options, tier_options, no_update
+            return message, None, None, counts, stamp(now), *options, no_update
         try:
             series, missing = _series(history, [status for status, _ in items], now=now)
         except ControlPlaneError as exc:
-            problem = error_state(exc)
-            return problem, None, counts, stamp(now), service_options, tier_options, no_update
+            return error_state(exc), None, None, counts, stamp(now), *options, no_update
         # Only a refresh that left sparklines out triggers ``fill``.
         pending = {"at": now.isoformat(), "slos": missing} if missing else no_update
-        table = draw(items, series)
-        return None, table, counts, stamp(now), service_options, tier_options, pending
+        table, digest = _unless_shown(draw(items, series), shown_digest)
+        return None, table, digest, counts, stamp(now), *options, pending
 
     @app.callback(
         Output(OverviewIds.TABLE_HTML, "data", allow_duplicate=True),
+        Output(OverviewIds.TABLE_DIGEST, "data", allow_duplicate=True),
         Input(OverviewIds.MISSING, "data"),
         State(OverviewIds.SERVICE_FILTER, "value"),
         State(OverviewIds.TIER_FILTER, "value"),
+        State(OverviewIds.TABLE_DIGEST, "data"),
         prevent_initial_call=True,
     )
     def fill(
-        pending: dict[str, Any] | None, services: list[str] | None, tiers: list[str] | None
-    ) -> Any:
+        pending: dict[str, Any] | None,
+        services: list[str] | None,
+        tiers: list[str] | None,
+        shown_digest: str | None,
+    ) -> tuple[Any, Any]:
         if not pending:
-            return no_update
+            return no_update, no_update
         now = now_utc()
         try:
             statuses = client.slos()
             items = shown(statuses, services, tiers)
             series = history.series([status for status, _ in items], now=now)
         except ControlPlaneError:
-            return no_update  # the table stays, without those sparklines; the next refresh retries
-        return draw(items, series) if items else no_update
+            # The table stays, without those sparklines; the next refresh retries.
+            return no_update, no_update
+        if not items:
+            return no_update, no_update
+        return _unless_shown(draw(items, series), shown_digest)
+
+
+def _unless_shown(table: str, shown_digest: str | None) -> tuple[Any, Any]:
+    """The table and its digest, or ``no_update`` twice when the browser shows it already."""
+    digest = hashlib.blake2b(table.encode("utf-8"), digest_size=16).hexdigest()
+    if digest == shown_digest:
+        return no_update, no_update
+    return table, digest
 
 
 def _series(

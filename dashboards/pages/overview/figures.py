@@ -19,14 +19,16 @@ REFERENCE_COLOUR = "#c0392b"
 def sparkline_svg(
     values: Sequence[float | None],
     *,
+    positions: Sequence[float] | None = None,
     width: int = 120,
     height: int = 28,
     reference: float | None = None,
     title: str = "",
 ) -> str:
-    """A sparkline of ``values`` (evenly spaced, oldest first). A ``None`` breaks the line (no
-    data is not drawn as zero). ``reference`` (e.g. 0 = budget exhausted) is drawn as a dashed
-    line when it falls inside the values' range. The last value gets a dot."""
+    """A sparkline of ``values`` (oldest first), evenly spaced, or each at its ``positions``
+    (0 = left edge, 1 = right edge; e.g. its time within the series). A ``None`` breaks the
+    line (no data is not drawn as zero). ``reference`` (e.g. 0 = budget exhausted) is drawn as
+    a dashed line when it falls inside the values' range. The last value gets a dot."""
     pad = 2.0
     known = [value for value in values if value is not None and math.isfinite(value)]
     parts = [
@@ -46,7 +48,9 @@ def sparkline_svg(
     if math.isclose(low, high, rel_tol=0, abs_tol=1e-12):
         low, high = low - 0.5 * (abs(low) or 1) * 0.01, high + 0.5 * (abs(high) or 1) * 0.01
     span = high - low
-    step = (width - 2 * pad) / max(len(values) - 1, 1)
+    inner = width - 2 * pad
+    if positions is None or len(positions) != len(values):
+        positions = [index / max(len(values) - 1, 1) for index in range(len(values))]
 
     def y(value: float) -> float:
         return pad + (high - value) / span * (height - 2 * pad)
@@ -64,7 +68,7 @@ def sparkline_svg(
             if segments[-1]:
                 segments.append([])
             continue
-        x_value, y_value = pad + index * step, y(value)
+        x_value, y_value = pad + positions[index] * inner, y(value)
         segments[-1].append(f"{x_value:.0f},{y_value:.0f}")
         last = (x_value, y_value)
     for segment in segments:

@@ -22,6 +22,8 @@ class OverviewIds:
     #: The table itself: escaped HTML from the server, placed by a clientside callback.
     TABLE_HTML = "overview-table-html"
     TABLE_HOST = "overview-table-host"
+    #: Digest of the table the browser shows: an unchanged table is not sent again.
+    TABLE_DIGEST = "overview-table-digest"
     #: SLOs whose sparkline history is still to be fetched (set by the refresh).
     MISSING = "overview-missing-history"
 
@@ -74,6 +76,7 @@ def layout(*, refresh_seconds: float) -> html.Div:
             ),
             html.Div(id=OverviewIds.TABLE_HOST, className="overview-table"),
             dcc.Store(id=OverviewIds.TABLE_HTML),
+            dcc.Store(id=OverviewIds.TABLE_DIGEST),
             dcc.Interval(id=OverviewIds.REFRESH, interval=int(refresh_seconds * 1000)),
             dcc.Store(id=OverviewIds.MISSING),
         ],

@@ -17,6 +17,7 @@ from dashboards.pages.overview.figures import sparkline_svg
 from dashboards.status import STATUS_LABELS, Status, alert_windows, window_seconds
 from dashboards.ui import DASH, percent, utc
 from slo.durations import format_duration
+from slo.series import thin
 
 __all__ = [
     "NO_TIER",
@@ -112,24 +113,24 @@ def _burn_cell(rate: float | None, factor: float | None) -> str:
     return f"{rate:.2f}×"
 
 
-def _downsample(values: Sequence[float | None], *, most: int) -> list[float | None]:
-    if len(values) <= most:
-        return list(values)
-    step = (len(values) - 1) / (most - 1)
-    return [values[round(index * step)] for index in range(most)]
-
-
 def _sparkline(points: Sequence[Point] | None, *, label: str) -> str:
     if points is None:
         return _element("span", "…", class_="muted", title="loading the history")
-    values = _downsample([point.budget_remaining for point in points], most=SPARKLINE_POINTS)
-    return _sparkline_markup(tuple(values), label)
+    shown = thin(points, most=SPARKLINE_POINTS)
+    values = tuple(point.budget_remaining for point in shown)
+    if len(shown) < 2:
+        return _sparkline_markup(values, None, label)
+    start, span = shown[0].at, (shown[-1].at - shown[0].at).total_seconds() or 1.0
+    positions = tuple(round((point.at - start).total_seconds() / span, 3) for point in shown)
+    return _sparkline_markup(values, positions, label)
 
 
 @lru_cache(maxsize=4096)
-def _sparkline_markup(values: tuple[float | None, ...], label: str) -> str:
+def _sparkline_markup(
+    values: tuple[float | None, ...], positions: tuple[float, ...] | None, label: str
+) -> str:
     """The same values draw the same line: kept between refreshes."""
-    return sparkline_svg(values, reference=0.0, title=label)
+    return sparkline_svg(values, positions=positions, reference=0.0, title=label)
 
 
 def overview_table_html(
@@ -193,7 +194,7 @@ def overview_table_html(
         )
     head = "".join(f"<th>{_escape(name)}</th>" for name in header)
     return (
-        "<table id='overview-slo-table' class='grid slo-table'>"
+        f"<table id='overview-slo-table' class='grid slo-table' style='--burns: {len(windows)}'>"
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
 

@@ -83,6 +83,12 @@ def test_sparkline_of_a_flat_series_is_a_visible_line() -> None:
     assert "class='sparkline'" in sparkline_svg([0.5])
 
 
+def test_sparkline_places_each_value_at_its_position() -> None:
+    """Uneven spacing (a thinned series extended by new evaluations) draws true in time."""
+    svg = sparkline_svg([0.5, 0.4, 0.3], positions=[0.0, 0.9, 1.0], width=100, height=20)
+    assert [x for x, _ in _points(svg)] == [2.0, 88.0, 98.0]
+
+
 # -- SLO detail ---------------------------------------------------------------------------------
 
 
