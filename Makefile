@@ -7,7 +7,7 @@ PY := $(BIN)/python
 STACK_HOME ?= $(CURDIR)/.stack
 PYTEST_ARGS ?=
 
-.PHONY: help bootstrap demo demo-down status lint fmt typecheck test test-unit test-integration bench-failover
+.PHONY: help bootstrap demo demo-down demo-scaling demo-failover status lint fmt typecheck test test-unit test-integration bench-failover
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -20,6 +20,12 @@ demo: bootstrap ## start every backend on its demo port; Ctrl-C stops them all
 
 demo-down: ## stop a stack started with `controlplane stack up` (detached)
 	$(BIN)/controlplane stack down --home $(STACK_HOME)
+
+demo-scaling: ## on the running demo: inject slowness under load; the control plane adds workers
+	$(BIN)/controlplane drill scaling --home $(STACK_HOME)
+
+demo-failover: ## on the running demo: SIGKILL the primary; the control plane fails over
+	$(BIN)/controlplane drill failover --home $(STACK_HOME)
 
 status: ## show each backend of the local stack, its port, health and version
 	$(BIN)/controlplane stack status --home $(STACK_HOME)
@@ -62,6 +68,10 @@ app-worker: ## run one stream worker against the demo stack
 
 app-traffic: ## send demo traffic to the API on :8000 (Ctrl-C stops)
 	$(PY) -m app.traffic --url http://127.0.0.1:8000
+
+.PHONY: bench-scaling
+bench-scaling: bootstrap ## burn onset → added worker serving traffic, 3 rounds; CPU-HPA and page-alert baselines
+	$(PY) -m bench.scaling $(BENCH_ARGS)
 
 bench-api: ## benchmark the inventory API (own PostgreSQL + Redis): table + JSON line
 	$(PY) -m bench.bench_api $(BENCH_ARGS)

@@ -124,7 +124,10 @@ def app_env(base: dict[str, str], **extra: str) -> dict[str, str]:
     return env
 
 
-def start_api(*, env: dict[str, str], port: int, workers: int, logs: Path) -> Proc:
+def start_api(
+    *, env: dict[str, str], port: int, workers: int, logs: Path, pidfile: Path | None = None
+) -> Proc:
+    extra = [] if pidfile is None else ["--pidfile", str(pidfile)]
     proc = Proc(
         [
             sys.executable,
@@ -136,6 +139,7 @@ def start_api(*, env: dict[str, str], port: int, workers: int, logs: Path) -> Pr
             str(workers),
             "--metrics-dir",
             str(logs / f"metrics-{port}"),
+            *extra,
         ],
         env=env,
         log_path=logs / f"api-{port}.log",

@@ -49,7 +49,7 @@ class ActionSettings(BaseSettings):
         default=True, description="Run the action engine (alert and burn triggers, approvals)."
     )
     action_interval_seconds: float = Field(
-        default=10.0, gt=0, description="How often the engine reads burn triggers and approvals."
+        default=5.0, gt=0, description="How often the engine reads burn triggers and approvals."
     )
     failover_enabled: bool = Field(
         default=True, description="Fail the database over automatically (needs nodes + dirs)."

@@ -61,7 +61,7 @@ class BurnTrigger(_Strict):
     the multi-window alert fires."""
 
     slo: str
-    window: Window = "1m"
+    window: Window = "30s"
     above: float = Field(default=14.4, gt=0)
 
 
@@ -101,7 +101,7 @@ class ActionSpec(_Strict):
 
 class BurnSignal(_Strict):
     slo: str
-    window: Window = "1m"
+    window: Window = "30s"
     target: float = Field(default=14.4, gt=0)
 
 

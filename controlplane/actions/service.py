@@ -58,7 +58,7 @@ class ActionService:
         runtime: Runtime,
         engine: ActionEngine,
         failover: FailoverService | None = None,
-        interval: float = 10.0,
+        interval: float = 5.0,
     ) -> None:
         self.runtime = runtime
         self.engine = engine

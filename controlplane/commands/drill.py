@@ -1,23 +1,32 @@
-"""``controlplane drill``: DR drills on the local stack, measured and stored.
+"""``controlplane drill``: drills on the local stack, measured (DR drills also stored).
 
 ``switchover`` moves the primary role to the standby under a numbered write probe (no write may
 be lost); ``failover`` SIGKILLs the primary and lets the control plane detect, fence and promote.
 Both print the RTO a client saw and the acknowledged writes lost, compare them with the tier's
-RTO / RPO, and store the drill so the DR checks and the dashboards see it.
+RTO / RPO, and store the drill so the DR checks and the dashboards see it. When the stack's
+``controlplane serve`` runs, it is the one that fails over (the drill kills and measures, then
+shows the audited decision), and a switchover turns its kill switch on for the planned stop.
+
+``scaling`` injects slowness into the stack's API under extra load; the running control plane
+must add workers (TTIN). It prints the reaction time and the audited decisions.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import httpx
 import typer
 from rich.console import Console
 
+from controlplane.actions.scaling_drill import run_scaling_drill
 from controlplane.core.config import ControlPlaneSettings
 from controlplane.failover.fencing import LocalFencer
 from controlplane.failover.local import LocalNodeControl
@@ -26,8 +35,9 @@ from controlplane.failover.run import Detection, Watch, fail_over, watch_primary
 from controlplane.failover.switchover import SwitchoverAborted, switchover_drill
 from controlplane.failover.writeprobe import WriteProbe, missing_acknowledged
 from controlplane.stack.backends import PostgresPrimary, PostgresReplica
-from controlplane.stack.runner import LocalStack
+from controlplane.stack.runner import ControlPlane, LocalStack
 from controlplane.stack.settings import REPO_ROOT, StackSettings
+from controlplane.stack.workload import InventoryAPI
 from controlplane.store.database import Database
 from controlplane.store.drills import NewDrill, record_drill
 from controlplane.targets.policy import load_dr_policy
@@ -44,6 +54,50 @@ DatabaseOption = Annotated[str, typer.Option(help="Database name in the DR polic
 
 def _stack(home: Path) -> LocalStack:
     return LocalStack.at(settings=StackSettings(), home=home)
+
+
+class StackControlPlane:
+    """The stack's running ``controlplane serve``, reached through its API with the admin token:
+    when it runs, it owns failover (the drills only break things and measure)."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    @classmethod
+    def of(cls, home: Path) -> StackControlPlane | None:
+        stack = _stack(home)
+        backend = stack.backends.get(ControlPlane.name)
+        if not isinstance(backend, ControlPlane) or ControlPlane.name not in stack.running():
+            return None
+        try:
+            token = backend.admin_token_file.read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+        return cls(backend.url, token)
+
+    def kill_switch(self) -> bool:
+        answer = httpx.get(f"{self.url}/api/v1/actions/state", headers=self.headers, timeout=5)
+        answer.raise_for_status()
+        return bool(answer.json()["kill_switch"])
+
+    def set_kill_switch(self, enabled: bool, reason: str) -> None:
+        httpx.put(
+            f"{self.url}/api/v1/actions/kill-switch",
+            headers=self.headers,
+            json={"enabled": enabled, "reason": reason},
+            timeout=5,
+        ).raise_for_status()
+
+    def audit_since(self, since: datetime, action: str | None = None) -> list[dict[str, Any]]:
+        """Audit entries since ``since``, oldest first."""
+        params = {"since": since.isoformat(), **({"action": action} if action else {})}
+        answer = httpx.get(
+            f"{self.url}/api/v1/audit", headers=self.headers, params=params, timeout=5
+        )
+        answer.raise_for_status()
+        entries: list[dict[str, Any]] = answer.json()
+        return list(reversed(entries))
 
 
 def _topology(home: Path) -> tuple[Node, Node, dict[str, PostgresPrimary]]:
@@ -120,6 +174,15 @@ def switchover_command(
     control = LocalNodeControl(dict(backends), on_started=_stack(home).adopt)
     console.print(f"switching over {primary.name} → {standby.name} under a write probe")
     started = datetime.now(UTC)
+    control_plane = StackControlPlane.of(home)
+    # A planned switchover stops the primary on purpose: the stack's control plane must not
+    # take that for a failure. Its kill switch is on meanwhile (any failover decision it makes
+    # is refused and audited), and put back as it was.
+    paused = control_plane is not None and not control_plane.kill_switch()
+    if paused:
+        assert control_plane is not None
+        control_plane.set_kill_switch(True, "planned switchover drill")
+        console.print("control plane: kill switch on for the planned switchover")
     try:
         result, record = switchover_drill(
             database=database,
@@ -132,6 +195,11 @@ def switchover_command(
     except SwitchoverAborted as exc:
         err.print(f"switchover aborted, nothing promoted: {exc}")
         raise typer.Exit(1) from exc
+    finally:
+        if paused:
+            assert control_plane is not None
+            control_plane.set_kill_switch(False, "switchover drill finished")
+            console.print("control plane: kill switch off again")
     _store(
         NewDrill(
             database=database,
@@ -162,6 +230,12 @@ def failover_command(
     """SIGKILL the primary under a write probe; detect, fence and promote; measure and store."""
     rto_target, rpo_target = _targets(database)
     primary, standby, backends = _topology(home)
+    control_plane = StackControlPlane.of(home)
+    if control_plane is not None:
+        _failover_by_control_plane(
+            control_plane, database, primary, standby, backends, rto_target, rpo_target
+        )
+        return
     writes = WriteProbe(nodes=[primary, standby])
     writes.prepare()
     writes.start()
@@ -222,6 +296,145 @@ def failover_command(
             lost_acknowledged_writes=len(lost),
             acknowledged_writes=len(report.acked),
             details=record.evidence(),
+        )
+    )
+    _report("failover", rto, len(lost), len(report.acked), rto_target)
+    console.print(f"{primary.name} is fenced: a restart brings it back read-only")
+
+
+@app.command("scaling")
+def scaling_command(
+    home: HomeOption = REPO_ROOT / ".stack",
+    rate: Annotated[
+        float, typer.Option(help="Extra reads per second, on top of the traffic.")
+    ] = 10,
+    service_time_ms: Annotated[
+        int, typer.Option(help="Slowness injected per read (the worker is held that long).")
+    ] = 100,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for a reaction.")] = 240,
+    settle: Annotated[float, typer.Option(help="Seconds of load after the reaction.")] = 40,
+) -> None:
+    """Inject slowness into the stack's API under load; the control plane must add a worker.
+
+    Prints the time from onset to the first response of an added worker, the latency before,
+    during and after, and the control plane's audited decisions."""
+    stack = _stack(home)
+    api = stack.backends.get(InventoryAPI.name)
+    control_plane = StackControlPlane.of(home)
+    if not isinstance(api, InventoryAPI) or InventoryAPI.name not in stack.running():
+        err.print(f"the stack's inventory API is not running in {home} (make demo)")
+        raise typer.Exit(1)
+    if control_plane is None:
+        err.print(f"the stack's control plane is not running in {home} (make demo)")
+        raise typer.Exit(1)
+    listing = httpx.get(f"{api.url}/api/v1/items", params={"limit": 50}, timeout=5)
+    skus = [item["sku"] for item in listing.json().get("items", [])] if listing.is_success else []
+    if not skus:
+        err.print("the API has no items yet: let the demo traffic run a few seconds")
+        raise typer.Exit(1)
+    picks = itertools.cycle(skus)
+    started = datetime.now(UTC)
+    result = run_scaling_drill(
+        api_url=api.url,
+        faults_file=api.faults_file,
+        path=lambda: f"/api/v1/stock/{next(picks)}",
+        rate=rate,
+        service_time_ms=service_time_ms,
+        timeout_s=timeout,
+        settle_s=settle,
+        on_progress=console.print,
+    )
+    for name, phase in (
+        ("before", result.before),
+        ("during", result.during),
+        ("after", result.after),
+    ):
+        if phase is not None:
+            console.print(
+                f"{name:>6}: {phase.requests} reads, p50 {phase.p50_ms} ms, p95 {phase.p95_ms} ms,"
+                f" {phase.over_threshold:.0%} over 250 ms"
+            )
+    for entry in control_plane.audit_since(started):
+        console.print(
+            f"audit: {entry['at']} {entry['action']} {entry['decision']} → "
+            f"{entry.get('outcome') or '-'}: {entry.get('outcome_detail') or entry['reason']}"
+        )
+    if not result.reacted:
+        err.print(f"no worker was added within {timeout:g} s")
+        raise typer.Exit(1)
+    console.print(
+        f"scale reaction: {result.reaction_s:.1f} s from onset to an added worker serving"
+    )
+
+
+def _failover_by_control_plane(
+    control_plane: StackControlPlane,
+    database: str,
+    primary: Node,
+    standby: Node,
+    backends: dict[str, PostgresPrimary],
+    rto_target: timedelta,
+    rpo_target: timedelta,
+) -> None:
+    """SIGKILL the primary and let the stack's control plane detect, fence and promote; measure
+    what a client sees and show the control plane's audited decision."""
+    if control_plane.kill_switch():
+        err.print("the control plane's kill switch is on: it would not fail over; not killing")
+        raise typer.Exit(1)
+    writes = WriteProbe(nodes=[primary, standby])
+    writes.prepare()
+    writes.start()
+    try:
+        if not writes.wait_for_writes(100, timeout=30):
+            raise typer.Exit(1)
+        pid = _postmaster_pid(backends[primary.name].data_dir)
+        if pid is None:
+            err.print(f"no postmaster pid for {primary.name}")
+            raise typer.Exit(1)
+        started = datetime.now(UTC)
+        console.print(f"SIGKILL {primary.name} (pid {pid}); the control plane fails over")
+        os.killpg(pid, signal.SIGKILL)
+        recovered = writes.wait_for_recovery(timeout=90)
+    finally:
+        report = writes.stop()
+    entries: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        # "handed-off" is the engine's note before the failover runs: wait for its result.
+        audited = control_plane.audit_since(started, "failover_database")
+        entries = [e for e in audited if e.get("outcome") not in (None, "handed-off")]
+        if entries:
+            break
+        time.sleep(0.5)
+    if not recovered or not entries:
+        err.print(
+            "the control plane did not fail over: see GET /api/v1/audit and its log "
+            "(CONTROLPLANE_DATABASE_DATA_DIRS set? policy allows failover_database?)"
+        )
+        raise typer.Exit(1)
+    entry = entries[0]
+    console.print(
+        f"control plane: {entry['action']} {entry['decision']} → {entry['outcome']} "
+        f"({entry.get('outcome_detail') or entry['reason']}), decision {entry['decision_id']}"
+    )
+    rto = (
+        (report.first_success_after_failure_at - started)
+        if report.first_success_after_failure_at is not None
+        else timedelta(seconds=90)
+    )
+    lost = missing_acknowledged(standby, report.acked)
+    _store(
+        NewDrill(
+            database=database,
+            kind="failover",
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            succeeded=rto <= rto_target and (not lost or rpo_target > timedelta(0)),
+            measured_rto_s=rto.total_seconds(),
+            measured_rpo_s=None,
+            lost_acknowledged_writes=len(lost),
+            acknowledged_writes=len(report.acked),
+            details={"decision_id": entry["decision_id"], **entry["evidence"].get("failover", {})},
         )
     )
     _report("failover", rto, len(lost), len(report.acked), rto_target)

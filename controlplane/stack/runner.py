@@ -132,6 +132,7 @@ class ControlPlane(Backend):
         ports = self.stack_ports
         primary = ports[PostgresPrimary.name]["postgres"]
         replica = ports[PostgresReplica.name]["postgres"]
+        data = self.home / "data"
         env.update(
             {
                 "CONTROLPLANE_HOST": "127.0.0.1",
@@ -146,6 +147,12 @@ class ControlPlane(Backend):
                 "CONTROLPLANE_JAEGER_URL": f"http://127.0.0.1:{ports[Jaeger.name]['query_http']}",
                 "CONTROLPLANE_DATABASE_NODES": (
                     f"primary=127.0.0.1:{primary},replica=127.0.0.1:{replica}"
+                ),
+                # The stack's own PostgreSQL folders: what local fencing needs, so the control
+                # plane fails the primary over automatically.
+                "CONTROLPLANE_DATABASE_DATA_DIRS": (
+                    f"primary={data / PostgresPrimary.name / 'data'},"
+                    f"replica={data / PostgresReplica.name / 'data'}"
                 ),
             }
         )

@@ -67,6 +67,14 @@ class InventoryAPI(_Workload):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.ports['http']}"
 
+    @property
+    def faults_file(self) -> Path:
+        """Injected slowness (``app/faults.py``): ``controlplane drill scaling`` writes it."""
+        return self.workdir / "faults.json"
+
+    def environment(self) -> dict[str, str]:
+        return {**super().environment(), "INVENTORY_FAULTS_FILE": str(self.faults_file)}
+
     def command(self) -> list[str]:
         return [
             sys.executable,

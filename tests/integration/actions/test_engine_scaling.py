@@ -80,7 +80,7 @@ def rig(
                 },
                 rules={
                     "burn.yml": "groups:\n- name: burn\n  interval: 1s\n  rules:\n"
-                    "  - record: slo:burn_rate:rate1m\n    expr: test_burn_rate\n"
+                    "  - record: slo:burn_rate:rate30s\n    expr: test_burn_rate\n"
                 },
             )
             actuator = LocalGunicornActuator(pidfile=gunicorn.pidfile)
@@ -130,7 +130,7 @@ def burning(rig: Rig, value: float) -> None:
     reader = prometheus_burn_reader(source)
 
     def seen() -> bool:
-        current = reader("inventory", "read-latency", "1m")
+        current = reader("inventory", "read-latency", "30s")
         fresh = current.observed_at is not None and (
             datetime.now(UTC) - current.observed_at < timedelta(seconds=5)
         )
@@ -179,7 +179,7 @@ def test_latency_burn_alert_scales_out_once_and_a_repeat_does_nothing(
     with runtime.database.reader() as session:
         (stored,) = list_audit(session)
     assert stored.evidence["result"] == {"before": 2, "after": 4, "via": "workers"}
-    assert stored.evidence["inputs"]["read-latency burn 1m"]["value"] == 28.8
+    assert stored.evidence["inputs"]["read-latency burn 30s"]["value"] == 28.8
     assert [c["check"] for c in stored.evidence["gate"]][-1] == "mode"
 
 
@@ -278,7 +278,7 @@ def test_unreachable_metrics_hold_and_never_scale_in(rig: Rig, runtime: Runtime)
     burning(rig, 28.8)
     rig.stop_target()
     reader = prometheus_burn_reader(PrometheusSource(url=rig.prometheus_url, timeout=5))
-    wait_for(lambda: reader("inventory", "read-latency", "1m").value is None)
+    wait_for(lambda: reader("inventory", "read-latency", "30s").value is None)
     engine = engine_for(rig, runtime)
     (out,) = engine.on_alert_changes([alert("g1")])
     assert out.decision == "refused"

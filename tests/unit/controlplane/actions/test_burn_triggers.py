@@ -101,14 +101,14 @@ def audit(runtime: Runtime) -> list[StoredAuditEntry]:
 def test_the_policy_needs_exactly_one_trigger_kind(tmp_path: Path) -> None:
     text = DEFAULT_ACTION_POLICY.read_text(encoding="utf-8")
     both = text.replace(
-        "        burn: {slo: read-latency, window: 1m, above: 14.4}",
-        "        burn: {slo: read-latency, window: 1m, above: 14.4}\n        alert: {names: [X]}",
+        "        burn: {slo: read-latency, window: 30s, above: 14.4}",
+        "        burn: {slo: read-latency, window: 30s, above: 14.4}\n        alert: {names: [X]}",
     )
     path = tmp_path / "actions.yaml"
     path.write_text(both, encoding="utf-8")
     with pytest.raises(PolicyError, match="exactly one of alert or burn"):
         load_action_policy(path)
-    path.write_text(text.replace("window: 1m, above", "window: soon, above"), encoding="utf-8")
+    path.write_text(text.replace("window: 30s, above", "window: soon, above"), encoding="utf-8")
     with pytest.raises(PolicyError, match=r"spec\.rules\.0\.trigger\.burn\.window"):
         load_action_policy(path)
 
