@@ -281,6 +281,18 @@ def seed(dsn: str, skus: list[str]) -> None:
         conn.execute("ANALYZE")
 
 
+def inventory_database(primary: PostgresPrimary, skus: list[str]) -> str:
+    """Create, migrate and seed the ``inventory`` database; its DSN."""
+    with psycopg.connect(primary.dsn(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE inventory")
+    dsn = primary.dsn("inventory")
+    from app.migrate import upgrade
+
+    upgrade(dsn)
+    seed(dsn, skus)
+    return dsn
+
+
 def drain(dsn: str, *, start: Callable[[], None], timeout: float) -> tuple[int, float]:
     """Start the workers on a full stream and time them: movements committed per second from
     the first commit seen to the last (polled every 50 ms). Returns (count, seconds)."""
@@ -334,13 +346,7 @@ def main(argv: list[str] | None = None) -> None:
     phases: list[Phase] = []
     try:
         with backends(home) as (primary, redis):
-            with psycopg.connect(primary.dsn(), autocommit=True) as conn:
-                conn.execute("CREATE DATABASE inventory")
-            dsn = primary.dsn("inventory")
-            from app.migrate import upgrade
-
-            upgrade(dsn)
-            seed(dsn, skus)
+            dsn = inventory_database(primary, skus)
             base = {
                 "INVENTORY_DATABASE_URL": dsn,
                 "INVENTORY_REDIS_URL": redis.url,

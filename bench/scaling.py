@@ -40,11 +40,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 from rich.console import Console
 from rich.table import Table
 
-from bench.bench_api import HOST, Proc, app_env, backends, log, out, seed, start_api
+from bench.bench_api import (
+    HOST,
+    Proc,
+    app_env,
+    backends,
+    inventory_database,
+    log,
+    out,
+    start_api,
+)
 from controlplane.actions.recommend import ScalingSpec, Signal, recommend
 from controlplane.actions.scaling_drill import ScalingDrillResult, run_scaling_drill
 from controlplane.commands.slo import load_spec_paths
@@ -253,13 +261,7 @@ def main(argv: list[str] | None = None) -> None:
     rounds: list[Round] = []
     try:
         with backends(home) as (primary, redis):
-            with psycopg.connect(primary.dsn(), autocommit=True) as conn:
-                conn.execute("CREATE DATABASE inventory")
-            dsn = primary.dsn("inventory")
-            from app.migrate import upgrade
-
-            upgrade(dsn)
-            seed(dsn, skus)
+            dsn = inventory_database(primary, skus)
             base = {"INVENTORY_DATABASE_URL": dsn, "INVENTORY_REDIS_URL": redis.url}
             for number in range(1, args.rounds + 1):
                 rounds.append(one_round(number, home=home, base_env=base, skus=skus, args=args))

@@ -33,7 +33,7 @@ from controlplane.failover.local import LocalNodeControl
 from controlplane.failover.nodes import Node, NodeUnreachable, probe
 from controlplane.failover.run import Detection, Watch, fail_over, watch_primary
 from controlplane.failover.switchover import SwitchoverAborted, switchover_drill
-from controlplane.failover.writeprobe import WriteProbe, missing_acknowledged
+from controlplane.failover.writeprobe import ProbeReport, WriteProbe, missing_acknowledged
 from controlplane.stack.backends import PostgresPrimary, PostgresReplica
 from controlplane.stack.runner import ControlPlane, LocalStack
 from controlplane.stack.settings import REPO_ROOT, StackSettings
@@ -278,27 +278,9 @@ def failover_command(
         writes.wait_for_recovery(timeout=60)
     finally:
         report = writes.stop()
-    rto = (
-        (report.first_success_after_failure_at - started)
-        if report.first_success_after_failure_at is not None
-        else timedelta(seconds=60)
+    _store_failover(
+        database, started, report, standby, rto_target, rpo_target, record.evidence(), limit=60
     )
-    lost = missing_acknowledged(standby, report.acked)
-    _store(
-        NewDrill(
-            database=database,
-            kind="failover",
-            started_at=started,
-            finished_at=datetime.now(UTC),
-            succeeded=rto <= rto_target and (not lost or rpo_target > timedelta(0)),
-            measured_rto_s=rto.total_seconds(),
-            measured_rpo_s=None,
-            lost_acknowledged_writes=len(lost),
-            acknowledged_writes=len(report.acked),
-            details=record.evidence(),
-        )
-    )
-    _report("failover", rto, len(lost), len(report.acked), rto_target)
     console.print(f"{primary.name} is fenced: a restart brings it back read-only")
 
 
@@ -417,10 +399,27 @@ def _failover_by_control_plane(
         f"control plane: {entry['action']} {entry['decision']} → {entry['outcome']} "
         f"({entry.get('outcome_detail') or entry['reason']}), decision {entry['decision_id']}"
     )
+    details = {"decision_id": entry["decision_id"], **entry["evidence"].get("failover", {})}
+    _store_failover(database, started, report, standby, rto_target, rpo_target, details, limit=90)
+    console.print(f"{primary.name} is fenced: a restart brings it back read-only")
+
+
+def _store_failover(
+    database: str,
+    started: datetime,
+    report: ProbeReport,
+    standby: Node,
+    rto_target: timedelta,
+    rpo_target: timedelta,
+    details: dict[str, Any],
+    *,
+    limit: float,
+) -> None:
+    """Measure (client RTO, acknowledged writes missing on the new primary), store, print."""
     rto = (
         (report.first_success_after_failure_at - started)
         if report.first_success_after_failure_at is not None
-        else timedelta(seconds=90)
+        else timedelta(seconds=limit)
     )
     lost = missing_acknowledged(standby, report.acked)
     _store(
@@ -434,11 +433,10 @@ def _failover_by_control_plane(
             measured_rpo_s=None,
             lost_acknowledged_writes=len(lost),
             acknowledged_writes=len(report.acked),
-            details={"decision_id": entry["decision_id"], **entry["evidence"].get("failover", {})},
+            details=details,
         )
     )
     _report("failover", rto, len(lost), len(report.acked), rto_target)
-    console.print(f"{primary.name} is fenced: a restart brings it back read-only")
 
 
 def _postmaster_pid(data_dir: Path) -> int | None:
