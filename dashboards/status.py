@@ -66,6 +66,12 @@ class AlertWindow:
     firing: bool
 
 
+def alert_label(window: AlertWindow) -> str:
+    """``page 14.4× (1h & 5m)``: severity, factor and the two windows of an alert."""
+    pair = f"{format_duration(window.long)} & {format_duration(window.short)}"
+    return f"{window.severity} {window.factor:g}× ({pair})"
+
+
 def window_seconds(window: str) -> float:
     """Seconds of a window label such as ``5m`` or ``1d`` (infinity when unreadable, so that
     unknown labels sort last)."""

@@ -13,7 +13,9 @@ evaluations answers a few hundred bytes. With the history cache off (the benchma
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -52,13 +54,21 @@ def register(app: Dash, *, client: ControlPlaneClient, history: RecentHistory) -
     ) -> list[tuple[SLOStatus, Any]]:
         return filter_statuses(worst_first(statuses), services=services, tiers=tiers)
 
-    def draw(items: list[tuple[SLOStatus, Any]], series: dict[str, list[Point]]) -> str:
-        return overview_table_html(
+    drawn = DrawnTables()
+
+    def draw(items: list[tuple[SLOStatus, Any]], series: dict[str, list[Point]]) -> tuple[str, str]:
+        """The table and its digest; the same inputs are not drawn twice."""
+        key = _table_key(items, series)
+        found = drawn.get(key)
+        if found is not None:
+            return found
+        table = overview_table_html(
             items,
             series=series,
             windows=burn_windows([status for status, _ in items]),
             sparkline_label=sparkline_label,
         )
+        return drawn.keep(key, table)
 
     # Places the server's escaped table HTML (one string) into the host element: the
     # browser's HTML parser takes milliseconds where 200 rows of Dash components take seconds.
@@ -121,7 +131,7 @@ def register(app: Dash, *, client: ControlPlaneClient, history: RecentHistory) -
             return error_state(exc), None, None, counts, stamp(now), *options, no_update
         # Only a refresh that left sparklines out triggers ``fill``.
         pending = {"at": now.isoformat(), "slos": missing} if missing else no_update
-        table, digest = _unless_shown(draw(items, series), shown_digest)
+        table, digest = _unless_shown(*draw(items, series), shown_digest)
         return None, table, digest, counts, stamp(now), *options, pending
 
     @app.callback(
@@ -151,12 +161,47 @@ def register(app: Dash, *, client: ControlPlaneClient, history: RecentHistory) -
             return no_update, no_update
         if not items:
             return no_update, no_update
-        return _unless_shown(draw(items, series), shown_digest)
+        return _unless_shown(*draw(items, series), shown_digest)
 
 
-def _unless_shown(table: str, shown_digest: str | None) -> tuple[Any, Any]:
+class DrawnTables:
+    """The last few tables drawn, by what they were drawn from (thread-safe): an auto-refresh
+    without a new evaluation neither builds nor hashes the table again."""
+
+    def __init__(self, *, most: int = 16) -> None:
+        self._tables: OrderedDict[Hashable, tuple[str, str]] = OrderedDict()
+        self._most = most
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> tuple[str, str] | None:
+        with self._lock:
+            found = self._tables.get(key)
+            if found is not None:
+                self._tables.move_to_end(key)
+            return found
+
+    def keep(self, key: Hashable, table: str) -> tuple[str, str]:
+        digest = hashlib.blake2b(table.encode("utf-8"), digest_size=16).hexdigest()
+        with self._lock:
+            self._tables[key] = (table, digest)
+            while len(self._tables) > self._most:
+                self._tables.popitem(last=False)
+        return table, digest
+
+
+def _table_key(items: Sequence[tuple[SLOStatus, Any]], series: dict[str, list[Point]]) -> Hashable:
+    """What a table shows: each row's evaluation (an SLO's evaluation changes only with a new
+    instant), its stale mark and status, in order, and the extent of each sparkline."""
+    rows = tuple((status.slo_id, status.evaluated_at, status.stale, kind) for status, kind in items)
+    lines = tuple(
+        None if points is None else (len(points), points[-1].at if points else None)
+        for points in (series.get(status.slo_id) for status, _ in items)
+    )
+    return rows, lines
+
+
+def _unless_shown(table: str, digest: str, shown_digest: str | None) -> tuple[Any, Any]:
     """The table and its digest, or ``no_update`` twice when the browser shows it already."""
-    digest = hashlib.blake2b(table.encode("utf-8"), digest_size=16).hexdigest()
     if digest == shown_digest:
         return no_update, no_update
     return table, digest

@@ -25,8 +25,9 @@ from dashboards.pages.slo_detail.views import (
     logs_view,
     traces_view,
 )
-from dashboards.status import alert_windows, burning_window
+from dashboards.status import alert_windows, burning_window, period_of
 from dashboards.ui import GRAPH_CONFIG, empty_state, error_state, now_utc
+from slo.durations import format_duration
 
 __all__ = ["HISTORY_LIMIT", "register"]
 
@@ -95,7 +96,11 @@ def register(app: Dash, *, client: ControlPlaneClient) -> None:
                 name="budget",
             )
         burn_part = _graph(
-            burn_rate_figure(burn_rates=status.burn_rates, windows=alert_windows(status)),
+            burn_rate_figure(
+                burn_rates=status.burn_rates,
+                windows=alert_windows(status),
+                period=format_duration(period_of(status.details)),
+            ),
             name="burn",
         )
         events_part = _graph(

@@ -12,7 +12,7 @@ from datetime import datetime
 import plotly.graph_objects as go
 
 from dashboards.models import Alert, AuditEntry
-from dashboards.status import AlertWindow, window_seconds
+from dashboards.status import AlertWindow, alert_label, window_seconds
 from slo.durations import format_duration
 
 __all__ = [
@@ -130,11 +130,17 @@ def budget_figure(
 
 
 def burn_rate_figure(
-    *, burn_rates: Mapping[str, float | None], windows: Sequence[AlertWindow]
+    *,
+    burn_rates: Mapping[str, float | None],
+    windows: Sequence[AlertWindow],
+    period: str | None = None,
 ) -> go.Figure:
     """Current burn rate per window (bars) against each alert's factor (a marker on both of
-    its windows). Windows without data are named in the x axis but have no bar."""
-    figure = _base("Burn rate per window against the alert factors")
+    its windows; filled, and the legend says so, while the alert fires). Windows without data
+    are named in the x axis but have no bar. ``period`` (e.g. ``30d``), which the factors are
+    for, goes in the title."""
+    title = "Burn rate per window against the alert factors"
+    figure = _base(title if period is None else f"{title} ({period} period)")
     labels = sorted(burn_rates, key=lambda window: (window_seconds(window), window))
     factor_of: dict[str, float] = {}
     for window in windows:
@@ -165,19 +171,23 @@ def burn_rate_figure(
     )
     for window in windows:
         pair = [format_duration(window.long), format_duration(window.short)]
+        colour = FACTOR_COLOURS.get(window.severity, "#555")
+        state = "firing" if window.firing else "not firing"
         figure.add_trace(
             go.Scatter(
                 x=pair,
                 y=[window.factor, window.factor],
                 mode="markers",
-                name=f"{window.severity} {window.factor:g}× ({pair[0]} & {pair[1]})",
+                name=alert_label(window) + (" · firing" if window.firing else ""),
                 marker={
-                    "symbol": "line-ew-open",
+                    "symbol": "line-ew" if window.firing else "line-ew-open",
                     "size": 28,
-                    "color": FACTOR_COLOURS.get(window.severity, "#555"),
-                    "line": {"width": 3, "color": FACTOR_COLOURS.get(window.severity, "#555")},
+                    "color": colour,
+                    "line": {"width": 5 if window.firing else 3, "color": colour},
                 },
-                hovertemplate=f"{window.severity} alert factor {window.factor:g}×<extra></extra>",
+                hovertemplate=(
+                    f"{window.severity} alert factor {window.factor:g}× ({state})<extra></extra>"
+                ),
             )
         )
     figure.update_xaxes(title_text="window", type="category", categoryarray=labels)

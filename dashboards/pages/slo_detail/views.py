@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,6 +11,9 @@ from dash import html
 
 from dashboards.models import Alert, AuditEntry, SLOStatus, SLOTraces, TraceLogs
 from dashboards.status import (
+    AlertWindow,
+    alert_label,
+    alert_windows,
     classify,
     exhaustion_forecast,
     max_burn_rate,
@@ -18,6 +22,7 @@ from dashboards.status import (
 from dashboards.ui import (
     DASH,
     budget_bar,
+    duration_text,
     empty_state,
     evidence_details,
     no_data_state,
@@ -33,6 +38,8 @@ __all__ = [
     "alerts_for",
     "current_exhaustion",
     "events_table",
+    "exhaustion_text",
+    "firing_text",
     "header",
     "logs_view",
     "traces_view",
@@ -76,11 +83,14 @@ def actions_for(entries: Sequence[AuditEntry], *, slo_id: str, service: str) -> 
 
 
 def current_exhaustion(status: SLOStatus, *, now: datetime) -> datetime | None:
-    """The exhaustion forecast: the evaluation's own (``details.time_to_exhaustion_s``) when it
-    has one, else from the 1 h burn rate (or the highest known) and the budget left."""
-    seconds = status.details.get("time_to_exhaustion_s")
-    if isinstance(seconds, int | float):
-        return now + timedelta(seconds=float(seconds))
+    """The exhaustion forecast: the evaluation's own (``details.time_to_exhaustion_s``; null
+    there means not burning or no data) when it carries one, else (an evaluation without that
+    field) from the 1 h burn rate (or the highest known) and the budget left."""
+    if "time_to_exhaustion_s" in status.details:
+        seconds = status.details["time_to_exhaustion_s"]
+        if isinstance(seconds, int | float) and math.isfinite(seconds):
+            return now + timedelta(seconds=float(seconds))
+        return None
     burn = status.burn_rates.get("1h")
     if burn is None:
         burn = max_burn_rate(status)
@@ -92,19 +102,41 @@ def current_exhaustion(status: SLOStatus, *, now: datetime) -> datetime | None:
     )
 
 
+def exhaustion_text(exhaustion: datetime | None, *, now: datetime) -> str:
+    """``in 18 h · 2026-11-22 06:00 UTC``, ``exhausted`` or ``not burning``."""
+    if exhaustion is None:
+        return "not burning"
+    if exhaustion <= now:
+        return "exhausted"
+    in_time = duration_text((exhaustion - now).total_seconds())
+    return f"in {in_time} · {utc(exhaustion, seconds=False)}"
+
+
+def firing_text(windows: Sequence[AlertWindow]) -> str:
+    """The firing burn-rate alerts, most acute first: ``page 14.4× (1h & 5m)``, or ``none``."""
+    firing = sorted((w for w in windows if w.firing), key=lambda w: (w.long, w.short))
+    return ", ".join(alert_label(window) for window in firing) or "none"
+
+
 def header(status: SLOStatus, *, now: datetime) -> html.Div:
     kind = classify(status)
     exhaustion = current_exhaustion(status, now=now)
+    period = status.details.get("period")
+    threshold = status.details.get("latency_threshold_s")
     facts: list[tuple[str, Any]] = [
         ("Status", status_badge(kind)),
         ("Service", status.service),
         ("Tier", status.tier or DASH),
+        ("Period", period if isinstance(period, str) else DASH),
         ("SLI", percent(status.sli)),
         ("Objective", percent(status.objective)),
         ("Budget remaining", budget_bar(status.budget_remaining)),
-        ("Exhaustion forecast", utc(exhaustion) if exhaustion else "not burning"),
+        ("Exhaustion forecast", exhaustion_text(exhaustion, now=now)),
+        ("Firing alerts", firing_text(alert_windows(status))),
         ("Evaluated", utc(status.evaluated_at) + (" (stale)" if status.stale else "")),
     ]
+    if isinstance(threshold, int | float):
+        facts.insert(5, ("Latency threshold", duration_text(float(threshold))))
     children: list[Any] = [
         html.Dl([part for name, value in facts for part in (html.Dt(name), html.Dd(value))])
     ]

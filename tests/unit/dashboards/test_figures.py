@@ -140,12 +140,48 @@ def test_burn_rate_figure_compares_each_window_with_its_alert_factors() -> None:
     colours = dict(zip(labels, bars.marker.color, strict=True))
     assert colours["1h"] == "#c0392b"  # 16 > 14.4
     assert colours["30m"] != "#c0392b"  # 2 < 6
-    page = _trace(figure, "page 14.4× (1h & 5m)")
+    page = _trace(figure, "page 14.4× (1h & 5m) · firing")  # 20 and 16 both above 14.4
     assert list(page.x) == ["1h", "5m"]
     assert list(page.y) == [14.4, 14.4]
-    assert _trace(figure, "ticket 1× (3d & 6h)").y[0] == 1.0
+    assert page.marker.symbol == "line-ew"  # filled while it fires
+    quiet = _trace(figure, "ticket 1× (3d & 6h)")
+    assert quiet.y[0] == 1.0
+    assert quiet.marker.symbol == "line-ew-open"
     assert figure.layout.yaxis.title.text == "burn rate (× budget)"
     assert figure.layout.xaxis.title.text == "window"
+
+
+def test_burn_rate_figure_uses_the_evaluations_own_alerts_and_period() -> None:
+    """``details.alerts`` (the control plane's verdicts, for a 28-day period) win over the
+    defaults: their factors are the markers, their ``firing`` the legend."""
+    evaluated = status(
+        burn_rates={"5m": 2.0, "1h": 13.5, "6h": 1.0},
+        details={
+            "period": "28d",
+            "alerts": [
+                {"severity": "page", "long": "1h", "short": "5m", "factor": 13.44, "firing": False},
+                {
+                    "severity": "ticket",
+                    "long": "6h",
+                    "short": "30m",
+                    "factor": 0.93,
+                    "firing": True,
+                },
+            ],
+        },
+    )
+    figure = burn_rate_figure(
+        burn_rates=evaluated.burn_rates, windows=alert_windows(evaluated), period="28d"
+    )
+    assert figure.layout.title.text == (
+        "Burn rate per window against the alert factors (28d period)"
+    )
+    assert list(_trace(figure, "page 13.44× (1h & 5m)").y) == [13.44, 13.44]
+    assert _trace(figure, "ticket 0.93× (6h & 30m) · firing").marker.symbol == "line-ew"
+    bars = _trace(figure, "burn rate")
+    colours = dict(zip(bars.x, bars.marker.color, strict=True))
+    assert colours["1h"] == "#c0392b"  # 13.5 > 13.44, the evaluation's factor, not 14.4
+    assert "30m" in list(bars.x)  # an alert window without data is still named
 
 
 def test_events_figure_puts_alerts_and_actions_on_the_sli_time_axis() -> None:

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
+
+from dash import html
 
 from dashboards.history import Point
 from dashboards.pages.overview.views import filter_statuses, overview_table_html
-from dashboards.pages.slo_detail.views import actions_for, alerts_for, current_exhaustion
+from dashboards.pages.slo_detail.views import (
+    actions_for,
+    alerts_for,
+    current_exhaustion,
+    exhaustion_text,
+    header,
+)
 from dashboards.status import worst_first
 from tests.unit.dashboards.data import NOW, alert, audit, status
 
@@ -60,5 +69,50 @@ def test_alerts_and_actions_of_an_slo() -> None:
 def test_the_exhaustion_forecast_prefers_the_evaluation_own() -> None:
     own = status(details={"time_to_exhaustion_s": 3600})
     assert current_exhaustion(own, now=NOW) == NOW + timedelta(hours=1)
+    # The control plane says "not burning" (null): not second-guessed from a burn rate.
+    quiet = status(
+        budget_remaining=0.5, burn_rates={"1h": 10.0}, details={"time_to_exhaustion_s": None}
+    )
+    assert current_exhaustion(quiet, now=NOW) is None
+    # An evaluation without the field: derived from the 1 h burn.
     derived = status(budget_remaining=0.5, burn_rates={"1h": 10.0})
     assert current_exhaustion(derived, now=NOW) == NOW + timedelta(days=1.5)
+    assert exhaustion_text(NOW + timedelta(hours=18), now=NOW) == "in 18 h · 2026-11-22 06:00 UTC"
+    assert exhaustion_text(None, now=NOW) == "not burning"
+    assert exhaustion_text(NOW, now=NOW) == "exhausted"
+
+
+def test_the_detail_header_shows_the_evaluation_details() -> None:
+    latency = status(
+        burn_rates={"5m": 20.0, "1h": 16.0},
+        details={
+            "tier": "critical",
+            "period": "30d",
+            "latency_threshold_s": 0.25,
+            "time_to_exhaustion_s": 7200,
+            "alerts": [
+                {"severity": "page", "long": "1h", "short": "5m", "factor": 14.4, "firing": True},
+                {"severity": "ticket", "long": "1d", "short": "2h", "factor": 3, "firing": False},
+            ],
+        },
+    )
+    facts = _facts(header(latency, now=NOW))
+    assert facts["Tier"] == "critical"
+    assert facts["Period"] == "30d"
+    assert facts["Latency threshold"] == "250 ms"
+    assert facts["Exhaustion forecast"] == "in 2 h · 2026-11-21 14:00 UTC"
+    assert facts["Firing alerts"] == "page 14.4× (1h & 5m)"
+    availability = _facts(header(status(details={}), now=NOW))
+    assert "Latency threshold" not in availability
+    assert availability["Period"] == "—"
+    assert availability["Firing alerts"] == "none"
+
+
+def _facts(component: Any) -> dict[str, Any]:
+    """Term -> definition of the header's ``<dl>`` (text where the definition is text)."""
+    (definitions,) = [child for child in component.children if isinstance(child, html.Dl)]
+    items = definitions.children
+    return {
+        str(term.children): definition.children
+        for term, definition in zip(items[::2], items[1::2], strict=True)
+    }
