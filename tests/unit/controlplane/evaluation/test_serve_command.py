@@ -57,3 +57,29 @@ def test_a_missing_policy_file_is_named(tmp_path: Path) -> None:
     code, output = run(tmp_path, dr_policy=str(tmp_path / "nope.yaml"))
     assert code == EXIT_CONFIG
     assert "nope.yaml: cannot read" in output
+
+
+def test_an_action_policy_that_cannot_work_is_named(tmp_path: Path) -> None:
+    policy = tmp_path / "actions.yaml"
+    policy.write_text(
+        "apiVersion: controlplane/v1\nkind: ActionPolicy\nmetadata: {name: x, version: 1}\n"
+        "spec:\n  rules:\n    - {name: r, trigger: {}, action: scale_out, service: s}\n",
+        encoding="utf-8",
+    )
+    code, output = run(tmp_path, action_policy=str(policy), evaluation_enabled="false")
+    assert code == EXIT_CONFIG
+    assert "spec.rules.0.trigger" in output
+    assert "exactly one of alert or burn" in output
+
+
+def test_a_local_orchestrator_without_its_pidfile_is_named(tmp_path: Path) -> None:
+    code, output = run(tmp_path, orchestrator="local", evaluation_enabled="false")
+    assert code == EXIT_CONFIG
+    assert "CONTROLPLANE_LOCAL_PIDFILE" in output
+
+
+def test_malformed_data_folders_are_named(tmp_path: Path) -> None:
+    code, output = run(tmp_path, database_data_dirs="primary")
+    assert code == EXIT_CONFIG
+    assert "CONTROLPLANE_DATABASE_DATA_DIRS" in output
+    assert "'primary' is not name=path" in output
