@@ -25,9 +25,14 @@ def kubernetes_client() -> k8s.ApiClient:
 def actuator_for(settings: ActionSettings) -> Actuator | None:
     """The actuator of the configured orchestrator (None: nothing can be scaled)."""
     if settings.orchestrator == "kubernetes":
-        return KubernetesActuator(
-            api_client=kubernetes_client(), namespace=settings.kubernetes_namespace
-        )
+        try:
+            api_client = kubernetes_client()
+        except k8s_config.ConfigException as exc:
+            raise ValueError(
+                f"CONTROLPLANE_ORCHESTRATOR=kubernetes: no in-cluster credentials and no "
+                f"usable kubeconfig ({exc})"
+            ) from exc
+        return KubernetesActuator(api_client=api_client, namespace=settings.kubernetes_namespace)
     if settings.orchestrator == "local":
         if settings.local_pidfile is None:
             raise ValueError("CONTROLPLANE_ORCHESTRATOR=local needs CONTROLPLANE_LOCAL_PIDFILE")

@@ -83,3 +83,17 @@ def test_malformed_data_folders_are_named(tmp_path: Path) -> None:
     assert code == EXIT_CONFIG
     assert "CONTROLPLANE_DATABASE_DATA_DIRS" in output
     assert "'primary' is not name=path" in output
+
+
+def test_kubernetes_without_credentials_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # not in a pod
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    code, output = run(
+        tmp_path,
+        orchestrator="kubernetes",
+        evaluation_enabled="false",
+    )
+    assert code == EXIT_CONFIG
+    assert "no in-cluster credentials and no usable kubeconfig" in output
