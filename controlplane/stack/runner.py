@@ -34,6 +34,7 @@ from controlplane.stack.backends import (
     Prometheus,
     Redis,
 )
+from controlplane.stack.console import Dashboards
 from controlplane.stack.errors import BackendStartError, StackError
 from controlplane.stack.process import group_alive, stop_process_group
 from controlplane.stack.settings import REPO_ROOT, StackSettings
@@ -47,13 +48,15 @@ STATUS_ERRORS: tuple[type[Exception], ...] = (*PROBE_ERRORS, KeyError)
 ALERTMANAGER_CONFIG = REPO_ROOT / "alerts" / "alertmanager.yml"
 ADMIN_TOKEN_NAME = "stack-admin"
 METRICS_TOKEN_NAME = "stack-prometheus"
+CONSOLE_TOKEN_NAME = "stack-dashboards"
 
 
 class ControlPlane(Backend):
     """``controlplane serve`` on the stack's backends: SQLite store under the stack home, the
-    webhook token Alertmanager sends, an admin token (``<home>/admin.token``) and a viewer token
-    Prometheus scrapes ``/metrics`` with. Any other ``CONTROLPLANE_*`` variable set in the
-    environment (interval, orchestrator, ...) passes through."""
+    webhook token Alertmanager sends, an admin token (``<home>/admin.token``), a viewer token
+    Prometheus scrapes ``/metrics`` with and an operator token for the console. Any other
+    ``CONTROLPLANE_*`` variable set in the environment (interval, orchestrator, ...) passes
+    through."""
 
     name = "controlplane"
 
@@ -95,10 +98,14 @@ class ControlPlane(Backend):
     def metrics_token_file(self) -> Path:
         return self.workdir / "metrics.token"
 
+    @property
+    def console_token_file(self) -> Path:
+        return self.workdir / "dashboards.token"
+
     def prepare_secrets(self, *, on_event: Callable[[str, str], None]) -> None:
         """Before any backend starts: migrate the store, make the webhook token, and make sure
-        the admin and scrape tokens in the home are valid (new ones otherwise; a new admin
-        token is announced once, through ``on_event``)."""
+        the admin, scrape and console tokens in the home are valid (new ones otherwise; a new
+        admin token is announced once, through ``on_event``)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not self.webhook_token_file.is_file():
             _write_secret(self.webhook_token_file, secrets.token_urlsafe(32))
@@ -107,6 +114,9 @@ class ControlPlane(Backend):
             database.migrate()
             _ensure_token(
                 database, self.metrics_token_file, name=METRICS_TOKEN_NAME, role=Role.VIEWER
+            )
+            _ensure_token(
+                database, self.console_token_file, name=CONSOLE_TOKEN_NAME, role=Role.OPERATOR
             )
             if _ensure_token(
                 database, self.admin_token_file, name=ADMIN_TOKEN_NAME, role=Role.ADMIN
@@ -227,6 +237,7 @@ DEMO_PORTS: dict[str, dict[str, int]] = {
     InventoryAPI.name: {"http": 8000},
     InventoryWorker.name: {"metrics": 9101},
     ControlPlane.name: {"http": 8080},
+    Dashboards.name: {"http": 8050},
     TrafficGenerator.name: {},
 }
 
@@ -242,6 +253,7 @@ ORDER: tuple[str, ...] = (
     InventoryAPI.name,
     InventoryWorker.name,
     ControlPlane.name,
+    Dashboards.name,
     TrafficGenerator.name,
 )
 
@@ -437,6 +449,13 @@ class LocalStack:
                 stack_ports=self.ports,
             ),
             control_plane,
+            Dashboards(
+                settings=self.settings,
+                workdir=data / Dashboards.name,
+                ports=self.ports[Dashboards.name],
+                control_plane_url=control_plane.url,
+                token_file=control_plane.console_token_file,
+            ),
             TrafficGenerator(
                 settings=self.settings,
                 workdir=data / TrafficGenerator.name,

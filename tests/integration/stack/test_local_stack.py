@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from controlplane.stack.process import port_is_free
@@ -79,6 +80,23 @@ def assert_status_healthy(home: Path, offset: int) -> None:
     assert (home / "logs" / "elasticsearch.log").is_file()
 
 
+def assert_console_reads_the_control_plane(home: Path, offset: int) -> None:
+    """The console serves its page on the dashboards port, and its token is an operator token
+    of the stack's own control plane."""
+    ports = shifted_ports(offset)
+    page = httpx.get(f"http://127.0.0.1:{ports['dashboards']['http']}/", timeout=10)
+    assert page.status_code == 200
+    assert "Inventory SLO console" in page.text
+    token = (home / "data" / "controlplane" / "dashboards.token").read_text().strip()
+    me = httpx.get(
+        f"http://127.0.0.1:{ports['controlplane']['http']}/api/v1/me",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert me.status_code == 200, me.text
+    assert me.json()["role"] == "operator"
+
+
 def test_up_status_down_leaves_no_process(stack_home: Path) -> None:
     offset = free_offset()
     up = subprocess.run(
@@ -90,6 +108,7 @@ def test_up_status_down_leaves_no_process(stack_home: Path) -> None:
     )
     assert up.returncode == 0, up.stdout + up.stderr
     assert_status_healthy(stack_home, offset)
+    assert_console_reads_the_control_plane(stack_home, offset)
     again = cli("up", home=stack_home)
     assert again.returncode == 1
     assert "already running" in again.stderr

@@ -50,6 +50,9 @@ def test_demo_ports_follow_the_design_document() -> None:
     assert DEMO_PORTS["jaeger"]["query_http"] == 16686
     assert DEMO_PORTS["jaeger"]["otlp_grpc"] == 4317
     assert DEMO_PORTS["jaeger"]["otlp_http"] == 4318
+    assert DEMO_PORTS["inventory-api"]["http"] == 8000
+    assert DEMO_PORTS["controlplane"]["http"] == 8080
+    assert DEMO_PORTS["dashboards"]["http"] == 8050
     every = [port for ports in DEMO_PORTS.values() for port in ports.values()]
     assert len(every) == len(set(every))
 
