@@ -54,6 +54,12 @@ class ActionSettings(BaseSettings):
     failover_enabled: bool = Field(
         default=True, description="Fail the database over automatically (needs nodes + dirs)."
     )
+    drill_interval_hours: float = Field(
+        default=0.0,
+        ge=0,
+        description="Run a switchover drill when the newest stored drill is older than this "
+        "(needs nodes + dirs); 0: no scheduled drills.",
+    )
     failover_probe_interval_seconds: float = Field(default=0.5, gt=0)
     failover_probe_threshold: int = Field(
         default=3, ge=1, description="Consecutive failed probes that declare the primary down."

@@ -44,6 +44,7 @@ class FailoverService:
         self.threshold = threshold
         self.decisions: list[StoredAuditEntry] = []
         self._stop = threading.Event()
+        self._paused = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -55,6 +56,13 @@ class FailoverService:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+    def pause(self) -> None:
+        """A planned operation stops the primary on purpose: no failover until :meth:`resume`."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
 
     def primary(self) -> Node | None:
         for node in self.nodes:
@@ -75,6 +83,10 @@ class FailoverService:
                 primary, interval=self.interval, threshold=self.threshold, stop=self._stop
             )
             if detection is None:
+                continue
+            if self._paused.is_set():
+                logger.info("%s unreachable during a planned operation: no failover", primary.name)
+                self._stop.wait(1.0)
                 continue
             entry = self.engine.decide(
                 "failover_database",

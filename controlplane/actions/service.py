@@ -8,7 +8,8 @@
 * Every ``CONTROLPLANE_ACTION_INTERVAL_SECONDS`` the leader ticks the engine: operator-approved
   decisions run, due scale-out verifications are checked, burn-tier triggers are read.
 * With database nodes and their data folders configured, a :class:`FailoverService` watches the
-  primary and fails over through the same gate.
+  primary and fails over through the same gate; with ``CONTROLPLANE_DRILL_INTERVAL_HOURS`` too,
+  a :class:`ScheduledDrill` runs a switchover drill whenever the newest stored drill is older.
 
 Only the leader acts; a replica that loses the lease mid-decision is refused by its fencing
 token in the store.
@@ -21,12 +22,14 @@ import queue
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from controlplane.actions.config import ActionSettings
 from controlplane.actions.database import FailoverService
+from controlplane.actions.drills import ScheduledDrill, local_node_control
 from controlplane.actions.engine import ActionEngine
 from controlplane.actions.policy import load_action_policy
 from controlplane.actions.signals import prometheus_burn_reader
@@ -34,10 +37,11 @@ from controlplane.actions.topology import actuator_for
 from controlplane.commands.slo import load_spec_paths
 from controlplane.core.config import ControlPlaneSettings
 from controlplane.failover.fencing import LocalFencer
+from controlplane.failover.nodes import Node
 from controlplane.runtime import Runtime
 from controlplane.sources.prometheus import PrometheusSource
 from controlplane.store.alerts import AlertChange, list_alerts
-from controlplane.targets.policy import PolicyError, load_dr_policy
+from controlplane.targets.policy import PolicyError, TierTargets, load_dr_policy
 
 __all__ = ["ALERT_LOOKBACK", "ActionService"]
 
@@ -47,6 +51,9 @@ logger = logging.getLogger(__name__)
 ALERT_LOOKBACK = timedelta(minutes=15)
 
 TICK_JOB = "actions-tick"
+DRILL_JOB = "actions-drill"
+#: How often the leader checks whether the scheduled drill is due.
+DRILL_CHECK_EVERY = timedelta(minutes=1)
 
 
 class ActionService:
@@ -58,11 +65,13 @@ class ActionService:
         runtime: Runtime,
         engine: ActionEngine,
         failover: FailoverService | None = None,
+        drill: ScheduledDrill | None = None,
         interval: float = 5.0,
     ) -> None:
         self.runtime = runtime
         self.engine = engine
         self.failover = failover
+        self.drill = drill
         self.interval = interval
         self._queue: queue.Queue[Sequence[AlertChange] | None] = queue.Queue()
         self._offered: set[int] = set()
@@ -85,10 +94,12 @@ class ActionService:
             actuator=actuator_for(actions),
             burn_reader=prometheus_burn_reader(PrometheusSource.from_settings(settings), slos),
         )
+        failover = _failover_for(actions, engine)
         return cls(
             runtime=runtime,
             engine=engine,
-            failover=_failover_for(actions, engine),
+            failover=failover,
+            drill=_drill_for(actions, engine, failover),
             interval=actions.action_interval_seconds,
         )
 
@@ -110,16 +121,26 @@ class ActionService:
             id=TICK_JOB,
             next_run_time=datetime.now(UTC),
         )
+        if self.drill is not None:
+            scheduler.add_job(
+                self.drill_now,
+                "interval",
+                seconds=DRILL_CHECK_EVERY.total_seconds(),
+                id=DRILL_JOB,
+                next_run_time=datetime.now(UTC) + DRILL_CHECK_EVERY,
+            )
         scheduler.start()
         self._scheduler = scheduler
         if self.failover is not None:
             self.failover.start()
         logger.info(
-            "action engine started: policy %s v%d, tick every %g s, automatic failover %s",
+            "action engine started: policy %s v%d, tick every %g s, automatic failover %s, "
+            "scheduled drills %s",
             self.engine.policy.metadata.name,
             self.engine.policy.metadata.version,
             self.interval,
             "on" if self.failover is not None else "off",
+            "on" if self.drill is not None else "off",
         )
 
     def stop(self) -> None:
@@ -185,6 +206,15 @@ class ActionService:
             ]
         )
 
+    def drill_now(self) -> None:
+        """The scheduled drill, when due (leader only; it runs for tens of seconds)."""
+        if self.drill is None or not self._leads():
+            return
+        try:
+            self.drill.run_if_due()
+        except Exception:
+            logger.exception("scheduled drill failed")
+
     def tick_now(self) -> None:
         """One tick (leader only): missed alerts, approvals, verifications, burn triggers."""
         if not self._leads():
@@ -198,30 +228,66 @@ class ActionService:
             logger.exception("action tick failed")
 
 
-def _failover_for(actions: ActionSettings, engine: ActionEngine) -> FailoverService | None:
+def _local_nodes(actions: ActionSettings, what: str) -> tuple[list[Node], dict[str, Path]]:
+    """The database nodes and their data folders, or nothing (with the reason logged)."""
     nodes = actions.nodes()
-    if not actions.failover_enabled or len(nodes) < 2:
-        return None
+    if len(nodes) < 2:
+        return [], {}
     data_dirs = actions.data_dirs()
     unknown = [node.name for node in nodes if node.name not in data_dirs]
     if unknown:
         logger.warning(
-            "automatic failover off: no data folder to fence %s (CONTROLPLANE_DATABASE_DATA_DIRS)",
+            "%s off: no data folder for %s (CONTROLPLANE_DATABASE_DATA_DIRS)",
+            what,
             ", ".join(unknown),
         )
-        return None
+        return [], {}
+    return nodes, data_dirs
+
+
+def _tier_targets(actions: ActionSettings) -> TierTargets:
     policy = load_dr_policy(actions.dr_policy)
     entry = next((d for d in policy.spec.databases if d.name == actions.database_name), None)
     if entry is None:
         raise PolicyError(
             f"{actions.dr_policy}: database {actions.database_name} is not in the DR policy"
         )
+    return policy.spec.tiers[entry.tier]
+
+
+def _failover_for(actions: ActionSettings, engine: ActionEngine) -> FailoverService | None:
+    if not actions.failover_enabled:
+        return None
+    nodes, data_dirs = _local_nodes(actions, "automatic failover")
+    if not nodes:
+        return None
     return FailoverService(
         engine=engine,
         nodes=nodes,
         fencer=LocalFencer(data_dirs=data_dirs),
-        rpo=policy.spec.tiers[entry.tier].rpo,
+        rpo=_tier_targets(actions).rpo,
         database=actions.database_name,
         interval=actions.failover_probe_interval_seconds,
         threshold=actions.failover_probe_threshold,
+    )
+
+
+def _drill_for(
+    actions: ActionSettings, engine: ActionEngine, failover: FailoverService | None
+) -> ScheduledDrill | None:
+    if actions.drill_interval_hours <= 0:
+        return None
+    nodes, data_dirs = _local_nodes(actions, "scheduled drills")
+    if not nodes:
+        return None
+    targets = _tier_targets(actions)
+    return ScheduledDrill(
+        engine=engine,
+        nodes=nodes,
+        control=local_node_control(nodes, data_dirs),
+        database=actions.database_name,
+        interval=timedelta(hours=actions.drill_interval_hours),
+        rto_target=targets.rto,
+        rpo_target=targets.rpo,
+        failover=failover,
     )
