@@ -22,7 +22,7 @@ from controlplane.actions.database import FailoverService
 from controlplane.actions.engine import ActionEngine
 from controlplane.failover.local import LocalNodeControl
 from controlplane.failover.nodes import Node, NodeUnreachable, probe
-from controlplane.failover.switchover import SwitchoverAborted, switchover_drill
+from controlplane.failover.switchover import DrillResult, SwitchoverAborted, switchover_drill
 from controlplane.stack.backends import PostgresPrimary
 from controlplane.stack.settings import StackSettings
 from controlplane.store.actions import merge_evidence
@@ -44,6 +44,24 @@ def local_node_control(nodes: Sequence[Node], data_dirs: Mapping[str, Path]) -> 
         for node in nodes
     }
     return LocalNodeControl(backends)
+
+
+def switchover_drill_record(
+    result: DrillResult, *, started: datetime, details: dict[str, Any]
+) -> NewDrill:
+    """What the store keeps of a switchover drill (the RPO is 0 only if no write was lost)."""
+    return NewDrill(
+        database=result.database,
+        kind="switchover",
+        started_at=started,
+        finished_at=result.finished_at,
+        succeeded=result.succeeded,
+        measured_rto_s=result.measured_rto.total_seconds(),
+        measured_rpo_s=0.0 if result.lost_acknowledged_writes == 0 else None,
+        lost_acknowledged_writes=result.lost_acknowledged_writes,
+        acknowledged_writes=result.acknowledged_writes,
+        details=details,
+    )
 
 
 class ScheduledDrill:
@@ -131,16 +149,9 @@ class ScheduledDrill:
         finally:
             if self.failover is not None:
                 self.failover.resume()
-        drill = NewDrill(
-            database=self.database,
-            kind="switchover",
-            started_at=started,
-            finished_at=result.finished_at,
-            succeeded=result.succeeded,
-            measured_rto_s=result.measured_rto.total_seconds(),
-            measured_rpo_s=0.0 if result.lost_acknowledged_writes == 0 else None,
-            lost_acknowledged_writes=result.lost_acknowledged_writes,
-            acknowledged_writes=result.acknowledged_writes,
+        drill = switchover_drill_record(
+            result,
+            started=started,
             details={
                 "decision_id": entry.decision_id,
                 "old_primary": record.old_primary,

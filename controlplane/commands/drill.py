@@ -26,6 +26,7 @@ import httpx
 import typer
 from rich.console import Console
 
+from controlplane.actions.drills import switchover_drill_record
 from controlplane.actions.scaling_drill import run_scaling_drill
 from controlplane.core.config import ControlPlaneSettings
 from controlplane.failover.fencing import LocalFencer
@@ -201,16 +202,9 @@ def switchover_command(
             control_plane.set_kill_switch(False, "switchover drill finished")
             console.print("control plane: kill switch off again")
     _store(
-        NewDrill(
-            database=database,
-            kind="switchover",
-            started_at=started,
-            finished_at=result.finished_at,
-            succeeded=result.succeeded,
-            measured_rto_s=result.measured_rto.total_seconds(),
-            measured_rpo_s=0.0 if result.lost_acknowledged_writes == 0 else None,
-            lost_acknowledged_writes=result.lost_acknowledged_writes,
-            acknowledged_writes=result.acknowledged_writes,
+        switchover_drill_record(
+            result,
+            started=started,
             details={"old_primary_following": record.old_primary_following},
         )
     )

@@ -70,10 +70,9 @@ def pair(backend_pool: BackendPool) -> Iterator[tuple[PostgresPrimary, Node, Nod
     backend_pool.stop(primary)
 
 
-def service_for(
-    runtime: Runtime, primary: PostgresPrimary, old: Node, new: Node
-) -> FailoverService:
-    engine = ActionEngine(
+def database_engine(runtime: Runtime) -> ActionEngine:
+    """The shipped policy, nothing to scale: database actions only."""
+    return ActionEngine(
         policy=load_action_policy(DEFAULT_ACTION_POLICY),
         database=runtime.database,
         leadership=runtime.leadership,
@@ -81,6 +80,12 @@ def service_for(
         actuator=None,
         burn_reader=lambda *_: InputValue(value=None, observed_at=None),
     )
+
+
+def service_for(
+    runtime: Runtime, primary: PostgresPrimary, old: Node, new: Node
+) -> FailoverService:
+    engine = database_engine(runtime)
     return FailoverService(
         engine=engine,
         nodes=[old, new],

@@ -9,12 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from controlplane.actions.config import DEFAULT_ACTION_POLICY
 from controlplane.actions.database import FailoverService
 from controlplane.actions.drills import ScheduledDrill, local_node_control
-from controlplane.actions.engine import ActionEngine
-from controlplane.actions.gate import InputValue
-from controlplane.actions.policy import load_action_policy
 from controlplane.failover.fencing import LocalFencer
 from controlplane.failover.local import LocalNodeControl
 from controlplane.failover.nodes import Node, probe
@@ -23,7 +19,7 @@ from controlplane.stack.backends import PostgresPrimary, PostgresReplica
 from controlplane.store.actions import KILL_SWITCH, set_flag
 from controlplane.store.audit import list_audit
 from controlplane.store.drills import list_drills
-from tests.integration.actions.test_failover_service import runtime
+from tests.integration.actions.test_failover_service import database_engine, runtime
 from tests.support.backends import TEST_PG_CONF, BackendPool, launch
 
 pytestmark = pytest.mark.integration
@@ -57,14 +53,7 @@ def pair(backend_pool: BackendPool) -> Iterator[Pair]:
 
 
 def drill_for(runtime: Runtime, pair: Pair) -> tuple[ScheduledDrill, FailoverService]:
-    engine = ActionEngine(
-        policy=load_action_policy(DEFAULT_ACTION_POLICY),
-        database=runtime.database,
-        leadership=runtime.leadership,
-        lease_name=runtime.settings.leader_name,
-        actuator=None,
-        burn_reader=lambda *_: InputValue(value=None, observed_at=None),
-    )
+    engine = database_engine(runtime)
     data_dirs = {node.name: pair.control.data_dir(node) for node in pair.nodes}
     failover = FailoverService(
         engine=engine,
