@@ -8,14 +8,15 @@ In order, before anything is written:
 3. the body is validated as a version-4 payload: 422 with the failing field paths otherwise.
 
 Then the whole delivery is stored in one transaction and only after the commit the answer is 200,
-so an alert that got a 2xx survives a crash of the process right after. Repeated deliveries are
-recorded as repeats (see :mod:`controlplane.store.alerts`); only alerts that were opened or closed
-are passed on to the runtime's alert listeners.
+so an alert that got a 2xx survives a crash of the process right after. Concurrent deliveries
+share that transaction (group commit, :mod:`alerts.batching`), each in its own savepoint.
+Repeated deliveries are recorded as repeats (see :mod:`controlplane.store.alerts`); only alerts
+that were opened or closed are passed on to the runtime's alert listeners.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -23,13 +24,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 
+from alerts.batching import DeliveryBatcher
 from alerts.models import WebhookPayload
 from controlplane.api import ApiExtension
 from controlplane.api.deps import RuntimeDep
 from controlplane.core.config import ControlPlaneSettings, SettingsError
 from controlplane.core.security import constant_time_equals
 from controlplane.runtime import Runtime
-from controlplane.store.alerts import DeliveryResult, IncomingDelivery, record_delivery
 
 __all__ = ["WEBHOOK_PATH", "WebhookAck", "webhook_extension"]
 
@@ -80,11 +81,6 @@ def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
-def _store(runtime: Runtime, delivery: IncomingDelivery) -> DeliveryResult:
-    with runtime.database.writer() as session:
-        return record_delivery(session, delivery=delivery, received_at=datetime.now(UTC))
-
-
 def webhook_extension(settings: ControlPlaneSettings) -> ApiExtension:
     """The receiver as an API extension. Fails fast without a webhook token."""
     expected = settings.resolved_webhook_token()
@@ -94,6 +90,16 @@ def webhook_extension(settings: ControlPlaneSettings) -> ApiExtension:
             "Alertmanager webhooks"
         )
     limit = settings.max_webhook_body_bytes
+    batchers: dict[int, DeliveryBatcher] = {}  # one writer per store (per app, in practice)
+    batchers_lock = threading.Lock()
+
+    def batcher_for(runtime: Runtime) -> DeliveryBatcher:
+        key = id(runtime.database)
+        with batchers_lock:
+            found = batchers.get(key)
+            if found is None or found.database is not runtime.database:
+                found = batchers[key] = DeliveryBatcher(runtime.database)
+            return found
 
     def authenticate(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(webhook_token)],
@@ -146,7 +152,7 @@ def webhook_extension(settings: ControlPlaneSettings) -> ApiExtension:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT, validation_errors(exc)
             ) from exc
-        result = await run_in_threadpool(_store, runtime, payload.to_delivery())
+        result = await batcher_for(runtime).store(payload.to_delivery())
         await run_in_threadpool(runtime.notify_alert_changes, result.changed)
         outcomes: dict[str, int] = {}
         for change in result.changes:
