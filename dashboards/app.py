@@ -3,15 +3,22 @@
 Pages are plain functions of the URL (``/``, ``/slo/<id>``, ``/capacity``, ``/dr``,
 ``/alerts``); every page registers its callbacks with the one injected client. Nothing is read
 from the control plane until a page asks for it.
+
+The first page a browser opens comes with the layout itself (the page's address is the
+``Referer`` of the layout request), so its callbacks start one round trip earlier; the routing
+callback then leaves it in place. Without a ``Referer`` the routing callback draws it as it
+draws every later page.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import unquote
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
-from dash import Dash, Input, Output, dcc, html
+import flask
+from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash.development.base_component import Component
 
 from dashboards.client import ControlPlaneClient, ControlPlaneError
@@ -46,12 +53,16 @@ class ShellIds:
     LOCATION = "shell-location"
     PAGE = "shell-page"
     WHO = "shell-who"
+    #: The path whose page the layout already holds (until the routing callback has seen it).
+    RENDERED = "shell-rendered-path"
 
 
-def shell() -> html.Div:
+def shell(*, path: str | None = None, page: Component | None = None) -> html.Div:
+    """The frame of every page; ``page`` (the page at ``path``) when the layout brings it."""
     return html.Div(
         [
             dcc.Location(id=ShellIds.LOCATION),
+            dcc.Store(id=ShellIds.RENDERED, data=path),
             html.Header(
                 [
                     html.H1("Inventory SLO console"),
@@ -63,7 +74,7 @@ def shell() -> html.Div:
                 ],
                 className="shell-header",
             ),
-            html.Main(id=ShellIds.PAGE),
+            html.Main(page, id=ShellIds.PAGE),
         ],
         className="shell",
     )
@@ -84,6 +95,14 @@ def page_for(pathname: str | None, *, refresh_seconds: float) -> Component:
     return empty_state(f"no page at {path}")
 
 
+def _page_path(referrer: str | None) -> str | None:
+    """The path of the page that asked for the layout, from its ``Referer``; None when there
+    is none (the routing callback draws the page then)."""
+    if not referrer:
+        return None
+    return urlsplit(referrer).path or "/"
+
+
 def create_app(*, client: ControlPlaneClient, settings: DashboardSettings) -> Dash:
     app = Dash(
         __name__,
@@ -94,7 +113,16 @@ def create_app(*, client: ControlPlaneClient, settings: DashboardSettings) -> Da
         serve_locally=True,
     )
     refresh = settings.refresh_interval_seconds
-    app.layout = shell()
+
+    def initial_layout() -> html.Div:
+        # Dash also calls this once at start, outside any request: the bare shell then.
+        referrer = flask.request.referrer if flask.has_request_context() else None
+        path = _page_path(referrer)
+        if path is None:
+            return shell()
+        return shell(path=path, page=page_for(path, refresh_seconds=refresh))
+
+    app.layout = initial_layout
     app.validation_layout = html.Div(  # type: ignore[assignment]
         [
             shell(),
@@ -106,9 +134,16 @@ def create_app(*, client: ControlPlaneClient, settings: DashboardSettings) -> Da
         ]
     )
 
-    @app.callback(Output(ShellIds.PAGE, "children"), Input(ShellIds.LOCATION, "pathname"))
-    def route(pathname: str | None) -> Component:
-        return page_for(pathname, refresh_seconds=refresh)
+    @app.callback(
+        Output(ShellIds.PAGE, "children"),
+        Output(ShellIds.RENDERED, "data"),
+        Input(ShellIds.LOCATION, "pathname"),
+        State(ShellIds.RENDERED, "data"),
+    )
+    def route(pathname: str | None, rendered: str | None) -> tuple[Any, None]:
+        if rendered is not None and (pathname or "/") == rendered:
+            return no_update, None  # the layout brought this page; later visits draw it
+        return page_for(pathname, refresh_seconds=refresh), None
 
     @app.callback(Output(ShellIds.WHO, "children"), Input(ShellIds.LOCATION, "pathname"))
     def who(_pathname: str | None) -> str | html.Span:

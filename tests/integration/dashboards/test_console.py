@@ -164,9 +164,15 @@ def test_clicking_an_slo_opens_its_detail_with_traces_and_logs(
     events = browser.text("#detail-events-table")
     assert "SLOBurnRateHigh (page)" in events
     assert "scale_out deployment/inventory" in events
+    assert "Latency threshold" in header  # the evaluation's details.latency_threshold_s
+    assert "250 ms" in header
     _no_console_errors(browser)
     _settled(browser)
     browser.screenshot("slo-detail", publish=True)
+    # Back to the overview inside the page (the first page came with the layout; a later
+    # visit of its path is drawn by the routing callback).
+    browser.click("a.back")
+    browser.wait(lambda: len(_rows(browser)) == len(SLOS), what="the overview again")
 
 
 def test_an_slo_without_traces_in_jaeger_says_why(
