@@ -26,8 +26,13 @@ import httpx
 import typer
 from rich.console import Console
 
+from controlplane.actions.config import ActionSettings
 from controlplane.actions.drills import switchover_drill_record
+from controlplane.actions.engine import INEFFECTIVE
+from controlplane.actions.policy import ServiceScaling, load_action_policy
 from controlplane.actions.scaling_drill import run_scaling_drill
+from controlplane.actuators.base import ActuatorError
+from controlplane.actuators.local import LocalGunicornActuator
 from controlplane.core.config import ControlPlaneSettings
 from controlplane.failover.fencing import LocalFencer
 from controlplane.failover.local import LocalNodeControl
@@ -41,7 +46,7 @@ from controlplane.stack.settings import REPO_ROOT, StackSettings
 from controlplane.stack.workload import InventoryAPI
 from controlplane.store.database import Database
 from controlplane.store.drills import NewDrill, record_drill
-from controlplane.targets.policy import load_dr_policy
+from controlplane.targets.policy import PolicyError, load_dr_policy
 
 app = typer.Typer(help="DR drills on the local stack (measured RTO / RPO, stored).")
 console = Console()
@@ -89,6 +94,17 @@ class StackControlPlane:
             json={"enabled": enabled, "reason": reason},
             timeout=5,
         ).raise_for_status()
+
+    def open_findings(self, kind: str) -> list[dict[str, Any]]:
+        answer = httpx.get(
+            f"{self.url}/api/v1/findings",
+            headers=self.headers,
+            params={"open": "true", "kind": kind},
+            timeout=5,
+        )
+        answer.raise_for_status()
+        found: list[dict[str, Any]] = answer.json()
+        return found
 
     def audit_since(self, since: datetime, action: str | None = None) -> list[dict[str, Any]]:
         """Audit entries since ``since``, oldest first."""
@@ -282,7 +298,11 @@ def failover_command(
 def scaling_command(
     home: HomeOption = REPO_ROOT / ".stack",
     rate: Annotated[
-        float, typer.Option(help="Extra reads per second, on top of the traffic.")
+        float,
+        typer.Option(
+            help="Extra reads per second at least; raised so that the reads reach 1.3 times "
+            "what the running workers can serve."
+        ),
     ] = 10,
     service_time_ms: Annotated[
         int, typer.Option(help="Slowness injected per read (the worker is held that long).")
@@ -308,6 +328,33 @@ def scaling_command(
     if not skus:
         err.print("the API has no items yet: let the demo traffic run a few seconds")
         raise typer.Exit(1)
+    _wait_until_settled(control_plane)
+    try:
+        workers = LocalGunicornActuator(pidfile=api.pidfile).current_replicas("inventory")
+    except ActuatorError as exc:
+        err.print(f"cannot count the API's workers: {exc}")
+        raise typer.Exit(1) from exc
+    ceiling = _max_workers()
+    if ceiling is not None and workers >= ceiling:
+        err.print(
+            f"the API already runs {workers} workers, the action policy's maximum ({ceiling}): "
+            "the control plane cannot add one (restart the demo to start from 2)"
+        )
+        raise typer.Exit(1)
+    # Size the extra reads to the workers running now (an earlier burn may have added some) and
+    # to the reads already arriving: over what they can serve (1.3 times, at least 1.1 times),
+    # yet at most 0.65 times what the policy's maximum of workers can, so that scaling out helps.
+    per_worker = 1000 / service_time_ms
+    capacity = workers * per_worker
+    background = _read_rate(api.url)
+    ceiling_reads = 0.65 * (ceiling or workers * 2) * per_worker
+    target = max(min(1.3 * capacity, ceiling_reads), 1.1 * capacity)
+    needed = round(max(rate, target - background), 1)
+    console.print(
+        f"{workers} workers serve {capacity:g} reads/s with the slowness; {background:.1f} "
+        f"reads/s arrive already; the drill adds {needed:g}"
+    )
+    rate = needed
     picks = itertools.cycle(skus)
     started = datetime.now(UTC)
     result = run_scaling_drill(
@@ -341,6 +388,66 @@ def scaling_command(
     console.print(
         f"scale reaction: {result.reaction_s:.1f} s from onset to an added worker serving"
     )
+
+
+def _read_rate(api_url: str, seconds: float = 3.0) -> float:
+    """GET requests per second the API serves now (its own request counter, over ``seconds``)."""
+
+    def reads() -> float:
+        text = httpx.get(f"{api_url}/metrics", timeout=5).text
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith("http_server_request_duration_seconds_count{") and (
+                'method="GET"' in line and 'route="/api/v1/' in line
+            ):
+                total += float(line.rsplit(" ", 1)[-1])
+        return total
+
+    first = reads()
+    time.sleep(seconds)
+    return max(0.0, (reads() - first) / seconds)
+
+
+def _scaling_policy() -> ServiceScaling | None:
+    """The local API's scaling section of the action policy the control plane uses."""
+    try:
+        policy = load_action_policy(ActionSettings().action_policy)
+    except PolicyError:
+        return None
+    return policy.spec.scaling.get("inventory")
+
+
+def _max_workers() -> int | None:
+    scaling = _scaling_policy()
+    return None if scaling is None else scaling.max_replicas
+
+
+def _wait_until_settled(control_plane: StackControlPlane, *, limit: float = 300) -> None:
+    """A drill measures one reaction: first let an earlier scale-out (the demo's own traffic can
+    cause one, e.g. while the stack warms up) finish its verification, and an escalation clear."""
+    scaling = _scaling_policy()
+    verify = scaling.verify_after if scaling is not None else timedelta(minutes=2)
+    deadline = time.monotonic() + limit
+    announced = False
+    while time.monotonic() < deadline:
+        now = datetime.now(UTC)
+        recent = [
+            e
+            for e in control_plane.audit_since(now - verify - timedelta(seconds=15), "scale_out")
+            if e["decision"] == "taken"
+        ]
+        escalated = control_plane.open_findings(INEFFECTIVE)
+        if not recent and not escalated:
+            return
+        if not announced:
+            console.print(
+                "waiting for the control plane's last scale-out to be verified"
+                + (" and its escalation to clear" if escalated else "")
+            )
+            announced = True
+        time.sleep(5)
+    err.print(f"the control plane did not settle within {limit:g} s (see GET /api/v1/findings)")
+    raise typer.Exit(1)
 
 
 def _failover_by_control_plane(

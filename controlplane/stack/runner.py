@@ -514,8 +514,15 @@ class LocalStack:
         control_plane.prepare_secrets(on_event=on_event)  # Alertmanager and Prometheus use them
         pids: dict[str, int] = {}
         try:
+            elasticsearch_ready = False
             for name in ORDER:
                 backend = self.backends[name]
+                if name == TrafficGenerator.name:
+                    # Traffic last, once Elasticsearch (a JVM warming up on the same cores) is
+                    # up: the first minutes of SLO data should not be a start-up artefact.
+                    self.backends[Elasticsearch.name].wait_healthy()
+                    on_event(Elasticsearch.name, "healthy")
+                    elasticsearch_ready = True
                 on_event(name, "starting")
                 backend.spawn()
                 assert backend.process is not None
@@ -525,8 +532,9 @@ class LocalStack:
                 if name != Elasticsearch.name:  # the slow one warms up while the rest start
                     backend.wait_healthy()
                     on_event(name, "healthy")
-            self.backends[Elasticsearch.name].wait_healthy()
-            on_event(Elasticsearch.name, "healthy")
+            if not elasticsearch_ready:
+                self.backends[Elasticsearch.name].wait_healthy()
+                on_event(Elasticsearch.name, "healthy")
         except BackendStartError:
             self.down(on_event=on_event)
             raise
