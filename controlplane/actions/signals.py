@@ -10,7 +10,9 @@ Two ways to read the burn of an SLO over a window:
   by the sample's own timestamp (``timestamp(...)``) — an instant query alone would happily
   return a five-minute-old value from the lookback.
 
-Anything missing, non-finite or unreadable is an input without a value: the gate holds.
+Anything missing, non-finite or unreadable is an input without a value: the gate holds. So is a
+window with fewer than ``min_events`` events (50, or the SLO's ``min_events`` if higher): the
+first seconds of a service are not a burn.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from controlplane.actions.engine import BurnReader
 from controlplane.actions.gate import InputValue
 from controlplane.sources.base import MetricsSource, NoData, SourceError
 from slo.durations import DurationError, parse_duration
-from slo.queries import error_ratio_expr, newest_sample_expr
+from slo.queries import error_ratio_expr, events_expr, newest_sample_expr
 from slo.spec import SLO
 
 MISSING = InputValue(value=None, observed_at=None)
@@ -48,7 +50,13 @@ def _read(source: MetricsSource, value_query: str, stamp_query: str) -> InputVal
     return InputValue(value=value, observed_at=datetime.fromtimestamp(stamp, tz=UTC))
 
 
-def prometheus_burn_reader(source: MetricsSource, slos: Iterable[SLO] = ()) -> BurnReader:
+#: Fewest events a window needs before its burn counts (the SLO's own ``min_events`` if higher).
+MIN_BURN_EVENTS = 50
+
+
+def prometheus_burn_reader(
+    source: MetricsSource, slos: Iterable[SLO] = (), *, min_events: float = MIN_BURN_EVENTS
+) -> BurnReader:
     known = {(slo.service, slo.name): slo for slo in slos}
 
     def read(service: str, slo_name: str, window: str) -> InputValue:
@@ -57,7 +65,11 @@ def prometheus_burn_reader(source: MetricsSource, slos: Iterable[SLO] = ()) -> B
             try:
                 span = parse_duration(window)
                 ratio = error_ratio_expr(slo, span)
+                events = events_expr(slo, span)
             except (DurationError, ValueError):
+                return MISSING
+            # A burn from a handful of requests (a service just starting) is noise, not a signal.
+            if (_scalar(source, events) or 0.0) < max(slo.min_events, min_events):
                 return MISSING
             budget = 1.0 - slo.target
             return _read(source, f"({ratio}) / {budget!r}", newest_sample_expr(slo))
