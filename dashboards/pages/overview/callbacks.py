@@ -2,8 +2,7 @@
 
 * ``refresh`` (interval, button or filter change): reads ``/slos`` and draws the table at once
   with the sparklines it already keeps; the SLOs whose history is not kept yet are handed to
-* ``fill``: fetches those histories (one request for all) and draws the table again, complete;
-  the clientside callback that places the table hands them over once the table is painted.
+* ``fill``: fetches those histories (one request for all) and draws the table again, complete.
 
 A cold console therefore shows every SLO after one request and the sparklines a moment later.
 A table the browser already shows (same digest) is not sent again: an auto-refresh without new
@@ -85,21 +84,6 @@ def register(app: Dash, *, client: ControlPlaneClient, history: RecentHistory) -
         Input(OverviewIds.TABLE_HTML, "data"),
     )
 
-    # Hands the SLOs still without a sparkline to ``fill`` once the table is painted: their
-    # fetch would otherwise compete with the first paint for the CPU.
-    app.clientside_callback(  # type: ignore[no-untyped-call]
-        """
-        function (pending) {
-            if (!pending) { return window.dash_clientside.no_update; }
-            return new Promise(resolve => requestAnimationFrame(
-                () => setTimeout(() => resolve(pending), 0)
-            ));
-        }
-        """,
-        Output(OverviewIds.MISSING, "data"),
-        Input(OverviewIds.PENDING, "data"),
-    )
-
     @app.callback(
         Output(OverviewIds.TABLE, "children"),
         Output(OverviewIds.TABLE_HTML, "data"),
@@ -108,7 +92,7 @@ def register(app: Dash, *, client: ControlPlaneClient, history: RecentHistory) -
         Output(OverviewIds.UPDATED, "children"),
         Output(OverviewIds.SERVICE_FILTER, "options"),
         Output(OverviewIds.TIER_FILTER, "options"),
-        Output(OverviewIds.PENDING, "data"),
+        Output(OverviewIds.MISSING, "data"),
         Input(OverviewIds.REFRESH, "n_intervals"),
         Input(OverviewIds.REFRESH_BUTTON, "n_clicks"),
         Input(OverviewIds.SERVICE_FILTER, "value"),

@@ -24,9 +24,7 @@ class OverviewIds:
     TABLE_HOST = "overview-table-host"
     #: Digest of the table the browser shows: an unchanged table is not sent again.
     TABLE_DIGEST = "overview-table-digest"
-    #: SLOs whose sparkline history is still to be fetched (set by the refresh) ...
-    PENDING = "overview-pending-history"
-    #: ... handed to ``fill`` once the table is painted (set by the clientside callback).
+    #: SLOs whose sparkline history is still to be fetched (set by the refresh).
     MISSING = "overview-missing-history"
 
 
@@ -80,7 +78,6 @@ def layout(*, refresh_seconds: float) -> html.Div:
             dcc.Store(id=OverviewIds.TABLE_HTML),
             dcc.Store(id=OverviewIds.TABLE_DIGEST),
             dcc.Interval(id=OverviewIds.REFRESH, interval=int(refresh_seconds * 1000)),
-            dcc.Store(id=OverviewIds.PENDING),
             dcc.Store(id=OverviewIds.MISSING),
         ],
         className="page page-overview",
