@@ -82,6 +82,10 @@ bench-controlplane: bootstrap ## 1,000 SLOs on a real Prometheus, webhook ingest
 	$(PY) -m bench.controlplane $(BENCH_ARGS)
 
 # --- operator console (dashboards/) ---------------------------------------------------------
+.PHONY: screenshots
+screenshots: ## browser tests of the console, copying one screenshot per page to docs/screenshots
+	PUBLISH_SCREENSHOTS=1 $(PY) -m pytest tests/integration/dashboards/test_console.py $(PYTEST_ARGS)
+
 .PHONY: bench-dashboards
 bench-dashboards: ## overview with 200 SLOs in headless Chromium: first render, refresh p95 (table + JSON line)
 	$(PY) -m bench.dashboards $(BENCH_ARGS)

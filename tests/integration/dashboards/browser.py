@@ -204,14 +204,15 @@ class Browser:
         self.wait(idle, timeout=timeout, what="idle callbacks")
 
     def screenshot(self, name: str, *, publish: bool = False) -> Path:
-        """Save under test-output/screenshots (and copy to docs/screenshots when ``publish``)."""
+        """Save under test-output/screenshots; with ``publish`` and ``PUBLISH_SCREENSHOTS=1``
+        (``make screenshots``) also copy to docs/screenshots, the README's pictures."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
         height = self.driver.execute_script("return document.body.scrollHeight")
         self.driver.set_window_size(1600, max(1200, min(int(height) + 100, 5000)))
         self.driver.save_screenshot(str(path))
         self.driver.set_window_size(1600, 1200)
-        if publish:
+        if publish and os.environ.get("PUBLISH_SCREENSHOTS") == "1":
             DOC_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, DOC_SCREENSHOTS / path.name)
         return path

@@ -2,8 +2,8 @@
 Elasticsearch): every page renders without console errors, the overview is worst first, an SLO's
 detail has trace rows and log lines, the kill switch works for an operator only.
 
-Screenshots of every page go to ``test-output/screenshots/``; one per page is copied to
-``docs/screenshots/`` for the README.
+Screenshots of every page go to ``test-output/screenshots/``; ``make screenshots`` also copies
+one per page to ``docs/screenshots/`` for the README.
 """
 
 from __future__ import annotations
