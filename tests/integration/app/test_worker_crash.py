@@ -72,11 +72,13 @@ def test_sigkill_in_the_middle_of_a_batch_then_restart_applies_everything_once(
     ids = submit_receives(api, sku=sku, count=2400)
 
     worker = stack.worker(INVENTORY_WORKER_BATCH_SIZE="20")
+    # Kill it while it holds a batch it has read and not acknowledged (on a busy machine the
+    # worker can be caught between batches, with nothing pending; wait for a moment it is not).
     eventually(
-        lambda: applied(databases, sku) >= 60,
+        lambda: applied(databases, sku) >= 60 and pending(redis_server, stack) > 0,
         timeout=60,
-        interval=0.01,
-        what="first batches applied",
+        interval=0.005,
+        what="first batches applied and a batch in hand",
     )
     worker.kill(signal.SIGKILL)
     after_kill = applied(databases, sku)
