@@ -1,7 +1,7 @@
 """The acting side of ``controlplane serve``: the action engine and automatic failover.
 
 * Alerts: the webhook receiver tells :meth:`ActionService.on_alert_changes` (after commit) which
-  alerts it opened; they are queued and handed to the engine by one thread. A delivery that
+  alerts it opened; they are handed to the engine in the scheduler's threads. A delivery that
   reached a replica which does not lead is not lost: each tick the leader also offers the engine
   the firing alerts of the last :data:`ALERT_LOOKBACK` it has not offered yet (the engine's
   trigger keys make a second offer a no-op).
@@ -11,14 +11,13 @@
   primary and fails over through the same gate; with ``CONTROLPLANE_DRILL_INTERVAL_HOURS`` too,
   a :class:`ScheduledDrill` runs a switchover drill whenever the newest stored drill is older.
 
-Only the leader acts; a replica that loses the lease mid-decision is refused by its fencing
-token in the store.
+A job that fails is logged by the scheduler and runs again at its next time. Only the leader
+acts; a replica that loses the lease mid-decision is refused by its fencing token in the store.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -73,10 +72,8 @@ class ActionService:
         self.failover = failover
         self.drill = drill
         self.interval = interval
-        self._queue: queue.Queue[Sequence[AlertChange] | None] = queue.Queue()
         self._offered: set[int] = set()
         self._offered_lock = threading.Lock()
-        self._worker: threading.Thread | None = None
         self._scheduler: Any = None
 
     @classmethod
@@ -108,8 +105,6 @@ class ActionService:
         if self._scheduler is not None:
             return
         self.runtime.alert_listeners.append(self.on_alert_changes)
-        self._worker = threading.Thread(target=self._drain, name="action-alerts", daemon=True)
-        self._worker.start()
         scheduler = BackgroundScheduler(
             timezone=UTC,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -149,19 +144,17 @@ class ActionService:
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
             scheduler.shutdown(wait=True)
-        if self._worker is not None:
-            self._queue.put(None)
-            self._worker.join(timeout=10)
-            self._worker = None
         if self.failover is not None:
             self.failover.stop()
 
     # -- triggers --------------------------------------------------------------------------------
     def on_alert_changes(self, changes: Sequence[AlertChange]) -> None:
-        """Alert listener (webhook thread): queue, never block the delivery."""
+        """Alert listener (webhook thread): hand the opened alerts to the scheduler's threads,
+        never block the delivery (a failure there is logged by the scheduler)."""
         opened = [c for c in changes if c.outcome == "opened" and c.status == "firing"]
-        if opened:
-            self._queue.put(opened)
+        scheduler = self._scheduler
+        if opened and scheduler is not None:
+            scheduler.add_job(self._offer_as_leader, args=[opened])
 
     def _leads(self) -> bool:
         return self.runtime.leadership.status().is_leader
@@ -173,17 +166,9 @@ class ActionService:
         if fresh:
             self.engine.on_alert_changes(fresh)
 
-    def _drain(self) -> None:
-        while True:
-            changes = self._queue.get()
-            if changes is None:
-                return
-            if not self._leads():
-                continue  # the leader picks these up from the store
-            try:
-                self._offer(changes)
-            except Exception:
-                logger.exception("deciding on %d alert(s) failed", len(changes))
+    def _offer_as_leader(self, changes: Sequence[AlertChange]) -> None:
+        if self._leads():  # a follower leaves them to the leader's sweep of the store
+            self._offer(changes)
 
     def sweep_alerts(self, *, now: datetime | None = None) -> None:
         """Offer the engine the recent firing alerts it has not seen (deliveries to followers,
@@ -208,12 +193,8 @@ class ActionService:
 
     def drill_now(self) -> None:
         """The scheduled drill, when due (leader only; it runs for tens of seconds)."""
-        if self.drill is None or not self._leads():
-            return
-        try:
+        if self.drill is not None and self._leads():
             self.drill.run_if_due()
-        except Exception:
-            logger.exception("scheduled drill failed")
 
     def tick_now(self) -> None:
         """One tick (leader only): missed alerts, approvals, verifications, burn triggers."""
@@ -221,11 +202,8 @@ class ActionService:
             with self._offered_lock:
                 self._offered.clear()  # a future leadership re-offers (trigger keys dedupe)
             return
-        try:
-            self.sweep_alerts()
-            self.engine.tick()
-        except Exception:
-            logger.exception("action tick failed")
+        self.sweep_alerts()
+        self.engine.tick()
 
 
 def _local_nodes(actions: ActionSettings, what: str) -> tuple[list[Node], dict[str, Path]]:

@@ -43,7 +43,7 @@ from controlplane.failover.writeprobe import ProbeReport, WriteProbe, missing_ac
 from controlplane.stack.backends import PostgresPrimary, PostgresReplica
 from controlplane.stack.runner import ControlPlane, LocalStack
 from controlplane.stack.settings import REPO_ROOT, StackSettings
-from controlplane.stack.workload import InventoryAPI
+from controlplane.stack.workload import InventoryAPI, api_requests
 from controlplane.store.database import Database
 from controlplane.store.drills import NewDrill, record_drill
 from controlplane.targets.policy import PolicyError, load_dr_policy
@@ -392,20 +392,9 @@ def scaling_command(
 
 def _read_rate(api_url: str, seconds: float = 3.0) -> float:
     """GET requests per second the API serves now (its own request counter, over ``seconds``)."""
-
-    def reads() -> float:
-        text = httpx.get(f"{api_url}/metrics", timeout=5).text
-        total = 0.0
-        for line in text.splitlines():
-            if line.startswith("http_server_request_duration_seconds_count{") and (
-                'method="GET"' in line and 'route="/api/v1/' in line
-            ):
-                total += float(line.rsplit(" ", 1)[-1])
-        return total
-
-    first = reads()
+    first = api_requests(api_url, method="GET")
     time.sleep(seconds)
-    return max(0.0, (reads() - first) / seconds)
+    return max(0.0, (api_requests(api_url, method="GET") - first) / seconds)
 
 
 def _scaling_policy() -> ServiceScaling | None:

@@ -32,6 +32,21 @@ def workload_environment(stack_ports: Mapping[str, Mapping[str, int]]) -> dict[s
     return env
 
 
+def api_requests(api_url: str, *, method: str | None = None) -> float:
+    """Requests the API has served under ``/api/v1`` (probes and scrapes left out), from its own
+    request histogram on ``/metrics``; only ``method`` ones when given."""
+    text = httpx.get(f"{api_url}/metrics", timeout=5).text
+    total = 0.0
+    for line in text.splitlines():
+        if (
+            line.startswith("http_server_request_duration_seconds_count{")
+            and 'route="/api/v1/' in line
+            and (method is None or f'method="{method}"' in line)
+        ):
+            total += float(line.rsplit(" ", 1)[-1])
+    return total
+
+
 class _Workload(Backend):
     def __init__(
         self,
@@ -143,12 +158,4 @@ class TrafficGenerator(_Workload):
 
     def healthy(self) -> bool:
         """Traffic really reaches the API: its request histogram counts non-probe requests."""
-        text = httpx.get(f"{self.api_url}/metrics", timeout=2).text
-        for line in text.splitlines():
-            if line.startswith("http_server_request_duration_seconds_count{") and (
-                'route="/api/v1/' in line
-            ):
-                value = float(line.rsplit(" ", 1)[-1])
-                if value > 0:
-                    return True
-        return False
+        return api_requests(self.api_url) > 0

@@ -20,7 +20,12 @@ from controlplane.actions.policy import ActionPolicy, load_action_policy
 from controlplane.actions.service import ActionService
 from controlplane.actuators.base import ScaleResult
 from controlplane.runtime import Runtime
-from controlplane.store.alerts import IncomingAlert, IncomingDelivery, record_delivery
+from controlplane.store.alerts import (
+    AlertChange,
+    IncomingAlert,
+    IncomingDelivery,
+    record_delivery,
+)
 from controlplane.store.audit import StoredAuditEntry, list_audit
 from controlplane.store.findings import list_findings
 from controlplane.targets.policy import PolicyError
@@ -226,3 +231,43 @@ def test_a_follower_does_not_act(runtime: Runtime) -> None:
     service.tick_now()
     assert audit(runtime) == []
     assert workers.count == 2
+
+
+def test_an_alert_handed_over_by_the_webhook_is_decided_in_the_background(
+    runtime: Runtime,
+) -> None:
+    clock, workers = Clock(), Workers(2)
+    burn = Burn(clock)
+    burn.value = 28.8
+    service = ActionService(
+        runtime=runtime, engine=make_engine(runtime, workers, clock, burn), interval=3600
+    )
+    service.start()
+    try:
+        change = AlertChange(
+            alert_id=41,
+            fingerprint="f-3",
+            starts_at=datetime.now(UTC),
+            status="firing",
+            outcome="opened",
+            labels={
+                "alertname": "ErrorBudgetBurn1h5m",
+                "service": "inventory",
+                "slo": "read-latency",
+            },
+        )
+        runtime.notify_alert_changes([change])  # what the receiver does after its commit
+        deadline = time.monotonic() + 10
+        while not alert_decisions(runtime):
+            assert time.monotonic() < deadline, "the alert was never decided"
+            time.sleep(0.05)
+    finally:
+        service.stop()
+    (entry,) = alert_decisions(runtime)  # the start's tick may also decide on the burn itself
+    assert (entry.action, entry.evidence["alert_id"]) == ("scale_out", 41)
+    assert entry.decision in ("taken", "refused")  # refused only if the burn trigger acted first
+    assert workers.count == 4
+
+
+def alert_decisions(runtime: Runtime) -> list[StoredAuditEntry]:
+    return [e for e in audit(runtime) if e.evidence.get("alertname") == "ErrorBudgetBurn1h5m"]
