@@ -9,7 +9,9 @@ import plotly.graph_objects as go
 
 from dashboards.models import DatabaseDR
 
-__all__ = ["drills_figure", "replication_lag_figure"]
+__all__ = ["NO_DRILL", "drills_figure", "replication_lag_figure"]
+
+NO_DRILL = "no drill on record"
 
 LAYOUT = {
     "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
@@ -82,8 +84,22 @@ def replication_lag_figure(databases: Sequence[DatabaseDR]) -> go.Figure:
 
 def drills_figure(databases: Sequence[DatabaseDR]) -> go.Figure:
     """Measured RTO (●) and RPO (◆) of every drill over time, with each database's RTO and RPO
-    targets as dashed lines."""
+    targets as dashed lines. With no drill on record, only that message: no axes (an empty date
+    axis would show an arbitrary range)."""
     figure = _base("Drills: measured RTO / RPO against the targets")
+    if not any(database.drills for database in databases):
+        figure.add_annotation(
+            text=NO_DRILL,
+            x=0.5,
+            y=0.5,
+            xref="paper",
+            yref="paper",
+            showarrow=False,
+            font={"size": 16},
+        )
+        figure.update_xaxes(visible=False)
+        figure.update_yaxes(visible=False)
+        return figure
     for database in databases:
         drills = sorted(database.drills, key=lambda drill: drill.finished_at)
         figure.add_trace(
@@ -119,15 +135,6 @@ def drills_figure(databases: Sequence[DatabaseDR]) -> go.Figure:
             line_dash="dot",
             line_color="#e67e22",
             annotation_text=f"{database.database} RPO target {database.rpo_s:g} s",
-        )
-    if not any(database.drills for database in databases):
-        figure.add_annotation(
-            text="no drill has been run",
-            x=0.5,
-            y=0.5,
-            xref="paper",
-            yref="paper",
-            showarrow=False,
         )
     figure.update_xaxes(title_text="drill finished (UTC)", type="date")
     figure.update_yaxes(title_text="seconds", rangemode="tozero")

@@ -8,6 +8,7 @@ from datetime import datetime
 from dash import html
 
 from dashboards.models import DatabaseDR, Finding
+from dashboards.pages.dr.figures import NO_DRILL
 from dashboards.ui import DASH, ago, duration_text, empty_state, table, utc
 
 __all__ = ["databases_table", "drills_table", "findings_table"]
@@ -82,7 +83,7 @@ def databases_table(databases: Sequence[DatabaseDR], *, now: datetime) -> html.D
 def drills_table(databases: Sequence[DatabaseDR]) -> html.Div:
     drills = [(database, drill) for database in databases for drill in database.drills]
     if not drills:
-        return empty_state("no drill has been run")
+        return empty_state(NO_DRILL)
     drills.sort(key=lambda pair: pair[1].finished_at, reverse=True)
     rows = [
         [

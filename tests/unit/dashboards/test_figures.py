@@ -274,8 +274,18 @@ def test_drills_figure_plots_measured_rto_and_rpo_with_the_targets() -> None:
     assert "inventory RTO target 900 s" in texts
     assert "inventory RPO target 300 s" in texts
     assert figure.layout.xaxis.type == "date"
-    never = drills_figure([database(drills=[])])
-    assert "no drill has been run" in {annotation.text for annotation in never.layout.annotations}
+
+
+def test_drills_figure_without_a_drill_shows_the_empty_state_and_no_axes() -> None:
+    for databases in ([database(drills=[])], []):
+        never = drills_figure(databases)
+        assert [annotation.text for annotation in never.layout.annotations] == [
+            "no drill on record"
+        ]
+        assert never.data == ()  # no empty series for plotly to give a default date range
+        assert never.layout.shapes == ()
+        assert never.layout.xaxis.visible is False
+        assert never.layout.yaxis.visible is False
 
 
 # -- alerts & actions ----------------------------------------------------------------------------
