@@ -36,27 +36,14 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.by import By
 
 from controlplane.core.security import Role
 from controlplane.stack.process import free_ports
 from controlplane.store.database import Database
 from controlplane.store.evaluations import EvaluationRecord, record_evaluations
 from controlplane.store.tokens import create_token
+from dashboards.testing import chromium_driver, chromium_paths, refresh_overview
 
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1600,1200",
-)
 SERVICES = ("inventory", "inventory-worker", "demand-planning", "analytics")
 TIERS = ("critical", "standard", "batch", "reporting")
 WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
@@ -181,17 +168,6 @@ def start_console(
     return process
 
 
-def browser(chromium: str, chromedriver: str, profile: Path) -> webdriver.Chrome:
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(options=options, service=Service(chromedriver))
-    driver.set_page_load_timeout(60)
-    return driver
-
-
 def _rows(driver: webdriver.Chrome) -> int:
     return int(driver.execute_script("return document.querySelectorAll('tr[data-slo]').length"))
 
@@ -230,14 +206,7 @@ def refreshes(driver: webdriver.Chrome, *, count: int) -> list[float]:
         "performance.setResourceTimingBufferSize(10000); performance.clearResourceTimings();"
     )
     for _ in range(count):
-        before = driver.find_element(By.ID, "overview-updated").text
-        driver.find_element(By.ID, "overview-refresh-button").click()
-        deadline = time.monotonic() + 30
-        while driver.find_element(By.ID, "overview-updated").text == before:
-            if time.monotonic() > deadline:
-                raise RuntimeError("a refresh did not finish within 30 s")
-            time.sleep(0.01)
-        time.sleep(1.05)  # the stamp has whole seconds: let the next one differ
+        refresh_overview(driver)
     durations = driver.execute_script(
         "return performance.getEntriesByType('resource')"
         ".filter(e => e.name.includes('_dash-update-component')).map(e => e.duration)"
@@ -270,7 +239,7 @@ def run_variant(
             log=work / "console.log",
         )
         profile = Path(tempfile.mkdtemp(prefix="bench-chromium-", dir=work))
-        driver = browser(chromium, chromedriver, profile)
+        driver = chromium_driver(chromium=chromium, chromedriver=chromedriver, profile=profile)
         try:
             table, complete = first_render(driver, f"http://127.0.0.1:{port}/", rows=slos)
             renders.append(table)
@@ -291,11 +260,11 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3, help="cold first renders per variant")
     parser.add_argument("--refreshes", type=int, default=20, help="refresh clicks per variant")
     arguments = parser.parse_args()
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    chromedriver = shutil.which("chromedriver")
-    if chromium is None or chromedriver is None:
+    paths = chromium_paths()
+    if paths is None:
         Console(stderr=True).print("chromium and chromedriver are needed (make bootstrap)")
         return 2
+    chromium, chromedriver = paths
     console = Console(width=140)
     variants = (
         Variant("console (batch fetch once, cached)", ()),

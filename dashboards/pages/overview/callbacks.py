@@ -24,7 +24,7 @@ from dash import Dash, Input, Output, State, no_update
 from dashboards.client import ControlPlaneClient, ControlPlaneError
 from dashboards.history import Point, RecentHistory
 from dashboards.models import SLOStatus
-from dashboards.pages.overview.layout import OverviewIds
+from dashboards.pages.overview.layout import REFRESH_COUNT, OverviewIds
 from dashboards.pages.overview.views import (
     NO_TIER,
     burn_windows,
@@ -93,11 +93,13 @@ def register(app: Dash, *, client: ControlPlaneClient, history: RecentHistory) -
         Output(OverviewIds.SERVICE_FILTER, "options"),
         Output(OverviewIds.TIER_FILTER, "options"),
         Output(OverviewIds.MISSING, "data"),
+        Output(OverviewIds.UPDATED, REFRESH_COUNT),
         Input(OverviewIds.REFRESH, "n_intervals"),
         Input(OverviewIds.REFRESH_BUTTON, "n_clicks"),
         Input(OverviewIds.SERVICE_FILTER, "value"),
         Input(OverviewIds.TIER_FILTER, "value"),
         State(OverviewIds.TABLE_DIGEST, "data"),
+        State(OverviewIds.UPDATED, REFRESH_COUNT),
     )
     def refresh(
         _ticks: int | None,
@@ -105,7 +107,14 @@ def register(app: Dash, *, client: ControlPlaneClient, history: RecentHistory) -
         services: list[str] | None,
         tiers: list[str] | None,
         shown_digest: str | None,
+        count: int | None,
     ) -> tuple[Any, ...]:
+        return (*page(services, tiers, shown_digest), (count or 0) + 1)
+
+    def page(
+        services: list[str] | None, tiers: list[str] | None, shown_digest: str | None
+    ) -> tuple[Any, ...]:
+        """Everything a refresh draws but the refresh count."""
         now = now_utc()
         try:
             statuses = client.slos()

@@ -15,29 +15,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
 from controlplane.stack.process import free_ports, tail
+from dashboards.testing import chromium_driver
 
 T = TypeVar("T")
 
-#: Flags without which Chromium hangs on outbound connections on a closed network.
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1600,1200",
-)
 REPO = Path(__file__).resolve().parents[3]
 SCREENSHOTS = REPO / "test-output" / "screenshots"
 DOC_SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -119,27 +105,14 @@ class ConsoleProcess:
         return tail(self.log_path, lines)
 
 
-def chromium_paths() -> tuple[str, str] | None:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if chromium is None or driver is None:
-        return None
-    return chromium, driver
-
-
 class Browser:
     """One headless Chromium with a fresh profile, its console log kept."""
 
     def __init__(self, *, chromium: str, chromedriver: str) -> None:
         self.profile = Path(tempfile.mkdtemp(prefix="chromium-profile-"))
-        options = webdriver.ChromeOptions()
-        options.binary_location = chromium
-        for flag in CHROMIUM_FLAGS:
-            options.add_argument(flag)
-        options.add_argument(f"--user-data-dir={self.profile}")
-        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        self.driver = webdriver.Chrome(options=options, service=Service(chromedriver))
-        self.driver.set_page_load_timeout(60)
+        self.driver = chromium_driver(
+            chromium=chromium, chromedriver=chromedriver, profile=self.profile, browser_log=True
+        )
 
     def quit(self) -> None:
         try:

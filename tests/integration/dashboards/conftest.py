@@ -13,8 +13,9 @@ import pytest
 from controlplane.core.security import Role
 from controlplane.stack.backends import Elasticsearch, Jaeger
 from controlplane.store.database import Database
+from dashboards.testing import chromium_paths
 from tests.integration.controlplane.processes import ControlPlaneProcess
-from tests.integration.dashboards.browser import Browser, ConsoleProcess, chromium_paths
+from tests.integration.dashboards.browser import Browser, ConsoleProcess
 from tests.integration.dashboards.seed import (
     SeededStore,
     index_logs,

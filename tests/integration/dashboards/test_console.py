@@ -18,6 +18,7 @@ from selenium.webdriver.common.keys import Keys
 from controlplane.core.security import Role
 from controlplane.store.audit import AuditDecision, record_decision
 from controlplane.store.database import Database
+from dashboards.testing import refresh_overview
 from tests.integration.dashboards.browser import Browser, ConsoleProcess
 from tests.integration.dashboards.conftest import SeededControlPlane
 from tests.integration.dashboards.seed import SLOS, WORST_FIRST
@@ -115,9 +116,7 @@ def test_overview_filters_survive_the_refresh(
         lambda: _rows(browser) == ["log-error-events", "ingestion-freshness"],
         what="only the standard tier",
     )
-    before = browser.text("#overview-updated")
-    browser.driver.find_element(By.ID, "overview-refresh-button").click()
-    browser.wait(lambda: browser.text("#overview-updated") != before, what="a refresh")
+    refresh_overview(browser.driver)
     browser.wait_idle()
     assert _rows(browser) == ["log-error-events", "ingestion-freshness"]
     assert "standard" in browser.text("#overview-tier-filter")

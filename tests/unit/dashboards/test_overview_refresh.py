@@ -1,13 +1,19 @@
-"""The overview's refresh: an unchanged table is neither drawn again nor sent again."""
+"""The overview's refresh: an unchanged table is neither drawn again nor sent again; every
+refresh is counted, so a browser can tell that one finished."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from dash import no_update
+import httpx
+from dash import Dash, no_update
 
+from dashboards.app import create_app
+from dashboards.client import ControlPlaneClient
+from dashboards.config import DashboardSettings
 from dashboards.history import Point
 from dashboards.pages.overview.callbacks import DrawnTables, _table_key, _unless_shown
+from dashboards.pages.overview.layout import REFRESH_COUNT, OverviewIds
 from dashboards.status import worst_first
 from tests.unit.dashboards.data import NOW, status
 
@@ -41,3 +47,43 @@ def test_a_drawn_table_is_kept_and_not_sent_when_the_browser_has_it() -> None:
     assert _unless_shown(table, digest, digest) == (no_update, no_update)
     other = drawn.keep("k4", "<table>4</table>")
     assert other[1] != digest
+
+
+def _refresh(app: Dash, *, clicks: int, count: int) -> tuple[str, int]:
+    """One click on "Refresh now" as the browser posts it: the stamp and the refresh count."""
+    key = next(key for key in app.callback_map if f"{OverviewIds.UPDATED}.{REFRESH_COUNT}" in key)
+    callback = app.callback_map[key]
+    values = {
+        (OverviewIds.REFRESH_BUTTON, "n_clicks"): clicks,
+        (OverviewIds.UPDATED, REFRESH_COUNT): count,
+    }
+    body = {
+        "output": key,
+        "outputs": [
+            {"id": part.split(".")[0], "property": part.split(".", 1)[1]}
+            for part in key.strip(".").split("...")
+        ],
+        "inputs": [
+            {**item, "value": values.get((item["id"], item["property"]))}
+            for item in callback["inputs"]
+        ],
+        "state": [
+            {**item, "value": values.get((item["id"], item["property"]))}
+            for item in callback["state"]
+        ],
+        "changedPropIds": [f"{OverviewIds.REFRESH_BUTTON}.n_clicks"],
+    }
+    answer = app.server.test_client().post("/_dash-update-component", json=body)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    updated = answer.get_json()["response"][OverviewIds.UPDATED]
+    return updated["children"], updated[REFRESH_COUNT]
+
+
+def test_every_refresh_counts_one_more_even_within_the_same_second() -> None:
+    unreachable = httpx.MockTransport(lambda request: httpx.Response(503))
+    client = ControlPlaneClient(base_url="http://cp.test", token="t", transport=unreachable)
+    app = create_app(client=client, settings=DashboardSettings(token="t"))
+    stamp, count = _refresh(app, clicks=1, count=0)
+    assert stamp.startswith("failed at ")  # whole seconds: the next one may read the same
+    assert count == 1
+    assert _refresh(app, clicks=2, count=count)[1] == 2
