@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from controlplane.api.deps import require_role
+from controlplane.api.errors import add_error_handler
 from controlplane.api.routes import (
     actions,
     alerts,
@@ -158,6 +159,7 @@ def create_app(
     app.state.metrics = metrics or ControlPlaneMetrics()
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(PoolTimeoutError, _database_unavailable)
+    add_error_handler(app)
 
     viewer = [Depends(require_role(Role.VIEWER))]
     api = APIRouter(prefix=API_PREFIX)

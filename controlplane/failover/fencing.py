@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from controlplane.core.errors import ControlPlaneError
 from controlplane.failover.nodes import Node
 from controlplane.stack.process import pid_alive
 
 FENCE_MARK = "# fenced by the control plane"
 
 
-class FencingFailed(Exception):
+class FencingFailed(ControlPlaneError):
     """The old primary could not be fenced: the failover must not go on."""
 
 

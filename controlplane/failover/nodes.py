@@ -12,8 +12,10 @@ from datetime import timedelta
 
 import psycopg
 
+from controlplane.core.errors import ControlPlaneError
 
-class NodeUnreachable(Exception):
+
+class NodeUnreachable(ControlPlaneError):
     """A node did not answer a probe."""
 
 

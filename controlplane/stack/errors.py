@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from controlplane.core.errors import ControlPlaneError
 
-class StackError(Exception):
+
+class StackError(ControlPlaneError):
     """Base class for local stack failures."""
 
 

@@ -19,7 +19,7 @@ from controlplane.api.deps import ReaderDep
 from controlplane.failover.nodes import NodeUnreachable, probe
 from controlplane.orchestrator.base import OrchestratorError
 from controlplane.store.drills import list_drills, list_restore_validations
-from controlplane.targets.policy import PolicyError, load_capacity_policy, load_dr_policy
+from controlplane.targets.policy import load_capacity_policy, load_dr_policy
 from controlplane.targets.replication import ReplicationReadError, read_replication
 
 router = APIRouter(tags=["targets"])
@@ -73,10 +73,7 @@ class Capacity(BaseModel):
 @router.get("/capacity", response_model=Capacity, summary="Replicas and CPU against the policy")
 async def capacity() -> Capacity:
     settings = action_settings()
-    try:
-        policy = load_capacity_policy(settings.capacity_policy)
-    except PolicyError as exc:
-        return Capacity(services=[], error=str(exc))
+    policy = load_capacity_policy(settings.capacity_policy)
     error = None
     workloads = {}
     observed = None
