@@ -39,8 +39,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
+from controlplane.core.processes import free_ports
 from controlplane.core.security import Role
-from controlplane.stack.process import free_ports
 from controlplane.store.database import Database
 from controlplane.store.evaluations import EvaluationRecord, record_evaluations
 from controlplane.store.tokens import create_token

@@ -29,6 +29,7 @@ from controlplane.client.models import (
     Alert,
     AuditEntry,
     Capacity,
+    Drill,
     Evaluation,
     Finding,
     Me,
@@ -39,6 +40,7 @@ from controlplane.client.models import (
     TraceLogs,
 )
 from controlplane.core.errors import ControlPlaneError
+from controlplane.store.drills import NewDrill
 
 __all__ = [
     "API_PREFIX",
@@ -298,6 +300,12 @@ class ControlPlaneClient:
 
     def deny(self, decision_id: str, *, comment: str = "") -> AuditEntry:
         return self._verdict(decision_id, verdict="deny", comment=comment)
+
+    # -- drills (operator) -------------------------------------------------------------------------
+    def record_drill(self, drill: NewDrill) -> Drill:
+        """Store a drill measured by this client in the control plane's store."""
+        body = drill.model_dump(mode="json")
+        return self._model(Drill, self._request("POST", "/dr/drills", json=body), "drill")
 
     # -- targets -----------------------------------------------------------------------------------
     def capacity(self) -> Capacity:

@@ -21,7 +21,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
-from controlplane.stack.process import free_ports, tail
+from controlplane.core.processes import free_ports, tail
 
 T = TypeVar("T")
 

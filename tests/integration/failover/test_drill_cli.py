@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from controlplane.core.config import ControlPlaneSettings
+from controlplane.core.processes import free_ports
 from controlplane.stack.backends import PostgresPrimary, PostgresReplica
-from controlplane.stack.process import free_ports
 from controlplane.stack.runner import DEMO_PORTS, ORDER
 from controlplane.store.database import Database
 from controlplane.store.drills import list_drills

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.stack.errors import BackendStartError
-from controlplane.stack.process import (
+from controlplane.core.processes import (
+    BackendStartError,
     ServerProcess,
     free_ports,
     group_alive,
