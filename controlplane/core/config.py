@@ -23,6 +23,8 @@ __all__ = ["ControlPlaneSettings", "SettingsError", "default_data_dir", "default
 PositiveSeconds = Annotated[float, Field(gt=0)]
 #: Paths in one variable, separated like ``PATH`` (``:`` on POSIX).
 PathList = Annotated[tuple[Path, ...], NoDecode]
+#: Names in one variable, separated by commas.
+NameList = Annotated[tuple[str, ...], NoDecode]
 
 #: SQLAlchemy driver used for ``postgresql://`` URLs (psycopg 3, a project dependency).
 POSTGRES_DRIVER = "postgresql+psycopg"
@@ -82,6 +84,11 @@ class ControlPlaneSettings(BaseSettings):
     # -- API -----------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    required_extensions: NameList = Field(
+        default=("alertmanager-webhook",),
+        description="API extensions `controlplane serve` must mount (comma-separated names); "
+        "one that no installed package offers stops the start. Empty: none required.",
+    )
 
     # -- signal sources ------------------------------------------------------------------------
     prometheus_url: str = "http://127.0.0.1:9090"
@@ -166,6 +173,13 @@ class ControlPlaneSettings(BaseSettings):
             if not parts:
                 raise ValueError("give at least one SLO spec file or folder")
             return parts
+        return value
+
+    @field_validator("required_extensions", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
     @field_validator("database_url")
