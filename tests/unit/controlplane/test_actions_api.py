@@ -134,3 +134,22 @@ def test_a_broken_policy_is_a_clear_error_on_both_views(
     assert answer.status_code == 500
     assert answer.json()["error"] == "PolicyError"
     assert str(broken) in answer.json()["detail"]
+
+
+def test_a_drill_posted_by_an_operator_shows_on_the_dr_view(api: Api) -> None:
+    drill = {
+        "database": "inventory",
+        "kind": "failover",
+        "started_at": "2026-01-05T10:00:00+00:00",
+        "finished_at": "2026-01-05T10:00:03+00:00",
+        "succeeded": True,
+        "measured_rto_s": 2.5,
+        "lost_acknowledged_writes": 0,
+        "acknowledged_writes": 812,
+    }
+    refused = api.client.post("/api/v1/dr/drills", json=drill, headers=api.headers(Role.VIEWER))
+    assert refused.status_code == 403
+    stored = api.client.post("/api/v1/dr/drills", json=drill, headers=api.headers(Role.OPERATOR))
+    assert stored.status_code == 201, stored.text
+    (database,) = api.client.get("/api/v1/dr", headers=api.headers()).json()["databases"]
+    assert [(d["kind"], d["measured_rto_s"]) for d in database["drills"]] == [("failover", 2.5)]
