@@ -35,7 +35,8 @@ from controlplane.actions.policy import ServiceScaling, load_action_policy
 from controlplane.actions.scaling_drill import run_scaling_drill
 from controlplane.actuators.base import ActuatorError
 from controlplane.actuators.local import LocalGunicornActuator
-from controlplane.client import AuditEntry, ClientError, ControlPlaneClient
+from controlplane.client.http import ClientError, ControlPlaneClient
+from controlplane.client.models import AuditEntry
 from controlplane.core.processes import postmaster_pid
 from controlplane.failover.fencing import LocalFencer
 from controlplane.failover.local import LocalNodeControl
