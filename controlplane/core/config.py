@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 import slo
+from controlplane.core.errors import ControlPlaneError
 
 __all__ = ["ControlPlaneSettings", "SettingsError", "default_data_dir", "default_slo_specs"]
 
@@ -30,7 +31,7 @@ NameList = Annotated[tuple[str, ...], NoDecode]
 POSTGRES_DRIVER = "postgresql+psycopg"
 
 
-class SettingsError(ValueError):
+class SettingsError(ControlPlaneError, ValueError):
     """A setting that is present but unusable (e.g. an unreadable webhook token file)."""
 
 

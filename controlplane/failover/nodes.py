@@ -19,7 +19,7 @@ class NodeUnreachable(ControlPlaneError):
     """A node did not answer a probe."""
 
 
-class PromotionFailed(Exception):
+class PromotionFailed(ControlPlaneError):
     """``pg_promote`` did not turn the standby into a writable primary."""
 
 
