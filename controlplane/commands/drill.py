@@ -124,7 +124,7 @@ def _topology(home: Path) -> tuple[Node, Node, dict[str, PostgresPrimary]]:
     return primary, standby, backends
 
 
-def _record(home: Path, drill: NewDrill, control_plane: ControlPlaneClient | None) -> None:
+def _record(*, home: Path, drill: NewDrill, control_plane: ControlPlaneClient | None) -> None:
     """Store the drill where the stack's control plane reads it: through its API when it runs,
     else straight into its store (read when it starts)."""
     if control_plane is not None:
@@ -201,13 +201,13 @@ def switchover_command(
             control_plane.set_kill_switch(enabled=False, reason="switchover drill finished")
             console.print("control plane: kill switch off again")
     _record(
-        home,
-        switchover_drill_record(
+        home=home,
+        drill=switchover_drill_record(
             result,
             started=started,
             details={"old_primary_following": record.old_primary_following},
         ),
-        control_plane,
+        control_plane=control_plane,
     )
     _report(
         "switchover",
@@ -527,8 +527,8 @@ def _store_failover(
     )
     lost = missing_acknowledged(standby, report.acked)
     _record(
-        home,
-        NewDrill(
+        home=home,
+        drill=NewDrill(
             database=database,
             kind="failover",
             started_at=started,
@@ -540,6 +540,6 @@ def _store_failover(
             acknowledged_writes=len(report.acked),
             details=details,
         ),
-        control_plane,
+        control_plane=control_plane,
     )
     _report("failover", rto, len(lost), len(report.acked), rto_target)
