@@ -38,8 +38,8 @@ import httpx
 import psycopg
 
 from bench import loadgen
+from controlplane.core.processes import free_ports, stop_process_group
 from controlplane.stack.backends import PostgresPrimary, Redis
-from controlplane.stack.process import free_ports, stop_process_group
 from controlplane.stack.settings import StackSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

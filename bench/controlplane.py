@@ -49,13 +49,13 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from controlplane.commands.slo import load_spec_paths
+from controlplane.core.processes import free_ports
 from controlplane.core.security import Role
 from controlplane.evaluation.evaluator import SLOEvaluator
 from controlplane.evaluation.service import insert_evaluations
 from controlplane.slo_report import PrometheusEvents, build_report
 from controlplane.sources.prometheus import PrometheusSource
 from controlplane.stack.backends import Prometheus
-from controlplane.stack.process import free_ports
 from controlplane.stack.settings import REPO_ROOT, StackSettings
 from controlplane.store.database import Database
 from controlplane.store.models import Alert

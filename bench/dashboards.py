@@ -37,8 +37,8 @@ from rich.console import Console
 from rich.table import Table
 from selenium import webdriver
 
+from controlplane.core.processes import free_ports
 from controlplane.core.security import Role
-from controlplane.stack.process import free_ports
 from controlplane.store.database import Database
 from controlplane.store.evaluations import EvaluationRecord, record_evaluations
 from controlplane.store.tokens import create_token

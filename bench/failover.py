@@ -29,12 +29,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from controlplane.core.processes import free_ports
 from controlplane.failover.fencing import LocalFencer
 from controlplane.failover.nodes import Node
 from controlplane.failover.run import Detection, Watch, fail_over, watch_primary
 from controlplane.failover.writeprobe import WriteProbe, missing_acknowledged
 from controlplane.stack.backends import PostgresPrimary, PostgresReplica
-from controlplane.stack.process import free_ports
 from controlplane.stack.settings import StackSettings
 
 SLOT = "bench_replica"

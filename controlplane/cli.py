@@ -15,12 +15,13 @@ from controlplane.commands.drill import app as drill_app
 from controlplane.commands.serve import serve as serve_command
 from controlplane.commands.slo import app as slo_app
 from controlplane.commands.token import app as token_app
+from controlplane.core.processes import BackendStartError
 from controlplane.stack.backends import PROBE_ERRORS
 from controlplane.stack.errors import StackError
 from controlplane.stack.runner import DEMO_PORTS, LocalStack
 from controlplane.stack.settings import REPO_ROOT, StackSettings
 
-VERSION_ERRORS: tuple[type[Exception], ...] = (StackError, *PROBE_ERRORS)
+VERSION_ERRORS: tuple[type[Exception], ...] = (StackError, BackendStartError, *PROBE_ERRORS)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -108,7 +109,7 @@ def stack_up(
     console.print(f"starting the local stack in {home} (logs in {stack.log_dir})")
     try:
         stack.up(on_event=_print_event)
-    except StackError as exc:
+    except (StackError, BackendStartError) as exc:
         err_console.print(f"[red]stack failed to start:[/red] {exc}")
         raise typer.Exit(1) from exc
     table, _ = _status_table(stack)

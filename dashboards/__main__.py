@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from controlplane.client.http import ControlPlaneClient
 from dashboards.app import create_app
-from dashboards.client import ControlPlaneClient
 from dashboards.config import DashboardSettings, SettingsError
 
 logger = logging.getLogger("dashboards")

@@ -21,7 +21,7 @@ import flask
 from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash.development.base_component import Component
 
-from dashboards.client import ControlPlaneClient, ControlPlaneError
+from controlplane.client.http import ClientError, ControlPlaneClient
 from dashboards.config import DashboardSettings
 from dashboards.history import RecentHistory
 from dashboards.pages.alerts import callbacks as alerts_callbacks
@@ -149,7 +149,7 @@ def create_app(*, client: ControlPlaneClient, settings: DashboardSettings) -> Da
     def who(_pathname: str | None) -> str | html.Span:
         try:
             me = client.me()
-        except ControlPlaneError as exc:
+        except ClientError as exc:
             return html.Span(describe_error(exc), className="who-error")
         return f"token {me.name} · {me.role.value}"
 

@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from dashboards.client import ControlPlaneClient, NotFound, RouteNotServed
-from dashboards.models import Evaluation, HistoryPoint, SLOStatus
+from controlplane.client.http import ControlPlaneClient, NotFound, RouteNotServed
+from controlplane.client.models import Evaluation, HistoryPoint, SLOStatus
 from slo.series import thin
 
 __all__ = ["GAP_FACTOR", "Point", "RecentHistory"]

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Literal
 
-from dashboards.models import SLOStatus
+from controlplane.client.models import SLOStatus
 from slo.durations import DurationError, format_duration, parse_duration
 from slo.maths import BurnRateWindow, default_burn_rate_windows
 

@@ -12,8 +12,8 @@ from typing import Any
 from dash import dcc, html
 from dash.development.base_component import Component
 
-from dashboards.client import (
-    ControlPlaneError,
+from controlplane.client.http import (
+    ClientError,
     ControlPlaneRefused,
     ControlPlaneUnreachable,
     Forbidden,
@@ -89,7 +89,7 @@ def percent(value: float | None, *, digits: int = 3) -> str:
     return f"{value * 100:.{digits}f} %"
 
 
-def describe_error(error: ControlPlaneError) -> str:
+def describe_error(error: ClientError) -> str:
     """One sentence for an operator; the technical detail follows it."""
     if isinstance(error, ControlPlaneUnreachable):
         return f"control plane unreachable: {error}"
@@ -107,7 +107,7 @@ def describe_error(error: ControlPlaneError) -> str:
     return str(error)
 
 
-def error_state(error: ControlPlaneError | str, *, id: str | None = None) -> html.Div:
+def error_state(error: ClientError | str, *, id: str | None = None) -> html.Div:
     message = error if isinstance(error, str) else describe_error(error)
     extra: dict[str, Any] = {} if id is None else {"id": id}
     return html.Div([html.Strong("Error: "), message], className="state state-error", **extra)

@@ -20,11 +20,9 @@ from typing import Any
 
 from controlplane.actions.database import FailoverService
 from controlplane.actions.engine import ActionEngine
-from controlplane.failover.local import LocalNodeControl
+from controlplane.failover.local import LocalNodeControl, LocalPostgres
 from controlplane.failover.nodes import Node, NodeUnreachable, probe
 from controlplane.failover.switchover import DrillResult, SwitchoverAborted, switchover_drill
-from controlplane.stack.backends import PostgresPrimary
-from controlplane.stack.settings import StackSettings
 from controlplane.store.actions import merge_evidence
 from controlplane.store.audit import StoredAuditEntry, record_outcome
 from controlplane.store.drills import NewDrill, list_drills, record_drill
@@ -34,16 +32,9 @@ logger = logging.getLogger(__name__)
 
 def local_node_control(nodes: Sequence[Node], data_dirs: Mapping[str, Path]) -> LocalNodeControl:
     """Node control over PostgreSQL servers whose data folders this machine holds."""
-    settings = StackSettings()
-    backends = {
-        node.name: PostgresPrimary(
-            settings=settings,
-            workdir=data_dirs[node.name].parent,
-            ports={"postgres": node.port},
-        )
-        for node in nodes
-    }
-    return LocalNodeControl(backends)
+    return LocalNodeControl(
+        {node.name: LocalPostgres(node=node.name, data_dir=data_dirs[node.name]) for node in nodes}
+    )
 
 
 def switchover_drill_record(

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from controlplane.core.errors import ControlPlaneError
 
-class ActuatorError(Exception):
+
+class ActuatorError(ControlPlaneError):
     """The actuator could not read or change the replica count."""
 
 

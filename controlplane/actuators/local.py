@@ -13,22 +13,7 @@ import time
 from pathlib import Path
 
 from controlplane.actuators.base import ActuatorError, ScaleResult
-
-
-def _children(pid: int) -> list[int]:
-    children: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text(encoding="utf-8")
-        except OSError:
-            continue
-        # pid (comm) state ppid ...; comm may hold spaces, so split after the last ')'
-        fields = stat.rsplit(")", 1)[1].split()
-        if len(fields) > 1 and fields[0] != "Z" and int(fields[1]) == pid:
-            children.append(int(entry.name))
-    return children
+from controlplane.core.processes import child_pids, read_pidfile
 
 
 class LocalGunicornActuator:
@@ -42,10 +27,9 @@ class LocalGunicornActuator:
         self.settle_timeout = settle_timeout
 
     def master_pid(self) -> int:
-        try:
-            pid = int(self.pidfile.read_text(encoding="utf-8").strip())
-        except (OSError, ValueError) as exc:
-            raise ActuatorError(f"no gunicorn master pid in {self.pidfile}: {exc}") from exc
+        pid = read_pidfile(self.pidfile)
+        if pid is None:
+            raise ActuatorError(f"no gunicorn master pid in {self.pidfile}")
         try:
             os.kill(pid, 0)
         except ProcessLookupError as exc:
@@ -58,24 +42,24 @@ class LocalGunicornActuator:
 
     def current_replicas(self, service: str) -> int:
         self._check(service)
-        return len(_children(self.master_pid()))
+        return len(child_pids(self.master_pid()))
 
     def scale(self, service: str, *, replicas: int) -> ScaleResult:
         self._check(service)
         if replicas < 1:
             raise ActuatorError("a gunicorn master needs at least one worker")
         master = self.master_pid()
-        before = len(_children(master))
+        before = len(child_pids(master))
         delta = replicas - before
         sig = signal.SIGTTIN if delta > 0 else signal.SIGTTOU
         for _ in range(abs(delta)):
             os.kill(master, sig)
             time.sleep(0.05)  # gunicorn handles queued signals one by one; don't coalesce them
         deadline = time.monotonic() + self.settle_timeout
-        after = len(_children(master))
+        after = len(child_pids(master))
         while after != replicas and time.monotonic() < deadline:
             time.sleep(0.1)
-            after = len(_children(master))
+            after = len(child_pids(master))
         return ScaleResult(
             service=service, before=before, requested=replicas, after=after, via="workers"
         )

@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from controlplane.api.deps import require_role
+from controlplane.api.errors import add_error_handler
 from controlplane.api.routes import (
     actions,
     alerts,
@@ -36,6 +37,7 @@ from controlplane.api.routes import (
 )
 from controlplane.api.routes import metrics as metrics_route
 from controlplane.core.config import ControlPlaneSettings
+from controlplane.core.errors import ControlPlaneError
 from controlplane.core.security import Role
 from controlplane.evaluation.metrics import ControlPlaneMetrics
 from controlplane.runtime import Runtime
@@ -46,6 +48,7 @@ __all__ = [
     "ApiExtension",
     "BackgroundService",
     "ControlPlaneAPI",
+    "MissingExtension",
     "create_app",
     "installed_extensions",
 ]
@@ -74,10 +77,16 @@ class ApiExtension:
     openapi_schemas: Mapping[str, Any] = field(default_factory=dict)
 
 
+class MissingExtension(ControlPlaneError):
+    """An API extension the settings require is offered by no installed package."""
+
+
 def installed_extensions(settings: ControlPlaneSettings) -> list[ApiExtension]:
     """The extensions offered by installed packages (entry points of
     :data:`EXTENSIONS_ENTRY_POINT_GROUP`), for a composition root inside this package such as
-    ``controlplane serve``. A plugin that fails to load or returns something else fails the start.
+    ``controlplane serve``. A plugin that fails to load or returns something else fails the start,
+    and so does an extension of ``settings.required_extensions`` that none offers
+    (:class:`MissingExtension`): a route the operator counts on is never silently absent.
     """
     found: list[ApiExtension] = []
     for entry_point in sorted(entry_points(group=EXTENSIONS_ENTRY_POINT_GROUP), key=str):
@@ -87,6 +96,15 @@ def installed_extensions(settings: ControlPlaneSettings) -> list[ApiExtension]:
             if not isinstance(extension, ApiExtension):
                 raise TypeError(f"{entry_point.value} returned {extension!r}, not an ApiExtension")
             found.append(extension)
+    names = {extension.name for extension in found}
+    missing = [name for name in settings.required_extensions if name not in names]
+    if missing:
+        raise MissingExtension(
+            f"API extension {', '.join(missing)} is required (CONTROLPLANE_REQUIRED_EXTENSIONS)"
+            f" but no installed package offers it (installed: {', '.join(sorted(names)) or 'none'}"
+            f"); install the package that provides it (the webhook: the project's `alerts`"
+            f" package) or take it out of CONTROLPLANE_REQUIRED_EXTENSIONS"
+        )
     return found
 
 
@@ -158,6 +176,7 @@ def create_app(
     app.state.metrics = metrics or ControlPlaneMetrics()
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(PoolTimeoutError, _database_unavailable)
+    add_error_handler(app)
 
     viewer = [Depends(require_role(Role.VIEWER))]
     api = APIRouter(prefix=API_PREFIX)

@@ -3,9 +3,11 @@
 ``switchover`` moves the primary role to the standby under a numbered write probe (no write may
 be lost); ``failover`` SIGKILLs the primary and lets the control plane detect, fence and promote.
 Both print the RTO a client saw and the acknowledged writes lost, compare them with the tier's
-RTO / RPO, and store the drill so the DR checks and the dashboards see it. When the stack's
-``controlplane serve`` runs, it is the one that fails over (the drill kills and measures, then
-shows the audited decision), and a switchover turns its kill switch on for the planned stop.
+RTO / RPO, and store the drill where the stack's control plane reads it, so its DR checks and
+the console see it: through its API (``POST /api/v1/dr/drills`` with the stack's admin token)
+when it runs, else straight into its store. When the stack's ``controlplane serve`` runs, it is
+the one that fails over (the drill kills and measures, then shows the audited decision), and a
+switchover turns its kill switch on for the planned stop.
 
 ``scaling`` injects slowness into the stack's API under extra load; the running control plane
 must add workers (TTIN). It prints the reaction time and the audited decisions.
@@ -33,7 +35,9 @@ from controlplane.actions.policy import ServiceScaling, load_action_policy
 from controlplane.actions.scaling_drill import run_scaling_drill
 from controlplane.actuators.base import ActuatorError
 from controlplane.actuators.local import LocalGunicornActuator
-from controlplane.core.config import ControlPlaneSettings
+from controlplane.client.http import ClientError, ControlPlaneClient
+from controlplane.client.models import AuditEntry
+from controlplane.core.processes import postmaster_pid
 from controlplane.failover.fencing import LocalFencer
 from controlplane.failover.local import LocalNodeControl
 from controlplane.failover.nodes import Node, NodeUnreachable, probe
@@ -62,59 +66,26 @@ def _stack(home: Path) -> LocalStack:
     return LocalStack.at(settings=StackSettings(), home=home)
 
 
-class StackControlPlane:
+def _control_plane(home: Path) -> ControlPlaneClient | None:
     """The stack's running ``controlplane serve``, reached through its API with the admin token:
-    when it runs, it owns failover (the drills only break things and measure)."""
+    when it runs, it owns failover (the drills only break things and measure) and it stores the
+    drills (wherever it runs, its store is the one its DR checks and console read)."""
+    stack = _stack(home)
+    backend = stack.backends.get(ControlPlane.name)
+    if not isinstance(backend, ControlPlane) or ControlPlane.name not in stack.running():
+        return None
+    try:
+        token = backend.admin_token_file.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return ControlPlaneClient(base_url=backend.url, token=token, timeout=5)
 
-    def __init__(self, url: str, token: str) -> None:
-        self.url = url
-        self.headers = {"Authorization": f"Bearer {token}"}
 
-    @classmethod
-    def of(cls, home: Path) -> StackControlPlane | None:
-        stack = _stack(home)
-        backend = stack.backends.get(ControlPlane.name)
-        if not isinstance(backend, ControlPlane) or ControlPlane.name not in stack.running():
-            return None
-        try:
-            token = backend.admin_token_file.read_text(encoding="utf-8").strip()
-        except OSError:
-            return None
-        return cls(backend.url, token)
-
-    def kill_switch(self) -> bool:
-        answer = httpx.get(f"{self.url}/api/v1/actions/state", headers=self.headers, timeout=5)
-        answer.raise_for_status()
-        return bool(answer.json()["kill_switch"])
-
-    def set_kill_switch(self, enabled: bool, reason: str) -> None:
-        httpx.put(
-            f"{self.url}/api/v1/actions/kill-switch",
-            headers=self.headers,
-            json={"enabled": enabled, "reason": reason},
-            timeout=5,
-        ).raise_for_status()
-
-    def open_findings(self, kind: str) -> list[dict[str, Any]]:
-        answer = httpx.get(
-            f"{self.url}/api/v1/findings",
-            headers=self.headers,
-            params={"open": "true", "kind": kind},
-            timeout=5,
-        )
-        answer.raise_for_status()
-        found: list[dict[str, Any]] = answer.json()
-        return found
-
-    def audit_since(self, since: datetime, action: str | None = None) -> list[dict[str, Any]]:
-        """Audit entries since ``since``, oldest first."""
-        params = {"since": since.isoformat(), **({"action": action} if action else {})}
-        answer = httpx.get(
-            f"{self.url}/api/v1/audit", headers=self.headers, params=params, timeout=5
-        )
-        answer.raise_for_status()
-        entries: list[dict[str, Any]] = answer.json()
-        return list(reversed(entries))
+def _audit_since(
+    control_plane: ControlPlaneClient, since: datetime, action: str | None = None
+) -> list[AuditEntry]:
+    """Audit entries since ``since``, oldest first."""
+    return list(reversed(control_plane.audit(since=since, action=action)))
 
 
 def _topology(home: Path) -> tuple[Node, Node, dict[str, PostgresPrimary]]:
@@ -153,8 +124,20 @@ def _topology(home: Path) -> tuple[Node, Node, dict[str, PostgresPrimary]]:
     return primary, standby, backends
 
 
-def _store(drill: NewDrill) -> None:
-    database = Database.from_settings(ControlPlaneSettings())
+def _record(*, home: Path, drill: NewDrill, control_plane: ControlPlaneClient | None) -> None:
+    """Store the drill where the stack's control plane reads it: through its API when it runs,
+    else straight into its store (read when it starts)."""
+    if control_plane is not None:
+        try:
+            control_plane.record_drill(drill)
+        except ClientError as exc:
+            err.print(f"the control plane did not store the drill: {exc}")
+            raise typer.Exit(1) from exc
+        return
+    backend = _stack(home).backends[ControlPlane.name]
+    assert isinstance(backend, ControlPlane)
+    backend.workdir.mkdir(parents=True, exist_ok=True)
+    database = Database.from_url(backend.database_url)
     try:
         database.migrate()
         with database.writer() as session:
@@ -191,14 +174,14 @@ def switchover_command(
     control = LocalNodeControl(dict(backends), on_started=_stack(home).adopt)
     console.print(f"switching over {primary.name} → {standby.name} under a write probe")
     started = datetime.now(UTC)
-    control_plane = StackControlPlane.of(home)
+    control_plane = _control_plane(home)
     # A planned switchover stops the primary on purpose: the stack's control plane must not
     # take that for a failure. Its kill switch is on meanwhile (any failover decision it makes
     # is refused and audited), and put back as it was.
-    paused = control_plane is not None and not control_plane.kill_switch()
+    paused = control_plane is not None and not control_plane.action_state().kill_switch
     if paused:
         assert control_plane is not None
-        control_plane.set_kill_switch(True, "planned switchover drill")
+        control_plane.set_kill_switch(enabled=True, reason="planned switchover drill")
         console.print("control plane: kill switch on for the planned switchover")
     try:
         result, record = switchover_drill(
@@ -215,14 +198,16 @@ def switchover_command(
     finally:
         if paused:
             assert control_plane is not None
-            control_plane.set_kill_switch(False, "switchover drill finished")
+            control_plane.set_kill_switch(enabled=False, reason="switchover drill finished")
             console.print("control plane: kill switch off again")
-    _store(
-        switchover_drill_record(
+    _record(
+        home=home,
+        drill=switchover_drill_record(
             result,
             started=started,
             details={"old_primary_following": record.old_primary_following},
-        )
+        ),
+        control_plane=control_plane,
     )
     _report(
         "switchover",
@@ -240,10 +225,17 @@ def failover_command(
     """SIGKILL the primary under a write probe; detect, fence and promote; measure and store."""
     rto_target, rpo_target = _targets(database)
     primary, standby, backends = _topology(home)
-    control_plane = StackControlPlane.of(home)
+    control_plane = _control_plane(home)
     if control_plane is not None:
         _failover_by_control_plane(
-            control_plane, database, primary, standby, backends, rto_target, rpo_target
+            home=home,
+            control_plane=control_plane,
+            database=database,
+            primary=primary,
+            standby=standby,
+            backends=backends,
+            rto_target=rto_target,
+            rpo_target=rpo_target,
         )
         return
     writes = WriteProbe(nodes=[primary, standby])
@@ -265,7 +257,7 @@ def failover_command(
             threading.Event().wait(0.05)
         started = datetime.now(UTC)
         process = backends[primary.name].process
-        pid = _postmaster_pid(backends[primary.name].data_dir) if process is None else process.pid
+        pid = postmaster_pid(backends[primary.name].data_dir) if process is None else process.pid
         if pid is None:
             err.print(f"no postmaster pid for {primary.name}")
             raise typer.Exit(1)
@@ -289,7 +281,15 @@ def failover_command(
     finally:
         report = writes.stop()
     _store_failover(
-        database, started, report, standby, rto_target, rpo_target, record.evidence(), limit=60
+        home=home,
+        control_plane=None,
+        database=database,
+        started=started,
+        report=report,
+        standby=standby,
+        targets=(rto_target, rpo_target),
+        details=record.evidence(),
+        limit=60,
     )
     console.print(f"{primary.name} is fenced: a restart brings it back read-only")
 
@@ -316,7 +316,7 @@ def scaling_command(
     during and after, and the control plane's audited decisions."""
     stack = _stack(home)
     api = stack.backends.get(InventoryAPI.name)
-    control_plane = StackControlPlane.of(home)
+    control_plane = _control_plane(home)
     if not isinstance(api, InventoryAPI) or InventoryAPI.name not in stack.running():
         err.print(f"the stack's inventory API is not running in {home} (make demo)")
         raise typer.Exit(1)
@@ -377,10 +377,10 @@ def scaling_command(
                 f"{name:>6}: {phase.requests} reads, p50 {phase.p50_ms} ms, p95 {phase.p95_ms} ms,"
                 f" {phase.over_threshold:.0%} over 250 ms"
             )
-    for entry in control_plane.audit_since(started):
+    for entry in _audit_since(control_plane, started):
         console.print(
-            f"audit: {entry['at']} {entry['action']} {entry['decision']} → "
-            f"{entry.get('outcome') or '-'}: {entry.get('outcome_detail') or entry['reason']}"
+            f"audit: {entry.at.isoformat()} {entry.action} {entry.decision} → "
+            f"{entry.outcome or '-'}: {entry.outcome_detail or entry.reason}"
         )
     if not result.reacted:
         err.print(f"no worker was added within {timeout:g} s")
@@ -411,7 +411,7 @@ def _max_workers() -> int | None:
     return None if scaling is None else scaling.max_replicas
 
 
-def _wait_until_settled(control_plane: StackControlPlane, *, limit: float = 300) -> None:
+def _wait_until_settled(control_plane: ControlPlaneClient, *, limit: float = 300) -> None:
     """A drill measures one reaction: first let an earlier scale-out (the demo's own traffic can
     cause one, e.g. while the stack warms up) finish its verification, and an escalation clear."""
     scaling = _scaling_policy()
@@ -422,10 +422,10 @@ def _wait_until_settled(control_plane: StackControlPlane, *, limit: float = 300)
         now = datetime.now(UTC)
         recent = [
             e
-            for e in control_plane.audit_since(now - verify - timedelta(seconds=15), "scale_out")
-            if e["decision"] == "taken"
+            for e in _audit_since(control_plane, now - verify - timedelta(seconds=15), "scale_out")
+            if e.decision == "taken"
         ]
-        escalated = control_plane.open_findings(INEFFECTIVE)
+        escalated = control_plane.findings(open_only=True, kind=INEFFECTIVE)
         if not recent and not escalated:
             return
         if not announced:
@@ -440,7 +440,9 @@ def _wait_until_settled(control_plane: StackControlPlane, *, limit: float = 300)
 
 
 def _failover_by_control_plane(
-    control_plane: StackControlPlane,
+    *,
+    home: Path,
+    control_plane: ControlPlaneClient,
     database: str,
     primary: Node,
     standby: Node,
@@ -450,7 +452,7 @@ def _failover_by_control_plane(
 ) -> None:
     """SIGKILL the primary and let the stack's control plane detect, fence and promote; measure
     what a client sees and show the control plane's audited decision."""
-    if control_plane.kill_switch():
+    if control_plane.action_state().kill_switch:
         err.print("the control plane's kill switch is on: it would not fail over; not killing")
         raise typer.Exit(1)
     writes = WriteProbe(nodes=[primary, standby])
@@ -459,7 +461,7 @@ def _failover_by_control_plane(
     try:
         if not writes.wait_for_writes(100, timeout=30):
             raise typer.Exit(1)
-        pid = _postmaster_pid(backends[primary.name].data_dir)
+        pid = postmaster_pid(backends[primary.name].data_dir)
         if pid is None:
             err.print(f"no postmaster pid for {primary.name}")
             raise typer.Exit(1)
@@ -469,12 +471,12 @@ def _failover_by_control_plane(
         recovered = writes.wait_for_recovery(timeout=90)
     finally:
         report = writes.stop()
-    entries: list[dict[str, Any]] = []
+    entries: list[AuditEntry] = []
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         # "handed-off" is the engine's note before the failover runs: wait for its result.
-        audited = control_plane.audit_since(started, "failover_database")
-        entries = [e for e in audited if e.get("outcome") not in (None, "handed-off")]
+        audited = _audit_since(control_plane, started, "failover_database")
+        entries = [e for e in audited if e.outcome not in (None, "handed-off")]
         if entries:
             break
         time.sleep(0.5)
@@ -486,34 +488,47 @@ def _failover_by_control_plane(
         raise typer.Exit(1)
     entry = entries[0]
     console.print(
-        f"control plane: {entry['action']} {entry['decision']} → {entry['outcome']} "
-        f"({entry.get('outcome_detail') or entry['reason']}), decision {entry['decision_id']}"
+        f"control plane: {entry.action} {entry.decision} → {entry.outcome} "
+        f"({entry.outcome_detail or entry.reason}), decision {entry.decision_id}"
     )
-    details = {"decision_id": entry["decision_id"], **entry["evidence"].get("failover", {})}
-    _store_failover(database, started, report, standby, rto_target, rpo_target, details, limit=90)
+    details = {"decision_id": entry.decision_id, **entry.evidence.get("failover", {})}
+    _store_failover(
+        home=home,
+        control_plane=control_plane,
+        database=database,
+        started=started,
+        report=report,
+        standby=standby,
+        targets=(rto_target, rpo_target),
+        details=details,
+        limit=90,
+    )
     console.print(f"{primary.name} is fenced: a restart brings it back read-only")
 
 
 def _store_failover(
+    *,
+    home: Path,
+    control_plane: ControlPlaneClient | None,
     database: str,
     started: datetime,
     report: ProbeReport,
     standby: Node,
-    rto_target: timedelta,
-    rpo_target: timedelta,
+    targets: tuple[timedelta, timedelta],
     details: dict[str, Any],
-    *,
     limit: float,
 ) -> None:
     """Measure (client RTO, acknowledged writes missing on the new primary), store, print."""
+    rto_target, rpo_target = targets
     rto = (
         (report.first_success_after_failure_at - started)
         if report.first_success_after_failure_at is not None
         else timedelta(seconds=limit)
     )
     lost = missing_acknowledged(standby, report.acked)
-    _store(
-        NewDrill(
+    _record(
+        home=home,
+        drill=NewDrill(
             database=database,
             kind="failover",
             started_at=started,
@@ -524,14 +539,7 @@ def _store_failover(
             lost_acknowledged_writes=len(lost),
             acknowledged_writes=len(report.acked),
             details=details,
-        )
+        ),
+        control_plane=control_plane,
     )
     _report("failover", rto, len(lost), len(report.acked), rto_target)
-
-
-def _postmaster_pid(data_dir: Path) -> int | None:
-    try:
-        first = (data_dir / "postmaster.pid").read_text(encoding="utf-8").splitlines()[0]
-    except (OSError, IndexError):
-        return None
-    return int(first) if first.strip().isdigit() else None

@@ -3,7 +3,9 @@ evaluation scheduler and the action engine (with automatic failover) in one proc
 
 Settings come from ``CONTROLPLANE_*`` variables (``controlplane/README.md``); ``--host`` and
 ``--port`` override ``CONTROLPLANE_HOST`` / ``CONTROLPLANE_PORT``. Invalid settings, SLO specs or
-policy files stop the start with exit code 2 and one line per problem. Also runnable as
+policy files, and an API extension of ``CONTROLPLANE_REQUIRED_EXTENSIONS`` that no installed
+package offers (the webhook receiver by default), stop the start with exit code 2 and one line
+per problem. Also runnable as
 ``python -m controlplane.commands.serve``.
 """
 
@@ -19,7 +21,12 @@ from rich.console import Console
 
 from controlplane.actions.config import ActionSettings
 from controlplane.actions.service import ActionService
-from controlplane.api.app import BackgroundService, create_app, installed_extensions
+from controlplane.api.app import (
+    BackgroundService,
+    MissingExtension,
+    create_app,
+    installed_extensions,
+)
 from controlplane.core.config import ControlPlaneSettings, SettingsError
 from controlplane.evaluation.metrics import ControlPlaneMetrics
 from controlplane.evaluation.service import EvaluationService
@@ -94,7 +101,7 @@ def serve(
         extensions = installed_extensions(settings)
     except SpecErrors as exc:
         raise _fail([str(error) for error in exc.errors]) from exc
-    except (PolicyError, SettingsError, ValueError) as exc:
+    except (PolicyError, SettingsError, MissingExtension, ValueError) as exc:
         raise _fail([str(exc)]) from exc
     app = create_app(
         settings, extensions=extensions, services=services, runtime=runtime, metrics=metrics

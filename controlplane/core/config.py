@@ -17,18 +17,21 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 import slo
+from controlplane.core.errors import ControlPlaneError
 
 __all__ = ["ControlPlaneSettings", "SettingsError", "default_data_dir", "default_slo_specs"]
 
 PositiveSeconds = Annotated[float, Field(gt=0)]
 #: Paths in one variable, separated like ``PATH`` (``:`` on POSIX).
 PathList = Annotated[tuple[Path, ...], NoDecode]
+#: Names in one variable, separated by commas.
+NameList = Annotated[tuple[str, ...], NoDecode]
 
 #: SQLAlchemy driver used for ``postgresql://`` URLs (psycopg 3, a project dependency).
 POSTGRES_DRIVER = "postgresql+psycopg"
 
 
-class SettingsError(ValueError):
+class SettingsError(ControlPlaneError, ValueError):
     """A setting that is present but unusable (e.g. an unreadable webhook token file)."""
 
 
@@ -82,6 +85,11 @@ class ControlPlaneSettings(BaseSettings):
     # -- API -----------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    required_extensions: NameList = Field(
+        default=("alertmanager-webhook",),
+        description="API extensions `controlplane serve` must mount (comma-separated names); "
+        "one that no installed package offers stops the start. Empty: none required.",
+    )
 
     # -- signal sources ------------------------------------------------------------------------
     prometheus_url: str = "http://127.0.0.1:9090"
@@ -166,6 +174,13 @@ class ControlPlaneSettings(BaseSettings):
             if not parts:
                 raise ValueError("give at least one SLO spec file or folder")
             return parts
+        return value
+
+    @field_validator("required_extensions", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
     @field_validator("database_url")

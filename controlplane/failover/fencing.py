@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from controlplane.core.errors import ControlPlaneError
+from controlplane.core.processes import pid_alive, postmaster_pid
 from controlplane.failover.nodes import Node
-from controlplane.stack.process import pid_alive
 
 FENCE_MARK = "# fenced by the control plane"
 
 
-class FencingFailed(Exception):
+class FencingFailed(ControlPlaneError):
     """The old primary could not be fenced: the failover must not go on."""
 
 
@@ -40,18 +41,6 @@ class Fencer(Protocol):
         """Make ``old`` unable to accept writes, now and after any restart."""
 
 
-def _postmaster_pid(data_dir: Path) -> int | None:
-    try:
-        first = (data_dir / "postmaster.pid").read_text(encoding="utf-8").splitlines()[0]
-    except (OSError, IndexError):
-        return None
-    return int(first) if first.strip().isdigit() else None
-
-
-def _alive(pid: int) -> bool:
-    return pid_alive(pid)
-
-
 class LocalFencer:
     """Fences PostgreSQL servers whose data folders this machine can write."""
 
@@ -63,15 +52,15 @@ class LocalFencer:
         data_dir = self.data_dirs.get(old.name)
         if data_dir is None or not data_dir.is_dir():
             raise FencingFailed(f"{old.name}: no data folder known to fence")
-        pid = _postmaster_pid(data_dir)
-        if pid is not None and _alive(pid):
+        pid = postmaster_pid(data_dir)
+        if pid is not None and pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 if os.getpgid(pid) == pid:  # its own process group: take the backends too
                     os.killpg(pid, signal.SIGKILL)
                 else:
                     os.kill(pid, signal.SIGKILL)
             deadline = time.monotonic() + self.stop_timeout
-            while _alive(pid):
+            while pid_alive(pid):
                 if time.monotonic() > deadline:
                     raise FencingFailed(f"{old.name}: postmaster {pid} survived SIGKILL")
                 time.sleep(0.05)

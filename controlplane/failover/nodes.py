@@ -12,12 +12,14 @@ from datetime import timedelta
 
 import psycopg
 
+from controlplane.core.errors import ControlPlaneError
 
-class NodeUnreachable(Exception):
+
+class NodeUnreachable(ControlPlaneError):
     """A node did not answer a probe."""
 
 
-class PromotionFailed(Exception):
+class PromotionFailed(ControlPlaneError):
     """``pg_promote`` did not turn the standby into a writable primary."""
 
 

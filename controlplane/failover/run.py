@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from controlplane.core.errors import ControlPlaneError
 from controlplane.failover.fencing import Fencer, FencingFailed
 from controlplane.failover.nodes import (
     Node,
@@ -149,7 +150,7 @@ class FailoverRecord:
         }
 
 
-class FailoverAborted(Exception):
+class FailoverAborted(ControlPlaneError):
     """The failover stopped part-way (fencing or promotion failed); nothing unsafe was done."""
 
 

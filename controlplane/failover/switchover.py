@@ -22,11 +22,12 @@ from typing import Literal, Protocol
 
 import psycopg
 
+from controlplane.core.errors import ControlPlaneError
 from controlplane.failover.nodes import Node, NodeUnreachable, probe, promote
 from controlplane.failover.writeprobe import WriteProbe, missing_acknowledged
 
 
-class SwitchoverAborted(Exception):
+class SwitchoverAborted(ControlPlaneError):
     """The switchover stopped before promoting; the old primary is restarted as it was."""
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from controlplane.core.errors import ControlPlaneError
 
-class OrchestratorError(Exception):
+
+class OrchestratorError(ControlPlaneError):
     """The orchestrator could not be read."""
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from controlplane.actuators.base import ActuatorError
 from controlplane.actuators.local import LocalGunicornActuator
 from controlplane.core.config import ControlPlaneSettings
+from controlplane.core.processes import child_pids, proc_stat
 from controlplane.orchestrator.base import AutoscalerState, OrchestratorError, WorkloadState
 
 __all__ = ["LocalOrchestrator"]
@@ -35,28 +36,9 @@ AUTOSCALER_NAME = "gunicorn-workers"
 
 def _cpu_ticks(pid: int) -> int | None:
     """utime + stime of a process in clock ticks; None when it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
+    fields = proc_stat(pid)
     # After the comm field: state(0) ppid(1) ... utime(11) stime(12)
-    return int(fields[11]) + int(fields[12])
-
-
-def _children(pid: int) -> list[int]:
-    children: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text(encoding="utf-8")
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if len(fields) > 1 and fields[0] != "Z" and int(fields[1]) == pid:
-            children.append(int(entry.name))
-    return children
+    return None if fields is None else int(fields[11]) + int(fields[12])
 
 
 class LocalOrchestrator:
@@ -124,7 +106,7 @@ class LocalOrchestrator:
             master = self._actuator.master_pid()
         except ActuatorError as exc:
             raise OrchestratorError(str(exc)) from exc
-        workers = _children(master)
+        workers = child_pids(master)
         live = len(workers)
         cpu = self._cpu_percent(workers)
         autoscaler = None

@@ -27,6 +27,8 @@ from tenacity import (
     wait_exponential,
 )
 
+from controlplane.core.errors import ControlPlaneError
+
 __all__ = [
     "EventCount",
     "EventHistogram",
@@ -57,7 +59,7 @@ NoDataReason = Literal["empty_result", "not_a_number", "no_index", "unknown_serv
 # -- errors ------------------------------------------------------------------------------------
 
 
-class SourceError(Exception):
+class SourceError(ControlPlaneError):
     """A signal source failed; ``source`` names it (``prometheus``, ``elasticsearch``, ...)."""
 
     def __init__(self, source: str, message: str) -> None:

@@ -22,8 +22,8 @@ import psycopg
 import redis
 import yaml
 
-from controlplane.stack.errors import BackendStartError
-from controlplane.stack.process import (
+from controlplane.core.processes import (
+    BackendStartError,
     ServerProcess,
     chown_tree,
     port_is_free,

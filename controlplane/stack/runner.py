@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import yaml
 
+from controlplane.core.processes import BackendStartError, group_alive, stop_process_group
 from controlplane.core.security import Role
 from controlplane.stack.backends import (
     PROBE_ERRORS,
@@ -35,8 +36,7 @@ from controlplane.stack.backends import (
     Redis,
 )
 from controlplane.stack.console import Dashboards
-from controlplane.stack.errors import BackendStartError, StackError
-from controlplane.stack.process import group_alive, stop_process_group
+from controlplane.stack.errors import StackError
 from controlplane.stack.settings import REPO_ROOT, StackSettings
 from controlplane.stack.workload import InventoryAPI, InventoryWorker, TrafficGenerator
 from controlplane.store.database import Database

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from controlplane.core.errors import ControlPlaneError
+
 __all__ = ["DuplicateTokenName", "FencingTokenStale", "StoreError", "UnknownTokenName"]
 
 
-class StoreError(Exception):
+class StoreError(ControlPlaneError):
     """Base class for store failures the callers can act on."""
 
 

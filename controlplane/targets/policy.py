@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from controlplane.core.errors import ControlPlaneError
 from slo.durations import DurationError, parse_duration
 
 POLICY_DIR = Path(__file__).resolve().parents[1] / "policies"
@@ -24,7 +25,7 @@ DEFAULT_DR_POLICY = POLICY_DIR / "dr.yaml"
 Tier = Literal["critical", "standard", "batch", "reporting"]
 
 
-class PolicyError(ValueError):
+class PolicyError(ControlPlaneError, ValueError):
     """A policy file is missing or invalid; the message names the file and the field."""
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from controlplane.core.errors import ControlPlaneError
 from controlplane.failover.nodes import Node, NodeUnreachable, probe
 from controlplane.orchestrator.base import Orchestrator, OrchestratorError
 from controlplane.store.database import Database
@@ -251,7 +252,7 @@ class CapacityCheck:
 # -- DR ----------------------------------------------------------------------------------------
 
 
-class DrillHistoryError(Exception):
+class DrillHistoryError(ControlPlaneError):
     """The drill or restore-validation history could not be read."""
 
 

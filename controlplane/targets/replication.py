@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import psycopg
 
+from controlplane.core.errors import ControlPlaneError
 from controlplane.targets.dr import ReplicaStatus
 
 QUERY = """
@@ -19,7 +20,7 @@ ORDER BY application_name
 """
 
 
-class ReplicationReadError(Exception):
+class ReplicationReadError(ControlPlaneError):
     """The primary could not be asked for its replication status."""
 
 

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from controlplane.core.processes import BackendStartError, free_ports
 from controlplane.stack.backends import (
     PORT_LABELS,
     PROBE_ERRORS,
@@ -31,8 +32,6 @@ from controlplane.stack.backends import (
     Prometheus,
     Redis,
 )
-from controlplane.stack.errors import BackendStartError
-from controlplane.stack.process import free_ports
 from controlplane.stack.settings import StackSettings
 
 B = TypeVar("B", bound=Backend)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from controlplane.stack.process import free_ports
+from controlplane.core.processes import free_ports
 
 #: Answers every request with the pid of the worker that served it.
 PID_APP = """

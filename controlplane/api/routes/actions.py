@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, Field
 
 from controlplane.api.deps import CurrentOperator, ReaderDep, WriterDep
 from controlplane.store.actions import (
     KILL_SWITCH,
-    AlreadyDecided,
     get_flag,
     list_pending,
     resolve_pending,
@@ -101,18 +100,14 @@ def pending(session: ReaderDep) -> list[PendingAction]:
 def _resolve(
     decision_id: str, *, approve: bool, verdict: Verdict, operator: Any, session: Any
 ) -> StoredAuditEntry:
-    try:
-        return resolve_pending(
-            session,
-            decision_id=decision_id,
-            approve=approve,
-            by=operator.name,
-            at=datetime.now(UTC),
-            comment=verdict.comment,
-        )
-    except AlreadyDecided as exc:
-        code = status.HTTP_404_NOT_FOUND if exc.state is None else status.HTTP_409_CONFLICT
-        raise HTTPException(status_code=code, detail=str(exc)) from exc
+    return resolve_pending(
+        session,
+        decision_id=decision_id,
+        approve=approve,
+        by=operator.name,
+        at=datetime.now(UTC),
+        comment=verdict.comment,
+    )
 
 
 @router.post(

@@ -1,4 +1,5 @@
-"""``/api/v1/capacity`` and ``/api/v1/dr``: live state against the policies, for the dashboards.
+"""``/api/v1/capacity`` and ``/api/v1/dr``: live state against the policies, for the dashboards;
+``POST /api/v1/dr/drills`` stores a drill measured elsewhere (``controlplane drill``).
 
 Both read the live system on each request (orchestrator, ``pg_stat_replication``); a source that
 cannot be read gives ``error`` with the reason and ``null`` live values, never made-up zeros.
@@ -9,17 +10,23 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from fastapi import APIRouter
+from fastapi import APIRouter, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime, BaseModel
 
 from controlplane.actions.config import ActionSettings
 from controlplane.actions.topology import read_workloads
-from controlplane.api.deps import ReaderDep
+from controlplane.api.deps import CurrentOperator, ReaderDep, WriterDep
 from controlplane.failover.nodes import NodeUnreachable, probe
 from controlplane.orchestrator.base import OrchestratorError
-from controlplane.store.drills import list_drills, list_restore_validations
-from controlplane.targets.policy import PolicyError, load_capacity_policy, load_dr_policy
+from controlplane.store.drills import (
+    NewDrill,
+    StoredDrill,
+    list_drills,
+    list_restore_validations,
+    record_drill,
+)
+from controlplane.targets.policy import load_capacity_policy, load_dr_policy
 from controlplane.targets.replication import ReplicationReadError, read_replication
 
 router = APIRouter(tags=["targets"])
@@ -73,10 +80,7 @@ class Capacity(BaseModel):
 @router.get("/capacity", response_model=Capacity, summary="Replicas and CPU against the policy")
 async def capacity() -> Capacity:
     settings = action_settings()
-    try:
-        policy = load_capacity_policy(settings.capacity_policy)
-    except PolicyError as exc:
-        return Capacity(services=[], error=str(exc))
+    policy = load_capacity_policy(settings.capacity_policy)
     error = None
     workloads = {}
     observed = None
@@ -222,3 +226,13 @@ async def dr(session: ReaderDep) -> DR:
             )
         )
     return DR(databases=databases)
+
+
+@router.post(
+    "/dr/drills",
+    response_model=StoredDrill,
+    status_code=status.HTTP_201_CREATED,
+    summary="Store a drill measured by a client (operator)",
+)
+def add_drill(drill: NewDrill, _operator: CurrentOperator, session: WriterDep) -> StoredDrill:
+    return record_drill(session, drill=drill)

@@ -28,7 +28,6 @@ from controlplane.api.deps import ReaderDep, SettingsDep
 from controlplane.sources.base import (
     LogLine,
     NoData,
-    SourceQueryError,
     SourceUnavailable,
     TraceSummary,
 )
@@ -148,10 +147,6 @@ def _unavailable(
     return NoDataPublic(source=source, reason="source_unavailable", detail=str(error))
 
 
-def _refused(error: SourceQueryError) -> HTTPException:
-    return HTTPException(status.HTTP_502_BAD_GATEWAY, str(error))
-
-
 def _row(summary: TraceSummary, *, ui_base: str) -> TraceRow:
     return TraceRow(
         trace_id=summary.trace_id,
@@ -223,8 +218,6 @@ def slo_traces(
             )
     except SourceUnavailable as exc:
         return answer.model_copy(update={"no_data": _unavailable("jaeger", exc)})
-    except SourceQueryError as exc:
-        raise _refused(exc) from exc
     if isinstance(found, NoData):
         return answer.model_copy(update={"no_data": _no_data("jaeger", found)})
     rows = [_row(summary, ui_base=settings.jaeger_url) for summary in found]
@@ -262,8 +255,6 @@ def trace_logs(
         found = elasticsearch.logs_for_trace(wanted, start=start, end=end, limit=limit)
     except SourceUnavailable as exc:
         return TraceLogs(trace_id=wanted, lines=[], no_data=_unavailable("elasticsearch", exc))
-    except SourceQueryError as exc:
-        raise _refused(exc) from exc
     if isinstance(found, NoData):
         return TraceLogs(trace_id=wanted, lines=[], no_data=_no_data("elasticsearch", found))
     return TraceLogs(trace_id=wanted, lines=[_line(line) for line in found], no_data=None)

@@ -9,8 +9,8 @@ from typing import Any
 
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, no_update
 
-from dashboards.client import ControlPlaneClient, ControlPlaneError
-from dashboards.models import ActionState
+from controlplane.client.http import ClientError, ControlPlaneClient
+from controlplane.client.models import ActionState
 from dashboards.pages.alerts.figures import decisions_figure
 from dashboards.pages.alerts.layout import AlertsIds
 from dashboards.pages.alerts.views import (
@@ -46,7 +46,7 @@ def register(app: Dash, *, client: ControlPlaneClient) -> None:
         now = now_utc()
         try:
             me = client.me()
-        except ControlPlaneError as exc:
+        except ClientError as exc:
             failed = error_state(exc)
             return failed, None, "Kill switch", True, "", None, None, None, None
         can_act = me.is_operator
@@ -60,17 +60,17 @@ def register(app: Dash, *, client: ControlPlaneClient) -> None:
         try:
             state = client.action_state()
             kill: Any = kill_state_view(state)
-        except ControlPlaneError as exc:
+        except ClientError as exc:
             state, kill = None, error_state(exc)
         try:
             pending: Any = pending_table(
                 client.pending_actions(), can_act=can_act, button_type=AlertsIds.VERDICT
             )
-        except ControlPlaneError as exc:
+        except ClientError as exc:
             pending = error_state(exc)
         try:
             live: Any = alerts_table(client.alerts(status="firing", limit=500))
-        except ControlPlaneError as exc:
+        except ClientError as exc:
             live = error_state(exc)
         try:
             entries = client.audit(since=now - AUDIT_SPAN, limit=500)
@@ -79,7 +79,7 @@ def register(app: Dash, *, client: ControlPlaneClient) -> None:
                 config=GRAPH_CONFIG,
             )
             audit: Any = audit_table(entries)
-        except ControlPlaneError as exc:
+        except ClientError as exc:
             decisions, audit = None, error_state(exc)
         return (
             kill,
@@ -111,7 +111,7 @@ def register(app: Dash, *, client: ControlPlaneClient) -> None:
             state = client.set_kill_switch(
                 enabled=not current, reason=reason or "from the operator console"
             )
-        except ControlPlaneError as exc:
+        except ClientError as exc:
             return error_state(exc), (done or 0) + 1
         word = "on: actions stopped" if state.kill_switch else "off: actions allowed"
         return f"kill switch {word} at {utc(state.changed_at)}", (done or 0) + 1
@@ -136,7 +136,7 @@ def register(app: Dash, *, client: ControlPlaneClient) -> None:
                 entry = client.approve(decision_id, comment=comment or "")
             else:
                 entry = client.deny(decision_id, comment=comment or "")
-        except ControlPlaneError as exc:
+        except ClientError as exc:
             return error_state(exc), (done or 0) + 1
         done_word = "approved" if chosen["verdict"] == "approve" else "denied"
         return f"{done_word} {entry.action} {entry.target} ({decision_id})", (done or 0) + 1

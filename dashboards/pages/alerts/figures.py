@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import plotly.graph_objects as go
 
-from dashboards.models import AuditEntry
+from controlplane.client.models import AuditEntry
 
 __all__ = ["decisions_figure"]
 

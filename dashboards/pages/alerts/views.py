@@ -7,7 +7,7 @@ from typing import Any
 
 from dash import html
 
-from dashboards.models import ActionState, Alert, AuditEntry, PendingAction
+from controlplane.client.models import ActionState, Alert, AuditEntry, PendingAction
 from dashboards.ui import DASH, empty_state, evidence_details, table, utc
 
 __all__ = ["alerts_table", "audit_table", "kill_state_view", "pending_table", "toggle_label"]

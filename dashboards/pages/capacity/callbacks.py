@@ -7,7 +7,7 @@ from typing import Any
 
 from dash import Dash, Input, Output, dcc
 
-from dashboards.client import ControlPlaneClient, ControlPlaneError
+from controlplane.client.http import ClientError, ControlPlaneClient
 from dashboards.pages.capacity.figures import (
     SCALING_ACTIONS,
     cpu_figure,
@@ -38,7 +38,7 @@ def register(app: Dash, *, client: ControlPlaneClient) -> None:
         start = now - TIMELINE_SPAN
         try:
             found = client.capacity()
-        except ControlPlaneError as exc:
+        except ClientError as exc:
             return error_state(exc), None, None, None, None
         try:
             decisions = [
@@ -49,7 +49,7 @@ def register(app: Dash, *, client: ControlPlaneClient) -> None:
             timeline: Any = dcc.Graph(
                 figure=scaling_timeline_figure(decisions, start=start, end=now), config=GRAPH_CONFIG
             )
-        except ControlPlaneError as exc:
+        except ClientError as exc:
             timeline = error_state(exc)
         status: Any = None
         if found.error is not None:

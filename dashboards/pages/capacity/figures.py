@@ -8,7 +8,7 @@ from datetime import datetime
 
 import plotly.graph_objects as go
 
-from dashboards.models import AuditEntry, ServiceCapacity
+from controlplane.client.models import AuditEntry, ServiceCapacity
 
 __all__ = [
     "SCALING_ACTIONS",

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from dash import html
 
-from dashboards.models import ServiceCapacity
+from controlplane.client.models import ServiceCapacity
 from dashboards.ui import DASH, table, utc
 
 __all__ = ["capacity_table"]

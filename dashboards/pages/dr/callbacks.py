@@ -6,7 +6,7 @@ from typing import Any
 
 from dash import Dash, Input, Output, dcc
 
-from dashboards.client import ControlPlaneClient, ControlPlaneError
+from controlplane.client.http import ClientError, ControlPlaneClient
 from dashboards.pages.dr.figures import drills_figure, replication_lag_figure
 from dashboards.pages.dr.layout import DRIds
 from dashboards.pages.dr.views import databases_table, drills_table, findings_table
@@ -34,11 +34,11 @@ def register(app: Dash, *, client: ControlPlaneClient) -> None:
                     if finding.kind.startswith("dr.")
                 ]
             )
-        except ControlPlaneError as exc:
+        except ClientError as exc:
             findings = error_state(exc)
         try:
             found = client.dr()
-        except ControlPlaneError as exc:
+        except ClientError as exc:
             return error_state(exc), None, None, None, findings
         databases = found.databases
         return (

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from dashboards.models import DatabaseDR
+from controlplane.client.models import DatabaseDR
 
 __all__ = ["NO_DRILL", "drills_figure", "replication_lag_figure"]
 

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from dash import html
 
-from dashboards.models import DatabaseDR, Finding
+from controlplane.client.models import DatabaseDR, Finding
 from dashboards.pages.dr.figures import NO_DRILL
 from dashboards.ui import DASH, ago, duration_text, empty_state, table, utc
 

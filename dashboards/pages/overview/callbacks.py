@@ -21,9 +21,9 @@ from typing import Any
 
 from dash import Dash, Input, Output, State, no_update
 
-from dashboards.client import ControlPlaneClient, ControlPlaneError
+from controlplane.client.http import ClientError, ControlPlaneClient
+from controlplane.client.models import SLOStatus
 from dashboards.history import Point, RecentHistory
-from dashboards.models import SLOStatus
 from dashboards.pages.overview.layout import REFRESH_COUNT, OverviewIds
 from dashboards.pages.overview.views import (
     NO_TIER,
@@ -118,7 +118,7 @@ def register(app: Dash, *, client: ControlPlaneClient, history: RecentHistory) -
         now = now_utc()
         try:
             statuses = client.slos()
-        except ControlPlaneError as exc:
+        except ClientError as exc:
             failed = f"failed at {utc(now)}"
             return error_state(exc), None, None, [], failed, no_update, no_update, no_update
         service_options = _options({status.service for status in statuses})
@@ -136,7 +136,7 @@ def register(app: Dash, *, client: ControlPlaneClient, history: RecentHistory) -
             return message, None, None, counts, stamp(now), *options, no_update
         try:
             series, missing = _series(history, [status for status, _ in items], now=now)
-        except ControlPlaneError as exc:
+        except ClientError as exc:
             return error_state(exc), None, None, counts, stamp(now), *options, no_update
         # Only a refresh that left sparklines out triggers ``fill``.
         pending = {"at": now.isoformat(), "slos": missing} if missing else no_update
@@ -165,7 +165,7 @@ def register(app: Dash, *, client: ControlPlaneClient, history: RecentHistory) -
             statuses = client.slos()
             items = shown(statuses, services, tiers)
             series = history.series([status for status, _ in items], now=now)
-        except ControlPlaneError:
+        except ClientError:
             # The table stays, without those sparklines; the next refresh retries.
             return no_update, no_update
         if not items:

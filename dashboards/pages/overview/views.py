@@ -11,8 +11,8 @@ from urllib.parse import quote
 
 from dash import html
 
+from controlplane.client.models import SLOStatus
 from dashboards.history import Point
-from dashboards.models import SLOStatus
 from dashboards.pages.overview.figures import sparkline_svg
 from dashboards.status import STATUS_LABELS, Status, alert_windows, window_seconds
 from dashboards.ui import DASH, percent, utc

@@ -7,7 +7,7 @@ from typing import Any
 
 from dash import ALL, Dash, Input, Output, ctx, dcc, html, no_update
 
-from dashboards.client import ControlPlaneClient, ControlPlaneError
+from controlplane.client.http import ClientError, ControlPlaneClient
 from dashboards.pages.slo_detail.figures import (
     budget_figure,
     burn_rate_figure,
@@ -62,7 +62,7 @@ def register(app: Dash, *, client: ControlPlaneClient) -> None:
             actions = actions_for(
                 client.audit(since=start, limit=1000), slo_id=slo_id, service=status.service
             )
-        except ControlPlaneError as exc:
+        except ClientError as exc:
             return error_state(exc), "", None, None, None, None, None
         oldest_first = sorted(history, key=lambda item: item.at)
         times = [item.at for item in oldest_first]
@@ -126,7 +126,7 @@ def register(app: Dash, *, client: ControlPlaneClient) -> None:
         now = now_utc()
         try:
             status = client.slo(slo_id)
-        except ControlPlaneError as exc:
+        except ClientError as exc:
             return "", error_state(exc), None
         start, end, label = burning_window(status, now=now)
         caption = f"{label}: {start:%Y-%m-%d %H:%M} – {end:%H:%M} UTC, service {status.service}"
@@ -134,7 +134,7 @@ def register(app: Dash, *, client: ControlPlaneClient) -> None:
         for kind in ("slow", "error"):
             try:
                 found = client.slo_traces(slo_id, kind=kind, start=start, end=end)
-            except ControlPlaneError as exc:
+            except ClientError as exc:
                 parts.append(error_state(exc))
             else:
                 parts.append(traces_view(found, button_type=DetailIds.LOGS_BUTTON))
@@ -154,7 +154,7 @@ def register(app: Dash, *, client: ControlPlaneClient) -> None:
         trace_id = str(chosen["trace"])
         try:
             found = client.trace_logs(trace_id)
-        except ControlPlaneError as exc:
+        except ClientError as exc:
             return error_state(exc)
         attributes: dict[str, Any] = {"data-trace": trace_id}
         return html.Div([logs_view(found)], **attributes)

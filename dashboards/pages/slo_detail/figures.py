@@ -11,7 +11,7 @@ from datetime import datetime
 
 import plotly.graph_objects as go
 
-from dashboards.models import Alert, AuditEntry
+from controlplane.client.models import Alert, AuditEntry
 from dashboards.status import AlertWindow, alert_label, window_seconds
 from slo.durations import format_duration
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from dash import html
 
-from dashboards.models import Alert, AuditEntry, SLOStatus, SLOTraces, TraceLogs
+from controlplane.client.models import Alert, AuditEntry, SLOStatus, SLOTraces, TraceLogs
 from dashboards.status import (
     AlertWindow,
     alert_label,

@@ -18,10 +18,10 @@ from controlplane.actions.policy import ActionPolicy, load_action_policy
 from controlplane.actions.signals import prometheus_burn_reader
 from controlplane.actuators.local import LocalGunicornActuator
 from controlplane.core.config import ControlPlaneSettings
+from controlplane.core.processes import free_ports
 from controlplane.leader import LeaderStatus
 from controlplane.runtime import Runtime
 from controlplane.sources.prometheus import PrometheusSource
-from controlplane.stack.process import free_ports
 from controlplane.store.actions import KILL_SWITCH, resolve_pending, set_flag
 from controlplane.store.alerts import AlertChange
 from controlplane.store.audit import list_audit

@@ -25,8 +25,8 @@ import psycopg
 import pytest
 
 from app.migrate import upgrade
+from controlplane.core.processes import free_ports, stop_process_group, tail
 from controlplane.stack.backends import PostgresPrimary, PostgresReplica, Redis
-from controlplane.stack.process import free_ports, stop_process_group, tail
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 

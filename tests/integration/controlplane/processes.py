@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from controlplane.stack.process import free_ports, tail
+from controlplane.core.processes import free_ports, tail
 
 APP_FACTORY = "alerts.wiring:create_app"
 

@@ -19,7 +19,7 @@ from selenium.common.exceptions import StaleElementReferenceException, WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
-from controlplane.stack.process import free_ports, tail
+from controlplane.core.processes import free_ports, tail
 from dashboards.testing import chromium_driver
 
 T = TypeVar("T")

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from controlplane.core.config import ControlPlaneSettings
+from controlplane.core.processes import free_ports
 from controlplane.stack.backends import PostgresPrimary, PostgresReplica
-from controlplane.stack.process import free_ports
-from controlplane.stack.runner import DEMO_PORTS, ORDER
+from controlplane.stack.runner import DEMO_PORTS, ORDER, ControlPlane, LocalStack
+from controlplane.stack.settings import StackSettings
 from controlplane.store.database import Database
-from controlplane.store.drills import list_drills
+from controlplane.store.drills import StoredDrill, list_drills
 from tests.support.backends import TEST_PG_CONF, BackendPool
 
 pytestmark = pytest.mark.integration
@@ -73,6 +74,16 @@ def drill(kind: str, home: Path, store: Path) -> subprocess.CompletedProcess[str
     )
 
 
+def stored_drills(url: str) -> list[StoredDrill]:
+    database = Database.from_url(url)
+    try:
+        database.migrate()
+        with database.reader() as session:
+            return list_drills(session, database="inventory")
+    finally:
+        database.dispose()
+
+
 def test_switchover_then_failover_drills_are_measured_and_stored(
     stack_home: Path, tmp_path: Path
 ) -> None:
@@ -85,12 +96,13 @@ def test_switchover_then_failover_drills_are_measured_and_stored(
     assert failed.returncode == 0, failed.stdout + failed.stderr
     assert re.search(r"failover drill: RTO \d+\.\d+ s", failed.stdout), failed.stdout
 
-    database = Database.from_settings(ControlPlaneSettings(data_dir=tmp_path))
-    try:
-        with database.reader() as session:
-            drills = list_drills(session, database="inventory")
-    finally:
-        database.dispose()
+    # Stored where the stack's control plane reads them, not in the CLI's own data folder.
+    assert stored_drills(ControlPlaneSettings(data_dir=tmp_path).sqlalchemy_url) == []
+    control_plane = LocalStack.at(settings=StackSettings(), home=stack_home).backends[
+        "controlplane"
+    ]
+    assert isinstance(control_plane, ControlPlane)
+    drills = stored_drills(control_plane.database_url)
     assert [d.kind for d in drills] == ["failover", "switchover"]
     assert drills[1].lost_acknowledged_writes == 0
     assert all(d.measured_rto_s < 60 for d in drills)

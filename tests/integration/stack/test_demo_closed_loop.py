@@ -5,7 +5,7 @@
 2. the primary SIGKILLed → the control plane fences it and promotes the replica → the API's
    writes resume without a restart;
 
-both visible in the audit log through the control plane's API.
+both visible in the audit log through the control plane's API, the failover drill on its DR view.
 """
 
 from __future__ import annotations
@@ -68,6 +68,11 @@ def test_slowness_scales_out_and_a_killed_primary_fails_over_both_audited(
     assert failover.returncode == 0, failover.stdout + failover.stderr
     assert "control plane: failover_database taken → succeeded" in failover.stdout
     print(failover.stdout)
+    # The drill reached the store the stack's control plane reads: its DR view (the console's DR
+    # page) shows it, whatever the CLI's own data folder is.
+    dr = httpx.get(f"{control_plane}/api/v1/dr", headers=headers, timeout=10).json()
+    (inventory,) = [d for d in dr["databases"] if d["database"] == "inventory"]
+    assert [d["kind"] for d in inventory["drills"]] == ["failover"], inventory
 
     # The API writes again without a restart: a movement is accepted and applied.
     with httpx.Client(base_url=api, timeout=10) as client:

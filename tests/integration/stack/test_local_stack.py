@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from controlplane.stack.process import port_is_free
+from controlplane.core.processes import port_is_free
 from controlplane.stack.runner import ORDER, shifted_ports
 
 pytestmark = pytest.mark.integration

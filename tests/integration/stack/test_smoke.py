@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
+from controlplane.core.processes import free_ports
 from controlplane.stack.backends import (
     Alertmanager,
     Elasticsearch,
@@ -25,7 +26,6 @@ from controlplane.stack.backends import (
     PostgresReplica,
     Redis,
 )
-from controlplane.stack.process import free_ports
 from tests.support.backends import PrometheusFactory
 
 pytestmark = pytest.mark.integration

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from controlplane.api.routes.targets import action_settings
 from controlplane.core.security import Role
 from controlplane.store.actions import decide_once
 from controlplane.store.audit import AuditDecision
@@ -108,3 +110,46 @@ def test_capacity_and_dr_views_say_why_live_data_is_missing(api: Api) -> None:
     assert database["replicas"] is None
     assert "no database nodes configured" in database["error"]
     assert database["drills"] == []
+
+
+@pytest.mark.parametrize(
+    ("path", "variable"),
+    [
+        ("/api/v1/dr", "CONTROLPLANE_DR_POLICY"),
+        ("/api/v1/capacity", "CONTROLPLANE_CAPACITY_POLICY"),
+    ],
+)
+def test_a_broken_policy_is_a_clear_error_on_both_views(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str, variable: str
+) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("apiVersion: inventory-slo/v1\nkind: [not, a, kind\n", encoding="utf-8")
+    monkeypatch.setenv(variable, str(broken))
+    action_settings.cache_clear()
+    try:
+        answer = api.client.get(path, headers=api.headers())
+    finally:
+        monkeypatch.delenv(variable)
+        action_settings.cache_clear()
+    assert answer.status_code == 500
+    assert answer.json()["error"] == "PolicyError"
+    assert str(broken) in answer.json()["detail"]
+
+
+def test_a_drill_posted_by_an_operator_shows_on_the_dr_view(api: Api) -> None:
+    drill = {
+        "database": "inventory",
+        "kind": "failover",
+        "started_at": "2026-01-05T10:00:00+00:00",
+        "finished_at": "2026-01-05T10:00:03+00:00",
+        "succeeded": True,
+        "measured_rto_s": 2.5,
+        "lost_acknowledged_writes": 0,
+        "acknowledged_writes": 812,
+    }
+    refused = api.client.post("/api/v1/dr/drills", json=drill, headers=api.headers(Role.VIEWER))
+    assert refused.status_code == 403
+    stored = api.client.post("/api/v1/dr/drills", json=drill, headers=api.headers(Role.OPERATOR))
+    assert stored.status_code == 201, stored.text
+    (database,) = api.client.get("/api/v1/dr", headers=api.headers()).json()["databases"]
+    assert [(d["kind"], d["measured_rto_s"]) for d in database["drills"]] == [("failover", 2.5)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dashboards.models import (
+from controlplane.client.models import (
     Alert,
     AuditEntry,
     DatabaseDR,

@@ -7,8 +7,8 @@ import json
 
 import httpx
 
+from controlplane.client.http import ControlPlaneClient
 from dashboards.app import ShellIds, create_app
-from dashboards.client import ControlPlaneClient
 from dashboards.config import DashboardSettings
 from dashboards.pages.overview.layout import OverviewIds
 from dashboards.pages.slo_detail.layout import DetailIds

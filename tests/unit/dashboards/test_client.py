@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dashboards.client import (
+from controlplane.client.http import (
     ControlPlaneClient,
     ControlPlaneUnreachable,
     Forbidden,

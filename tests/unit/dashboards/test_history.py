@@ -11,7 +11,7 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from dashboards.client import ControlPlaneClient
+from controlplane.client.http import ControlPlaneClient
 from dashboards.history import RecentHistory
 from slo.series import thin
 from tests.unit.dashboards.data import NOW, status

@@ -8,8 +8,8 @@ from datetime import timedelta
 import httpx
 from dash import Dash, no_update
 
+from controlplane.client.http import ControlPlaneClient
 from dashboards.app import create_app
-from dashboards.client import ControlPlaneClient
 from dashboards.config import DashboardSettings
 from dashboards.history import Point
 from dashboards.pages.overview.callbacks import DrawnTables, _table_key, _unless_shown

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from alerts.wiring import create_app
+from controlplane.core.processes import free_ports
 from controlplane.core.security import Role
 from controlplane.runtime import Runtime
-from controlplane.stack.process import free_ports
 from controlplane.store.evaluations import EvaluationRecord, record_evaluations
 from controlplane.store.tokens import create_token
 from tests.unit.controlplane.asgi import AppClient

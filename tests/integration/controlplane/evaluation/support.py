@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 
+from controlplane.core.processes import free_ports, tail
 from controlplane.core.security import Role
-from controlplane.stack.process import free_ports, tail
 from controlplane.store.database import Database
 from controlplane.store.tokens import create_token
 

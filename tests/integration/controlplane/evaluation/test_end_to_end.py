@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from controlplane.core.processes import free_ports
 from controlplane.stack.backends import Alertmanager, Prometheus
-from controlplane.stack.process import free_ports
 from tests.integration.controlplane.evaluation.support import (
     REPO,
     InventoryTarget,

@@ -9,6 +9,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from controlplane.api import app as app_module
+from controlplane.commands import serve as serve_module
 from controlplane.commands.serve import EXIT_CONFIG, serve
 
 pytestmark = pytest.mark.unit
@@ -97,3 +99,30 @@ def test_kubernetes_without_credentials_is_named(
     )
     assert code == EXIT_CONFIG
     assert "no in-cluster credentials and no usable kubeconfig" in output
+
+
+@pytest.fixture
+def without_extensions(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """As if the alerts package were not installed (no package offers an API extension); the
+    apps ``serve`` would run are collected instead of served."""
+    monkeypatch.setattr(app_module, "entry_points", lambda group: [])
+    served: list[object] = []
+    monkeypatch.setattr(serve_module.uvicorn, "run", lambda app, **options: served.append(app))
+    return served
+
+
+def test_a_required_extension_that_is_not_installed_stops_the_start(
+    tmp_path: Path, without_extensions: list[object]
+) -> None:
+    code, output = run(tmp_path, evaluation_enabled="false")
+    assert (code, without_extensions) == (EXIT_CONFIG, [])
+    assert "alertmanager-webhook" in output
+    assert "CONTROLPLANE_REQUIRED_EXTENSIONS" in output
+
+
+def test_no_required_extension_lets_it_start_without_the_webhook(
+    tmp_path: Path, without_extensions: list[object]
+) -> None:
+    code, output = run(tmp_path, evaluation_enabled="false", required_extensions="")
+    assert code == 0, output
+    assert len(without_extensions) == 1

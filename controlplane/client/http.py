@@ -1,8 +1,10 @@
-"""The one way the console reaches its data: the control-plane API (``/api/v1``, bearer token).
+"""The typed client of the control-plane API (``/api/v1``, bearer token).
 
-:class:`ControlPlaneClient` is built once by the composition root (``dashboards.app``) and
-injected into every page's ``register(app, *, client=...)``. It is thread-safe (one pooled
-``httpx.Client`` with keep-alive), so concurrent callbacks share it. Errors are typed:
+One client for every program that talks to a control plane: the console (``dashboards``, which
+builds one in its composition root and injects it into every page) and the drill commands (which
+reach the stack's running control plane with its admin token). It is thread-safe (one pooled
+``httpx.Client`` with keep-alive), so concurrent callbacks share it. Errors are typed, all
+:class:`ClientError` (a :class:`~controlplane.core.errors.ControlPlaneError`):
 
 * :class:`ControlPlaneUnreachable`: no answer (refused, timeout): "control plane unreachable";
 * :class:`RouteNotServed`: this control plane has no such route (an older version);
@@ -21,12 +23,13 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from dashboards.models import (
+from controlplane.client.models import (
     DR,
     ActionState,
     Alert,
     AuditEntry,
     Capacity,
+    Drill,
     Evaluation,
     Finding,
     Me,
@@ -36,11 +39,13 @@ from dashboards.models import (
     SLOTraces,
     TraceLogs,
 )
+from controlplane.core.errors import ControlPlaneError
+from controlplane.store.drills import NewDrill
 
 __all__ = [
     "API_PREFIX",
+    "ClientError",
     "ControlPlaneClient",
-    "ControlPlaneError",
     "ControlPlaneRefused",
     "ControlPlaneUnreachable",
     "Forbidden",
@@ -64,19 +69,19 @@ _AUDIT = TypeAdapter(list[AuditEntry])
 _PENDING = TypeAdapter(list[PendingAction])
 
 
-class ControlPlaneError(Exception):
-    """The console could not get what it asked the control plane for."""
+class ClientError(ControlPlaneError):
+    """The caller could not get what it asked the control plane for."""
 
 
-class ControlPlaneUnreachable(ControlPlaneError):
+class ControlPlaneUnreachable(ClientError):
     """No answer from the control plane (connection refused, timeout, ...)."""
 
 
-class UnreadableAnswer(ControlPlaneError):
-    """The control plane answered something the console cannot read."""
+class UnreadableAnswer(ClientError):
+    """The control plane answered something the client cannot read."""
 
 
-class ControlPlaneRefused(ControlPlaneError):
+class ControlPlaneRefused(ClientError):
     """The control plane answered with an error status."""
 
     def __init__(self, *, method: str, path: str, status: int, detail: str) -> None:
@@ -295,6 +300,12 @@ class ControlPlaneClient:
 
     def deny(self, decision_id: str, *, comment: str = "") -> AuditEntry:
         return self._verdict(decision_id, verdict="deny", comment=comment)
+
+    # -- drills (operator) -------------------------------------------------------------------------
+    def record_drill(self, drill: NewDrill) -> Drill:
+        """Store a drill measured by this client in the control plane's store."""
+        body = drill.model_dump(mode="json")
+        return self._model(Drill, self._request("POST", "/dr/drills", json=body), "drill")
 
     # -- targets -----------------------------------------------------------------------------------
     def capacity(self) -> Capacity:

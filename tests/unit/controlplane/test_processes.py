@@ -6,12 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.stack.errors import BackendStartError
-from controlplane.stack.process import (
+from controlplane.core.processes import (
+    BackendStartError,
     ServerProcess,
+    child_pids,
     free_ports,
     group_alive,
     pid_alive,
+    postmaster_pid,
+    read_pidfile,
     require_executable,
     tail,
 )
@@ -75,3 +78,41 @@ def test_tail_returns_the_last_lines_only(tmp_path: Path) -> None:
     log.write_text("".join(f"line {i}\n" for i in range(100)), encoding="utf-8")
     assert tail(log, 3) == "line 97\nline 98\nline 99"
     assert tail(tmp_path / "absent.log") == ""
+
+
+@pytest.mark.parametrize(
+    ("content", "pid"),
+    [
+        ("4242\n/var/lib/postgresql/data\n1733000000\n5432\n", 4242),  # postmaster.pid
+        ("4242\n", 4242),  # gunicorn's pidfile
+        ("", None),
+        ("not a pid\n", None),
+    ],
+)
+def test_a_pidfile_gives_the_pid_on_its_first_line(
+    tmp_path: Path, content: str, pid: int | None
+) -> None:
+    (tmp_path / "postmaster.pid").write_text(content, encoding="utf-8")
+    assert read_pidfile(tmp_path / "postmaster.pid") == pid
+    assert postmaster_pid(tmp_path) == pid
+    assert postmaster_pid(tmp_path / "absent") is None
+
+
+def test_child_pids_are_the_live_children_only(tmp_path: Path) -> None:
+    marker = tmp_path / "children"
+    process = ServerProcess(
+        name="parent",
+        argv=["/bin/sh", "-c", f"sleep 60 & sleep 60 & echo ready > {marker}; wait"],
+        log_path=tmp_path / "parent.log",
+    )
+    process.start()
+    assert process.pid is not None
+    try:
+        deadline = time.monotonic() + 10
+        while len(child_pids(process.pid)) < 2:
+            assert time.monotonic() < deadline, "the children never started"
+            time.sleep(0.05)
+        assert all(pid_alive(child) for child in child_pids(process.pid))
+    finally:
+        process.stop(timeout=5)
+    assert child_pids(process.pid) == []

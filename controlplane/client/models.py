@@ -1,6 +1,6 @@
-"""What the console reads from the control-plane API, as frozen pydantic models.
+"""What a client reads from the control-plane API, as frozen pydantic models.
 
-Unknown fields are ignored, so the console keeps working when the API adds some. Times are
+Unknown fields are ignored, so a client keeps working when the API adds some. Times are
 timezone-aware; null numbers mean "no data", never 0.
 """
 

@@ -1,4 +1,10 @@
-"""Spawning and stopping server processes: own process group, log file, optional service account."""
+"""Server processes of this machine: spawning them (own process group, log file, optional
+service account), telling whether they live, stopping whole process groups, reading pidfiles.
+
+The low-level helpers of the control plane: local failover (fencing, node control), the local
+actuator and orchestrator, the scheduled drill and the local stack runner use them; they know
+nothing of any of those.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,23 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from controlplane.stack.errors import BackendStartError
+from controlplane.core.errors import ControlPlaneError
+
+
+class BackendStartError(ControlPlaneError):
+    """A backend could not be started or did not become healthy; names the backend."""
+
+    def __init__(self, backend: str, reason: str, *, log_tail: str = "") -> None:
+        self.backend = backend
+        self.reason = reason
+        self.log_tail = log_tail
+        message = f"{backend}: {reason}"
+        if log_tail:
+            message += f"\n--- last lines of the {backend} log ---\n{log_tail}"
+        super().__init__(message)
 
 
 def free_ports(count: int) -> list[int]:
@@ -159,13 +178,49 @@ class ServerProcess:
                 self._popen.wait(timeout=1)
 
 
-def is_zombie(pid: int) -> bool:
-    """A process that has exited but whose parent (maybe another program) has not reaped it."""
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (``state ppid pgrp ... utime
+    stime ...``, the command name may hold spaces), or None when the process is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
     except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
+        return None
+    return stat.rsplit(")", 1)[-1].split()
+
+
+def _live_processes() -> Iterator[tuple[int, list[str]]]:
+    """(pid, stat fields) of every process that is not a zombie."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = proc_stat(int(entry.name))
+            if fields is not None and len(fields) > 2 and fields[0] != "Z":
+                yield int(entry.name), fields
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live (not zombie) child processes of ``pid``."""
+    return [child for child, fields in _live_processes() if int(fields[1]) == pid]
+
+
+def read_pidfile(path: Path) -> int | None:
+    """The pid on the first line of a pidfile (gunicorn's, PostgreSQL's ``postmaster.pid``);
+    None when the file is missing or holds no pid."""
+    try:
+        first = path.read_text(encoding="utf-8").splitlines()[0].strip()
+    except (OSError, IndexError):
+        return None
+    return int(first) if first.isdigit() else None
+
+
+def postmaster_pid(data_dir: Path) -> int | None:
+    """The postmaster of a PostgreSQL data folder, from its ``postmaster.pid`` (None without)."""
+    return read_pidfile(data_dir / "postmaster.pid")
+
+
+def is_zombie(pid: int) -> bool:
+    """A process that has exited but whose parent (maybe another program) has not reaped it."""
+    fields = proc_stat(pid)
+    return fields is not None and fields[:1] == ["Z"]
 
 
 def pid_alive(pid: int) -> bool:
@@ -196,17 +251,7 @@ def group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     pid_alive(pgid)  # reap the leader if it is our zombie child
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        # fields: state ppid pgrp ...
-        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
-            return True
-    return False
+    return any(int(fields[2]) == pgid for _, fields in _live_processes())
 
 
 def stop_process_group(pgid: int, *, sig: signal.Signals, timeout: float) -> None:

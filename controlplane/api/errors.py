@@ -1,0 +1,64 @@
+"""One handler turns the control plane's own errors into HTTP answers.
+
+Routes let a :class:`~controlplane.core.errors.ControlPlaneError` propagate; the handler answers
+with the status of its class (the most specific one listed below, else 500) and a body that says
+why: ``{"detail": "<the error's message>", "error": "<its class name>"}``. Data a view cannot
+read live (an unreachable orchestrator or primary) is part of the view's own answer, not an error.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+
+from controlplane.actuators.base import ActuatorError
+from controlplane.core.errors import ControlPlaneError
+from controlplane.failover.nodes import NodeUnreachable
+from controlplane.orchestrator.base import OrchestratorError
+from controlplane.sources.base import SourceQueryError, SourceUnavailable
+from controlplane.store.actions import AlreadyDecided, DuplicateTrigger
+from controlplane.store.errors import DuplicateTokenName, StoreError, UnknownTokenName
+from controlplane.targets.policy import PolicyError
+
+__all__ = ["add_error_handler", "status_of"]
+
+logger = logging.getLogger(__name__)
+
+#: Most specific first: the first class the error is an instance of gives the status.
+STATUS: tuple[tuple[type[ControlPlaneError], int], ...] = (
+    (UnknownTokenName, status.HTTP_404_NOT_FOUND),
+    (DuplicateTokenName, status.HTTP_409_CONFLICT),
+    (DuplicateTrigger, status.HTTP_409_CONFLICT),
+    (StoreError, status.HTTP_503_SERVICE_UNAVAILABLE),
+    (SourceQueryError, status.HTTP_502_BAD_GATEWAY),
+    (SourceUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
+    (OrchestratorError, status.HTTP_502_BAD_GATEWAY),
+    (ActuatorError, status.HTTP_502_BAD_GATEWAY),
+    (NodeUnreachable, status.HTTP_503_SERVICE_UNAVAILABLE),
+    # A policy file of this control plane is missing or invalid: its operator must fix it.
+    (PolicyError, status.HTTP_500_INTERNAL_SERVER_ERROR),
+)
+
+
+def status_of(error: ControlPlaneError) -> int:
+    if isinstance(error, AlreadyDecided):  # unknown decision, or one decided already
+        return status.HTTP_404_NOT_FOUND if error.state is None else status.HTTP_409_CONFLICT
+    return next(
+        (code for kind, code in STATUS if isinstance(error, kind)),
+        status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+def _answer(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ControlPlaneError)  # registered for that class only
+    code = status_of(exc)
+    if code >= status.HTTP_500_INTERNAL_SERVER_ERROR:
+        logger.warning("%s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(status_code=code, content={"detail": str(exc), "error": type(exc).__name__})
+
+
+def add_error_handler(app: FastAPI) -> None:
+    """Register the one handler of the control plane's errors on ``app``."""
+    app.add_exception_handler(ControlPlaneError, _answer)
