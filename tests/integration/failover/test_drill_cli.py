@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.core.config import ControlPlaneSettings
+from controlplane.core.config import ControlPlaneSettings, StoreSettings
 from controlplane.stack.backends import PostgresPrimary, PostgresReplica
 from controlplane.stack.process import free_ports
 from controlplane.stack.runner import DEMO_PORTS, ORDER
@@ -85,7 +85,7 @@ def test_switchover_then_failover_drills_are_measured_and_stored(
     assert failed.returncode == 0, failed.stdout + failed.stderr
     assert re.search(r"failover drill: RTO \d+\.\d+ s", failed.stdout), failed.stdout
 
-    database = Database.from_settings(ControlPlaneSettings(data_dir=tmp_path))
+    database = Database.from_settings(ControlPlaneSettings(store=StoreSettings(data_dir=tmp_path)))
     try:
         with database.reader() as session:
             drills = list_drills(session, database="inventory")

@@ -33,14 +33,16 @@ class Api:
         return {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
 
 
-def settings_for(tmp_path: Path, **overrides: object) -> ControlPlaneSettings:
-    values: dict[str, object] = {
-        "data_dir": tmp_path,
-        "webhook_token": WEBHOOK_TOKEN,
-        "leader_acquire_interval_seconds": 0.2,
-        "leader_check_interval_seconds": 0.2,
-        **overrides,
+def settings_for(tmp_path: Path, **groups: dict[str, object]) -> ControlPlaneSettings:
+    """Settings for a test (not read from the environment): a store in ``tmp_path``, the webhook
+    token, a quick election, and ``groups`` merged over them (``leader={...}``)."""
+    values: dict[str, dict[str, object]] = {
+        "store": {"data_dir": tmp_path},
+        "webhook": {"webhook_token": WEBHOOK_TOKEN},
+        "leader": {"leader_acquire_interval_seconds": 0.2, "leader_check_interval_seconds": 0.2},
     }
+    for group, overrides in groups.items():
+        values[group] = {**values.get(group, {}), **overrides}
     return ControlPlaneSettings.model_validate(values)
 
 
