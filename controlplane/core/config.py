@@ -38,7 +38,14 @@ from pydantic_settings import (
 )
 
 import slo
-from controlplane.core.validation import HttpUrl, PathList, PositiveSeconds, parse_pairs
+from controlplane.core.validation import (
+    HttpUrl,
+    PathList,
+    PositiveSeconds,
+    SecretUnreadable,
+    parse_pairs,
+    read_secret,
+)
 
 __all__ = [
     "DEFAULT_ACTION_POLICY",
@@ -185,19 +192,10 @@ class WebhookSettings(_Group):
 
     def resolved_token(self) -> str | None:
         """The webhook token from ``webhook_token`` or the file, or None when neither is set."""
-        if self.webhook_token is not None:
-            return self.webhook_token.get_secret_value().strip()
-        if self.webhook_token_file is None:
-            return None
         try:
-            token = self.webhook_token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise SettingsError(
-                f"cannot read the webhook token file {self.webhook_token_file}: {exc}"
-            ) from exc
-        if not token:
-            raise SettingsError(f"the webhook token file {self.webhook_token_file} is empty")
-        return token
+            return read_secret(value=self.webhook_token, file=self.webhook_token_file)
+        except SecretUnreadable as exc:
+            raise SettingsError(f"CONTROLPLANE_WEBHOOK_TOKEN_FILE: {exc}") from exc
 
 
 class SourceSettings(_Group):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr
 
 from slo.durations import DurationError, parse_duration
 
@@ -22,9 +22,11 @@ __all__ = [
     "HttpUrl",
     "PathList",
     "PositiveSeconds",
+    "SecretUnreadable",
     "Window",
     "duration",
     "parse_pairs",
+    "read_secret",
 ]
 
 T = TypeVar("T")
@@ -70,6 +72,26 @@ PositiveSeconds = Annotated[float, Field(gt=0)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 #: Paths in one string, separated like ``PATH`` (``:`` on POSIX), or a sequence of paths.
 PathList = Annotated[tuple[Path, ...], BeforeValidator(_split_paths)]
+
+
+class SecretUnreadable(ValueError):
+    """A secret file that cannot be read, or a secret that is empty."""
+
+
+def read_secret(*, value: SecretStr | None, file: Path | None) -> str | None:
+    """A secret (a token) given inline or in a file, stripped; None when neither is given."""
+    if value is not None:
+        secret = value.get_secret_value().strip()
+    elif file is not None:
+        try:
+            secret = file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SecretUnreadable(f"cannot read {file}: {exc}") from exc
+    else:
+        return None
+    if not secret:
+        raise SecretUnreadable(f"{file} is empty" if value is None else "the value is empty")
+    return secret
 
 
 def parse_pairs(text: str, *, value: Callable[[str], T], shape: str) -> dict[str, T]:
