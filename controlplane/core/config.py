@@ -431,13 +431,15 @@ class ControlPlaneSettings(BaseSettings):
         return init_settings, _FlatEnvironment(settings_cls)
 
     def with_values(self, **groups: Mapping[str, Any]) -> ControlPlaneSettings:
-        """A copy with some values of some groups changed and validated again, e.g. a command
-        line option over its variable: ``settings.with_values(api={"port": 9000})``."""
-        update: dict[str, Any] = {}
+        """A copy with some values of some groups changed and everything validated again (errors
+        name the group and field), e.g. a command-line option over its variable:
+        ``settings.with_values(api={"port": 9000})``."""
+        data: dict[str, dict[str, Any]] = {
+            name: dict(getattr(self, name)) for name in type(self).model_fields
+        }
         for name, values in groups.items():
-            group: BaseModel = getattr(self, name)
-            update[name] = type(group).model_validate({**dict(group), **values})
-        return self.model_copy(update=update)
+            data[name].update(values)
+        return type(self).model_validate(data)
 
 
 def _groups() -> dict[str, type[BaseModel]]:
@@ -451,14 +453,13 @@ def _groups() -> dict[str, type[BaseModel]]:
 
 
 def environment_names() -> dict[str, tuple[str, str]]:
-    """Every ``CONTROLPLANE_*`` variable → (group, field key), e.g.
-    ``CONTROLPLANE_ORCHESTRATOR`` → ``("orchestrator", "orchestrator")``."""
-    names: dict[str, tuple[str, str]] = {}
-    for group_name, group in _groups().items():
-        for name, field in group.model_fields.items():
-            alias = field.validation_alias
-            names[_env_key(name, field)] = (group_name, alias if isinstance(alias, str) else name)
-    return names
+    """Every ``CONTROLPLANE_*`` variable → (group, field), e.g.
+    ``CONTROLPLANE_ORCHESTRATOR`` → ``("orchestrator", "kind")``."""
+    return {
+        _env_key(name, field): (group_name, name)
+        for group_name, group in _groups().items()
+        for name, field in group.model_fields.items()
+    }
 
 
 def setting_name(location: tuple[int | str, ...]) -> str | None:

@@ -34,7 +34,7 @@ class Api:
 
 
 def settings_for(tmp_path: Path, **groups: dict[str, object]) -> ControlPlaneSettings:
-    """Settings for a test (not read from the environment): a store in ``tmp_path``, the webhook
+    """Settings for a test over the environment's: a store in ``tmp_path``, the webhook
     token, a quick election, and ``groups`` merged over them (``leader={...}``)."""
     values: dict[str, dict[str, object]] = {
         "store": {"data_dir": tmp_path},

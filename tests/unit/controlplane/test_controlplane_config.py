@@ -216,12 +216,26 @@ def test_a_local_orchestrator_needs_its_pidfile() -> None:
         ControlPlaneSettings.model_validate({"orchestrator": {"kind": "local"}})
 
 
+def test_given_values_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONTROLPLANE_ORCHESTRATOR", "kubernetes")
+    monkeypatch.setenv("CONTROLPLANE_KUBERNETES_NAMESPACE", "shop")
+    settings = ControlPlaneSettings.model_validate({"orchestrator": {"kind": "none"}})
+    assert (settings.orchestrator.kind, settings.orchestrator.kubernetes_namespace) == (
+        "none",
+        "shop",
+    )
+
+
 def test_values_changed_later_are_validated_again(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONTROLPLANE_HOST", "0.0.0.0")
+    monkeypatch.setenv("CONTROLPLANE_ORCHESTRATOR", "kubernetes")
     settings = ControlPlaneSettings().with_values(api={"port": 9000})
     assert (settings.api.host, settings.api.port) == ("0.0.0.0", 9000)
-    with pytest.raises(ValidationError):
+    assert settings.orchestrator.kind == "kubernetes"
+    with pytest.raises(ValidationError) as caught:
         settings.with_values(api={"port": 0})
+    (error,) = caught.value.errors()
+    assert setting_name(error["loc"]) == "CONTROLPLANE_PORT"
 
 
 def test_a_variable_that_is_no_setting_is_reported() -> None:
