@@ -113,3 +113,11 @@ def test_kubernetes_without_credentials_is_named(
     )
     assert code == EXIT_CONFIG
     assert "no in-cluster credentials and no usable kubeconfig" in output
+
+
+def test_a_variable_that_is_no_setting_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    code, _ = run(tmp_path, prometeus_url="http://p:9090", dr_policy=str(tmp_path / "nope.yaml"))
+    assert code == EXIT_CONFIG  # stopped later, by the missing policy file
+    assert "CONTROLPLANE_PROMETEUS_URL is not a setting of the control plane" in caplog.text
