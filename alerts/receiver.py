@@ -83,13 +83,13 @@ def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
 
 def webhook_extension(settings: ControlPlaneSettings) -> ApiExtension:
     """The receiver as an API extension. Fails fast without a webhook token."""
-    expected = settings.resolved_webhook_token()
+    expected = settings.webhook.resolved_token()
     if expected is None:
         raise SettingsError(
             "set CONTROLPLANE_WEBHOOK_TOKEN or CONTROLPLANE_WEBHOOK_TOKEN_FILE to receive "
             "Alertmanager webhooks"
         )
-    limit = settings.max_webhook_body_bytes
+    limit = settings.webhook.max_webhook_body_bytes
     batchers: dict[int, DeliveryBatcher] = {}  # one writer per store (per app, in practice)
     batchers_lock = threading.Lock()
 

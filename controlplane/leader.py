@@ -421,22 +421,22 @@ class FileLockElector(_PollingElector):
 
 def leadership_for(*, settings: ControlPlaneSettings, database: Database) -> Leadership:
     """The leader election that fits the configured database."""
-    if not settings.leader_election:
-        return NoLeadership(replica_id=settings.replica_id)
+    if not settings.leader.leader_election:
+        return NoLeadership(replica_id=settings.leader.replica_id)
     if database.dialect == "postgresql":
         return PostgresLeaderElector(
             database=database,
-            name=settings.leader_name,
-            lock_key=settings.leader_lock_key,
-            replica_id=settings.replica_id,
-            check_interval=settings.leader_check_interval_seconds,
-            acquire_interval=settings.leader_acquire_interval_seconds,
-            query_timeout=settings.leader_query_timeout_seconds,
+            name=settings.leader.leader_name,
+            lock_key=settings.leader.leader_lock_key,
+            replica_id=settings.leader.replica_id,
+            check_interval=settings.leader.leader_check_interval_seconds,
+            acquire_interval=settings.leader.leader_acquire_interval_seconds,
+            query_timeout=settings.leader.leader_query_timeout_seconds,
         )
     return FileLockElector(
         database=database,
-        name=settings.leader_name,
-        replica_id=settings.replica_id,
-        check_interval=settings.leader_check_interval_seconds,
-        acquire_interval=settings.leader_acquire_interval_seconds,
+        name=settings.leader.leader_name,
+        replica_id=settings.leader.replica_id,
+        check_interval=settings.leader.leader_check_interval_seconds,
+        acquire_interval=settings.leader.leader_acquire_interval_seconds,
     )

@@ -1,8 +1,10 @@
 """The long-lived objects of one control plane process, built once from the settings.
 
-The API app factory, the scheduler and the CLI share one :class:`Runtime`: the settings, the
-store, the leader election and the listeners told about alert changes. Building it opens nothing;
-:meth:`Runtime.start` migrates the store (when configured) and starts the election.
+The API app factory, the scheduler and the CLI share one :class:`Runtime`: the settings root, the
+store, the leader election, the orchestrator (reader and actuator, one pair for the capacity
+check, the API and the action engine) and the listeners told about alert changes. Building it
+opens nothing; :meth:`Runtime.start` migrates the store (when configured) and starts the
+election.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 
 from controlplane.core.config import ControlPlaneSettings
 from controlplane.leader import Leadership, leadership_for
+from controlplane.orchestrator.registry import Orchestration, build_orchestration
 from controlplane.store.alerts import AlertChange
 from controlplane.store.database import Database
 
@@ -30,19 +33,24 @@ class Runtime:
     settings: ControlPlaneSettings
     database: Database
     leadership: Leadership
+    #: The configured orchestrator (None: ``CONTROLPLANE_ORCHESTRATOR=none``).
+    orchestration: Orchestration | None = None
     alert_listeners: list[AlertListener] = field(default_factory=list)
 
     @classmethod
     def from_settings(cls, settings: ControlPlaneSettings) -> Runtime:
+        """Raises SettingsError when the configured orchestrator cannot be built."""
+        orchestration = build_orchestration(settings.orchestrator)
         database = Database.from_settings(settings)
         return cls(
             settings=settings,
             database=database,
             leadership=leadership_for(settings=settings, database=database),
+            orchestration=orchestration,
         )
 
     def start(self) -> None:
-        if self.settings.migrate_on_start:
+        if self.settings.store.migrate_on_start:
             self.database.migrate()
         self.leadership.start()
 

@@ -7,10 +7,11 @@ as ``DASHBOARDS_TOKEN`` or as a file (``DASHBOARDS_TOKEN_FILE`` / ``--token-file
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from controlplane.core.validation import HttpUrl, SecretUnreadable, read_secret
 
 __all__ = ["DashboardSettings", "SettingsError"]
 
@@ -24,7 +25,7 @@ class DashboardSettings(BaseSettings):
         env_prefix="DASHBOARDS_", extra="ignore", frozen=True, validate_default=True
     )
 
-    control_plane_url: str = Field(
+    control_plane_url: HttpUrl = Field(
         default="http://127.0.0.1:8080", description="Base URL of the control plane (no /api/v1)"
     )
     token: SecretStr | None = Field(default=None, description="API token (viewer or operator)")
@@ -45,14 +46,6 @@ class DashboardSettings(BaseSettings):
     #: off = one history request per SLO instead of ``GET /slos/history`` (the baseline).
     history_batch: bool = True
 
-    @field_validator("control_plane_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.netloc:
-            raise ValueError(f"expected an http(s) URL with a host, got {value!r}")
-        return value.rstrip("/")
-
     @model_validator(mode="after")
     def _one_token_source(self) -> DashboardSettings:
         if self.token is not None and self.token_file is not None:
@@ -61,19 +54,12 @@ class DashboardSettings(BaseSettings):
 
     def resolved_token(self) -> str:
         """The API token; :class:`SettingsError` when none is configured or the file is empty."""
-        if self.token is not None:
-            secret = self.token.get_secret_value().strip()
-        elif self.token_file is not None:
-            try:
-                secret = self.token_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise SettingsError(
-                    f"DASHBOARDS_TOKEN_FILE: cannot read {self.token_file}: {exc}"
-                ) from exc
-        else:
+        try:
+            secret = read_secret(value=self.token, file=self.token_file)
+        except SecretUnreadable as exc:
+            raise SettingsError(f"DASHBOARDS_TOKEN / DASHBOARDS_TOKEN_FILE: {exc}") from exc
+        if secret is None:
             raise SettingsError(
                 "no API token: set DASHBOARDS_TOKEN or DASHBOARDS_TOKEN_FILE (or --token-file)"
             )
-        if not secret:
-            raise SettingsError("DASHBOARDS_TOKEN / DASHBOARDS_TOKEN_FILE: the token is empty")
         return secret

@@ -4,43 +4,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-import yaml
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     model_validator,
 )
 
 from controlplane.actions.gate import ActionKind, ActionRule, Mode, RateBudget
-from controlplane.targets.policy import PolicyError
-from slo.durations import DurationError, parse_duration
-
-
-def _duration(value: Any) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    try:
-        return parse_duration(str(value))
-    except DurationError as exc:
-        raise ValueError(str(exc)) from exc
-
-
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
-
-
-def _window(value: str) -> str:
-    _duration(value)
-    return value
-
-
-#: A PromQL range such as ``1m`` or ``5m`` (checked, kept as written).
-Window = Annotated[str, AfterValidator(_window)]
+from controlplane.core.config import DEFAULT_ACTION_POLICY
+from controlplane.core.validation import Duration, Window
+from controlplane.targets.policy import load_policy_file
 
 
 class _Strict(BaseModel):
@@ -156,16 +132,5 @@ class ActionPolicy(_Strict):
         return self.model_copy(update={"spec": self.spec.model_copy(update={"actions": actions})})
 
 
-def load_action_policy(path: Path) -> ActionPolicy:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PolicyError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{path}: not valid YAML: {exc}") from exc
-    try:
-        return ActionPolicy.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "(document)"
-        raise PolicyError(f"{path}: {field}: {first['msg']}") from exc
+def load_action_policy(path: Path = DEFAULT_ACTION_POLICY) -> ActionPolicy:
+    return load_policy_file(path, ActionPolicy)

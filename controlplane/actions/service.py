@@ -26,17 +26,15 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from controlplane.actions.config import ActionSettings
 from controlplane.actions.database import FailoverService
 from controlplane.actions.drills import ScheduledDrill, local_node_control
 from controlplane.actions.engine import ActionEngine
 from controlplane.actions.policy import load_action_policy
 from controlplane.actions.signals import prometheus_burn_reader
-from controlplane.actions.topology import actuator_for
 from controlplane.commands.slo import load_spec_paths
-from controlplane.core.config import ControlPlaneSettings
+from controlplane.core.config import ControlPlaneSettings, FailoverSettings
 from controlplane.failover.fencing import LocalFencer
-from controlplane.failover.nodes import Node
+from controlplane.failover.nodes import Node, configured_nodes
 from controlplane.runtime import Runtime
 from controlplane.sources.prometheus import PrometheusSource
 from controlplane.store.alerts import AlertChange, list_alerts
@@ -77,27 +75,29 @@ class ActionService:
         self._scheduler: Any = None
 
     @classmethod
-    def from_settings(
-        cls, settings: ControlPlaneSettings, *, runtime: Runtime, actions: ActionSettings
-    ) -> ActionService:
-        """Engine, actuator, burn reader and failover from the settings. Raises PolicyError /
-        ValueError / SpecErrors when something configured cannot work."""
-        slos = load_spec_paths(list(settings.slo_specs))
+    def from_settings(cls, settings: ControlPlaneSettings, *, runtime: Runtime) -> ActionService:
+        """Engine, burn reader and failover from the settings, with the runtime's actuator.
+        Raises PolicyError / SpecErrors when something configured cannot work."""
+        slos = load_spec_paths(list(settings.evaluation.slo_specs))
+        orchestration = runtime.orchestration
         engine = ActionEngine(
-            policy=load_action_policy(actions.action_policy),
+            policy=load_action_policy(settings.policies.action_policy),
             database=runtime.database,
             leadership=runtime.leadership,
-            lease_name=settings.leader_name,
-            actuator=actuator_for(actions),
+            lease_name=settings.leader.leader_name,
+            actuator=None if orchestration is None else orchestration.actuator,
             burn_reader=prometheus_burn_reader(PrometheusSource.from_settings(settings), slos),
         )
-        failover = _failover_for(actions, engine)
+        dr_policy = settings.policies.dr_policy
+        failover = _failover_for(settings.failover, dr_policy=dr_policy, engine=engine)
         return cls(
             runtime=runtime,
             engine=engine,
             failover=failover,
-            drill=_drill_for(actions, engine, failover),
-            interval=actions.action_interval_seconds,
+            drill=_drill_for(
+                settings.failover, dr_policy=dr_policy, engine=engine, failover=failover
+            ),
+            interval=settings.actions.action_interval_seconds,
         )
 
     # -- BackgroundService ---------------------------------------------------------------------
@@ -206,12 +206,12 @@ class ActionService:
         self.engine.tick()
 
 
-def _local_nodes(actions: ActionSettings, what: str) -> tuple[list[Node], dict[str, Path]]:
+def _local_nodes(settings: FailoverSettings, what: str) -> tuple[list[Node], dict[str, Path]]:
     """The database nodes and their data folders, or nothing (with the reason logged)."""
-    nodes = actions.nodes()
+    nodes = configured_nodes(settings)
     if len(nodes) < 2:
         return [], {}
-    data_dirs = actions.data_dirs()
+    data_dirs = settings.database_data_dirs
     unknown = [node.name for node in nodes if node.name not in data_dirs]
     if unknown:
         logger.warning(
@@ -220,51 +220,55 @@ def _local_nodes(actions: ActionSettings, what: str) -> tuple[list[Node], dict[s
             ", ".join(unknown),
         )
         return [], {}
-    return nodes, data_dirs
+    return nodes, dict(data_dirs)
 
 
-def _tier_targets(actions: ActionSettings) -> TierTargets:
-    policy = load_dr_policy(actions.dr_policy)
-    entry = next((d for d in policy.spec.databases if d.name == actions.database_name), None)
+def _tier_targets(settings: FailoverSettings, *, dr_policy: Path) -> TierTargets:
+    policy = load_dr_policy(dr_policy)
+    entry = next((d for d in policy.spec.databases if d.name == settings.database_name), None)
     if entry is None:
-        raise PolicyError(
-            f"{actions.dr_policy}: database {actions.database_name} is not in the DR policy"
-        )
+        raise PolicyError(f"{dr_policy}: database {settings.database_name} is not in the DR policy")
     return policy.spec.tiers[entry.tier]
 
 
-def _failover_for(actions: ActionSettings, engine: ActionEngine) -> FailoverService | None:
-    if not actions.failover_enabled:
+def _failover_for(
+    settings: FailoverSettings, *, dr_policy: Path, engine: ActionEngine
+) -> FailoverService | None:
+    if not settings.failover_enabled:
         return None
-    nodes, data_dirs = _local_nodes(actions, "automatic failover")
+    nodes, data_dirs = _local_nodes(settings, "automatic failover")
     if not nodes:
         return None
     return FailoverService(
         engine=engine,
         nodes=nodes,
         fencer=LocalFencer(data_dirs=data_dirs),
-        rpo=_tier_targets(actions).rpo,
-        database=actions.database_name,
-        interval=actions.failover_probe_interval_seconds,
-        threshold=actions.failover_probe_threshold,
+        rpo=_tier_targets(settings, dr_policy=dr_policy).rpo,
+        database=settings.database_name,
+        interval=settings.failover_probe_interval_seconds,
+        threshold=settings.failover_probe_threshold,
     )
 
 
 def _drill_for(
-    actions: ActionSettings, engine: ActionEngine, failover: FailoverService | None
+    settings: FailoverSettings,
+    *,
+    dr_policy: Path,
+    engine: ActionEngine,
+    failover: FailoverService | None,
 ) -> ScheduledDrill | None:
-    if actions.drill_interval_hours <= 0:
+    if settings.drill_interval_hours <= 0:
         return None
-    nodes, data_dirs = _local_nodes(actions, "scheduled drills")
+    nodes, data_dirs = _local_nodes(settings, "scheduled drills")
     if not nodes:
         return None
-    targets = _tier_targets(actions)
+    targets = _tier_targets(settings, dr_policy=dr_policy)
     return ScheduledDrill(
         engine=engine,
         nodes=nodes,
         control=local_node_control(nodes, data_dirs),
-        database=actions.database_name,
-        interval=timedelta(hours=actions.drill_interval_hours),
+        database=settings.database_name,
+        interval=timedelta(hours=settings.drill_interval_hours),
         rto_target=targets.rto,
         rpo_target=targets.rpo,
         failover=failover,

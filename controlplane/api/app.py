@@ -97,7 +97,7 @@ def installed_extensions(settings: ControlPlaneSettings) -> list[ApiExtension]:
                 raise TypeError(f"{entry_point.value} returned {extension!r}, not an ApiExtension")
             found.append(extension)
     names = {extension.name for extension in found}
-    missing = [name for name in settings.required_extensions if name not in names]
+    missing = [name for name in settings.api.required_extensions if name not in names]
     if missing:
         raise MissingExtension(
             f"API extension {', '.join(missing)} is required (CONTROLPLANE_REQUIRED_EXTENSIONS)"

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from controlplane.core.config import ControlPlaneSettings
 from controlplane.core.security import Role
+from controlplane.orchestrator.registry import Orchestration
 from controlplane.runtime import Runtime
 from controlplane.store.tokens import authenticate
 
@@ -19,6 +20,7 @@ __all__ = [
     "CurrentAdmin",
     "CurrentOperator",
     "CurrentViewer",
+    "OrchestrationDep",
     "Principal",
     "ReaderDep",
     "RuntimeDep",
@@ -49,6 +51,14 @@ def get_settings(runtime: RuntimeDep) -> ControlPlaneSettings:
 
 
 SettingsDep = Annotated[ControlPlaneSettings, Depends(get_settings)]
+
+
+def get_orchestration(runtime: RuntimeDep) -> Orchestration | None:
+    """The runtime's orchestrator (None: ``CONTROLPLANE_ORCHESTRATOR=none``)."""
+    return runtime.orchestration
+
+
+OrchestrationDep = Annotated[Orchestration | None, Depends(get_orchestration)]
 
 
 def reader_session(runtime: RuntimeDep) -> Iterator[Session]:

@@ -28,7 +28,6 @@ import httpx
 import typer
 from rich.console import Console
 
-from controlplane.actions.config import ActionSettings
 from controlplane.actions.drills import switchover_drill_record
 from controlplane.actions.engine import INEFFECTIVE
 from controlplane.actions.policy import ServiceScaling, load_action_policy
@@ -37,6 +36,7 @@ from controlplane.actuators.base import ActuatorError
 from controlplane.actuators.local import LocalGunicornActuator
 from controlplane.client.http import ClientError, ControlPlaneClient
 from controlplane.client.models import AuditEntry
+from controlplane.core.config import ControlPlaneSettings
 from controlplane.core.processes import postmaster_pid
 from controlplane.failover.fencing import LocalFencer
 from controlplane.failover.local import LocalNodeControl
@@ -328,13 +328,14 @@ def scaling_command(
     if not skus:
         err.print("the API has no items yet: let the demo traffic run a few seconds")
         raise typer.Exit(1)
-    _wait_until_settled(control_plane)
+    scaling = _scaling_policy(ControlPlaneSettings().policies.action_policy)
+    _wait_until_settled(control_plane, scaling=scaling)
     try:
         workers = LocalGunicornActuator(pidfile=api.pidfile).current_replicas("inventory")
     except ActuatorError as exc:
         err.print(f"cannot count the API's workers: {exc}")
         raise typer.Exit(1) from exc
-    ceiling = _max_workers()
+    ceiling = None if scaling is None else scaling.max_replicas
     if ceiling is not None and workers >= ceiling:
         err.print(
             f"the API already runs {workers} workers, the action policy's maximum ({ceiling}): "
@@ -397,24 +398,20 @@ def _read_rate(api_url: str, seconds: float = 3.0) -> float:
     return max(0.0, (api_requests(api_url, method="GET") - first) / seconds)
 
 
-def _scaling_policy() -> ServiceScaling | None:
+def _scaling_policy(path: Path) -> ServiceScaling | None:
     """The local API's scaling section of the action policy the control plane uses."""
     try:
-        policy = load_action_policy(ActionSettings().action_policy)
+        policy = load_action_policy(path)
     except PolicyError:
         return None
     return policy.spec.scaling.get("inventory")
 
 
-def _max_workers() -> int | None:
-    scaling = _scaling_policy()
-    return None if scaling is None else scaling.max_replicas
-
-
-def _wait_until_settled(control_plane: ControlPlaneClient, *, limit: float = 300) -> None:
+def _wait_until_settled(
+    control_plane: ControlPlaneClient, *, scaling: ServiceScaling | None, limit: float = 300
+) -> None:
     """A drill measures one reaction: first let an earlier scale-out (the demo's own traffic can
     cause one, e.g. while the stack warms up) finish its verification, and an escalation clear."""
-    scaling = _scaling_policy()
     verify = scaling.verify_after if scaling is not None else timedelta(minutes=2)
     deadline = time.monotonic() + limit
     announced = False

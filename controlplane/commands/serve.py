@@ -12,6 +12,7 @@ per problem. Also runnable as
 from __future__ import annotations
 
 import logging
+import os
 from typing import Annotated
 
 import typer
@@ -19,7 +20,6 @@ import uvicorn
 from pydantic import ValidationError
 from rich.console import Console
 
-from controlplane.actions.config import ActionSettings
 from controlplane.actions.service import ActionService
 from controlplane.api.app import (
     BackgroundService,
@@ -27,7 +27,12 @@ from controlplane.api.app import (
     create_app,
     installed_extensions,
 )
-from controlplane.core.config import ControlPlaneSettings, SettingsError
+from controlplane.core.config import (
+    ControlPlaneSettings,
+    SettingsError,
+    setting_name,
+    unknown_environment,
+)
 from controlplane.evaluation.metrics import ControlPlaneMetrics
 from controlplane.evaluation.service import EvaluationService
 from controlplane.runtime import Runtime
@@ -41,6 +46,8 @@ EXIT_CONFIG = 2
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
+logger = logging.getLogger(__name__)
+
 
 def _fail(lines: list[str]) -> typer.Exit:
     console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -50,9 +57,10 @@ def _fail(lines: list[str]) -> typer.Exit:
 
 
 def _setting_problem(location: tuple[int | str, ...], message: str) -> str:
-    if not location:
-        return f"settings: {message}"
-    return f"CONTROLPLANE_{str(location[0]).upper()}: {message}"
+    name = setting_name(location)
+    if name is not None:
+        return f"{name}: {message}"
+    return f"settings{f' ({location[0]})' if location else ''}: {message}"
 
 
 def _configure_logging(level: str) -> None:
@@ -76,28 +84,25 @@ def serve(
 ) -> None:
     """Run the control plane: API on /api/v1, /metrics, webhook receiver and the scheduler."""
     _configure_logging(log_level)
+    overrides = {key: value for key, value in (("host", host), ("port", port)) if value}
     try:
-        settings = ControlPlaneSettings()
-        actions = ActionSettings()
+        settings = ControlPlaneSettings().with_values(api=overrides)
     except ValidationError as exc:
         raise _fail(
             [_setting_problem(error["loc"], error["msg"]) for error in exc.errors()]
         ) from exc
-    overrides = {key: value for key, value in (("host", host), ("port", port)) if value}
-    if overrides:
-        settings = settings.model_copy(update=overrides)
-    runtime = Runtime.from_settings(settings)
+    for name in unknown_environment(os.environ):
+        logger.warning("%s is not a setting of the control plane (ignored)", name)
     metrics = ControlPlaneMetrics()
     services: list[BackgroundService] = []
     try:
-        if settings.evaluation_enabled:
+        runtime = Runtime.from_settings(settings)
+        if settings.evaluation.evaluation_enabled:
             services.append(
-                EvaluationService.from_settings(
-                    settings, runtime=runtime, metrics=metrics, actions=actions
-                )
+                EvaluationService.from_settings(settings, runtime=runtime, metrics=metrics)
             )
-        if actions.actions_enabled:
-            services.append(ActionService.from_settings(settings, runtime=runtime, actions=actions))
+        if settings.actions.actions_enabled:
+            services.append(ActionService.from_settings(settings, runtime=runtime))
         extensions = installed_extensions(settings)
     except SpecErrors as exc:
         raise _fail([str(error) for error in exc.errors]) from exc
@@ -108,8 +113,8 @@ def serve(
     )
     uvicorn.run(
         app,
-        host=settings.host,
-        port=settings.port,
+        host=settings.api.host,
+        port=settings.api.port,
         log_level=log_level.lower(),
         access_log=log_level.lower() == "debug",
         log_config=None,

@@ -51,11 +51,9 @@ def _err_console() -> Console:
 
 def _open_store(database_url: str | None) -> Database:
     try:
-        settings = (
-            ControlPlaneSettings(database_url=database_url)
-            if database_url is not None
-            else ControlPlaneSettings()
-        )
+        settings = ControlPlaneSettings()
+        if database_url is not None:
+            settings = settings.with_values(store={"database_url": database_url})
     except ValidationError as exc:
         _err_console().print(f"[red]invalid settings:[/red] {exc}")
         raise typer.Exit(2) from exc

@@ -1,34 +1,93 @@
-"""Settings of the control plane service, read from ``CONTROLPLANE_*`` environment variables.
+"""Settings of the control plane: one root made of groups, read from ``CONTROLPLANE_*`` variables.
 
-Built once by the composition root (the API app factory, the CLI) and passed down; nothing here
-reads the environment or touches the disk at import time. Every field is listed with its default
-in ``controlplane/README.md``.
+:class:`ControlPlaneSettings` is built once by a composition root (``controlplane serve``, the
+API app factory, a CLI command), held by the :class:`~controlplane.runtime.Runtime` and passed
+down; code reads the group it needs (``settings.sources.prometheus_url``,
+``settings.orchestrator.kind``). Each field keeps one flat environment variable,
+``CONTROLPLANE_<FIELD>`` whatever its group (the orchestrator's ``kind`` is
+``CONTROLPLANE_ORCHESTRATOR``): :func:`environment_names` lists them. In Python the groups are
+given nested: ``ControlPlaneSettings(store=StoreSettings(data_dir=...))``.
+
+Nothing here reads the environment or touches the disk at import time. Every variable is listed
+with its default in ``controlplane/README.md``.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 import slo
 from controlplane.core.errors import ControlPlaneError
+from controlplane.core.validation import (
+    HttpUrl,
+    NameList,
+    PathList,
+    PositiveSeconds,
+    SecretUnreadable,
+    parse_pairs,
+    read_secret,
+)
 
-__all__ = ["ControlPlaneSettings", "SettingsError", "default_data_dir", "default_slo_specs"]
+__all__ = [
+    "DEFAULT_ACTION_POLICY",
+    "DEFAULT_CAPACITY_POLICY",
+    "DEFAULT_DR_POLICY",
+    "ENV_PREFIX",
+    "POLICY_DIR",
+    "ActionsSettings",
+    "ApiSettings",
+    "ControlPlaneSettings",
+    "EvaluationSettings",
+    "FailoverSettings",
+    "LeaderSettings",
+    "NodeAddress",
+    "OrchestratorKind",
+    "OrchestratorSettings",
+    "PolicySettings",
+    "SettingsError",
+    "SourceSettings",
+    "StoreSettings",
+    "WebhookSettings",
+    "default_data_dir",
+    "default_slo_specs",
+    "environment_names",
+    "setting_name",
+    "unknown_environment",
+]
 
-PositiveSeconds = Annotated[float, Field(gt=0)]
-#: Paths in one variable, separated like ``PATH`` (``:`` on POSIX).
-PathList = Annotated[tuple[Path, ...], NoDecode]
-#: Names in one variable, separated by commas.
-NameList = Annotated[tuple[str, ...], NoDecode]
+ENV_PREFIX = "CONTROLPLANE_"
 
 #: SQLAlchemy driver used for ``postgresql://`` URLs (psycopg 3, a project dependency).
 POSTGRES_DRIVER = "postgresql+psycopg"
+
+#: The policy files shipped with the control plane (``controlplane/policies``).
+POLICY_DIR = Path(__file__).resolve().parents[1] / "policies"
+DEFAULT_ACTION_POLICY = POLICY_DIR / "actions.yaml"
+DEFAULT_CAPACITY_POLICY = POLICY_DIR / "capacity.yaml"
+DEFAULT_DR_POLICY = POLICY_DIR / "dr.yaml"
+
+OrchestratorKind = Literal["none", "local", "kubernetes"]
 
 
 class SettingsError(ControlPlaneError, ValueError):
@@ -51,21 +110,14 @@ def _default_replica_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise ValueError(f"expected an http(s) URL with a host, got {value!r}")
-    return value.rstrip("/")
+class _Group(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
 
-class ControlPlaneSettings(BaseSettings):
-    """Everything the control plane service needs to know, with fail-fast validation."""
+# -- the groups --------------------------------------------------------------------------------
+class StoreSettings(_Group):
+    """The control plane's own database."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="CONTROLPLANE_", extra="ignore", frozen=True, validate_default=True
-    )
-
-    # -- store ---------------------------------------------------------------------------------
     data_dir: Path = Field(
         default_factory=default_data_dir,
         description="Folder of the embedded SQLite database (created when the store opens).",
@@ -81,107 +133,6 @@ class ControlPlaneSettings(BaseSettings):
     migrate_on_start: bool = Field(
         default=True, description="Run the Alembic migrations to head when the API starts."
     )
-
-    # -- API -----------------------------------------------------------------------------------
-    host: str = "127.0.0.1"
-    port: int = Field(default=8080, ge=1, le=65535)
-    required_extensions: NameList = Field(
-        default=("alertmanager-webhook",),
-        description="API extensions `controlplane serve` must mount (comma-separated names); "
-        "one that no installed package offers stops the start. Empty: none required.",
-    )
-
-    # -- signal sources ------------------------------------------------------------------------
-    prometheus_url: str = "http://127.0.0.1:9090"
-    elasticsearch_url: str = "http://127.0.0.1:9200"
-    jaeger_url: str = Field(
-        default="http://127.0.0.1:16686", description="Jaeger query service (HTTP API)."
-    )
-    source_timeout_seconds: PositiveSeconds = 5.0
-    source_retry_attempts: int = Field(default=3, ge=1, le=10)
-    source_retry_max_wait_seconds: PositiveSeconds = 2.0
-    elasticsearch_log_index: str = Field(default="logs-*", min_length=1)
-    elasticsearch_timestamp_field: str = Field(default="@timestamp", min_length=1)
-    elasticsearch_trace_id_field: str = Field(default="trace.id", min_length=1)
-
-    # -- Alertmanager webhook ------------------------------------------------------------------
-    webhook_token: SecretStr | None = Field(
-        default=None, description="Bearer token Alertmanager sends (http_config.authorization)."
-    )
-    webhook_token_file: Path | None = Field(
-        default=None, description="File holding the webhook token (instead of webhook_token)."
-    )
-    max_webhook_body_bytes: int = Field(default=1_048_576, ge=1024)
-
-    # -- evaluation ----------------------------------------------------------------------------
-    evaluation_interval_seconds: PositiveSeconds = 30.0
-    evaluation_enabled: bool = Field(
-        default=True,
-        description="Run the evaluation scheduler (SLOs and target checks) in `controlplane "
-        "serve`; it works only while this replica is the leader.",
-    )
-    slo_specs: PathList = Field(
-        default_factory=default_slo_specs,
-        description="SLO spec files or folders (os.pathsep-separated); default: slo/specs.",
-    )
-    evaluation_retention_days: float = Field(
-        default=30.0,
-        ge=0,
-        description="Evaluations older than this are deleted (hourly); 0 keeps them all.",
-    )
-
-    # -- target checks (orchestrator, policies and database nodes: see ActionSettings) --------
-    target_checks_interval_seconds: PositiveSeconds = 60.0
-    local_replicas: int | None = Field(
-        default=None,
-        ge=1,
-        description="Worker count the local app should run (desired); default: what runs.",
-    )
-    local_min_replicas: int | None = Field(
-        default=None, ge=1, description="Local scaling bounds: fewest gunicorn workers."
-    )
-    local_max_replicas: int | None = Field(
-        default=None, ge=1, description="Local scaling bounds: most gunicorn workers."
-    )
-    local_target_cpu_percent: int | None = Field(
-        default=None, gt=0, le=100, description="Local scaling: CPU per worker to aim at."
-    )
-
-    # -- leader election -----------------------------------------------------------------------
-    leader_election: bool = Field(
-        default=True,
-        description="Take part in leader election (PostgreSQL: advisory lock; SQLite: a file "
-        "lock beside the database). Off: never leader, API only.",
-    )
-    leader_name: str = Field(default="controlplane", min_length=1, max_length=64)
-    leader_lock_key: int = Field(default=0x51_0C_0B_7E, ge=-(2**63), le=2**63 - 1)
-    leader_check_interval_seconds: PositiveSeconds = 2.0
-    leader_acquire_interval_seconds: PositiveSeconds = 2.0
-    leader_query_timeout_seconds: PositiveSeconds = 2.0
-    replica_id: str = Field(default_factory=_default_replica_id, min_length=1, max_length=200)
-
-    # -- validation ----------------------------------------------------------------------------
-    @field_validator("prometheus_url", "elasticsearch_url", "jaeger_url")
-    @classmethod
-    def _check_http_url(cls, value: str) -> str:
-        return _http_url(value)
-
-    @field_validator("slo_specs", mode="before")
-    @classmethod
-    def _split_paths(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            parts = tuple(Path(part) for part in value.split(os.pathsep) if part.strip())
-            if not parts:
-                raise ValueError("give at least one SLO spec file or folder")
-            return parts
-        return value
-
-    @field_validator("required_extensions", mode="before")
-    @classmethod
-    def _split_names(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
 
     @field_validator("database_url")
     @classmethod
@@ -199,24 +150,6 @@ class ControlPlaneSettings(BaseSettings):
             raise ValueError(f"PostgreSQL is reached through psycopg 3 ({POSTGRES_DRIVER}://)")
         return value
 
-    @model_validator(mode="after")
-    def _one_webhook_token_source(self) -> ControlPlaneSettings:
-        if self.webhook_token is not None and self.webhook_token_file is not None:
-            raise ValueError("set webhook_token or webhook_token_file, not both")
-        if self.webhook_token is not None and not self.webhook_token.get_secret_value().strip():
-            raise ValueError("webhook_token is empty")
-        return self
-
-    @model_validator(mode="after")
-    def _local_bounds(self) -> ControlPlaneSettings:
-        low, high = self.local_min_replicas, self.local_max_replicas
-        if (low is None) != (high is None):
-            raise ValueError("set local_min_replicas and local_max_replicas together")
-        if low is not None and high is not None and low > high:
-            raise ValueError(f"local_min_replicas ({low}) is above local_max_replicas ({high})")
-        return self
-
-    # -- derived values ------------------------------------------------------------------------
     @property
     def sqlalchemy_url(self) -> str:
         """The database URL as SQLAlchemy takes it (psycopg 3 driver for PostgreSQL)."""
@@ -230,18 +163,332 @@ class ControlPlaneSettings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.sqlalchemy_url.startswith("sqlite")
 
-    def resolved_webhook_token(self) -> str | None:
+
+class ApiSettings(_Group):
+    """Where ``controlplane serve`` listens."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    required_extensions: NameList = Field(
+        default=("alertmanager-webhook",),
+        description="API extensions `controlplane serve` must mount (comma-separated names); "
+        "one that no installed package offers stops the start. Empty: none required.",
+    )
+
+
+class WebhookSettings(_Group):
+    """The Alertmanager receiver."""
+
+    webhook_token: SecretStr | None = Field(
+        default=None, description="Bearer token Alertmanager sends (http_config.authorization)."
+    )
+    webhook_token_file: Path | None = Field(
+        default=None, description="File holding the webhook token (instead of webhook_token)."
+    )
+    max_webhook_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> WebhookSettings:
+        if self.webhook_token is not None and self.webhook_token_file is not None:
+            raise ValueError(
+                "set CONTROLPLANE_WEBHOOK_TOKEN or CONTROLPLANE_WEBHOOK_TOKEN_FILE, not both"
+            )
+        if self.webhook_token is not None and not self.webhook_token.get_secret_value().strip():
+            raise ValueError("CONTROLPLANE_WEBHOOK_TOKEN is empty")
+        return self
+
+    def resolved_token(self) -> str | None:
         """The webhook token from ``webhook_token`` or the file, or None when neither is set."""
-        if self.webhook_token is not None:
-            return self.webhook_token.get_secret_value().strip()
-        if self.webhook_token_file is None:
-            return None
         try:
-            token = self.webhook_token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise SettingsError(
-                f"cannot read the webhook token file {self.webhook_token_file}: {exc}"
-            ) from exc
-        if not token:
-            raise SettingsError(f"the webhook token file {self.webhook_token_file} is empty")
-        return token
+            return read_secret(value=self.webhook_token, file=self.webhook_token_file)
+        except SecretUnreadable as exc:
+            raise SettingsError(f"CONTROLPLANE_WEBHOOK_TOKEN_FILE: {exc}") from exc
+
+
+class SourceSettings(_Group):
+    """The signal sources: Prometheus, Elasticsearch, Jaeger, and how they are asked."""
+
+    prometheus_url: HttpUrl = "http://127.0.0.1:9090"
+    elasticsearch_url: HttpUrl = "http://127.0.0.1:9200"
+    jaeger_url: HttpUrl = Field(
+        default="http://127.0.0.1:16686", description="Jaeger query service (HTTP API)."
+    )
+    source_timeout_seconds: PositiveSeconds = 5.0
+    source_retry_attempts: int = Field(default=3, ge=1, le=10)
+    source_retry_max_wait_seconds: PositiveSeconds = 2.0
+    elasticsearch_log_index: str = Field(default="logs-*", min_length=1)
+    elasticsearch_timestamp_field: str = Field(default="@timestamp", min_length=1)
+    elasticsearch_trace_id_field: str = Field(default="trace.id", min_length=1)
+
+
+class EvaluationSettings(_Group):
+    """The evaluation scheduler: SLO evaluation, target checks and retention."""
+
+    evaluation_enabled: bool = Field(
+        default=True,
+        description="Run the evaluation scheduler (SLOs and target checks) in `controlplane "
+        "serve`; it works only while this replica is the leader.",
+    )
+    evaluation_interval_seconds: PositiveSeconds = 30.0
+    slo_specs: PathList = Field(
+        default_factory=default_slo_specs,
+        description="SLO spec files or folders (os.pathsep-separated); default: slo/specs.",
+    )
+    evaluation_retention_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="Evaluations older than this are deleted (hourly); 0 keeps them all.",
+    )
+    target_checks_interval_seconds: PositiveSeconds = 60.0
+
+
+class PolicySettings(_Group):
+    """The versioned policy files (defaults: ``controlplane/policies``)."""
+
+    action_policy: Path = Field(
+        default=DEFAULT_ACTION_POLICY, description="Versioned action policy (triggers → actions)."
+    )
+    capacity_policy: Path = DEFAULT_CAPACITY_POLICY
+    dr_policy: Path = DEFAULT_DR_POLICY
+
+
+class OrchestratorSettings(_Group):
+    """Where replicas are read and changed, and the local app's scaling bounds."""
+
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
+
+    kind: OrchestratorKind = Field(
+        default="none",
+        validation_alias="orchestrator",
+        description="Where replicas are read and changed: none, local or kubernetes.",
+    )
+    local_pidfile: Path | None = Field(
+        default=None, description="gunicorn master pidfile of the local app (orchestrator=local)."
+    )
+    local_service: str = Field(default="inventory", min_length=1)
+    kubernetes_namespace: str = Field(default="inventory", min_length=1)
+    local_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description="Worker count the local app should run (desired); default: what runs.",
+    )
+    local_min_replicas: int | None = Field(
+        default=None, ge=1, description="Local scaling bounds: fewest gunicorn workers."
+    )
+    local_max_replicas: int | None = Field(
+        default=None, ge=1, description="Local scaling bounds: most gunicorn workers."
+    )
+    local_target_cpu_percent: int | None = Field(
+        default=None, gt=0, le=100, description="Local scaling: CPU per worker to aim at."
+    )
+
+    @model_validator(mode="after")
+    def _local_needs_its_pidfile(self) -> OrchestratorSettings:
+        if self.kind == "local" and self.local_pidfile is None:
+            raise ValueError("CONTROLPLANE_ORCHESTRATOR=local needs CONTROLPLANE_LOCAL_PIDFILE")
+        return self
+
+    @model_validator(mode="after")
+    def _local_bounds(self) -> OrchestratorSettings:
+        low, high = self.local_min_replicas, self.local_max_replicas
+        if (low is None) != (high is None):
+            raise ValueError(
+                "set CONTROLPLANE_LOCAL_MIN_REPLICAS and CONTROLPLANE_LOCAL_MAX_REPLICAS together"
+            )
+        if low is not None and high is not None and low > high:
+            raise ValueError(
+                f"CONTROLPLANE_LOCAL_MIN_REPLICAS ({low}) is above "
+                f"CONTROLPLANE_LOCAL_MAX_REPLICAS ({high})"
+            )
+        return self
+
+
+class ActionsSettings(_Group):
+    """The action engine: alert and burn triggers, approvals."""
+
+    actions_enabled: bool = Field(
+        default=True, description="Run the action engine (alert and burn triggers, approvals)."
+    )
+    action_interval_seconds: PositiveSeconds = Field(
+        default=5.0, description="How often the engine reads burn triggers and approvals."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeAddress:
+    """A PostgreSQL node of ``CONTROLPLANE_DATABASE_NODES``: ``name=host:port``."""
+
+    name: str
+    host: str
+    port: int
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, colon, port = address.rpartition(":")
+    if not colon or not host or not port.isdigit():
+        raise ValueError(f"{address!r} is not host:port")
+    return host, int(port)
+
+
+def _node_addresses(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    pairs = parse_pairs(value, value=_host_port, shape="name=host:port")
+    return tuple(NodeAddress(name=n, host=host, port=port) for n, (host, port) in pairs.items())
+
+
+def _data_dirs(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    return parse_pairs(value, value=Path, shape="name=path")
+
+
+class FailoverSettings(_Group):
+    """The PostgreSQL topology: nodes, automatic failover and scheduled drills."""
+
+    database_nodes: Annotated[tuple[NodeAddress, ...], BeforeValidator(_node_addresses)] = Field(
+        default=(),
+        description="PostgreSQL nodes as name=host:port, comma separated, primary first "
+        "(e.g. primary=127.0.0.1:5432,replica_1=127.0.0.1:5433).",
+    )
+    database_name: str = Field(default="inventory", description="Database of the DR policy.")
+    database_data_dirs: Annotated[dict[str, Path], BeforeValidator(_data_dirs)] = Field(
+        default_factory=dict,
+        description="Data folders of the local PostgreSQL nodes as name=path, comma separated: "
+        "what local fencing needs. Without them automatic failover stays off.",
+    )
+    failover_enabled: bool = Field(
+        default=True, description="Fail the database over automatically (needs nodes + dirs)."
+    )
+    drill_interval_hours: float = Field(
+        default=0.0,
+        ge=0,
+        description="Run a switchover drill when the newest stored drill is older than this "
+        "(needs nodes + dirs); 0: no scheduled drills.",
+    )
+    failover_probe_interval_seconds: PositiveSeconds = 0.5
+    failover_probe_threshold: int = Field(
+        default=3, ge=1, description="Consecutive failed probes that declare the primary down."
+    )
+
+
+class LeaderSettings(_Group):
+    """Leader election between replicas of the control plane."""
+
+    leader_election: bool = Field(
+        default=True,
+        description="Take part in leader election (PostgreSQL: advisory lock; SQLite: a file "
+        "lock beside the database). Off: never leader, API only.",
+    )
+    leader_name: str = Field(default="controlplane", min_length=1, max_length=64)
+    leader_lock_key: int = Field(default=0x51_0C_0B_7E, ge=-(2**63), le=2**63 - 1)
+    leader_check_interval_seconds: PositiveSeconds = 2.0
+    leader_acquire_interval_seconds: PositiveSeconds = 2.0
+    leader_query_timeout_seconds: PositiveSeconds = 2.0
+    replica_id: str = Field(default_factory=_default_replica_id, min_length=1, max_length=200)
+
+
+# -- the root ----------------------------------------------------------------------------------
+def _env_key(name: str, field: FieldInfo) -> str:
+    alias = field.validation_alias
+    return ENV_PREFIX + (alias if isinstance(alias, str) else name).upper()
+
+
+class _FlatEnvironment(PydanticBaseSettingsSource):
+    """``CONTROLPLANE_<FIELD>`` variables (any case) into their groups, as strings: the group's
+    validators parse them (numbers, booleans, paths, ``name=value`` lists)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ reads every group at once
+
+    def __call__(self) -> dict[str, Any]:
+        environ = {key.upper(): value for key, value in os.environ.items()}
+        values: dict[str, dict[str, str]] = {}
+        for variable, (group, field) in environment_names().items():
+            if variable in environ:
+                values.setdefault(group, {})[field] = environ[variable]
+        return values
+
+
+class ControlPlaneSettings(BaseSettings):
+    """Everything the control plane needs to know, in groups, with fail-fast validation."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    sources: SourceSettings = Field(default_factory=SourceSettings)
+    evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+    policies: PolicySettings = Field(default_factory=PolicySettings)
+    orchestrator: OrchestratorSettings = Field(default_factory=OrchestratorSettings)
+    actions: ActionsSettings = Field(default_factory=ActionsSettings)
+    failover: FailoverSettings = Field(default_factory=FailoverSettings)
+    leader: LeaderSettings = Field(default_factory=LeaderSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _FlatEnvironment(settings_cls)
+
+    def with_values(self, **groups: Mapping[str, Any]) -> ControlPlaneSettings:
+        """A copy with some values of some groups changed and everything validated again (errors
+        name the group and field), e.g. a command-line option over its variable:
+        ``settings.with_values(api={"port": 9000})``."""
+        data: dict[str, dict[str, Any]] = {
+            name: dict(getattr(self, name)) for name in type(self).model_fields
+        }
+        for name, values in groups.items():
+            data[name].update(values)
+        return type(self).model_validate(data)
+
+
+def _groups() -> dict[str, type[BaseModel]]:
+    groups: dict[str, type[BaseModel]] = {}
+    for name, field in ControlPlaneSettings.model_fields.items():
+        group = field.annotation
+        if not (isinstance(group, type) and issubclass(group, BaseModel)):
+            raise TypeError(f"settings field {name} is not a group")
+        groups[name] = group
+    return groups
+
+
+def environment_names() -> dict[str, tuple[str, str]]:
+    """Every ``CONTROLPLANE_*`` variable → (group, field), e.g.
+    ``CONTROLPLANE_ORCHESTRATOR`` → ``("orchestrator", "kind")``."""
+    return {
+        _env_key(name, field): (group_name, name)
+        for group_name, group in _groups().items()
+        for name, field in group.model_fields.items()
+    }
+
+
+def setting_name(location: tuple[int | str, ...]) -> str | None:
+    """The variable a validation error's location points at (``("sources", "prometheus_url")``
+    → ``CONTROLPLANE_PROMETHEUS_URL``), or None for a check of a whole group."""
+    if len(location) < 2:
+        return None
+    group = _groups().get(str(location[0]))
+    if group is None:
+        return None
+    key = str(location[1])
+    for name, field in group.model_fields.items():
+        if key in {name, field.validation_alias}:
+            return _env_key(name, field)
+    return None
+
+
+def unknown_environment(environ: Mapping[str, str]) -> list[str]:
+    """``CONTROLPLANE_*`` variables in ``environ`` that are no setting (a typo, an old name)."""
+    known = environment_names()
+    return sorted(
+        name
+        for name in environ
+        if name.upper().startswith(ENV_PREFIX) and name.upper() not in known
+    )

@@ -29,14 +29,13 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from controlplane.actions.config import ActionSettings
 from controlplane.commands.slo import load_spec_paths
 from controlplane.core.config import ControlPlaneSettings
 from controlplane.evaluation.evaluator import Cycle, SLOEvaluator
 from controlplane.evaluation.metrics import ControlPlaneMetrics
+from controlplane.failover.nodes import configured_nodes
 from controlplane.leader import LeaderStatus
-from controlplane.orchestrator.base import Orchestrator
-from controlplane.orchestrator.local import LocalOrchestrator
+from controlplane.orchestrator.registry import Orchestration
 from controlplane.runtime import Runtime
 from controlplane.sources.elasticsearch import ElasticsearchSource
 from controlplane.sources.prometheus import PrometheusSource
@@ -57,7 +56,6 @@ from controlplane.targets.reconcile import (
 
 __all__ = [
     "EvaluationService",
-    "build_orchestrator",
     "build_target_checks",
     "insert_evaluations",
 ]
@@ -128,35 +126,36 @@ class EvaluationService:
         *,
         runtime: Runtime,
         metrics: ControlPlaneMetrics,
-        actions: ActionSettings | None = None,
     ) -> EvaluationService:
-        """Everything from the settings: SLO specs, sources, policies, orchestrator, database
-        nodes (``actions``: the action settings, read from the environment when not given).
+        """Everything from the settings: SLO specs, sources, policies, database nodes, and the
+        runtime's orchestrator.
 
         Raises ``SpecErrors`` or ``PolicyError`` when a spec or policy file is invalid (the
         process should not start with a half-read configuration).
         """
-        action_settings = actions if actions is not None else ActionSettings()
         history = StoreDrillHistory(
             database=runtime.database,
             list_drills=list_drills,
             list_restores=list_restore_validations,
         )
-        slos = load_spec_paths(list(settings.slo_specs))
+        slos = load_spec_paths(list(settings.evaluation.slo_specs))
         evaluator = SLOEvaluator(
             slos=slos,
             metrics=PrometheusSource.from_settings(settings),
             logs=ElasticsearchSource.from_settings(settings),
         )
+        evaluation = settings.evaluation
         return cls(
             runtime=runtime,
             evaluator=evaluator,
             metrics=metrics,
-            checks=build_target_checks(settings, actions=action_settings, drill_history=history),
-            interval=settings.evaluation_interval_seconds,
-            checks_interval=settings.target_checks_interval_seconds,
-            retention=timedelta(days=settings.evaluation_retention_days)
-            if settings.evaluation_retention_days > 0
+            checks=build_target_checks(
+                settings, orchestration=runtime.orchestration, drill_history=history
+            ),
+            interval=evaluation.evaluation_interval_seconds,
+            checks_interval=evaluation.target_checks_interval_seconds,
+            retention=timedelta(days=evaluation.evaluation_retention_days)
+            if evaluation.evaluation_retention_days > 0
             else None,
         )
 
@@ -307,55 +306,32 @@ class EvaluationService:
         return deleted
 
 
-def build_orchestrator(
-    settings: ControlPlaneSettings, *, actions: ActionSettings
-) -> tuple[Orchestrator, frozenset[str] | None] | None:
-    """The configured orchestrator (``CONTROLPLANE_ORCHESTRATOR``) and the services it runs
-    (None: every service of the policy), or None when the capacity check is off (``none``)."""
-    if actions.orchestrator == "local":
-        if actions.local_pidfile is None:
-            raise ValueError("CONTROLPLANE_ORCHESTRATOR=local needs CONTROLPLANE_LOCAL_PIDFILE")
-        adapter = LocalOrchestrator.from_settings(
-            settings, pidfile=actions.local_pidfile, service=actions.local_service
-        )
-        return adapter, frozenset({actions.local_service})
-    if actions.orchestrator == "kubernetes":
-        # Imported here: the Kubernetes client is large and only this orchestrator needs it.
-        from controlplane.actions.topology import kubernetes_client
-        from controlplane.orchestrator.kubernetes import KubernetesOrchestrator
-
-        return (
-            KubernetesOrchestrator(
-                api_client=kubernetes_client(), namespace=actions.kubernetes_namespace
-            ),
-            None,
-        )
-    return None
-
-
 def build_target_checks(
     settings: ControlPlaneSettings,
     *,
-    actions: ActionSettings,
+    orchestration: Orchestration | None,
     drill_history: DrillHistory | None = None,
 ) -> list[TargetCheck]:
     """The capacity check (when an orchestrator is configured) and the DR check, on the
-    policies, orchestrator and database nodes of the (shared ``CONTROLPLANE_``) action
-    settings."""
+    policies and database nodes of the settings."""
     checks: list[TargetCheck] = []
-    capacity_policy = load_capacity_policy(actions.capacity_policy)
-    orchestrator = build_orchestrator(settings, actions=actions)
-    if orchestrator is not None:
-        adapter, services = orchestrator
+    capacity_policy = load_capacity_policy(settings.policies.capacity_policy)
+    if orchestration is not None:
         checks.append(
-            CapacityCheck(policy=capacity_policy, orchestrator=adapter, services=services)
+            CapacityCheck(
+                policy=capacity_policy,
+                orchestrator=orchestration.reader,
+                services=orchestration.services,
+            )
         )
-    timeout = settings.source_timeout_seconds
+    timeout = settings.sources.source_timeout_seconds
     checks.append(
         DRCheck(
-            policy=load_dr_policy(actions.dr_policy),
+            policy=load_dr_policy(settings.policies.dr_policy),
             primary=NodeTopology(
-                nodes=actions.nodes(), database=actions.database_name, timeout=min(timeout, 2.0)
+                nodes=configured_nodes(settings.failover),
+                database=settings.failover.database_name,
+                timeout=min(timeout, 2.0),
             ),
             history=drill_history,
             timeout=timeout,

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import psycopg
 
+from controlplane.core.config import FailoverSettings
 from controlplane.core.errors import ControlPlaneError
 
 
@@ -36,6 +37,11 @@ class Node:
             f"host={self.host} port={self.port} user={self.user} dbname={self.dbname} "
             f"connect_timeout={max(1, round(timeout))} application_name=controlplane-failover"
         )
+
+
+def configured_nodes(settings: FailoverSettings) -> list[Node]:
+    """The nodes of ``CONTROLPLANE_DATABASE_NODES``, primary first."""
+    return [Node(name=a.name, host=a.host, port=a.port) for a in settings.database_nodes]
 
 
 @dataclass(frozen=True, kw_only=True)

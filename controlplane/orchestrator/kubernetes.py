@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from kubernetes import client as k8s
+from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from controlplane.orchestrator.base import (
@@ -18,6 +19,16 @@ from controlplane.orchestrator.base import (
     OrchestratorError,
     WorkloadState,
 )
+
+
+def kubernetes_client() -> k8s.ApiClient:
+    """In-cluster credentials when running in a pod, else the local kubeconfig (raises
+    ``kubernetes.config.ConfigException`` when neither is usable)."""
+    try:
+        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except k8s_config.ConfigException:
+        k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
+    return k8s.ApiClient()
 
 
 def _cpu_target(hpa: Any) -> tuple[int | None, int | None]:

@@ -9,7 +9,7 @@ them. The one service it runs (``inventory``) is reported with:
   (``CONTROLPLANE_LOCAL_REPLICAS``), else the current count (nothing to compare against);
 * ready = current = the live workers;
 * CPU = the workers' average use of one core since the previous read, in percent (unknown on
-  the first read: one needs two samples);
+  the first read: one needs two samples; reads less than a second apart share one sample);
 * autoscaler = the local scaling bounds of the settings (``CONTROLPLANE_LOCAL_MIN_REPLICAS``,
   ``..._MAX_REPLICAS``, ``..._TARGET_CPU_PERCENT``), or none when they are not configured
   (the capacity check then reports ``capacity.hpa_missing``);
@@ -25,13 +25,15 @@ from pathlib import Path
 
 from controlplane.actuators.base import ActuatorError
 from controlplane.actuators.local import LocalGunicornActuator
-from controlplane.core.config import ControlPlaneSettings
 from controlplane.core.processes import child_pids, proc_stat
 from controlplane.orchestrator.base import AutoscalerState, OrchestratorError, WorkloadState
 
 __all__ = ["LocalOrchestrator"]
 
 AUTOSCALER_NAME = "gunicorn-workers"
+#: Reads closer together than this give the previous CPU figure again (the clock ticks are
+#: 10 ms: over a few milliseconds one tick more or less would swing the percent wildly).
+MIN_CPU_SAMPLE_SECONDS = 1.0
 
 
 def _cpu_ticks(pid: int) -> int | None:
@@ -64,42 +66,35 @@ class LocalOrchestrator:
         self._actuator = LocalGunicornActuator(pidfile=pidfile, service=service)
         self._lock = threading.Lock()
         self._previous: tuple[float, dict[int, int]] | None = None
+        self._last_cpu: int | None = None
         self._ticks_per_second = os.sysconf("SC_CLK_TCK")
-
-    @classmethod
-    def from_settings(
-        cls, settings: ControlPlaneSettings, *, pidfile: Path, service: str
-    ) -> LocalOrchestrator:
-        """The pidfile and service come from ``CONTROLPLANE_LOCAL_PIDFILE`` /
-        ``CONTROLPLANE_LOCAL_SERVICE`` (the actions' settings); the rest from the core ones."""
-        return cls(
-            pidfile=pidfile,
-            service=service,
-            desired_replicas=settings.local_replicas,
-            min_replicas=settings.local_min_replicas,
-            max_replicas=settings.local_max_replicas,
-            target_cpu_percent=settings.local_target_cpu_percent,
-        )
 
     @property
     def pidfile(self) -> Path:
         return self._actuator.pidfile
 
     def _cpu_percent(self, workers: list[int]) -> int | None:
-        """Average CPU of the workers since the previous call, in percent of one core."""
+        """Average CPU of the workers since the previous sample, in percent of one core.
+
+        One instance serves the capacity check and the API: a read within
+        :data:`MIN_CPU_SAMPLE_SECONDS` of the last sample returns the last figure."""
         now = time.monotonic()
-        ticks = {pid: t for pid in workers if (t := _cpu_ticks(pid)) is not None}
         with self._lock:
-            previous, self._previous = self._previous, (now, ticks)
-        if previous is None:
-            return None
-        then, before = previous
-        elapsed = now - then
-        common = [pid for pid in ticks if pid in before]
-        if elapsed <= 0 or not common:
-            return None
-        used = sum(ticks[pid] - before[pid] for pid in common) / self._ticks_per_second
-        return round(100 * used / elapsed / len(common))
+            previous = self._previous
+            if previous is not None and now - previous[0] < MIN_CPU_SAMPLE_SECONDS:
+                return self._last_cpu
+            ticks = {pid: t for pid in workers if (t := _cpu_ticks(pid)) is not None}
+            self._previous = (now, ticks)
+            self._last_cpu = None
+            if previous is None:
+                return None
+            then, before = previous
+            common = [pid for pid in ticks if pid in before]
+            if not common:
+                return None
+            used = sum(ticks[pid] - before[pid] for pid in common) / self._ticks_per_second
+            self._last_cpu = round(100 * used / (now - then) / len(common))
+            return self._last_cpu
 
     def workloads(self) -> list[WorkloadState]:
         try:

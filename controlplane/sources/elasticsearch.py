@@ -91,15 +91,15 @@ class ElasticsearchSource:
     @classmethod
     def from_settings(cls, settings: ControlPlaneSettings) -> ElasticsearchSource:
         return cls(
-            url=settings.elasticsearch_url,
-            timeout=settings.source_timeout_seconds,
+            url=settings.sources.elasticsearch_url,
+            timeout=settings.sources.source_timeout_seconds,
             retry=RetryPolicy(
-                attempts=settings.source_retry_attempts,
-                max_wait=settings.source_retry_max_wait_seconds,
+                attempts=settings.sources.source_retry_attempts,
+                max_wait=settings.sources.source_retry_max_wait_seconds,
             ),
-            log_index=settings.elasticsearch_log_index,
-            timestamp_field=settings.elasticsearch_timestamp_field,
-            trace_id_field=settings.elasticsearch_trace_id_field,
+            log_index=settings.sources.elasticsearch_log_index,
+            timestamp_field=settings.sources.elasticsearch_timestamp_field,
+            trace_id_field=settings.sources.elasticsearch_trace_id_field,
         )
 
     def close(self) -> None:

@@ -111,11 +111,11 @@ class JaegerSource:
     @classmethod
     def from_settings(cls, settings: ControlPlaneSettings) -> JaegerSource:
         return cls(
-            url=settings.jaeger_url,
-            timeout=settings.source_timeout_seconds,
+            url=settings.sources.jaeger_url,
+            timeout=settings.sources.source_timeout_seconds,
             retry=RetryPolicy(
-                attempts=settings.source_retry_attempts,
-                max_wait=settings.source_retry_max_wait_seconds,
+                attempts=settings.sources.source_retry_attempts,
+                max_wait=settings.sources.source_retry_max_wait_seconds,
             ),
         )
 

@@ -78,11 +78,11 @@ class PrometheusSource:
     @classmethod
     def from_settings(cls, settings: ControlPlaneSettings) -> PrometheusSource:
         return cls(
-            url=settings.prometheus_url,
-            timeout=settings.source_timeout_seconds,
+            url=settings.sources.prometheus_url,
+            timeout=settings.sources.source_timeout_seconds,
             retry=RetryPolicy(
-                attempts=settings.source_retry_attempts,
-                max_wait=settings.source_retry_max_wait_seconds,
+                attempts=settings.sources.source_retry_attempts,
+                max_wait=settings.sources.source_retry_max_wait_seconds,
             ),
         )
 

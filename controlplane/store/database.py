@@ -84,10 +84,10 @@ class Database:
     @classmethod
     def from_settings(cls, settings: ControlPlaneSettings) -> Database:
         return cls.from_url(
-            settings.sqlalchemy_url,
-            pool_size=settings.database_pool_size,
-            pool_timeout=settings.database_pool_timeout_seconds,
-            sqlite_busy_timeout=settings.sqlite_busy_timeout_seconds,
+            settings.store.sqlalchemy_url,
+            pool_size=settings.store.database_pool_size,
+            pool_timeout=settings.store.database_pool_timeout_seconds,
+            sqlite_busy_timeout=settings.store.sqlite_busy_timeout_seconds,
         )
 
     @classmethod

@@ -8,19 +8,15 @@ Errors name the file and the field path.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from controlplane.core.config import DEFAULT_CAPACITY_POLICY, DEFAULT_DR_POLICY
 from controlplane.core.errors import ControlPlaneError
-from slo.durations import DurationError, parse_duration
-
-POLICY_DIR = Path(__file__).resolve().parents[1] / "policies"
-DEFAULT_CAPACITY_POLICY = POLICY_DIR / "capacity.yaml"
-DEFAULT_DR_POLICY = POLICY_DIR / "dr.yaml"
+from controlplane.core.validation import Duration
 
 Tier = Literal["critical", "standard", "batch", "reporting"]
 
@@ -28,17 +24,6 @@ Tier = Literal["critical", "standard", "batch", "reporting"]
 class PolicyError(ControlPlaneError, ValueError):
     """A policy file is missing or invalid; the message names the file and the field."""
 
-
-def _duration(value: Any) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    try:
-        return parse_duration(str(value))
-    except DurationError as exc:
-        raise ValueError(str(exc)) from exc
-
-
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 _CPU = re.compile(r"^(\d+(?:\.\d+)?)(m?)$")
 _MEMORY = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|K|M|G|T)?$")
@@ -192,7 +177,12 @@ class DRPolicy(_Strict):
     spec: DRSpec
 
 
-def _load(path: Path, model: type[_Strict]) -> Any:
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def load_policy_file(path: Path, model: type[ModelT]) -> ModelT:
+    """A YAML policy file read into ``model``; PolicyError names the file and the first field
+    path that is wrong."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -208,10 +198,8 @@ def _load(path: Path, model: type[_Strict]) -> Any:
 
 
 def load_capacity_policy(path: Path = DEFAULT_CAPACITY_POLICY) -> CapacityPolicy:
-    policy: CapacityPolicy = _load(path, CapacityPolicy)
-    return policy
+    return load_policy_file(path, CapacityPolicy)
 
 
 def load_dr_policy(path: Path = DEFAULT_DR_POLICY) -> DRPolicy:
-    policy: DRPolicy = _load(path, DRPolicy)
-    return policy
+    return load_policy_file(path, DRPolicy)

@@ -92,7 +92,7 @@ def list_slos(
     service: Annotated[str | None, Query(max_length=200)] = None,
 ) -> list[SLOStatus]:
     now = datetime.now(UTC)
-    stale_after = STALE_AFTER_INTERVALS * settings.evaluation_interval_seconds
+    stale_after = STALE_AFTER_INTERVALS * settings.evaluation.evaluation_interval_seconds
     return [
         _status(evaluation, stale_after=stale_after, now=now)
         for evaluation in latest_evaluations(session, service=service)
@@ -126,7 +126,7 @@ def get_slo(slo_id: str, session: ReaderDep, settings: SettingsDep) -> SLOStatus
     history = evaluation_history(session, slo_id=slo_id, limit=1)
     if not history:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no evaluation of SLO {slo_id!r}")
-    stale_after = STALE_AFTER_INTERVALS * settings.evaluation_interval_seconds
+    stale_after = STALE_AFTER_INTERVALS * settings.evaluation.evaluation_interval_seconds
     return _status(history[0], stale_after=stale_after, now=datetime.now(UTC))
 
 

@@ -8,17 +8,21 @@ cannot be read gives ``error`` with the reason and ``null`` live values, never m
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import lru_cache
 
 from fastapi import APIRouter, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime, BaseModel
 
-from controlplane.actions.config import ActionSettings
-from controlplane.actions.topology import read_workloads
-from controlplane.api.deps import CurrentOperator, ReaderDep, WriterDep
-from controlplane.failover.nodes import NodeUnreachable, probe
-from controlplane.orchestrator.base import OrchestratorError
+from controlplane.api.deps import (
+    CurrentOperator,
+    OrchestrationDep,
+    ReaderDep,
+    SettingsDep,
+    WriterDep,
+)
+from controlplane.core.config import FailoverSettings
+from controlplane.failover.nodes import NodeUnreachable, configured_nodes, probe
+from controlplane.orchestrator.base import OrchestratorError, WorkloadState
 from controlplane.store.drills import (
     NewDrill,
     StoredDrill,
@@ -30,11 +34,6 @@ from controlplane.targets.policy import load_capacity_policy, load_dr_policy
 from controlplane.targets.replication import ReplicationReadError, read_replication
 
 router = APIRouter(tags=["targets"])
-
-
-@lru_cache(maxsize=1)
-def action_settings() -> ActionSettings:
-    return ActionSettings()
 
 
 class Quantities(BaseModel):
@@ -78,17 +77,20 @@ class Capacity(BaseModel):
 
 
 @router.get("/capacity", response_model=Capacity, summary="Replicas and CPU against the policy")
-async def capacity() -> Capacity:
-    settings = action_settings()
-    policy = load_capacity_policy(settings.capacity_policy)
+async def capacity(settings: SettingsDep, orchestration: OrchestrationDep) -> Capacity:
+    policy = load_capacity_policy(settings.policies.capacity_policy)
     error = None
-    workloads = {}
+    workloads: dict[str, WorkloadState] = {}
     observed = None
-    try:
-        workloads = {w.service: w for w in await run_in_threadpool(read_workloads, settings)}
-        observed = datetime.now(UTC)
-    except OrchestratorError as exc:
-        error = f"orchestrator unreadable: {exc}"
+    if orchestration is None:
+        error = "no orchestrator configured (CONTROLPLANE_ORCHESTRATOR)"
+    else:
+        try:
+            read = await run_in_threadpool(orchestration.reader.workloads)
+            workloads = {w.service: w for w in read}
+            observed = datetime.now(UTC)
+        except OrchestratorError as exc:
+            error = f"orchestrator unreadable: {exc}"
     services = []
     for service in policy.spec.services:
         live = workloads.get(service.name)
@@ -121,8 +123,6 @@ async def capacity() -> Capacity:
                 observed_at=observed if live is not None else None,
             )
         )
-    if settings.orchestrator == "none" and error is None:
-        error = "no orchestrator configured (CONTROLPLANE_ORCHESTRATOR)"
     return Capacity(services=services, error=error)
 
 
@@ -159,9 +159,9 @@ class DR(BaseModel):
 
 
 def _replication(
-    settings: ActionSettings,
+    settings: FailoverSettings,
 ) -> tuple[str | None, list[ReplicaView] | None, str | None]:
-    nodes = settings.nodes()
+    nodes = configured_nodes(settings)
     if not nodes:
         return None, None, "no database nodes configured (CONTROLPLANE_DATABASE_NODES)"
     for node in nodes:
@@ -192,14 +192,13 @@ def _replication(
 
 
 @router.get("/dr", response_model=DR, summary="Replication, drills and restores against the tiers")
-async def dr(session: ReaderDep) -> DR:
-    settings = action_settings()
-    policy = load_dr_policy(settings.dr_policy)
-    primary, replicas, error = await run_in_threadpool(_replication, settings)
+async def dr(session: ReaderDep, settings: SettingsDep) -> DR:
+    policy = load_dr_policy(settings.policies.dr_policy)
+    primary, replicas, error = await run_in_threadpool(_replication, settings.failover)
     databases = []
     for database in policy.spec.databases:
         targets = policy.spec.tiers[database.tier]
-        own = database.name == settings.database_name
+        own = database.name == settings.failover.database_name
         drills = list_drills(session, database=database.name, limit=50)
         restores = list_restore_validations(session, database=database.name, limit=1)
         databases.append(

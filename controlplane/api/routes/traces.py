@@ -220,7 +220,7 @@ def slo_traces(
         return answer.model_copy(update={"no_data": _unavailable("jaeger", exc)})
     if isinstance(found, NoData):
         return answer.model_copy(update={"no_data": _no_data("jaeger", found)})
-    rows = [_row(summary, ui_base=settings.jaeger_url) for summary in found]
+    rows = [_row(summary, ui_base=settings.sources.jaeger_url) for summary in found]
     return answer.model_copy(update={"traces": rows})
 
 

@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-from controlplane.actions.config import DEFAULT_ACTION_POLICY
 from controlplane.actions.engine import ActionEngine
 from controlplane.actions.policy import ActionPolicy, load_action_policy
 from controlplane.actions.signals import prometheus_burn_reader
 from controlplane.actuators.local import LocalGunicornActuator
-from controlplane.core.config import ControlPlaneSettings
+from controlplane.core.config import DEFAULT_ACTION_POLICY, ControlPlaneSettings
 from controlplane.core.processes import free_ports
 from controlplane.leader import LeaderStatus
 from controlplane.runtime import Runtime
@@ -99,10 +98,12 @@ def rig(
 def runtime(tmp_path: Path) -> Iterator[Runtime]:
     settings = ControlPlaneSettings.model_validate(
         {
-            "data_dir": tmp_path,
-            "webhook_token": "t" * 32,
-            "leader_acquire_interval_seconds": 0.2,
-            "leader_check_interval_seconds": 0.2,
+            "store": {"data_dir": tmp_path},
+            "webhook": {"webhook_token": "t" * 32},
+            "leader": {
+                "leader_acquire_interval_seconds": 0.2,
+                "leader_check_interval_seconds": 0.2,
+            },
         }
     )
     runtime = Runtime.from_settings(settings)
@@ -118,7 +119,7 @@ def engine_for(rig: Rig, runtime: Runtime, policy: ActionPolicy | None = None) -
         policy=policy or load_action_policy(DEFAULT_ACTION_POLICY),
         database=runtime.database,
         leadership=runtime.leadership,
-        lease_name=runtime.settings.leader_name,
+        lease_name=runtime.settings.leader.leader_name,
         actuator=rig.actuator,
         burn_reader=prometheus_burn_reader(source),
     )

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.actions.config import DEFAULT_ACTION_POLICY
 from controlplane.actions.database import FailoverService
 from controlplane.actions.engine import ActionEngine
 from controlplane.actions.gate import InputValue
 from controlplane.actions.policy import load_action_policy
-from controlplane.core.config import ControlPlaneSettings
+from controlplane.core.config import DEFAULT_ACTION_POLICY, ControlPlaneSettings
 from controlplane.failover.fencing import LocalFencer
 from controlplane.failover.nodes import Node, probe
 from controlplane.failover.writeprobe import WriteProbe, missing_acknowledged
@@ -43,10 +42,12 @@ def wait_for(check: Callable[[], bool], *, timeout: float = 60.0) -> None:
 def runtime(tmp_path: Path) -> Iterator[Runtime]:
     settings = ControlPlaneSettings.model_validate(
         {
-            "data_dir": tmp_path,
-            "webhook_token": "t" * 32,
-            "leader_acquire_interval_seconds": 0.2,
-            "leader_check_interval_seconds": 0.2,
+            "store": {"data_dir": tmp_path},
+            "webhook": {"webhook_token": "t" * 32},
+            "leader": {
+                "leader_acquire_interval_seconds": 0.2,
+                "leader_check_interval_seconds": 0.2,
+            },
         }
     )
     runtime = Runtime.from_settings(settings)
@@ -76,7 +77,7 @@ def database_engine(runtime: Runtime) -> ActionEngine:
         policy=load_action_policy(DEFAULT_ACTION_POLICY),
         database=runtime.database,
         leadership=runtime.leadership,
-        lease_name=runtime.settings.leader_name,
+        lease_name=runtime.settings.leader.leader_name,
         actuator=None,
         burn_reader=lambda *_: InputValue(value=None, observed_at=None),
     )

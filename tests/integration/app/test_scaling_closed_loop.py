@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.actions.config import DEFAULT_ACTION_POLICY
 from controlplane.actions.engine import ActionEngine
 from controlplane.actions.policy import ActionPolicy, load_action_policy
 from controlplane.actions.scaling_drill import run_scaling_drill
@@ -20,7 +19,7 @@ from controlplane.actions.service import ActionService
 from controlplane.actions.signals import prometheus_burn_reader
 from controlplane.actuators.local import LocalGunicornActuator
 from controlplane.commands.slo import load_spec_paths
-from controlplane.core.config import ControlPlaneSettings
+from controlplane.core.config import DEFAULT_ACTION_POLICY, ControlPlaneSettings
 from controlplane.runtime import Runtime
 from controlplane.sources.prometheus import PrometheusSource
 from controlplane.store.audit import list_audit
@@ -50,10 +49,12 @@ def decisions(runtime: Runtime) -> list[tuple[str, str, str]]:
 def runtime(tmp_path: Path) -> Iterator[Runtime]:
     settings = ControlPlaneSettings.model_validate(
         {
-            "data_dir": tmp_path / "controlplane",
-            "webhook_token": "t" * 32,
-            "leader_acquire_interval_seconds": 0.2,
-            "leader_check_interval_seconds": 0.2,
+            "store": {"data_dir": tmp_path / "controlplane"},
+            "webhook": {"webhook_token": "t" * 32},
+            "leader": {
+                "leader_acquire_interval_seconds": 0.2,
+                "leader_check_interval_seconds": 0.2,
+            },
         }
     )
     runtime = Runtime.from_settings(settings)
@@ -88,7 +89,7 @@ def test_injected_latency_scales_the_real_api_out_through_ttin_and_the_burn_fall
         policy=quick_verification(load_action_policy(DEFAULT_ACTION_POLICY)),
         database=runtime.database,
         leadership=runtime.leadership,
-        lease_name=runtime.settings.leader_name,
+        lease_name=runtime.settings.leader.leader_name,
         actuator=actuator,
         burn_reader=burn,
     )

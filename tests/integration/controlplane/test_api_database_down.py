@@ -27,11 +27,12 @@ def test_a_lost_database_is_503_and_no_alert_is_acknowledged(
     backend_pool: BackendPool, tmp_path: Path
 ) -> None:
     postgres = _private_postgres(backend_pool)
-    settings = ControlPlaneSettings(
-        database_url=postgres.dsn(),
-        data_dir=tmp_path,
-        webhook_token=WEBHOOK_TOKEN,
-        leader_election=False,
+    settings = ControlPlaneSettings.model_validate(
+        {
+            "store": {"database_url": postgres.dsn(), "data_dir": tmp_path},
+            "webhook": {"webhook_token": WEBHOOK_TOKEN},
+            "leader": {"leader_election": False},
+        }
     )
     app = create_app(settings)
     runtime: Runtime = app.state.runtime

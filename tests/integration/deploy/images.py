@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from app.core.config import Settings
-from controlplane.core.config import ControlPlaneSettings
+from controlplane.core.config import environment_names
 
 REPO = Path(__file__).resolve().parents[3]
 DOCKERFILE = REPO / "deploy" / "docker" / "Dockerfile"
@@ -100,4 +100,4 @@ def inventory_variables() -> set[str]:
 
 
 def controlplane_variables() -> set[str]:
-    return {f"CONTROLPLANE_{name.upper()}" for name in ControlPlaneSettings.model_fields}
+    return set(environment_names())

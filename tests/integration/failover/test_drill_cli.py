@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.core.config import ControlPlaneSettings
+from controlplane.core.config import ControlPlaneSettings, StoreSettings
 from controlplane.core.processes import free_ports
 from controlplane.stack.backends import PostgresPrimary, PostgresReplica
 from controlplane.stack.runner import DEMO_PORTS, ORDER, ControlPlane, LocalStack
@@ -97,7 +97,10 @@ def test_switchover_then_failover_drills_are_measured_and_stored(
     assert re.search(r"failover drill: RTO \d+\.\d+ s", failed.stdout), failed.stdout
 
     # Stored where the stack's control plane reads them, not in the CLI's own data folder.
-    assert stored_drills(ControlPlaneSettings(data_dir=tmp_path).sqlalchemy_url) == []
+    assert (
+        stored_drills(ControlPlaneSettings(store=StoreSettings(data_dir=tmp_path)).sqlalchemy_url)
+        == []
+    )
     control_plane = LocalStack.at(settings=StackSettings(), home=stack_home).backends[
         "controlplane"
     ]

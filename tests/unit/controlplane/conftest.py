@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,20 +34,23 @@ class Api:
         return {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
 
 
-def settings_for(tmp_path: Path, **overrides: object) -> ControlPlaneSettings:
-    values: dict[str, object] = {
-        "data_dir": tmp_path,
-        "webhook_token": WEBHOOK_TOKEN,
-        "leader_acquire_interval_seconds": 0.2,
-        "leader_check_interval_seconds": 0.2,
-        **overrides,
+def settings_for(tmp_path: Path, **groups: dict[str, object]) -> ControlPlaneSettings:
+    """Settings for a test over the environment's: a store in ``tmp_path``, the webhook
+    token, a quick election, and ``groups`` merged over them (``leader={...}``)."""
+    values: dict[str, dict[str, object]] = {
+        "store": {"data_dir": tmp_path},
+        "webhook": {"webhook_token": WEBHOOK_TOKEN},
+        "leader": {"leader_acquire_interval_seconds": 0.2, "leader_check_interval_seconds": 0.2},
     }
+    for group, overrides in groups.items():
+        values[group] = {**values.get(group, {}), **overrides}
     return ControlPlaneSettings.model_validate(values)
 
 
-@pytest.fixture
-def api(tmp_path: Path) -> Iterator[Api]:
-    app = create_app(settings_for(tmp_path))
+@contextmanager
+def running_api(settings: ControlPlaneSettings) -> Iterator[Api]:
+    """The API on ``settings`` with one token per role, stopped on exit."""
+    app = create_app(settings)
     runtime: Runtime = app.state.runtime
     with AppClient(app) as client:
         tokens = {}
@@ -57,3 +61,9 @@ def api(tmp_path: Path) -> Iterator[Api]:
                 )
                 tokens[role] = secret
         yield Api(client=client, runtime=runtime, tokens=tokens)
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Api]:
+    with running_api(settings_for(tmp_path)) as running:
+        yield running

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.api.routes.targets import action_settings
 from controlplane.core.security import Role
 from controlplane.store.actions import decide_once
 from controlplane.store.audit import AuditDecision
-from tests.unit.controlplane.conftest import Api
+from tests.unit.controlplane.conftest import Api, running_api, settings_for
 
 pytestmark = pytest.mark.unit
 
@@ -113,24 +112,16 @@ def test_capacity_and_dr_views_say_why_live_data_is_missing(api: Api) -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "variable"),
-    [
-        ("/api/v1/dr", "CONTROLPLANE_DR_POLICY"),
-        ("/api/v1/capacity", "CONTROLPLANE_CAPACITY_POLICY"),
-    ],
+    ("path", "setting"),
+    [("/api/v1/dr", "dr_policy"), ("/api/v1/capacity", "capacity_policy")],
 )
 def test_a_broken_policy_is_a_clear_error_on_both_views(
-    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str, variable: str
+    tmp_path: Path, path: str, setting: str
 ) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("apiVersion: inventory-slo/v1\nkind: [not, a, kind\n", encoding="utf-8")
-    monkeypatch.setenv(variable, str(broken))
-    action_settings.cache_clear()
-    try:
+    with running_api(settings_for(tmp_path, policies={setting: broken})) as api:
         answer = api.client.get(path, headers=api.headers())
-    finally:
-        monkeypatch.delenv(variable)
-        action_settings.cache_clear()
     assert answer.status_code == 500
     assert answer.json()["error"] == "PolicyError"
     assert str(broken) in answer.json()["detail"]

@@ -89,7 +89,7 @@ def test_a_body_that_is_not_json_gets_422(api: Api) -> None:
 
 
 def test_a_body_over_the_limit_gets_413_and_writes_nothing(tmp_path: Path) -> None:
-    app = create_app(settings_for(tmp_path, max_webhook_body_bytes=2048))
+    app = create_app(settings_for(tmp_path, webhook={"max_webhook_body_bytes": 2048}))
     body = webhook_payload()
     body["commonAnnotations"] = {"description": "x" * 4096}
     headers = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
@@ -195,7 +195,7 @@ def test_a_failing_listener_does_not_lose_the_alert(api: Api) -> None:
 
 
 def test_the_receiver_refuses_to_start_without_a_webhook_token(tmp_path: Path) -> None:
-    settings = settings_for(tmp_path).model_copy(update={"webhook_token": None})
+    settings = settings_for(tmp_path, webhook={"webhook_token": None})
     with pytest.raises(SettingsError, match="CONTROLPLANE_WEBHOOK_TOKEN"):
         create_app(settings)
 

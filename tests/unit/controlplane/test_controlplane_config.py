@@ -1,19 +1,90 @@
-"""Settings come from CONTROLPLANE_* variables, with defaults, and refuse unusable values."""
+"""Settings come from CONTROLPLANE_* variables into one root of groups, with defaults, and refuse
+unusable values naming the variable."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from controlplane.core.config import ControlPlaneSettings, SettingsError
+from controlplane.core.config import (
+    ControlPlaneSettings,
+    NodeAddress,
+    SettingsError,
+    WebhookSettings,
+    environment_names,
+    setting_name,
+    unknown_environment,
+)
+
+pytestmark = pytest.mark.unit
+
+#: Every variable the control plane reads (all but `required_extensions` predate the groups):
+#: the demo stack, the deployment files and the tests set them, so none may change its name.
+VARIABLES = {
+    f"CONTROLPLANE_{name.upper()}"
+    for name in [
+        "action_interval_seconds",
+        "action_policy",
+        "actions_enabled",
+        "capacity_policy",
+        "data_dir",
+        "database_data_dirs",
+        "database_name",
+        "database_nodes",
+        "database_pool_size",
+        "database_pool_timeout_seconds",
+        "database_url",
+        "dr_policy",
+        "drill_interval_hours",
+        "elasticsearch_log_index",
+        "elasticsearch_timestamp_field",
+        "elasticsearch_trace_id_field",
+        "elasticsearch_url",
+        "evaluation_enabled",
+        "evaluation_interval_seconds",
+        "evaluation_retention_days",
+        "failover_enabled",
+        "failover_probe_interval_seconds",
+        "failover_probe_threshold",
+        "host",
+        "jaeger_url",
+        "kubernetes_namespace",
+        "leader_acquire_interval_seconds",
+        "leader_check_interval_seconds",
+        "leader_election",
+        "leader_lock_key",
+        "leader_name",
+        "leader_query_timeout_seconds",
+        "local_max_replicas",
+        "local_min_replicas",
+        "local_pidfile",
+        "local_replicas",
+        "local_service",
+        "local_target_cpu_percent",
+        "max_webhook_body_bytes",
+        "migrate_on_start",
+        "orchestrator",
+        "port",
+        "required_extensions",
+        "prometheus_url",
+        "replica_id",
+        "slo_specs",
+        "source_retry_attempts",
+        "source_retry_max_wait_seconds",
+        "source_timeout_seconds",
+        "sqlite_busy_timeout_seconds",
+        "target_checks_interval_seconds",
+        "webhook_token",
+        "webhook_token_file",
+    ]
+}
 
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
     for name in list(os.environ):
         if name.startswith("CONTROLPLANE_"):
             monkeypatch.delenv(name)
@@ -22,18 +93,25 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_defaults_are_the_documented_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     settings = ControlPlaneSettings()
-    assert settings.sqlalchemy_url == (
+    assert settings.store.sqlalchemy_url == (
         f"sqlite:///{tmp_path}/inventory-slo-controlplane/controlplane.db"
     )
-    assert settings.evaluation_interval_seconds == 30
-    assert settings.port == 8080
-    assert settings.prometheus_url == "http://127.0.0.1:9090"
-    assert settings.elasticsearch_url == "http://127.0.0.1:9200"
-    assert settings.jaeger_url == "http://127.0.0.1:16686"
-    assert settings.max_webhook_body_bytes == 1_048_576
-    assert settings.resolved_webhook_token() is None
+    assert settings.evaluation.evaluation_interval_seconds == 30
+    assert settings.api.port == 8080
+    assert settings.sources.prometheus_url == "http://127.0.0.1:9090"
+    assert settings.sources.elasticsearch_url == "http://127.0.0.1:9200"
+    assert settings.sources.jaeger_url == "http://127.0.0.1:16686"
+    assert settings.webhook.max_webhook_body_bytes == 1_048_576
+    assert settings.webhook.resolved_token() is None
+    assert settings.orchestrator.kind == "none"
+    assert settings.failover.database_nodes == ()
+    assert settings.failover.failover_probe_interval_seconds == 0.5
     # Building settings touches nothing on disk.
     assert not (tmp_path / "inventory-slo-controlplane").exists()
+
+
+def test_every_variable_keeps_its_name() -> None:
+    assert set(environment_names()) == VARIABLES
 
 
 def test_environment_variables_with_the_prefix_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,49 +120,129 @@ def test_environment_variables_with_the_prefix_are_read(monkeypatch: pytest.Monk
     monkeypatch.setenv("CONTROLPLANE_PROMETHEUS_URL", "http://prom.internal:9090/")
     monkeypatch.setenv("CONTROLPLANE_WEBHOOK_TOKEN", "s3cret")
     settings = ControlPlaneSettings()
-    assert settings.sqlalchemy_url == "postgresql+psycopg://cp@127.0.0.1:5432/controlplane"
-    assert not settings.is_sqlite
-    assert settings.evaluation_interval_seconds == 10
-    assert settings.prometheus_url == "http://prom.internal:9090"
-    assert settings.resolved_webhook_token() == "s3cret"
+    assert settings.store.sqlalchemy_url == "postgresql+psycopg://cp@127.0.0.1:5432/controlplane"
+    assert not settings.store.is_sqlite
+    assert settings.evaluation.evaluation_interval_seconds == 10
+    assert settings.sources.prometheus_url == "http://prom.internal:9090"
+    assert settings.webhook.resolved_token() == "s3cret"
     assert "s3cret" not in repr(settings)
 
 
+def test_the_acting_side_reads_the_same_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """What used to be a second settings class (actions, orchestrator, database topology) is
+    read by the same root, from the same variables."""
+    for name, value in {
+        "CONTROLPLANE_ORCHESTRATOR": "local",
+        "CONTROLPLANE_LOCAL_PIDFILE": str(tmp_path / "gunicorn.pid"),
+        "CONTROLPLANE_LOCAL_MIN_REPLICAS": "2",
+        "CONTROLPLANE_LOCAL_MAX_REPLICAS": "4",
+        "CONTROLPLANE_ACTION_INTERVAL_SECONDS": "1.5",
+        "CONTROLPLANE_DRILL_INTERVAL_HOURS": "24",
+        "CONTROLPLANE_DATABASE_NODES": "primary=127.0.0.1:5432, replica_1=127.0.0.1:5433",
+        "CONTROLPLANE_DATABASE_DATA_DIRS": "primary=/pg/0,replica_1=/pg/1",
+        "CONTROLPLANE_SLO_SPECS": os.pathsep.join(["/specs/a", "/specs/b.yaml"]),
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = ControlPlaneSettings()
+    assert settings.orchestrator.kind == "local"
+    assert settings.orchestrator.local_pidfile == tmp_path / "gunicorn.pid"
+    assert (settings.orchestrator.local_min_replicas, settings.orchestrator.local_max_replicas) == (
+        2,
+        4,
+    )
+    assert settings.actions.action_interval_seconds == 1.5
+    assert settings.failover.drill_interval_hours == 24
+    assert settings.failover.database_nodes == (
+        NodeAddress(name="primary", host="127.0.0.1", port=5432),
+        NodeAddress(name="replica_1", host="127.0.0.1", port=5433),
+    )
+    assert settings.failover.database_data_dirs == {
+        "primary": Path("/pg/0"),
+        "replica_1": Path("/pg/1"),
+    }
+    assert settings.evaluation.slo_specs == (Path("/specs/a"), Path("/specs/b.yaml"))
+
+
 @pytest.mark.parametrize(
-    ("variable", "value", "field"),
+    ("variable", "value"),
     [
-        ("CONTROLPLANE_DATABASE_URL", "mysql://root@localhost/cp", "database_url"),
-        ("CONTROLPLANE_DATABASE_URL", "postgresql+asyncpg://x@h/db", "database_url"),
-        ("CONTROLPLANE_PROMETHEUS_URL", "prometheus:9090", "prometheus_url"),
-        ("CONTROLPLANE_SOURCE_TIMEOUT_SECONDS", "0", "source_timeout_seconds"),
-        ("CONTROLPLANE_EVALUATION_INTERVAL_SECONDS", "-5", "evaluation_interval_seconds"),
-        ("CONTROLPLANE_PORT", "70000", "port"),
+        ("CONTROLPLANE_DATABASE_URL", "mysql://root@localhost/cp"),
+        ("CONTROLPLANE_DATABASE_URL", "postgresql+asyncpg://x@h/db"),
+        ("CONTROLPLANE_PROMETHEUS_URL", "prometheus:9090"),
+        ("CONTROLPLANE_SOURCE_TIMEOUT_SECONDS", "0"),
+        ("CONTROLPLANE_EVALUATION_INTERVAL_SECONDS", "-5"),
+        ("CONTROLPLANE_PORT", "70000"),
+        ("CONTROLPLANE_ORCHESTRATOR", "docker"),
+        ("CONTROLPLANE_ACTION_INTERVAL_SECONDS", "0"),
+        ("CONTROLPLANE_DATABASE_NODES", "primary=127.0.0.1:port"),
+        ("CONTROLPLANE_DATABASE_NODES", "primary=h:1,primary=h:2"),
+        ("CONTROLPLANE_DATABASE_DATA_DIRS", "primary"),
+        ("CONTROLPLANE_FAILOVER_PROBE_THRESHOLD", "0"),
     ],
 )
-def test_unusable_values_fail_naming_the_setting(
-    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, field: str
+def test_unusable_values_fail_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
 ) -> None:
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValidationError) as caught:
         ControlPlaneSettings()
-    assert field in str(caught.value)
+    (error,) = caught.value.errors()
+    assert setting_name(error["loc"]) == variable
 
 
 def test_webhook_token_comes_from_a_file(tmp_path: Path) -> None:
     token_file = tmp_path / "webhook.token"
     token_file.write_text("from-a-file\n", encoding="utf-8")
-    settings = ControlPlaneSettings(webhook_token_file=token_file)
-    assert settings.resolved_webhook_token() == "from-a-file"
+    settings = ControlPlaneSettings(webhook=WebhookSettings(webhook_token_file=token_file))
+    assert settings.webhook.resolved_token() == "from-a-file"
 
     token_file.write_text("  \n", encoding="utf-8")
     with pytest.raises(SettingsError, match="empty"):
-        settings.resolved_webhook_token()
+        settings.webhook.resolved_token()
     with pytest.raises(SettingsError, match="cannot read"):
-        ControlPlaneSettings(webhook_token_file=tmp_path / "missing").resolved_webhook_token()
+        WebhookSettings(webhook_token_file=tmp_path / "missing").resolved_token()
 
 
 def test_token_and_token_file_together_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="not both"):
         ControlPlaneSettings.model_validate(
-            {"webhook_token": "a", "webhook_token_file": tmp_path / "t"}
+            {"webhook": {"webhook_token": "a", "webhook_token_file": tmp_path / "t"}}
         )
+
+
+def test_a_local_orchestrator_needs_its_pidfile() -> None:
+    with pytest.raises(ValidationError, match="needs CONTROLPLANE_LOCAL_PIDFILE"):
+        ControlPlaneSettings.model_validate({"orchestrator": {"kind": "local"}})
+
+
+def test_given_values_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONTROLPLANE_ORCHESTRATOR", "kubernetes")
+    monkeypatch.setenv("CONTROLPLANE_KUBERNETES_NAMESPACE", "shop")
+    settings = ControlPlaneSettings.model_validate({"orchestrator": {"kind": "none"}})
+    assert (settings.orchestrator.kind, settings.orchestrator.kubernetes_namespace) == (
+        "none",
+        "shop",
+    )
+
+
+def test_values_changed_later_are_validated_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONTROLPLANE_HOST", "0.0.0.0")
+    monkeypatch.setenv("CONTROLPLANE_ORCHESTRATOR", "kubernetes")
+    settings = ControlPlaneSettings().with_values(api={"port": 9000})
+    assert (settings.api.host, settings.api.port) == ("0.0.0.0", 9000)
+    assert settings.orchestrator.kind == "kubernetes"
+    with pytest.raises(ValidationError) as caught:
+        settings.with_values(api={"port": 0})
+    (error,) = caught.value.errors()
+    assert setting_name(error["loc"]) == "CONTROLPLANE_PORT"
+
+
+def test_a_variable_that_is_no_setting_is_reported() -> None:
+    environ = {
+        "CONTROLPLANE_PROMETHEUS_URL": "http://p:9090",
+        "CONTROLPLANE_PROMETEUS_URL": "http://p:9090",
+        "PATH": "/bin",
+    }
+    assert unknown_environment(environ) == ["CONTROLPLANE_PROMETEUS_URL"]

@@ -25,10 +25,12 @@ def api(tmp_path: Path) -> Iterator[tuple[AppClient, dict[str, str]]]:
     closed = free_ports(2)  # nothing listens there
     settings = settings_for(
         tmp_path,
-        jaeger_url=f"http://127.0.0.1:{closed[0]}",
-        elasticsearch_url=f"http://127.0.0.1:{closed[1]}",
-        source_retry_attempts=1,
-        source_timeout_seconds=2,
+        sources={
+            "jaeger_url": f"http://127.0.0.1:{closed[0]}",
+            "elasticsearch_url": f"http://127.0.0.1:{closed[1]}",
+            "source_retry_attempts": 1,
+            "source_timeout_seconds": 2,
+        },
     )
     app = create_app(settings)
     runtime: Runtime = app.state.runtime

@@ -80,7 +80,7 @@ def service(
     tmp_path: Path, pair: tuple[PostgresPrimary, PostgresReplica], policy: DRPolicy
 ) -> Iterator[EvaluationService]:
     settings = ControlPlaneSettings.model_validate(
-        {"data_dir": tmp_path, "leader_acquire_interval_seconds": 0.2}
+        {"store": {"data_dir": tmp_path}, "leader": {"leader_acquire_interval_seconds": 0.2}}
     )
     runtime = Runtime.from_settings(settings)
     runtime.start()

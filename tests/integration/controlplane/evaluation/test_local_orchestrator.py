@@ -1,25 +1,35 @@
 """The local orchestrator against a real gunicorn master, through the capacity check and the
 findings store: fewer workers than configured, at the most workers with CPU above target, and a
-master that is gone — each found, then resolved when fixed."""
+master that is gone — each found, then resolved when fixed. ``/api/v1/capacity`` in local mode
+reports the same CPU and bounds as the check."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from alerts.wiring import create_app
 from controlplane.actuators.local import LocalGunicornActuator
+from controlplane.core.config import ControlPlaneSettings
+from controlplane.core.security import Role
+from controlplane.evaluation.service import build_target_checks
 from controlplane.orchestrator.local import LocalOrchestrator
+from controlplane.runtime import Runtime
 from controlplane.store.database import Database
 from controlplane.store.findings import list_findings
+from controlplane.store.tokens import create_token
 from controlplane.targets.policy import load_capacity_policy
 from controlplane.targets.reconcile import INPUT_UNAVAILABLE, CapacityCheck, reconcile
 from tests.support.gunicorn import running_gunicorn
+from tests.unit.controlplane.asgi import AppClient
 
 pytestmark = pytest.mark.integration
 
@@ -81,6 +91,27 @@ def test_fewer_workers_than_configured_until_scaled(
     }
 
 
+@contextmanager
+def busy_workers(url: str, *, clients: int = 4) -> Iterator[None]:
+    """Keep the workers spinning (CPU-bound requests) while the block runs."""
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(timeout=10) as client:
+            while not stop.is_set():
+                client.get(f"{url}/spin")
+
+    threads = [threading.Thread(target=load) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+
+
 def test_at_the_most_workers_with_cpu_above_target_is_a_capacity_risk(
     gunicorn: tuple[Path, str], database: Database
 ) -> None:
@@ -91,23 +122,9 @@ def test_at_the_most_workers_with_cpu_above_target_is_a_capacity_risk(
         pidfile=pidfile, min_replicas=1, max_replicas=2, target_cpu_percent=5
     )
     assert check(database, orchestrator) == {"capacity.hpa_drift": True}  # first CPU sample
-    stop = threading.Event()
-
-    def load() -> None:
-        with httpx.Client(timeout=10) as client:
-            while not stop.is_set():
-                client.get(f"{url}/spin")
-
-    threads = [threading.Thread(target=load) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    try:
+    with busy_workers(url):
         time.sleep(3)
         busy = check(database, orchestrator)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
     assert busy == {"capacity.hpa_drift": True, "capacity.at_max_replicas": True}
     with database.reader() as session:
         (risk,) = list_findings(session, kind="capacity.at_max_replicas")
@@ -137,3 +154,53 @@ def test_a_gone_master_is_recorded_and_resolves_nothing(
     with database.reader() as session:
         (unreadable,) = list_findings(session, kind=INPUT_UNAVAILABLE)
     assert "missing.pid" in unreadable.evidence["error"]
+
+
+def test_the_capacity_api_in_local_mode_reports_the_cpu_the_check_measures(
+    gunicorn: tuple[Path, str], tmp_path: Path
+) -> None:
+    pidfile, url = gunicorn
+    settings = ControlPlaneSettings.model_validate(
+        {
+            "store": {"data_dir": tmp_path / "controlplane"},
+            "webhook": {"webhook_token": "t" * 32},
+            "leader": {"leader_election": False},
+            "orchestrator": {
+                "kind": "local",
+                "local_pidfile": pidfile,
+                "local_min_replicas": 1,
+                "local_max_replicas": 2,
+                "local_target_cpu_percent": 5,
+            },
+        }
+    )
+    app = create_app(settings)
+    runtime: Runtime = app.state.runtime
+    assert runtime.orchestration is not None
+    (capacity_check, _dr_check) = build_target_checks(settings, orchestration=runtime.orchestration)
+    with AppClient(app) as client:
+        with runtime.database.writer() as session:
+            _, secret = create_token(session, name="viewer", role=Role.VIEWER, at=datetime.now(UTC))
+        viewer = {"Authorization": f"Bearer {secret}"}
+
+        def inventory() -> dict[str, Any]:
+            answer = client.get("/api/v1/capacity", headers=viewer)
+            assert answer.status_code == 200
+            body = answer.json()
+            assert body["error"] is None
+            (service,) = [s for s in body["services"] if s["service"] == "inventory"]
+            return dict(service)
+
+        inventory()  # the first CPU sample
+        with busy_workers(url):
+            time.sleep(2)
+            busy = inventory()
+            # The check reads through the same orchestrator: it sees the sample just taken.
+            run = capacity_check.run(now=datetime.now(UTC))
+    live = busy["live"]
+    assert live is not None
+    assert live["cpu_percent"] is not None
+    assert live["cpu_percent"] > 5
+    assert live["autoscaler"] == {"min_replicas": 1, "max_replicas": 2, "target_cpu_percent": 5}
+    (risk,) = [f for f in run.findings if f.kind == "capacity.at_max_replicas"]
+    assert risk.evidence["cpu_percent"] == live["cpu_percent"]

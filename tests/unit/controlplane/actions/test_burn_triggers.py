@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.actions.config import DEFAULT_ACTION_POLICY
 from controlplane.actions.engine import INEFFECTIVE, ActionEngine
 from controlplane.actions.gate import InputValue
 from controlplane.actions.policy import ActionPolicy, load_action_policy
 from controlplane.actions.service import ActionService
 from controlplane.actuators.base import ScaleResult
+from controlplane.core.config import DEFAULT_ACTION_POLICY
 from controlplane.runtime import Runtime
 from controlplane.store.alerts import (
     AlertChange,
@@ -90,7 +90,7 @@ def make_engine(
         policy=policy or load_action_policy(DEFAULT_ACTION_POLICY),
         database=runtime.database,
         leadership=runtime.leadership,
-        lease_name=runtime.settings.leader_name,
+        lease_name=runtime.settings.leader.leader_name,
         actuator=workers,
         burn_reader=burn,
         clock=clock,

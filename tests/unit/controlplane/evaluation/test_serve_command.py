@@ -46,7 +46,23 @@ def test_an_invalid_spec_names_the_file_and_field(tmp_path: Path) -> None:
 def test_a_setting_that_cannot_work_is_named(tmp_path: Path) -> None:
     code, output = run(tmp_path, local_min_replicas="2")
     assert code == EXIT_CONFIG
-    assert "set local_min_replicas and local_max_replicas together" in output
+    assert (
+        "set CONTROLPLANE_LOCAL_MIN_REPLICAS and CONTROLPLANE_LOCAL_MAX_REPLICAS together" in output
+    )
+
+
+def test_an_unusable_value_names_its_variable_whatever_its_group(tmp_path: Path) -> None:
+    code, output = run(
+        tmp_path, database_nodes="primary=127.0.0.1", action_interval_seconds="0", port="0"
+    )
+    assert code == EXIT_CONFIG
+    lines = output.splitlines()
+    assert any(
+        line.startswith("CONTROLPLANE_DATABASE_NODES:") and "is not name=host:port" in line
+        for line in lines
+    )
+    assert any(line.startswith("CONTROLPLANE_ACTION_INTERVAL_SECONDS:") for line in lines)
+    assert any(line.startswith("CONTROLPLANE_PORT:") for line in lines)
 
 
 def test_the_receiver_needs_its_token(tmp_path: Path) -> None:
@@ -126,3 +142,11 @@ def test_no_required_extension_lets_it_start_without_the_webhook(
     code, output = run(tmp_path, evaluation_enabled="false", required_extensions="")
     assert code == 0, output
     assert len(without_extensions) == 1
+
+
+def test_a_variable_that_is_no_setting_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    code, _ = run(tmp_path, prometeus_url="http://p:9090", dr_policy=str(tmp_path / "nope.yaml"))
+    assert code == EXIT_CONFIG  # stopped later, by the missing policy file
+    assert "CONTROLPLANE_PROMETEUS_URL is not a setting of the control plane" in caplog.text

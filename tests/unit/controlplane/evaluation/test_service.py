@@ -66,7 +66,11 @@ def eventually(check: Callable[[], Any], *, timeout: float = 10.0) -> Any:
 
 
 def start(tmp_path: Path, *, leader: bool) -> Iterator[Running]:
-    settings = settings_for(tmp_path, evaluation_interval_seconds=INTERVAL, leader_election=leader)
+    settings = settings_for(
+        tmp_path,
+        evaluation={"evaluation_interval_seconds": INTERVAL},
+        leader={"leader_election": leader},
+    )
     runtime = Runtime.from_settings(settings)
     ratios = dict.fromkeys(EVERY_WINDOW, 0.0001)
     ratios.update(w1h=0.02, w5m=0.03)

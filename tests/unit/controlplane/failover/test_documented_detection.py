@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.actions.config import ActionSettings
+from controlplane.core.config import FailoverSettings
 from controlplane.failover.run import watch_primary
 
 pytestmark = pytest.mark.unit
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[4]
 
 
 def _defaults() -> tuple[int, float]:
-    fields = ActionSettings.model_fields
+    fields = FailoverSettings.model_fields
     threshold = fields["failover_probe_threshold"].default
     interval = fields["failover_probe_interval_seconds"].default
     assert isinstance(threshold, int)
