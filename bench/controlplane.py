@@ -48,8 +48,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
-from controlplane.commands.slo import load_spec_paths
 from controlplane.core.security import Role
+from controlplane.core.specs import load_spec_paths
 from controlplane.evaluation.evaluator import SLOEvaluator
 from controlplane.evaluation.service import insert_evaluations
 from controlplane.slo_report import PrometheusEvents, build_report

@@ -33,8 +33,8 @@ from controlplane.actions.engine import ActionEngine
 from controlplane.actions.policy import load_action_policy
 from controlplane.actions.signals import prometheus_burn_reader
 from controlplane.actions.topology import actuator_for
-from controlplane.commands.slo import load_spec_paths
 from controlplane.core.config import ControlPlaneSettings
+from controlplane.core.specs import load_spec_paths
 from controlplane.failover.fencing import LocalFencer
 from controlplane.failover.nodes import Node
 from controlplane.runtime import Runtime

@@ -30,8 +30,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from controlplane.actions.config import ActionSettings
-from controlplane.commands.slo import load_spec_paths
 from controlplane.core.config import ControlPlaneSettings
+from controlplane.core.specs import load_spec_paths
 from controlplane.evaluation.evaluator import Cycle, SLOEvaluator
 from controlplane.evaluation.metrics import ControlPlaneMetrics
 from controlplane.leader import LeaderStatus

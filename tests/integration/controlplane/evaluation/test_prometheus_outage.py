@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from controlplane.commands.slo import load_spec_paths
+from controlplane.core.specs import load_spec_paths
 from controlplane.stack.backends import Prometheus
 from controlplane.stack.process import free_ports
 from slo.rules import RuleOptions, generate_rule_files
