@@ -16,15 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from controlplane.core.specs import load_spec_paths
-from controlplane.slo_report import (
-    ElasticsearchEvents,
-    EventSource,
-    PrometheusEvents,
-    ReportError,
-    SLOReport,
-    build_report,
-    no_data_reason,
-)
+from controlplane.evaluation.report import SLOReport, SLOReporter
+from controlplane.sources.elasticsearch import ElasticsearchSource
+from controlplane.sources.prometheus import PrometheusSource
 from slo.durations import format_duration
 from slo.rules import RuleFile, generate_rule_files
 from slo.spec import SLO, CalendarWindow, SpecErrors
@@ -33,6 +27,8 @@ __all__ = ["EXIT_INVALID", "app"]
 
 EXIT_INVALID = 2
 """Exit code for invalid specs (and for usage errors, as Click uses it too)."""
+#: How long ``slo report`` waits for one answer of Prometheus or Elasticsearch.
+REPORT_TIMEOUT_SECONDS = 10.0
 
 app = typer.Typer(
     name="slo",
@@ -201,7 +197,7 @@ def _report_table(reports: Sequence[SLOReport], at: datetime) -> Table:
             if a.firing
         ]
         state = str(status.state)
-        reason = no_data_reason(report)
+        reason = report.no_data_reason
         table.add_row(
             report.slo.key,
             state if reason is None else f"{state}: {reason}",
@@ -239,24 +235,37 @@ def report(
         bool, typer.Option("--json", help="One JSON object per SLO, full precision.")
     ] = False,
 ) -> None:
-    """SLI, error budget and burn rate per window of each SLO, evaluated at one instant."""
+    """SLI, error budget and burn rate per window of each SLO, evaluated at one instant.
+
+    Read as the control plane's evaluator reads them: the recorded error ratios of every SLO
+    whose rules Prometheus has at that instant (one query per record name), else event counts
+    of every window, all SLOs in a few batched queries."""
     instant = parse_instant(at)
     slos = _load_or_exit(paths)
-    sources: dict[str, EventSource] = {"prometheus": PrometheusEvents(url=prometheus)}
-    if elasticsearch is not None:
-        sources["elasticsearch"] = ElasticsearchEvents(url=elasticsearch)
-    reports: list[SLOReport] = []
-    skipped: list[str] = []
+    skipped = [slo.key for slo in slos if slo.backend == "elasticsearch" and elasticsearch is None]
+    metrics = PrometheusSource(url=prometheus, timeout=REPORT_TIMEOUT_SECONDS)
+    logs = (
+        None
+        if elasticsearch is None
+        else ElasticsearchSource(url=elasticsearch, timeout=REPORT_TIMEOUT_SECONDS)
+    )
+    reporter = SLOReporter(
+        slos=[slo for slo in slos if slo.key not in skipped], metrics=metrics, logs=logs
+    )
     try:
-        for slo in slos:
-            source = sources.get(slo.backend)
-            if source is None:
-                skipped.append(slo.key)
-                continue
-            reports.append(build_report(slo, source=source, at=instant))
-    except ReportError as exc:
-        _err_console().print(f"report failed: {exc}", markup=False)
-        raise typer.Exit(1) from exc
+        run = reporter.report(at=instant)
+    finally:
+        metrics.close()
+        if logs is not None:
+            logs.close()
+    reports: list[SLOReport] = []
+    for outcome in run.outcomes:
+        if not isinstance(outcome, SLOReport):
+            _err_console().print(
+                f"report failed: {outcome.slo.key}: {outcome.reason}", markup=False
+            )
+            raise typer.Exit(1)
+        reports.append(outcome)
     console = _console()
     if as_json:
         for item in reports:

@@ -154,7 +154,7 @@ def test_every_evaluation_carries_what_the_console_shows() -> None:
         ]
         assert windows == expected_windows
         assert "time_to_exhaustion_s" in record.details
-    assert "latency_threshold_s" not in by_id["availability"].details
+    assert by_id["availability"].details["latency_threshold_s"] is None
     # 0.9 of the budget left, burning at 0.1x: 0.9 * 30 d / 0.1 = 270 d.
     exhaustion = by_id["availability"].details["time_to_exhaustion_s"]
     assert exhaustion == pytest.approx(270 * 86400)
