@@ -35,8 +35,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from decimal import Decimal
+from enum import StrEnum
 from fractions import Fraction
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -53,8 +53,8 @@ __all__ = [
     "SLIState",
     "SLOStatus",
     "Severity",
-    "burn_rate",
     "both_windows_burning",
+    "burn_rate",
     "burn_rate_factor",
     "calendar_period",
     "compare",
