@@ -30,6 +30,7 @@ import json
 import math
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -39,7 +40,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -230,30 +231,49 @@ class CycleTimes:
         return statistics.median(self.times)
 
 
+def timed_runs(
+    *,
+    label: str,
+    slos: int,
+    runs: int,
+    run: Callable[[], tuple[Mapping[str, int], Mapping[str, int]]],
+) -> CycleTimes:
+    """``run`` (returning the SLOs per plan and the queries per plan) ``runs`` times; every
+    SLO must have been read from the recording rules."""
+    times: list[float] = []
+    cpu: list[float] = []
+    queries = 0
+    for _ in range(runs):
+        started, used = time.perf_counter(), time.process_time()
+        plans, sent = run()
+        times.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - used)
+        queries = sum(sent.values())
+        if plans.get("recording_rules", 0) != slos:
+            raise RuntimeError(f"not every SLO used the recording rules: {plans}")
+    return CycleTimes(
+        label=label,
+        slos=slos,
+        queries=queries,
+        times=times,
+        note=f"control plane CPU {statistics.median(cpu):.2f} s per run",
+        cpu=cpu,
+    )
+
+
 def batched_cycles(
     *, slos: tuple[SLO, ...], url: str, database: Database, cycles: int
 ) -> CycleTimes:
     evaluator = SLOEvaluator(slos=slos, metrics=PrometheusSource(url=url, timeout=30), logs=None)
-    times: list[float] = []
-    cpu: list[float] = []
-    queries = 0
-    for _ in range(cycles):
-        started, used = time.perf_counter(), time.process_time()
-        cycle = evaluator.evaluate()
+
+    def cycle() -> tuple[Mapping[str, int], Mapping[str, int]]:
+        evaluated = evaluator.evaluate()
         with database.writer() as session:
-            insert_evaluations(session, evaluations=cycle.records)
-        times.append(time.perf_counter() - started)
-        cpu.append(time.process_time() - used)
-        queries = sum(cycle.queries.values())
-        if cycle.plans.get("recording_rules", 0) != len(slos):
-            raise RuntimeError(f"not every SLO used the recording rules: {cycle.plans}")
-    return CycleTimes(
-        label="batched recording-rule plan (+ store write)",
-        slos=len(slos),
-        queries=queries,
-        times=times,
-        note=f"control plane CPU {statistics.median(cpu):.2f} s per cycle",
-        cpu=cpu,
+            insert_evaluations(session, evaluations=evaluated.records)
+        return evaluated.plans, evaluated.queries
+
+    return timed_runs(
+        label="batched recording-rule plan (+ store write)", slos=len(slos), runs=cycles, run=cycle
     )
 
 
@@ -262,23 +282,20 @@ def report_runs(*, slos: tuple[SLO, ...], url: str, runs: int) -> CycleTimes:
     command's own code, without printing the table)."""
     metrics = PrometheusSource(url=url, timeout=30)
     reporter = SLOReporter(slos=slos, metrics=metrics, logs=None)
-    times: list[float] = []
-    queries = 0
-    for _ in range(runs):
-        started = time.perf_counter()
-        run = reporter.report(at=datetime.now(UTC))
-        times.append(time.perf_counter() - started)
-        queries = sum(run.queries.values())
-        if run.plans.get("recording_rules", 0) != len(slos):
-            raise RuntimeError(f"not every SLO was reported from the recording rules: {run.plans}")
-    metrics.close()
-    return CycleTimes(
-        label="slo report: recording rules at --at",
-        slos=len(slos),
-        queries=queries,
-        times=times,
-        note=f"{runs} runs",
-    )
+
+    def report() -> tuple[Mapping[str, int], Mapping[str, int]]:
+        done = reporter.report(at=datetime.now(UTC))
+        return done.plans, done.queries
+
+    try:
+        return timed_runs(
+            label="slo report's read and maths (recording rules at the instant)",
+            slos=len(slos),
+            runs=runs,
+            run=report,
+        )
+    finally:
+        metrics.close()
 
 
 def report_command(*, specs: Path, url: str, slos: int, runs: int) -> CycleTimes:
@@ -286,7 +303,9 @@ def report_command(*, specs: Path, url: str, slos: int, runs: int) -> CycleTimes
     process each time (start-up and spec parsing included), wall time until it exits."""
     cli = str(Path(sys.executable).with_name("controlplane"))
     times: list[float] = []
+    cpu: list[float] = []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         done = subprocess.run(
             [cli, "slo", "report", str(specs), "--prometheus", url, "--json"],
@@ -296,6 +315,10 @@ def report_command(*, specs: Path, url: str, slos: int, runs: int) -> CycleTimes
             check=False,
         )
         times.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(
+            after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"slo report failed: {done.stderr[-2000:]}")
         reported = [line for line in done.stdout.splitlines() if line.strip()]
@@ -306,7 +329,8 @@ def report_command(*, specs: Path, url: str, slos: int, runs: int) -> CycleTimes
         slos=slos,
         queries=0,
         times=times,
-        note=f"{runs} runs; start-up and spec parsing included",
+        note=f"CPU {statistics.median(cpu):.2f} s; start-up and spec parsing included",
+        cpu=cpu,
     )
 
 
@@ -321,13 +345,19 @@ def raw_counts_run(
     are not loaded): batched across SLOs, or, with ``batch_chars=0``, one query per SLO, window
     and count (the plan ``slo report`` had before), timed on ``sample`` SLOs and scaled."""
     chosen = slos if sample is None else slos[:: max(1, len(slos) // sample)][:sample]
+    slos_by_key = {slo.key: slo for slo in chosen}
     metrics = PrometheusSource(url=url, timeout=30, batch_chars=batch_chars)
     at = datetime.now(UTC)
     started = time.perf_counter()
     requests = [WindowRequest(slo=slo, windows=report_windows(slo, at=at)) for slo in chosen]
-    read = read_metrics_counts(requests, metrics=metrics, at=at)
-    for slo in chosen:
-        build_report(slo, counts=read.counts[slo.key], at=at, plan=RAW)
+    # The baseline reads SLO by SLO (no expression shared between SLOs), as the old plan did.
+    reads = [
+        read_metrics_counts(group, metrics=metrics, at=at)
+        for group in ([[request] for request in requests] if batch_chars == 0 else [requests])
+    ]
+    for read in reads:
+        for key, counts in read.counts.items():
+            build_report(slos_by_key[key], counts=counts, at=at, plan=RAW)
     elapsed = time.perf_counter() - started
     metrics.close()
     scale = len(slos) / len(chosen)
@@ -337,7 +367,7 @@ def raw_counts_run(
         if one_each
         else "raw counts: every SLO per batched query",
         slos=len(slos),
-        queries=round(read.queries * scale),
+        queries=round(sum(read.queries for read in reads) * scale),
         times=[elapsed * scale],
         note=f"timed on {len(chosen)} SLOs, scaled x{scale:g}" if scale != 1 else "",
     )
@@ -671,7 +701,9 @@ def main() -> None:
         "eval_cycle_in_process_s": round(batched.median, 3),
         "eval_cycle_naive_plan_s": round(naive.median, 1),
         "slo_report_1000_slos_s": round(command.median, 3),
+        "slo_report_command_cpu_s": round(statistics.median(command.cpu or [math.nan]), 3),
         "slo_report_in_process_s": round(report.median, 3),
+        "slo_report_in_process_cpu_s": round(statistics.median(report.cpu or [math.nan]), 3),
         "slo_report_raw_batched_s": round(raw.median, 3),
         "slo_report_raw_per_query_s": round(naive.median, 1),
         "slo_report_queries": report.queries,

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from controlplane.evaluation.details import AlertDetail, EvaluationDetails, SourceErrorDetail
 from controlplane.evaluation.report import (
@@ -105,21 +106,28 @@ def _alerts(report: SLOReport | None, slo: SLO) -> list[AlertDetail]:
     ]
 
 
-def _latency_threshold(slo: SLO) -> float | None:
-    return slo.sli.threshold if isinstance(slo.sli, PrometheusLatencySLI) else None
+def _details(slo: SLO, *, plan: Plan, **computed: Any) -> EvaluationDetails:
+    """What every evaluation of ``slo`` carries, plus what its evaluation ``computed``."""
+    return EvaluationDetails(
+        slo=slo.name,
+        plan=plan,
+        tier=slo.tier,
+        period=format_duration(slo.period),
+        latency_threshold_s=slo.sli.threshold
+        if isinstance(slo.sli, PrometheusLatencySLI)
+        else None,
+        **computed,
+    )
 
 
 def no_data_record(outcome: Unevaluated, *, slo_id: str) -> EvaluationRecord:
     """The row of an SLO that could not be evaluated: the tier, the period and the alert
     windows (not firing) still travel with it, so the console shows them."""
     slo, failure = outcome.slo, outcome.failure
-    details = EvaluationDetails(
-        slo=slo.name,
+    details = _details(
+        slo,
         plan=outcome.plan,
-        tier=slo.tier,
-        period=format_duration(slo.period),
         alerts=_alerts(None, slo),
-        latency_threshold_s=_latency_threshold(slo),
         source_error=None
         if failure is None
         else SourceErrorDetail(
@@ -145,17 +153,14 @@ def record_from_report(report: SLOReport, *, slo_id: str) -> EvaluationRecord:
     slo, status = report.slo, report.status
     budget = status.budget
     counts = status.sli.counts
-    details = EvaluationDetails(
-        slo=slo.name,
+    details = _details(
+        slo,
         plan=report.plan,
-        tier=slo.tier,
-        period=format_duration(slo.period),
         alerts=_alerts(report, slo),
         time_to_exhaustion_s=None
         if status.exhaustion is None
         else status.exhaustion.total_seconds(),
         current_burn_1h=_finite(status.current_burn),
-        latency_threshold_s=_latency_threshold(slo),
         period_start=report.period_start,
         events=None if counts is None else counts.total,
         bad_events=None if counts is None else counts.bad,
