@@ -12,6 +12,9 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from slo.durations import format_duration
+from slo.maths import AlertEvaluation, BurnRateWindow
+
 __all__ = ["AlertDetail", "EvaluationDetails", "SourceErrorDetail"]
 
 Severity = Literal["page", "ticket"]
@@ -33,6 +36,29 @@ class AlertDetail(_Detail):
     state: WindowState = Field(
         description="no_data or insufficient_traffic when either window has no value."
     )
+
+    @classmethod
+    def of(cls, alert: AlertEvaluation) -> AlertDetail:
+        return cls(
+            severity=alert.window.severity,
+            long=format_duration(alert.window.long),
+            short=format_duration(alert.window.short),
+            factor=alert.window.factor,
+            firing=alert.firing,
+            state=alert.state.value,
+        )
+
+    @classmethod
+    def unevaluated(cls, window: BurnRateWindow) -> AlertDetail:
+        """An alert of an SLO that could not be evaluated: not firing, no data."""
+        return cls(
+            severity=window.severity,
+            long=format_duration(window.long),
+            short=format_duration(window.short),
+            factor=window.factor,
+            firing=False,
+            state="no_data",
+        )
 
 
 class SourceErrorDetail(_Detail):

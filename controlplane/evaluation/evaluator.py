@@ -79,33 +79,6 @@ def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _alerts(report: SLOReport | None, slo: SLO) -> list[AlertDetail]:
-    """The SLO's alerts with their verdict, or (without a report) not firing, no data."""
-    if report is None:
-        return [
-            AlertDetail(
-                severity=window.severity,
-                long=format_duration(window.long),
-                short=format_duration(window.short),
-                factor=window.factor,
-                firing=False,
-                state="no_data",
-            )
-            for window in slo.burn_rate_windows()
-        ]
-    return [
-        AlertDetail(
-            severity=alert.window.severity,
-            long=format_duration(alert.window.long),
-            short=format_duration(alert.window.short),
-            factor=alert.window.factor,
-            firing=alert.firing,
-            state=alert.state.value,
-        )
-        for alert in report.status.alerts
-    ]
-
-
 def _details(slo: SLO, *, plan: Plan, **computed: Any) -> EvaluationDetails:
     """What every evaluation of ``slo`` carries, plus what its evaluation ``computed``."""
     return EvaluationDetails(
@@ -127,7 +100,7 @@ def no_data_record(outcome: Unevaluated, *, slo_id: str) -> EvaluationRecord:
     details = _details(
         slo,
         plan=outcome.plan,
-        alerts=_alerts(None, slo),
+        alerts=[AlertDetail.unevaluated(window) for window in slo.burn_rate_windows()],
         source_error=None
         if failure is None
         else SourceErrorDetail(
@@ -156,7 +129,7 @@ def record_from_report(report: SLOReport, *, slo_id: str) -> EvaluationRecord:
     details = _details(
         slo,
         plan=report.plan,
-        alerts=_alerts(report, slo),
+        alerts=[AlertDetail.of(alert) for alert in status.alerts],
         time_to_exhaustion_s=None
         if status.exhaustion is None
         else status.exhaustion.total_seconds(),

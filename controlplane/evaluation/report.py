@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from controlplane.evaluation.details import AlertDetail
 from controlplane.evaluation.events import (
     WindowCounts,
     WindowRequest,
@@ -136,17 +137,7 @@ class SLOReport:
             "burn_rates": {
                 format_duration(window): burn for window, burn in sorted(self.burn_rates.items())
             },
-            "alerts": [
-                {
-                    "severity": alert.window.severity,
-                    "long": format_duration(alert.window.long),
-                    "short": format_duration(alert.window.short),
-                    "factor": alert.window.factor,
-                    "firing": alert.firing,
-                    "state": str(alert.state),
-                }
-                for alert in status.alerts
-            ],
+            "alerts": [AlertDetail.of(alert).model_dump(mode="json") for alert in status.alerts],
         }
 
 
