@@ -614,7 +614,7 @@ def main() -> None:
                         str(row.slos),
                         f"{row.median:.2f} s",
                         f"{max(row.times):.2f} s",
-                        f"{row.queries} queries",
+                        f"{row.queries} queries" if row.queries else "",
                         row.note,
                     )
 
