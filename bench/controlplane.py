@@ -8,8 +8,12 @@ until every SLO's rules have been evaluated. Then:
 
 - evaluation cycle, batched recording-rule plan (what ``controlplane serve`` runs: one query per
   record name for all SLOs, maths, one transaction into SQLite), ``--cycles`` times in process;
-- the naive plan as the peer: per SLO and window, ``sum(increase(...))`` instant queries
-  (``controlplane slo report``'s plan), timed on ``--naive-slos`` SLOs and scaled to all;
+- ``controlplane slo report`` over the same SLOs (its code in process: the evaluator's reader,
+  recording rules at the report instant), ``--cycles`` times;
+- the raw plan (event counts of every window, what the report and the evaluator use where the
+  rules are not loaded): batched across SLOs, and as the baseline one instant query per SLO,
+  window and count (the report's plan before it shared the evaluator's reader), timed on
+  ``--naive-slos`` SLOs and scaled to all;
 - ``controlplane serve`` with the same specs (a real process): the cycle time it reports on
   ``/metrics`` and its resident memory, against the same process with the 5 shipped SLOs;
 - webhook ingestion into that process (SQLite, ``synchronous=FULL``: an acknowledged alert is
@@ -26,6 +30,7 @@ import json
 import math
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -35,7 +40,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,19 +53,20 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
-from controlplane.commands.slo import load_spec_paths
 from controlplane.core.processes import free_ports
 from controlplane.core.security import Role
+from controlplane.core.specs import load_spec_paths
 from controlplane.evaluation.evaluator import SLOEvaluator
+from controlplane.evaluation.events import WindowRequest, read_metrics_counts
+from controlplane.evaluation.report import RAW, SLOReporter, build_report, report_windows
 from controlplane.evaluation.service import insert_evaluations
-from controlplane.slo_report import PrometheusEvents, build_report
-from controlplane.sources.prometheus import PrometheusSource
+from controlplane.sources.prometheus import MAX_BATCH_CHARS, PrometheusSource
 from controlplane.stack.backends import Prometheus
 from controlplane.stack.settings import REPO_ROOT, StackSettings
 from controlplane.store.database import Database
 from controlplane.store.models import Alert
 from controlplane.store.tokens import create_token
-from slo.rules import RuleOptions, generate_rule_files
+from slo.rules import ERROR_RATIO, OBJECTIVE, RuleOptions, generate_rule_files
 from slo.spec import SLO
 
 ROUTES = 20
@@ -194,7 +200,7 @@ def serve_exporter(exporter: Exporter) -> Iterator[str]:
 def wait_for_rules(url: str, *, slos: int, timeout: float) -> float:
     """Until every SLO has its objective and its 5-minute error ratio recorded; seconds waited."""
     started = time.monotonic()
-    queries = ("count(slo:objective:ratio)", "count(slo:sli_error:ratio_rate5m)")
+    queries = (f"count({OBJECTIVE})", f"count({ERROR_RATIO.format(window='5m')})")
     while True:
         counts = []
         for query in queries:
@@ -225,48 +231,145 @@ class CycleTimes:
         return statistics.median(self.times)
 
 
-def batched_cycles(
-    *, slos: tuple[SLO, ...], url: str, database: Database, cycles: int
+def timed_runs(
+    *,
+    label: str,
+    slos: int,
+    runs: int,
+    run: Callable[[], tuple[Mapping[str, int], Mapping[str, int]]],
 ) -> CycleTimes:
-    evaluator = SLOEvaluator(slos=slos, metrics=PrometheusSource(url=url, timeout=30), logs=None)
+    """``run`` (returning the SLOs per plan and the queries per plan) ``runs`` times; every
+    SLO must have been read from the recording rules."""
     times: list[float] = []
     cpu: list[float] = []
     queries = 0
-    for _ in range(cycles):
+    for _ in range(runs):
         started, used = time.perf_counter(), time.process_time()
-        cycle = evaluator.evaluate()
-        with database.writer() as session:
-            insert_evaluations(session, evaluations=cycle.records)
+        plans, sent = run()
         times.append(time.perf_counter() - started)
         cpu.append(time.process_time() - used)
-        queries = sum(cycle.queries.values())
-        if cycle.plans.get("recording_rules", 0) != len(slos):
-            raise RuntimeError(f"not every SLO used the recording rules: {cycle.plans}")
+        queries = sum(sent.values())
+        if plans.get("recording_rules", 0) != slos:
+            raise RuntimeError(f"not every SLO used the recording rules: {plans}")
     return CycleTimes(
-        label="batched recording-rule plan (+ store write)",
-        slos=len(slos),
+        label=label,
+        slos=slos,
         queries=queries,
         times=times,
-        note=f"control plane CPU {statistics.median(cpu):.2f} s per cycle",
+        note=f"control plane CPU {statistics.median(cpu):.2f} s per run",
         cpu=cpu,
     )
 
 
-def naive_cycle(*, slos: tuple[SLO, ...], url: str, sample: int) -> CycleTimes:
-    chosen = slos[:: max(1, len(slos) // sample)][:sample]
-    events = PrometheusEvents(url=url, timeout=30)
+def batched_cycles(
+    *, slos: tuple[SLO, ...], url: str, database: Database, cycles: int
+) -> CycleTimes:
+    evaluator = SLOEvaluator(slos=slos, metrics=PrometheusSource(url=url, timeout=30), logs=None)
+
+    def cycle() -> tuple[Mapping[str, int], Mapping[str, int]]:
+        evaluated = evaluator.evaluate()
+        with database.writer() as session:
+            insert_evaluations(session, evaluations=evaluated.records)
+        return evaluated.plans, evaluated.queries
+
+    return timed_runs(
+        label="batched recording-rule plan (+ store write)", slos=len(slos), runs=cycles, run=cycle
+    )
+
+
+def report_runs(*, slos: tuple[SLO, ...], url: str, runs: int) -> CycleTimes:
+    """``controlplane slo report``'s read and maths over every SLO at one instant (the
+    command's own code, without printing the table)."""
+    metrics = PrometheusSource(url=url, timeout=30)
+    reporter = SLOReporter(slos=slos, metrics=metrics, logs=None)
+
+    def report() -> tuple[Mapping[str, int], Mapping[str, int]]:
+        done = reporter.report(at=datetime.now(UTC))
+        return done.plans, done.queries
+
+    try:
+        return timed_runs(
+            label="slo report's read and maths (recording rules at the instant)",
+            slos=len(slos),
+            runs=runs,
+            run=report,
+        )
+    finally:
+        metrics.close()
+
+
+def report_command(*, specs: Path, url: str, slos: int, runs: int) -> CycleTimes:
+    """``controlplane slo report <specs> --prometheus <url> --json`` as a user runs it: a new
+    process each time (start-up and spec parsing included), wall time until it exits."""
+    cli = str(Path(sys.executable).with_name("controlplane"))
+    times: list[float] = []
+    cpu: list[float] = []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        done = subprocess.run(
+            [cli, "slo", "report", str(specs), "--prometheus", url, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        times.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(
+            after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"slo report failed: {done.stderr[-2000:]}")
+        reported = [line for line in done.stdout.splitlines() if line.strip()]
+        if len(reported) != slos:
+            raise RuntimeError(f"slo report printed {len(reported)} SLOs, not {slos}")
+    return CycleTimes(
+        label="controlplane slo report --json (new process)",
+        slos=slos,
+        queries=0,
+        times=times,
+        note=f"CPU {statistics.median(cpu):.2f} s; start-up and spec parsing included",
+        cpu=cpu,
+    )
+
+
+def raw_counts_run(
+    *,
+    slos: tuple[SLO, ...],
+    url: str,
+    sample: int | None = None,
+    batch_chars: int = MAX_BATCH_CHARS,
+) -> CycleTimes:
+    """Every window's event counts read the raw way (what ``slo report`` does where the rules
+    are not loaded): batched across SLOs, or, with ``batch_chars=0``, one query per SLO, window
+    and count (the plan ``slo report`` had before), timed on ``sample`` SLOs and scaled."""
+    chosen = slos if sample is None else slos[:: max(1, len(slos) // sample)][:sample]
+    slos_by_key = {slo.key: slo for slo in chosen}
+    metrics = PrometheusSource(url=url, timeout=30, batch_chars=batch_chars)
     at = datetime.now(UTC)
     started = time.perf_counter()
-    for slo in chosen:
-        build_report(slo, source=events, at=at)
+    requests = [WindowRequest(slo=slo, windows=report_windows(slo, at=at)) for slo in chosen]
+    # The baseline reads SLO by SLO (no expression shared between SLOs), as the old plan did.
+    reads = [
+        read_metrics_counts(group, metrics=metrics, at=at)
+        for group in ([[request] for request in requests] if batch_chars == 0 else [requests])
+    ]
+    for read in reads:
+        for key, counts in read.counts.items():
+            build_report(slos_by_key[key], counts=counts, at=at, plan=RAW)
     elapsed = time.perf_counter() - started
+    metrics.close()
     scale = len(slos) / len(chosen)
+    one_each = batch_chars == 0
     return CycleTimes(
-        label="naive plan: N SLOs x windows instant queries",
+        label="raw counts: one query per SLO x window x count (baseline)"
+        if one_each
+        else "raw counts: every SLO per batched query",
         slos=len(slos),
-        queries=round(events.queries_sent * scale),
+        queries=round(sum(read.queries for read in reads) * scale),
         times=[elapsed * scale],
-        note=f"timed on {len(chosen)} SLOs, scaled x{scale:g}",
+        note=f"timed on {len(chosen)} SLOs, scaled x{scale:g}" if scale != 1 else "",
     )
 
 
@@ -486,16 +589,32 @@ def main() -> None:
                 )
                 database.dispose()
                 console.print(f"batched: {[f'{t:.2f}' for t in batched.times]} s")
-                naive = naive_cycle(slos=slos, url=prometheus.url, sample=args.naive_slos)
+                command = report_command(
+                    specs=specs, url=prometheus.url, slos=len(slos), runs=args.cycles
+                )
+                console.print(f"slo report command: {[f'{t:.2f}' for t in command.times]} s")
+                report = report_runs(slos=slos, url=prometheus.url, runs=args.cycles)
+                console.print(f"slo report in process: {[f'{t:.2f}' for t in report.times]} s")
+                raw = raw_counts_run(slos=slos, url=prometheus.url)
+                console.print(f"raw counts, batched: {raw.times[0]:.2f} s")
+                naive = raw_counts_run(
+                    slos=slos, url=prometheus.url, sample=args.naive_slos, batch_chars=0
+                )
                 console.print(f"naive (scaled): {naive.times[0]:.1f} s")
-                for row in (batched, naive):
+                for measurement, row in (
+                    ("evaluation cycle (in process)", batched),
+                    ("slo report (command)", command),
+                    ("slo report (in process)", report),
+                    ("slo report (in process)", raw),
+                    ("slo report (in process)", naive),
+                ):
                     table.add_row(
-                        "evaluation cycle (in process)",
+                        measurement,
                         row.label,
                         str(row.slos),
                         f"{row.median:.2f} s",
                         f"{max(row.times):.2f} s",
-                        f"{row.queries} queries",
+                        f"{row.queries} queries" if row.queries else "",
                         row.note,
                     )
 
@@ -581,6 +700,14 @@ def main() -> None:
         "eval_cycle_1000_slos_s": round(statistics.median(times), 3),
         "eval_cycle_in_process_s": round(batched.median, 3),
         "eval_cycle_naive_plan_s": round(naive.median, 1),
+        "slo_report_1000_slos_s": round(command.median, 3),
+        "slo_report_command_cpu_s": round(statistics.median(command.cpu or [math.nan]), 3),
+        "slo_report_in_process_s": round(report.median, 3),
+        "slo_report_in_process_cpu_s": round(statistics.median(report.cpu or [math.nan]), 3),
+        "slo_report_raw_batched_s": round(raw.median, 3),
+        "slo_report_raw_per_query_s": round(naive.median, 1),
+        "slo_report_queries": report.queries,
+        "slo_report_raw_batched_queries": raw.queries,
         "eval_queries_per_cycle": batched.queries,
         "webhook_alerts_per_s": round(grouped.alerts_per_s, 1),
         "webhook_p99_ms": round(grouped.p99_ms, 1),

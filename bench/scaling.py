@@ -55,8 +55,8 @@ from bench.bench_api import (
 )
 from controlplane.actions.recommend import ScalingSpec, Signal, recommend
 from controlplane.actions.scaling_drill import ScalingDrillResult, run_scaling_drill
-from controlplane.commands.slo import load_spec_paths
 from controlplane.core.processes import free_ports
+from controlplane.core.specs import load_spec_paths
 from controlplane.stack.backends import Prometheus
 from controlplane.stack.settings import StackSettings
 from controlplane.store.audit import list_audit

@@ -6,11 +6,10 @@
 * :func:`exhaustion_forecast`: when the error budget runs out at the current burn rate.
 * :func:`burning_window`: the time range to pull example traces from.
 
-The evaluation's ``details`` may carry the SLO report's fields (``controlplane slo report
---json``): ``tier``, ``alerts`` (``severity``, ``long``, ``short``, ``factor``, ``firing``),
-``time_to_exhaustion_s``, ``current_burn_1h`` and ``period`` (e.g. ``"30d"``). Without
-``alerts`` the SRE Workbook's windows for the period (default 30 days) are checked against the
-stored burn rates: an alert fires when both of its windows burn above its factor.
+The verdicts are the control plane's: the evaluation's typed ``details``
+(:class:`~controlplane.evaluation.details.EvaluationDetails`) carry every alert with its factor
+and whether it fires, the period and the forecast of exhaustion. Nothing here decides again
+whether an alert fires; an evaluation without alerts has none firing.
 """
 
 from __future__ import annotations
@@ -19,12 +18,12 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
-from typing import Any, Literal
+from typing import Literal
 
 from controlplane.client.models import SLOStatus
+from controlplane.evaluation.details import EvaluationDetails
 from slo.durations import DurationError, format_duration, parse_duration
-from slo.maths import BurnRateWindow, default_burn_rate_windows
+from slo.maths import time_to_exhaustion
 
 __all__ = [
     "DEFAULT_PERIOD",
@@ -81,77 +80,38 @@ def window_seconds(window: str) -> float:
         return math.inf
 
 
-def period_of(details: Mapping[str, Any]) -> timedelta:
-    period = details.get("period")
-    if isinstance(period, str):
+def period_of(details: EvaluationDetails) -> timedelta:
+    if details.period is not None:
         try:
-            return parse_duration(period)
+            return parse_duration(details.period)
         except DurationError:
             return DEFAULT_PERIOD
     return DEFAULT_PERIOD
-
-
-@lru_cache(maxsize=16)
-def _default_windows(period: timedelta) -> tuple[BurnRateWindow, ...]:
-    return default_burn_rate_windows(period)
 
 
 def _burn(burn_rates: Mapping[str, float | None], window: timedelta) -> float | None:
     return burn_rates.get(format_duration(window))
 
 
-def _from_details(status: SLOStatus, raw: list[Any]) -> tuple[AlertWindow, ...] | None:
-    found = []
-    for item in raw:
-        if not isinstance(item, Mapping):
-            return None
-        try:
-            long = parse_duration(str(item["long"]))
-            short = parse_duration(str(item["short"]))
-            factor = float(item["factor"])
-        except (KeyError, TypeError, ValueError, DurationError):
-            return None
-        found.append(
-            AlertWindow(
-                severity=str(item.get("severity", "ticket")),
-                long=long,
-                short=short,
-                factor=factor,
-                long_burn=_burn(status.burn_rates, long),
-                short_burn=_burn(status.burn_rates, short),
-                firing=item.get("firing") is True,
-            )
-        )
-    return tuple(found)
-
-
 def alert_windows(status: SLOStatus) -> tuple[AlertWindow, ...]:
-    """The SLO's burn-rate alerts: from ``details.alerts`` when the evaluation has them, else
-    the SRE Workbook windows for its period checked against its burn rates."""
-    raw = status.details.get("alerts")
-    if isinstance(raw, list) and raw:
-        found = _from_details(status, raw)
-        if found is not None:
-            return found
+    """The SLO's burn-rate alerts as the control plane evaluated them (``details.alerts``),
+    with the burn rates of their two windows; alerts whose windows cannot be read are left
+    out."""
     windows = []
-    for window in _default_windows(period_of(status.details)):
-        long_burn = _burn(status.burn_rates, window.long)
-        short_burn = _burn(status.burn_rates, window.short)
-        firing = (
-            long_burn is not None
-            and short_burn is not None
-            and window.exceeded(long_burn)
-            and window.exceeded(short_burn)
-        )
+    for alert in status.details.alerts:
+        try:
+            long, short = parse_duration(alert.long), parse_duration(alert.short)
+        except DurationError:
+            continue
         windows.append(
             AlertWindow(
-                severity=window.severity,
-                long=window.long,
-                short=window.short,
-                factor=window.factor,
-                long_burn=long_burn,
-                short_burn=short_burn,
-                firing=firing,
+                severity=alert.severity,
+                long=long,
+                short=short,
+                factor=alert.factor,
+                long_burn=_burn(status.burn_rates, long),
+                short_burn=_burn(status.burn_rates, short),
+                firing=alert.firing,
             )
         )
     return tuple(windows)
@@ -204,11 +164,8 @@ def exhaustion_forecast(
     no data; ``now`` when the budget is already spent."""
     if budget_remaining is None or burn_rate is None:
         return None
-    if budget_remaining <= 0:
-        return now
-    if burn_rate <= 0:
-        return None
-    return now + period * (budget_remaining / burn_rate)
+    left = time_to_exhaustion(remaining_ratio=budget_remaining, burn=burn_rate, period=period)
+    return None if left is None else now + left
 
 
 def burning_window(status: SLOStatus, *, now: datetime) -> tuple[datetime, datetime, str]:

@@ -35,6 +35,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
 from typing import Literal
@@ -52,6 +53,7 @@ __all__ = [
     "SLIState",
     "SLOStatus",
     "Severity",
+    "both_windows_burning",
     "burn_rate",
     "burn_rate_factor",
     "calendar_period",
@@ -59,6 +61,7 @@ __all__ = [
     "counter_increase",
     "default_burn_rate_windows",
     "error_budget",
+    "evaluate_burn_rate_alert",
     "evaluate_burn_rate_alerts",
     "evaluate_slo",
     "event_weighted",
@@ -67,6 +70,7 @@ __all__ = [
     "sli_result",
     "time_to_exhaustion",
     "timeslice_counts",
+    "window_burn",
 ]
 
 Severity = Literal["page", "ticket"]
@@ -169,9 +173,11 @@ def sli_result(counts: EventCounts | None, *, min_events: float = 1) -> SLIResul
 
 
 def _check_target(target: float) -> float:
+    """The allowed error ratio ``1 - T`` as written (``0.001`` for ``0.999``, not the binary
+    ``1 - 0.999``): the same divisor as the generated rules' ``/ 0.001``."""
     if not 0 < target < 1:
         raise ValueError(f"target must be strictly between 0 and 1, got {target}")
-    return 1 - target
+    return float(Decimal(1) - Decimal(repr(target)))
 
 
 def burn_rate(*, error_ratio: float, target: float) -> float:
@@ -183,6 +189,13 @@ def _burn_or_none(result: SLIResult, *, target: float) -> float | None:
     if result.error_ratio is None:
         return None
     return burn_rate(error_ratio=result.error_ratio, target=target)
+
+
+def window_burn(
+    counts: EventCounts | None, *, target: float, min_events: float = 1
+) -> float | None:
+    """The burn rate of one window's events; ``None`` without data or below ``min_events``."""
+    return _burn_or_none(sli_result(counts, min_events=min_events), target=target)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -337,32 +350,55 @@ def evaluate_burn_rate_alerts(
     for window in windows:
         long = sli_result(counts.get(window.long), min_events=min_events)
         short = sli_result(counts.get(window.short), min_events=min_events)
-        states = {long.state, short.state}
-        if SLIState.NO_DATA in states:
-            state = SLIState.NO_DATA
-        elif SLIState.INSUFFICIENT_TRAFFIC in states:
-            state = SLIState.INSUFFICIENT_TRAFFIC
-        else:
-            state = SLIState.OK
-        long_burn = _burn_or_none(long, target=target)
-        short_burn = _burn_or_none(short, target=target)
-        firing = (
-            state is SLIState.OK
-            and long_burn is not None
-            and short_burn is not None
-            and window.exceeded(long_burn)
-            and window.exceeded(short_burn)
-        )
         results.append(
-            AlertEvaluation(
-                window=window,
-                state=state,
-                long_burn=long_burn,
-                short_burn=short_burn,
-                firing=firing,
+            evaluate_burn_rate_alert(
+                window,
+                long_state=long.state,
+                short_state=short.state,
+                long_burn=_burn_or_none(long, target=target),
+                short_burn=_burn_or_none(short, target=target),
             )
         )
     return tuple(results)
+
+
+def both_windows_burning(
+    window: BurnRateWindow, *, long_burn: float | None, short_burn: float | None
+) -> bool:
+    """The multi-window rule: the alert fires when both of its windows burn above the factor.
+    An unknown burn (``None``) never fires."""
+    return (
+        long_burn is not None
+        and short_burn is not None
+        and window.exceeded(long_burn)
+        and window.exceeded(short_burn)
+    )
+
+
+def evaluate_burn_rate_alert(
+    window: BurnRateWindow,
+    *,
+    long_state: SLIState,
+    short_state: SLIState,
+    long_burn: float | None,
+    short_burn: float | None,
+) -> AlertEvaluation:
+    """One alert from the states and burns of its two windows: ``no_data`` if either window
+    has no data, else ``insufficient_traffic`` if either has too little, else ``ok``; it fires
+    only when ``ok`` and :func:`both_windows_burning`."""
+    states = {long_state, short_state}
+    if SLIState.NO_DATA in states:
+        state = SLIState.NO_DATA
+    elif SLIState.INSUFFICIENT_TRAFFIC in states:
+        state = SLIState.INSUFFICIENT_TRAFFIC
+    else:
+        state = SLIState.OK
+    firing = state is SLIState.OK and both_windows_burning(
+        window, long_burn=long_burn, short_burn=short_burn
+    )
+    return AlertEvaluation(
+        window=window, state=state, long_burn=long_burn, short_burn=short_burn, firing=firing
+    )
 
 
 # --- time slices ------------------------------------------------------------------------------

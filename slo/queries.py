@@ -37,6 +37,8 @@ from slo.spec import (
 __all__ = [
     "EventCountQueries",
     "absent_expr",
+    "budget_literal",
+    "burn_rate_expr",
     "elasticsearch_count_body",
     "error_ratio_expr",
     "event_count_queries",
@@ -127,6 +129,17 @@ def events_expr(slo: SLO, window: timedelta) -> str:
         assert not isinstance(sli, PrometheusThresholdSLI)
         return _sum("increase", _counter_selectors(sli)[2], window)
     return f"count_over_time({_subquery(slo, window)})"
+
+
+def budget_literal(slo: SLO) -> str:
+    """The error budget ``1 - objective`` as written in PromQL: ``0.001`` for ``0.999``."""
+    return format(slo.error_budget_decimal.normalize(), "f")
+
+
+def burn_rate_expr(error_ratio: str, *, budget: str) -> str:
+    """PromQL for the burn rate of an error-ratio expression: ``e / (1 - objective)``, the
+    budget given as :func:`budget_literal` writes it."""
+    return f"{error_ratio} / {budget}"
 
 
 def newest_sample_expr(slo: SLO) -> str:

@@ -29,10 +29,23 @@ import yaml
 
 from slo.durations import format_duration
 from slo.maths import BurnRateWindow
-from slo.queries import absent_expr, error_ratio_expr, events_expr, format_number
+from slo.queries import (
+    absent_expr,
+    budget_literal,
+    burn_rate_expr,
+    error_ratio_expr,
+    events_expr,
+    format_number,
+)
 from slo.spec import SLO
 
 __all__ = [
+    "BUDGET_REMAINING",
+    "BURN_RATE",
+    "ERROR_BUDGET",
+    "ERROR_RATIO",
+    "OBJECTIVE",
+    "PERIOD",
     "STANDARD_WINDOWS",
     "RuleFile",
     "RuleOptions",
@@ -54,6 +67,8 @@ STANDARD_WINDOWS: tuple[timedelta, ...] = (
     timedelta(days=3),
 )
 
+# The names of the recorded series, the only place they are spelt: ``{window}`` is a duration
+# label such as ``5m`` (``slo.durations.format_duration``).
 ERROR_RATIO = "slo:sli_error:ratio_rate{window}"
 BURN_RATE = "slo:burn_rate:rate{window}"
 OBJECTIVE = "slo:objective:ratio"
@@ -195,7 +210,7 @@ def rule_groups(slo: SLO, *, options: RuleOptions | None = None) -> list[dict[st
         raise ValueError(f"{slo.key} is not Prometheus-backed")
     opts = options or RuleOptions()
     selector = series_selector(slo)
-    budget = _decimal(slo.error_budget_decimal)
+    budget = budget_literal(slo)
     fast: list[dict[str, Any]] = []
     windows = [format_duration(w) for w in _windows(slo)]
     for window, w in zip(_windows(slo), windows, strict=True):
@@ -225,7 +240,7 @@ def rule_groups(slo: SLO, *, options: RuleOptions | None = None) -> list[dict[st
 
 
 def _burn_expr(window: str, selector: str, budget: str) -> str:
-    return f"{ERROR_RATIO.format(window=window)}{selector} / {budget}"
+    return burn_rate_expr(f"{ERROR_RATIO.format(window=window)}{selector}", budget=budget)
 
 
 class _Dumper(yaml.SafeDumper):

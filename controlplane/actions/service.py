@@ -31,8 +31,8 @@ from controlplane.actions.drills import ScheduledDrill, local_node_control
 from controlplane.actions.engine import ActionEngine
 from controlplane.actions.policy import load_action_policy
 from controlplane.actions.signals import prometheus_burn_reader
-from controlplane.commands.slo import load_spec_paths
 from controlplane.core.config import ControlPlaneSettings, FailoverSettings
+from controlplane.core.specs import load_spec_paths
 from controlplane.failover.fencing import LocalFencer
 from controlplane.failover.nodes import Node, configured_nodes
 from controlplane.runtime import Runtime

@@ -25,7 +25,14 @@ from controlplane.actions.engine import BurnReader
 from controlplane.actions.gate import InputValue
 from controlplane.sources.base import MetricsSource, NoData, SourceError
 from slo.durations import DurationError, parse_duration
-from slo.queries import error_ratio_expr, events_expr, newest_sample_expr
+from slo.queries import (
+    budget_literal,
+    burn_rate_expr,
+    error_ratio_expr,
+    events_expr,
+    newest_sample_expr,
+)
+from slo.rules import BURN_RATE
 from slo.spec import SLO
 
 MISSING = InputValue(value=None, observed_at=None)
@@ -71,9 +78,9 @@ def prometheus_burn_reader(
             # A burn from a handful of requests (a service just starting) is noise, not a signal.
             if (_scalar(source, events) or 0.0) < max(slo.min_events, min_events):
                 return MISSING
-            budget = 1.0 - slo.target
-            return _read(source, f"({ratio}) / {budget!r}", newest_sample_expr(slo))
-        selector = f'slo:burn_rate:rate{window}{{service="{service}",slo="{slo_name}"}}'
+            burn = burn_rate_expr(f"({ratio})", budget=budget_literal(slo))
+            return _read(source, burn, newest_sample_expr(slo))
+        selector = BURN_RATE.format(window=window) + f'{{service="{service}",slo="{slo_name}"}}'
         return _read(source, f"max({selector})", f"max(timestamp({selector}))")
 
     return read

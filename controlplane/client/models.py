@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from controlplane.core.security import Role
+from controlplane.evaluation.details import EvaluationDetails
 
 __all__ = [
     "DR",
@@ -65,12 +66,11 @@ class SLOStatus(_Model):
     budget_remaining: float | None
     burn_rates: dict[str, float | None]
     no_data_reason: str | None
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: EvaluationDetails = Field(default_factory=EvaluationDetails)
 
     @property
     def tier(self) -> str | None:
-        tier = self.details.get("tier")
-        return tier if isinstance(tier, str) else None
+        return self.details.tier
 
 
 class Evaluation(_Model):

@@ -15,23 +15,20 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from controlplane.slo_report import (
-    ElasticsearchEvents,
-    EventSource,
-    PrometheusEvents,
-    ReportError,
-    SLOReport,
-    build_report,
-    no_data_reason,
-)
+from controlplane.core.specs import load_spec_paths
+from controlplane.evaluation.report import SLOReport, SLOReporter
+from controlplane.sources.elasticsearch import ElasticsearchSource
+from controlplane.sources.prometheus import PrometheusSource
 from slo.durations import format_duration
 from slo.rules import RuleFile, generate_rule_files
-from slo.spec import SLO, CalendarWindow, SpecError, SpecErrors, SpecSource, parse_slos
+from slo.spec import SLO, CalendarWindow, SpecErrors
 
-__all__ = ["EXIT_INVALID", "app", "load_spec_paths", "read_spec_sources"]
+__all__ = ["EXIT_INVALID", "app"]
 
 EXIT_INVALID = 2
 """Exit code for invalid specs (and for usage errors, as Click uses it too)."""
+#: How long ``slo report`` waits for one answer of Prometheus or Elasticsearch.
+REPORT_TIMEOUT_SECONDS = 10.0
 
 app = typer.Typer(
     name="slo",
@@ -55,55 +52,6 @@ def _console() -> Console:
 
 def _err_console() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def read_spec_sources(paths: Sequence[Path]) -> tuple[list[SpecSource], list[SpecError]]:
-    """Read spec files; folders are searched recursively for ``*.yaml`` and ``*.yml``.
-
-    Returns the sources in a stable order and one error per path that cannot be read.
-    """
-    sources: list[SpecSource] = []
-    errors: list[SpecError] = []
-    for path in paths:
-        if path.is_dir():
-            found = sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml")
-            )
-            if not found:
-                errors.append(
-                    SpecError(file=str(path), field="(folder)", message="no .yaml or .yml files")
-                )
-            files = found
-        else:
-            files = [path]
-        for file in files:
-            try:
-                text = file.read_text(encoding="utf-8")
-            except FileNotFoundError:
-                errors.append(
-                    SpecError(file=str(file), field="(file)", message="no such file or directory")
-                )
-            except (OSError, UnicodeDecodeError) as exc:
-                message = " ".join(str(exc).split())
-                errors.append(
-                    SpecError(file=str(file), field="(file)", message=f"cannot read: {message}")
-                )
-            else:
-                sources.append(SpecSource(name=str(file), text=text))
-    return sources, errors
-
-
-def load_spec_paths(paths: Sequence[Path]) -> tuple[SLO, ...]:
-    """Read and parse spec files; raise :class:`SpecErrors` with every problem found."""
-    sources, errors = read_spec_sources(paths)
-    try:
-        slos = parse_slos(sources)
-    except SpecErrors as exc:
-        errors.extend(exc.errors)
-        slos = ()
-    if errors:
-        raise SpecErrors(sorted(errors, key=lambda e: e.file))  # stable: per-file order kept
-    return slos
 
 
 def _load_or_exit(paths: Sequence[Path]) -> tuple[SLO, ...]:
@@ -249,7 +197,7 @@ def _report_table(reports: Sequence[SLOReport], at: datetime) -> Table:
             if a.firing
         ]
         state = str(status.state)
-        reason = no_data_reason(report)
+        reason = report.no_data_reason
         table.add_row(
             report.slo.key,
             state if reason is None else f"{state}: {reason}",
@@ -287,29 +235,42 @@ def report(
         bool, typer.Option("--json", help="One JSON object per SLO, full precision.")
     ] = False,
 ) -> None:
-    """SLI, error budget and burn rate per window of each SLO, evaluated at one instant."""
+    """SLI, error budget and burn rate per window of each SLO, evaluated at one instant.
+
+    Read as the control plane's evaluator reads them: the recorded error ratios of every SLO
+    whose rules Prometheus has at that instant (one query per record name), else event counts
+    of every window, all SLOs in a few batched queries."""
     instant = parse_instant(at)
     slos = _load_or_exit(paths)
-    sources: dict[str, EventSource] = {"prometheus": PrometheusEvents(url=prometheus)}
-    if elasticsearch is not None:
-        sources["elasticsearch"] = ElasticsearchEvents(url=elasticsearch)
-    reports: list[SLOReport] = []
-    skipped: list[str] = []
+    skipped = [slo.key for slo in slos if slo.backend == "elasticsearch" and elasticsearch is None]
+    metrics = PrometheusSource(url=prometheus, timeout=REPORT_TIMEOUT_SECONDS)
+    logs = (
+        None
+        if elasticsearch is None
+        else ElasticsearchSource(url=elasticsearch, timeout=REPORT_TIMEOUT_SECONDS)
+    )
+    reporter = SLOReporter(
+        slos=[slo for slo in slos if slo.key not in skipped], metrics=metrics, logs=logs
+    )
     try:
-        for slo in slos:
-            source = sources.get(slo.backend)
-            if source is None:
-                skipped.append(slo.key)
-                continue
-            reports.append(build_report(slo, source=source, at=instant))
-    except ReportError as exc:
-        _err_console().print(f"report failed: {exc}", markup=False)
-        raise typer.Exit(1) from exc
-    console = _console()
-    if as_json:
-        for item in reports:
-            console.print_json(json.dumps(item.as_dict()), indent=None)
-    else:
-        console.print(_report_table(reports, instant))
+        run = reporter.report(at=instant)
+    finally:
+        metrics.close()
+        if logs is not None:
+            logs.close()
+    reports: list[SLOReport] = []
+    for outcome in run.outcomes:
+        if not isinstance(outcome, SLOReport):
+            _err_console().print(
+                f"report failed: {outcome.slo.key}: {outcome.reason}", markup=False
+            )
+            raise typer.Exit(1)
+        reports.append(outcome)
+    if as_json and reports:
+        # One compact object per line, written as is: rich's JSON printing would cost more
+        # than the whole read for 1,000 SLOs.
+        typer.echo("\n".join(json.dumps(item.as_dict(), ensure_ascii=False) for item in reports))
+    elif not as_json:
+        _console().print(_report_table(reports, instant))
     if skipped:
         _err_console().print(f"skipped (needs --elasticsearch): {', '.join(skipped)}", markup=False)

@@ -29,8 +29,8 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from controlplane.commands.slo import load_spec_paths
 from controlplane.core.config import ControlPlaneSettings
+from controlplane.core.specs import load_spec_paths
 from controlplane.evaluation.evaluator import Cycle, SLOEvaluator
 from controlplane.evaluation.metrics import ControlPlaneMetrics
 from controlplane.failover.nodes import configured_nodes

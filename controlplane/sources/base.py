@@ -33,6 +33,7 @@ __all__ = [
     "EventCount",
     "EventHistogram",
     "HistogramBucket",
+    "InstantAnswers",
     "LogLine",
     "LogSource",
     "MetricsSource",
@@ -117,6 +118,14 @@ class Vector:
 
 
 @dataclass(frozen=True)
+class InstantAnswers:
+    """The answers to many instant queries (one per query, in order) and the requests sent."""
+
+    answers: tuple[Vector | NoData, ...]
+    queries: int
+
+
+@dataclass(frozen=True)
 class RangeSeries:
     labels: Mapping[str, str]
     points: tuple[tuple[datetime, float], ...]
@@ -150,6 +159,11 @@ class RecordingRuleSnapshot:
 class MetricsSource(Protocol):
     def instant(self, query: str, *, at: datetime | None = None) -> Vector | NoData:
         """Instant query; NoData when the result is empty."""
+        ...
+
+    def instant_many(self, queries: Sequence[str], *, at: datetime | None = None) -> InstantAnswers:
+        """Many instant queries at one instant, in as few requests as the backend allows; one
+        answer per query, in order. A query the backend refuses fails the whole call."""
         ...
 
     def range(

@@ -20,6 +20,7 @@ from urllib3.util.retry import Retry
 
 from controlplane.core.config import ControlPlaneSettings
 from controlplane.sources.base import (
+    InstantAnswers,
     NoData,
     RangeSeries,
     RecordingRuleSnapshot,
@@ -30,7 +31,7 @@ from controlplane.sources.base import (
     Vector,
 )
 
-__all__ = ["PrometheusSource", "label_regex"]
+__all__ = ["BATCH_LABEL", "MAX_BATCH_CHARS", "PrometheusSource", "label_regex"]
 
 T = TypeVar("T")
 SOURCE = "prometheus"
@@ -38,6 +39,12 @@ _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _STATUS = re.compile(r"HTTP Status Code (\d{3})")
 #: RE2 metacharacters (Prometheus regular expressions are RE2, fully anchored).
 _RE2_SPECIAL = set(r"\.+*?()|[]{}^$")
+#: The label that tells apart the answers of the queries :meth:`PrometheusSource.instant_many`
+#: sends as one.
+BATCH_LABEL = "controlplane_batch_query"
+#: Longest PromQL text of one batched query: it travels in the URL, which Prometheus accepts up
+#: to 1 MB (its header limit) once percent-encoded.
+MAX_BATCH_CHARS = 64_000
 
 
 def label_regex(values: Sequence[str]) -> str:
@@ -63,10 +70,19 @@ class PrometheusSource:
 
     name = SOURCE
 
-    def __init__(self, *, url: str, timeout: float, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        timeout: float,
+        retry: RetryPolicy | None = None,
+        batch_chars: int = MAX_BATCH_CHARS,
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
+        #: PromQL characters per batched query of :meth:`instant_many` (0: one query each).
+        self.batch_chars = batch_chars
         # Retries are ours (tenacity, bounded); the client's own urllib3 retries are off. The
         # client takes whole seconds.
         self._client = PrometheusConnect(
@@ -97,6 +113,51 @@ class PrometheusSource:
         if not samples:
             return NoData("empty_result", f"{query} returned no series")
         return Vector(samples=samples)
+
+    def instant_many(self, queries: Sequence[str], *, at: datetime | None = None) -> InstantAnswers:
+        """Many instant queries, sent together: ``label_replace(q0, "<BATCH_LABEL>", "0", "",
+        "") or label_replace(q1, ...)``, up to :attr:`batch_chars` characters per request.
+        The label keeps every query's series apart (``or`` would drop a series whose labels
+        an earlier operand already has) and is removed from the answers."""
+        answers: list[Vector | NoData] = []
+        chunks = self._chunks(queries)
+        for chunk in chunks:
+            if len(chunk) == 1:
+                answers.append(self.instant(chunk[0], at=at))
+                continue
+            combined = " or ".join(
+                f'label_replace({query}, "{BATCH_LABEL}", "{index}", "", "")'
+                for index, query in enumerate(chunk)
+            )
+            result = self.instant(combined, at=at)
+            found: dict[str, list[Sample]] = {}
+            if not isinstance(result, NoData):
+                for sample in result.samples:
+                    labels = dict(sample.labels)
+                    index = labels.pop(BATCH_LABEL, "")
+                    found.setdefault(index, []).append(
+                        Sample(labels=labels, at=sample.at, value=sample.value)
+                    )
+            for position, query in enumerate(chunk):
+                samples = found.get(str(position))
+                answers.append(
+                    Vector(samples=tuple(samples))
+                    if samples
+                    else NoData("empty_result", f"{query} returned no series")
+                )
+        return InstantAnswers(answers=tuple(answers), queries=len(chunks))
+
+    def _chunks(self, queries: Sequence[str]) -> list[list[str]]:
+        chunks: list[list[str]] = []
+        size = 0
+        for query in queries:
+            cost = len(query) + len(BATCH_LABEL) + 40
+            if not chunks or size + cost > self.batch_chars:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(query)
+            size += cost
+        return chunks
 
     def range(
         self, query: str, *, start: datetime, end: datetime, step: timedelta

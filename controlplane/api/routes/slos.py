@@ -4,12 +4,13 @@ request, and the history of one."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from controlplane.api.deps import ReaderDep, SettingsDep
+from controlplane.evaluation.details import EvaluationDetails
 from controlplane.store.evaluations import (
     StoredEvaluation,
     evaluation_history,
@@ -38,7 +39,7 @@ class SLOStatus(BaseModel):
     budget_remaining: float | None
     burn_rates: dict[str, float | None]
     no_data_reason: str | None
-    details: dict[str, Any]
+    details: EvaluationDetails
 
 
 class SLOEvaluationPublic(BaseModel):
@@ -81,7 +82,7 @@ def _status(evaluation: StoredEvaluation, *, stale_after: float, now: datetime) 
         budget_remaining=evaluation.budget_remaining,
         burn_rates=evaluation.burn_rates,
         no_data_reason=evaluation.no_data_reason,
-        details=evaluation.details,
+        details=EvaluationDetails.model_validate(evaluation.details),
     )
 
 

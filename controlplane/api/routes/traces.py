@@ -25,6 +25,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import AwareDatetime, BaseModel, Field
 
 from controlplane.api.deps import ReaderDep, SettingsDep
+from controlplane.evaluation.details import EvaluationDetails
 from controlplane.sources.base import (
     LogLine,
     NoData,
@@ -39,8 +40,6 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["traces"])
 
-#: Key of an evaluation's ``details`` holding a latency SLO's threshold in seconds.
-LATENCY_THRESHOLD_KEY = "latency_threshold_s"
 DEFAULT_WINDOW = timedelta(hours=1)
 MAX_WINDOW = timedelta(days=31)
 TRACE_ID_PATTERN = r"^[0-9a-fA-F]{16,32}$"
@@ -185,10 +184,10 @@ def slo_traces(
     bound: float | None = None
     bound_from: Literal["query", "slo_threshold", "none"] | None = None
     if kind == "slow":
-        threshold = evaluation.details.get(LATENCY_THRESHOLD_KEY)
+        threshold = EvaluationDetails.model_validate(evaluation.details).latency_threshold_s
         if min_duration_ms is not None:
             bound, bound_from = min_duration_ms, "query"
-        elif isinstance(threshold, int | float) and threshold > 0:
+        elif threshold is not None and threshold > 0:
             bound, bound_from = float(threshold) * 1000, "slo_threshold"
         else:
             bound, bound_from = 0.0, "none"

@@ -86,9 +86,9 @@ def current_exhaustion(status: SLOStatus, *, now: datetime) -> datetime | None:
     """The exhaustion forecast: the evaluation's own (``details.time_to_exhaustion_s``; null
     there means not burning or no data) when it carries one, else (an evaluation without that
     field) from the 1 h burn rate (or the highest known) and the budget left."""
-    if "time_to_exhaustion_s" in status.details:
-        seconds = status.details["time_to_exhaustion_s"]
-        if isinstance(seconds, int | float) and math.isfinite(seconds):
+    if "time_to_exhaustion_s" in status.details.model_fields_set:
+        seconds = status.details.time_to_exhaustion_s
+        if seconds is not None and math.isfinite(seconds):
             return now + timedelta(seconds=float(seconds))
         return None
     burn = status.burn_rates.get("1h")
@@ -121,8 +121,8 @@ def firing_text(windows: Sequence[AlertWindow]) -> str:
 def header(status: SLOStatus, *, now: datetime) -> html.Div:
     kind = classify(status)
     exhaustion = current_exhaustion(status, now=now)
-    period = status.details.get("period")
-    threshold = status.details.get("latency_threshold_s")
+    period = status.details.period
+    threshold = status.details.latency_threshold_s
     facts: list[tuple[str, Any]] = [
         ("Status", status_badge(kind)),
         ("Service", status.service),

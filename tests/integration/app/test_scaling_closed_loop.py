@@ -18,8 +18,8 @@ from controlplane.actions.scaling_drill import run_scaling_drill
 from controlplane.actions.service import ActionService
 from controlplane.actions.signals import prometheus_burn_reader
 from controlplane.actuators.local import LocalGunicornActuator
-from controlplane.commands.slo import load_spec_paths
 from controlplane.core.config import DEFAULT_ACTION_POLICY, ControlPlaneSettings
+from controlplane.core.specs import load_spec_paths
 from controlplane.runtime import Runtime
 from controlplane.sources.prometheus import PrometheusSource
 from controlplane.store.audit import list_audit

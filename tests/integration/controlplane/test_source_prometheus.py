@@ -18,7 +18,7 @@ from controlplane.sources.base import (
     SourceUnavailable,
     Vector,
 )
-from controlplane.sources.prometheus import PrometheusSource, label_regex
+from controlplane.sources.prometheus import BATCH_LABEL, PrometheusSource, label_regex
 from controlplane.stack.backends import Prometheus
 from tests.support.backends import PrometheusFactory
 
@@ -180,3 +180,44 @@ def test_a_stopped_prometheus_is_unavailable(prometheus_factory: PrometheusFacto
     assert isinstance(caught.value.__cause__, requests.ConnectionError)
     with pytest.raises(SourceUnavailable):
         source.recording_rules(names=[BURN_1H], slos=["api-availability"])
+
+
+def test_many_instant_queries_answer_as_one_each_in_few_requests(prometheus: Prometheus) -> None:
+    queries = [
+        "vector(1)",
+        "vector(2)",  # the same (empty) labels as the first: kept apart, not dropped by `or`
+        f'sum({BURN_1H}{{slo="api-availability"}})',
+        f'{BURN_1H}{{slo="worker-apply-success"}}',  # NaN
+        f'{BURN_1H}{{slo="does-not-exist"}}',
+        f'{BURN_1H}{{slo=~"api-availability|read-latency"}}',  # two series
+    ]
+    batched = PrometheusSource(url=prometheus.url, timeout=5)
+    one_each = PrometheusSource(url=prometheus.url, timeout=5, batch_chars=0)
+    small = PrometheusSource(url=prometheus.url, timeout=5, batch_chars=200)
+
+    answers = batched.instant_many(queries)
+    assert answers.queries == 1
+    assert one_each.instant_many(queries).queries == len(queries)
+    assert 1 < small.instant_many(queries).queries < len(queries)
+
+    def readable(answer: Vector | NoData) -> object:
+        if isinstance(answer, NoData):
+            return answer.reason
+        return sorted(
+            (dict(sample.labels).get("slo"), "NaN" if math.isnan(sample.value) else sample.value)
+            for sample in answer.samples
+        )
+
+    expected = [readable(batched.instant(query)) for query in queries]
+    assert [readable(answer) for answer in answers.answers] == expected
+    assert expected[:2] == [[(None, 1.0)], [(None, 2.0)]]
+    assert expected[4] == "empty_result"
+    assert len(expected[5]) == 2  # type: ignore[arg-type]
+    for answer in answers.answers:
+        if isinstance(answer, Vector):
+            assert all(BATCH_LABEL not in sample.labels for sample in answer.samples)
+    # At an instant in the past, as `slo report --at` asks.
+    long_ago = batched.instant_many(queries[2:], at=datetime.now(UTC) - timedelta(days=1))
+    assert all(isinstance(answer, NoData) for answer in long_ago.answers)
+    for source in (batched, one_each, small):
+        source.close()

@@ -26,11 +26,13 @@ from controlplane.store.database import Database
 from controlplane.store.evaluations import EvaluationRecord, record_evaluations
 from controlplane.store.findings import observe_finding
 from controlplane.store.tokens import create_token
+from slo.durations import parse_duration
+from slo.maths import BurnRateWindow, both_windows_burning
 
 #: Service name of the traced SLOs (the inventory API's own, as in production).
 SERVICE = "inventory"
 
-SRE_ALERTS = [
+SRE_ALERTS: list[dict[str, Any]] = [
     {"severity": "page", "long": "1h", "short": "5m", "factor": 14.4},
     {"severity": "page", "long": "6h", "short": "30m", "factor": 6.0},
     {"severity": "ticket", "long": "1d", "short": "2h", "factor": 3.0},
@@ -117,13 +119,26 @@ class SeededStore:
 
 
 def _details(slo: SeededSLO) -> dict[str, Any]:
+    """The details the evaluator stores: the alerts carry their verdict (read-latency's are
+    set by hand; the others follow the burn rates by the rule of ``slo.maths``)."""
     details: dict[str, Any] = {"tier": slo.tier, "period": "30d"}
     if slo.latency_threshold_s is not None:
         details["latency_threshold_s"] = slo.latency_threshold_s
-    if slo.slo_id == "read-latency":  # this one carries the report's alerts, the others not
-        details["alerts"] = [
-            {**alert, "firing": alert["long"] in {"1h", "6h"}} for alert in SRE_ALERTS
-        ]
+    alerts = []
+    for alert in SRE_ALERTS:
+        window = BurnRateWindow(
+            severity=alert["severity"],
+            long=parse_duration(alert["long"]),
+            short=parse_duration(alert["short"]),
+            factor=alert["factor"],
+        )
+        long, short = slo.burn.get(alert["long"]), slo.burn.get(alert["short"])
+        firing = both_windows_burning(window, long_burn=long, short_burn=short)
+        if slo.slo_id == "read-latency":
+            firing = alert["long"] in {"1h", "6h"}
+        state = "ok" if slo.state == "ok" and None not in (long, short) else "no_data"
+        alerts.append({**alert, "firing": firing and state == "ok", "state": state})
+    details["alerts"] = alerts
     return details
 
 

@@ -129,6 +129,10 @@ def test_slo_status_is_the_latest_evaluation_and_no_data_stays_null(api: Api) ->
     assert latency["burn_rates"] == {"5m": None, "1h": None}
     assert latency["no_data_reason"] == "slo:sli_error:ratio_rate5m absent"
 
+    # Details are typed: every field present, null when the evaluation did not compute it.
+    assert availability["details"]["alerts"] == []
+    assert availability["details"]["time_to_exhaustion_s"] is None
+
     one = api.client.get("/api/v1/slos/read-latency", headers=api.headers())
     assert one.json()["state"] == "no_data"
     assert api.client.get("/api/v1/slos/nope", headers=api.headers()).status_code == 404
@@ -297,6 +301,14 @@ def test_openapi_document_needs_a_token_and_describes_the_webhook(api: Api) -> N
         "$ref": "#/components/schemas/AlertmanagerWebhook"
     }
     assert "AlertmanagerWebhook" in document["components"]["schemas"]
+    status = document["components"]["schemas"]["SLOStatus"]["properties"]["details"]
+    assert status == {"$ref": "#/components/schemas/EvaluationDetails"}
+    details = document["components"]["schemas"]["EvaluationDetails"]["properties"]
+    assert {"alerts", "period", "tier", "time_to_exhaustion_s", "latency_threshold_s"} <= set(
+        details
+    )
+    alert = document["components"]["schemas"]["AlertDetail"]["properties"]
+    assert {"severity", "long", "short", "factor", "firing", "state"} <= set(alert)
     assert webhook["security"] == [{"WebhookToken": []}]
     assert document["paths"]["/api/v1/slos"]["get"]["security"] == [{"ApiToken": []}]
 

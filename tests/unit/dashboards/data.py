@@ -12,11 +12,37 @@ from controlplane.client.models import (
     ServiceCapacity,
     SLOStatus,
 )
+from slo.durations import format_duration, parse_duration
+from slo.maths import both_windows_burning, default_burn_rate_windows
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
+def evaluated_alerts(
+    burn_rates: dict[str, float | None], *, period: timedelta = timedelta(days=30)
+) -> list[dict[str, Any]]:
+    """The alerts the control plane stores for these burn rates: the SRE Workbook windows of
+    the period, firing by the one rule of ``slo.maths``."""
+    alerts = []
+    for window in default_burn_rate_windows(period):
+        long = burn_rates.get(format_duration(window.long))
+        short = burn_rates.get(format_duration(window.short))
+        alerts.append(
+            {
+                "severity": window.severity,
+                "long": format_duration(window.long),
+                "short": format_duration(window.short),
+                "factor": window.factor,
+                "firing": both_windows_burning(window, long_burn=long, short_burn=short),
+                "state": "ok" if long is not None and short is not None else "no_data",
+            }
+        )
+    return alerts
+
+
 def status(slo_id: str = "read-latency", **values: Any) -> SLOStatus:
+    """An SLO's status as the API serves it; unless ``details`` gives its own ``alerts``, they
+    are the control plane's verdicts for the burn rates."""
     fields: dict[str, Any] = {
         "slo_id": slo_id,
         "service": "inventory",
@@ -31,6 +57,11 @@ def status(slo_id: str = "read-latency", **values: Any) -> SLOStatus:
         "details": {"tier": "critical"},
         **values,
     }
+    details = dict(fields["details"])
+    if "alerts" not in details:
+        period = parse_duration(details.get("period", "30d"))
+        details["alerts"] = evaluated_alerts(fields["burn_rates"], period=period)
+    fields["details"] = details
     return SLOStatus.model_validate(fields)
 
 

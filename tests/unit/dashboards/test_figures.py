@@ -159,13 +159,21 @@ def test_burn_rate_figure_uses_the_evaluations_own_alerts_and_period() -> None:
         details={
             "period": "28d",
             "alerts": [
-                {"severity": "page", "long": "1h", "short": "5m", "factor": 13.44, "firing": False},
+                {
+                    "severity": "page",
+                    "long": "1h",
+                    "short": "5m",
+                    "factor": 13.44,
+                    "firing": False,
+                    "state": "ok",
+                },
                 {
                     "severity": "ticket",
                     "long": "6h",
                     "short": "30m",
                     "factor": 0.93,
                     "firing": True,
+                    "state": "ok",
                 },
             ],
         },

@@ -31,10 +31,42 @@ def test_burning_needs_both_windows_of_an_alert_above_its_factor() -> None:
     assert classify(status(burn_rates={"1h": 20.0, "5m": None})) == "ok"  # no data, no fire
 
 
+def test_the_console_reads_the_verdicts_and_never_derives_them_again() -> None:
+    """Burn rates above every factor, but the control plane evaluated no alert firing (e.g.
+    its windows had too little traffic): the console says ok."""
+    burning = {"5m": 50.0, "30m": 50.0, "1h": 50.0, "2h": 50.0, "6h": 50.0, "1d": 50.0}
+    quiet = [
+        {
+            "severity": "page",
+            "long": "1h",
+            "short": "5m",
+            "factor": 14.4,
+            "firing": False,
+            "state": "insufficient_traffic",
+        },
+    ]
+    assert classify(status(burn_rates=burning, details={"alerts": quiet})) == "ok"
+    assert classify(status(burn_rates=burning, details={"alerts": []})) == "ok"
+
+
 def test_the_reports_alerts_win_over_the_burn_rates() -> None:
     report_alerts = [
-        {"severity": "ticket", "long": "1d", "short": "2h", "factor": 3.0, "firing": True},
-        {"severity": "page", "long": "1h", "short": "5m", "factor": 14.4, "firing": False},
+        {
+            "severity": "ticket",
+            "long": "1d",
+            "short": "2h",
+            "factor": 3.0,
+            "firing": True,
+            "state": "ok",
+        },
+        {
+            "severity": "page",
+            "long": "1h",
+            "short": "5m",
+            "factor": 14.4,
+            "firing": False,
+            "state": "ok",
+        },
     ]
     found = status(burn_rates={"1h": 0.1}, details={"alerts": report_alerts})
     assert classify(found) == "burning_ticket"

@@ -91,8 +91,22 @@ def test_the_detail_header_shows_the_evaluation_details() -> None:
             "latency_threshold_s": 0.25,
             "time_to_exhaustion_s": 7200,
             "alerts": [
-                {"severity": "page", "long": "1h", "short": "5m", "factor": 14.4, "firing": True},
-                {"severity": "ticket", "long": "1d", "short": "2h", "factor": 3, "firing": False},
+                {
+                    "severity": "page",
+                    "long": "1h",
+                    "short": "5m",
+                    "factor": 14.4,
+                    "firing": True,
+                    "state": "ok",
+                },
+                {
+                    "severity": "ticket",
+                    "long": "1d",
+                    "short": "2h",
+                    "factor": 3,
+                    "firing": False,
+                    "state": "ok",
+                },
             ],
         },
     )

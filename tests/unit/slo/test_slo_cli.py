@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from controlplane.commands.slo import app, load_spec_paths
+from controlplane.commands.slo import app
+from controlplane.core.specs import load_spec_paths
 from slo.rules import generate_rule_files
 
 pytestmark = pytest.mark.unit

@@ -13,6 +13,7 @@ from slo.maths import (
     BurnRateWindow,
     EventCounts,
     SLIState,
+    both_windows_burning,
     burn_rate,
     burn_rate_factor,
     calendar_period,
@@ -421,3 +422,23 @@ def test_evaluate_slo_without_data_has_no_budget() -> None:
     assert status.state is SLIState.NO_DATA
     assert status.budget is None
     assert status.exhaustion is None
+
+
+def test_the_burn_divides_by_the_budget_as_written() -> None:
+    """``1 - 0.999`` in binary is 0.0010000000000000009: dividing by it would read an error
+    ratio of exactly the budget as a burn just below 1 (the rules divide by 0.001)."""
+    assert burn_rate(error_ratio=0.001, target=0.999) == 1.0
+    assert burn_rate(error_ratio=0.0005, target=0.9995) == 1.0
+
+
+def test_an_alert_fires_only_when_both_windows_burn_above_the_factor() -> None:
+    page = BurnRateWindow(
+        severity="page", long=timedelta(hours=1), short=timedelta(minutes=5), factor=14.4
+    )
+    assert both_windows_burning(page, long_burn=15.0, short_burn=20.0)
+    assert not both_windows_burning(page, long_burn=15.0, short_burn=14.4)
+    assert not both_windows_burning(page, long_burn=None, short_burn=20.0)
+    inclusive = BurnRateWindow(
+        severity="page", long=page.long, short=page.short, factor=14.4, inclusive=True
+    )
+    assert both_windows_burning(inclusive, long_burn=14.4, short_burn=14.4)

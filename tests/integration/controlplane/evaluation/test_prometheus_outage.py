@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from controlplane.commands.slo import load_spec_paths
 from controlplane.core.processes import free_ports
+from controlplane.core.specs import load_spec_paths
 from controlplane.stack.backends import Prometheus
 from slo.rules import RuleOptions, generate_rule_files
 from tests.integration.controlplane.evaluation.support import (

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from controlplane.actions.signals import prometheus_burn_reader
-from controlplane.commands.slo import load_spec_paths
+from controlplane.core.specs import load_spec_paths
 from controlplane.sources.base import NoData, Sample, SourceError, Vector
 
 pytestmark = pytest.mark.unit

@@ -10,6 +10,7 @@ from typing import Any
 from controlplane.sources.base import (
     EventCount,
     EventHistogram,
+    InstantAnswers,
     LogLine,
     NoData,
     RangeSeries,
@@ -45,6 +46,12 @@ class MemoryPrometheus:
             if fragment in query:
                 return Vector(samples=(Sample(labels={}, at=at or AT, value=value),))
         return NoData("empty_result", query)
+
+    def instant_many(self, queries: Sequence[str], *, at: datetime | None = None) -> InstantAnswers:
+        """One call, however many queries (as Prometheus answers a batch in one request)."""
+        answers = tuple(self.instant(query, at=at) for query in queries)
+        self.calls -= len(queries) - 1
+        return InstantAnswers(answers=answers, queries=1)
 
     def range(
         self, query: str, *, start: datetime, end: datetime, step: timedelta

@@ -154,7 +154,7 @@ def test_every_evaluation_carries_what_the_console_shows() -> None:
         ]
         assert windows == expected_windows
         assert "time_to_exhaustion_s" in record.details
-    assert "latency_threshold_s" not in by_id["availability"].details
+    assert by_id["availability"].details["latency_threshold_s"] is None
     # 0.9 of the budget left, burning at 0.1x: 0.9 * 30 d / 0.1 = 270 d.
     exhaustion = by_id["availability"].details["time_to_exhaustion_s"]
     assert exhaustion == pytest.approx(270 * 86400)
@@ -273,3 +273,15 @@ def test_a_log_index_that_does_not_exist_is_no_data_and_says_so() -> None:
     assert record.no_data_reason == (
         "no samples for the SLI's total series in the period: no index matches 'logs-inventory-*'"
     )
+
+
+def test_raw_counts_of_many_slos_are_one_batched_read() -> None:
+    """Every window of every raw-plan SLO goes to Prometheus together (the source batches
+    them), not one query per SLO, window and count."""
+    calendar = slos(*(native(f"monthly-{index}", window="calendar") for index in range(20)))
+    prometheus = MemoryPrometheus(raw=RAW_COUNTS)
+    cycle = SLOEvaluator(slos=calendar, metrics=prometheus, logs=None).evaluate(at=AT)
+    assert cycle.plans == {RAW: 20}
+    assert {record.state for record in cycle.records} == {"ok"}
+    assert cycle.queries[RAW] == 1
+    assert prometheus.calls == 1
