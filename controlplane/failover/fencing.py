@@ -1,25 +1,23 @@
 """Fencing the old primary so that it can never take writes again after a failover.
 
 Local fencing (the project's own PostgreSQL processes): kill the postmaster named in the data
-folder's ``postmaster.pid`` (and its process group), then leave a ``standby.signal`` and a
-``primary_conninfo`` pointing at the new primary in the data folder. If anything starts it again
-it comes up in recovery — a read-only standby (if its WAL still fits the new timeline) or a
-server that refuses to leave recovery — never a second writable primary. Kubernetes fencing
-(delete the pod, cordon its volume) belongs to the Kubernetes adapter.
+folder's ``postmaster.pid`` and every server process still working in that folder, then leave a
+``standby.signal`` and a ``primary_conninfo`` pointing at the new primary in the data folder.
+If anything starts it again it comes up in recovery — a read-only standby (if its WAL still
+fits the new timeline) or a server that refuses to leave recovery — never a second writable
+primary. Kubernetes fencing (delete the pod, cordon its volume) belongs to the Kubernetes
+adapter.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from controlplane.failover.nodes import Node
-from controlplane.stack.process import pid_alive
+from controlplane.stack.process import kill_processes_under
 
 FENCE_MARK = "# fenced by the control plane"
 
@@ -48,10 +46,6 @@ def _postmaster_pid(data_dir: Path) -> int | None:
     return int(first) if first.strip().isdigit() else None
 
 
-def _alive(pid: int) -> bool:
-    return pid_alive(pid)
-
-
 class LocalFencer:
     """Fences PostgreSQL servers whose data folders this machine can write."""
 
@@ -64,17 +58,14 @@ class LocalFencer:
         if data_dir is None or not data_dir.is_dir():
             raise FencingFailed(f"{old.name}: no data folder known to fence")
         pid = _postmaster_pid(data_dir)
-        if pid is not None and _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                if os.getpgid(pid) == pid:  # its own process group: take the backends too
-                    os.killpg(pid, signal.SIGKILL)
-                else:
-                    os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + self.stop_timeout
-            while _alive(pid):
-                if time.monotonic() > deadline:
-                    raise FencingFailed(f"{old.name}: postmaster {pid} survived SIGKILL")
-                time.sleep(0.05)
+        # The postmaster, then every server process still working in its folder: each leads its
+        # own process group, and one that is stopped or stuck outlives the postmaster, holding
+        # the old primary's shared memory (no restart) and its clients' sockets.
+        survivors = kill_processes_under(
+            data_dir, also=[pid] if pid is not None else [], timeout=self.stop_timeout
+        )
+        if survivors:
+            raise FencingFailed(f"{old.name}: processes {sorted(survivors)} survived SIGKILL")
         owner = data_dir.stat()
         signal_file = data_dir / "standby.signal"
         signal_file.write_text("", encoding="utf-8")

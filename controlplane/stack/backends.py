@@ -26,6 +26,7 @@ from controlplane.stack.errors import BackendStartError
 from controlplane.stack.process import (
     ServerProcess,
     chown_tree,
+    kill_processes_under,
     port_is_free,
     require_executable,
     run_checked,
@@ -162,6 +163,13 @@ class Backend(ABC):
         if self.process is not None:
             self.process.stop(sig=self.stop_signal, timeout=timeout)
             self.process = None
+        self.kill_leftovers()
+
+    def kill_leftovers(self) -> None:
+        """SIGKILL whatever still works in the backend's folder once its process group is gone
+        (PostgreSQL's server processes each lead their own group and can outlive a killed
+        postmaster)."""
+        kill_processes_under(self.workdir)
 
     def _safe_healthy(self) -> bool:
         try:

@@ -550,6 +550,7 @@ class LocalStack:
                 on_event(name, "stopping")
                 stop_signal = self.backends[name].stop_signal
                 stop_process_group(pid, sig=stop_signal, timeout=60)
+            self.backends[name].kill_leftovers()
             on_event(name, "stopped")
         if self.state_path.exists():
             self.state_path.unlink()
