@@ -20,6 +20,8 @@ from controlplane.failover.nodes import Node
 from controlplane.stack.process import kill_processes_under
 
 FENCE_MARK = "# fenced by the control plane"
+#: The server's executable: what fencing kills in the data folder (not a shell working there).
+POSTGRES = "postgres"
 
 
 class FencingFailed(Exception):
@@ -62,7 +64,10 @@ class LocalFencer:
         # own process group, and one that is stopped or stuck outlives the postmaster, holding
         # the old primary's shared memory (no restart) and its clients' sockets.
         survivors = kill_processes_under(
-            data_dir, also=[pid] if pid is not None else [], timeout=self.stop_timeout
+            data_dir,
+            program=POSTGRES,
+            also=[pid] if pid is not None else [],
+            timeout=self.stop_timeout,
         )
         if survivors:
             raise FencingFailed(f"{old.name}: processes {sorted(survivors)} survived SIGKILL")

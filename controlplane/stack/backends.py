@@ -165,11 +165,8 @@ class Backend(ABC):
             self.process = None
         self.kill_leftovers()
 
-    def kill_leftovers(self) -> None:
-        """SIGKILL whatever still works in the backend's folder once its process group is gone
-        (PostgreSQL's server processes each lead their own group and can outlive a killed
-        postmaster)."""
-        kill_processes_under(self.workdir)
+    def kill_leftovers(self) -> None:  # noqa: B027 - optional hook
+        """Once its process group is gone: SIGKILL what the server left running elsewhere."""
 
     def _safe_healthy(self) -> bool:
         try:
@@ -307,6 +304,11 @@ class PostgresPrimary(Backend):
         with psycopg.connect(self.dsn(), connect_timeout=2) as conn:
             row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
         return row is not None and row[0] is False
+
+    def kill_leftovers(self) -> None:
+        """Server processes of the data folder that outlived their postmaster (each leads its
+        own process group: a stopped or stuck one survives a SIGKILLed postmaster)."""
+        kill_processes_under(self.data_dir, program=self.executable().name)
 
     def query_version(self) -> str:
         with psycopg.connect(self.dsn(), connect_timeout=2) as conn:

@@ -209,10 +209,11 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
-def processes_under(folder: Path) -> dict[int, str]:
-    """Live processes (pid → command line) working in ``folder`` or below it. PostgreSQL's
-    server processes all work in their data folder but each leads its own process group, so
-    this, not the postmaster's group, is what finds every process of a cluster."""
+def processes_under(folder: Path, *, program: str | None = None) -> dict[int, str]:
+    """Live processes (pid → command line) working in ``folder`` or below it; with ``program``
+    only those running that executable (by file name). PostgreSQL's server processes all work
+    in their data folder but each leads its own process group, so this, not the postmaster's
+    group, is what finds every process of a cluster."""
     root = folder.resolve()
     found: dict[int, str] = {}
     for entry in Path("/proc").iterdir():
@@ -220,24 +221,26 @@ def processes_under(folder: Path) -> dict[int, str]:
             continue
         try:
             cwd = (entry / "cwd").resolve(strict=True)
+            name = (entry / "exe").resolve(strict=True).name if program is not None else None
             cmdline = (entry / "cmdline").read_bytes()
         except (OSError, RuntimeError):
             continue
-        if (cwd == root or root in cwd.parents) and not is_zombie(int(entry.name)):
+        inside = cwd == root or root in cwd.parents
+        if inside and name == program and not is_zombie(int(entry.name)):
             found[int(entry.name)] = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
     return found
 
 
 def kill_processes_under(
-    folder: Path, *, also: Iterable[int] = (), timeout: float = 10.0
+    folder: Path, *, program: str | None = None, also: Iterable[int] = (), timeout: float = 10.0
 ) -> dict[int, str]:
-    """SIGKILL every process working in ``folder`` (and the pids in ``also``) until none is
-    left; return the ones still alive after ``timeout`` seconds (empty when all are gone)."""
+    """SIGKILL every process :func:`processes_under` finds (and the pids in ``also``) until none
+    is left; return the ones still alive after ``timeout`` seconds (empty when all are gone)."""
     extra = list(also)
     deadline = time.monotonic() + timeout
     while True:
         survivors = {pid: "" for pid in extra if pid_alive(pid)}
-        survivors.update(processes_under(folder))
+        survivors.update(processes_under(folder, program=program))
         if not survivors or time.monotonic() > deadline:
             return survivors
         for pid in survivors:

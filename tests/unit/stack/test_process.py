@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -11,7 +12,9 @@ from controlplane.stack.process import (
     ServerProcess,
     free_ports,
     group_alive,
+    kill_processes_under,
     pid_alive,
+    processes_under,
     require_executable,
     tail,
 )
@@ -75,3 +78,20 @@ def test_tail_returns_the_last_lines_only(tmp_path: Path) -> None:
     log.write_text("".join(f"line {i}\n" for i in range(100)), encoding="utf-8")
     assert tail(log, 3) == "line 97\nline 98\nline 99"
     assert tail(tmp_path / "absent.log") == ""
+
+
+def test_processes_working_in_a_folder_are_found_by_program_and_killed(tmp_path: Path) -> None:
+    """What fencing and a stopped PostgreSQL backend use: a server process in its own session
+    (as each PostgreSQL child is) is found through its working folder, not its parent."""
+    stray = subprocess.Popen(["sleep", "60"], cwd=tmp_path, start_new_session=True)
+    try:
+        (tmp_path / "inner").mkdir()
+        assert stray.pid in processes_under(tmp_path)
+        assert stray.pid in processes_under(tmp_path, program="sleep")
+        assert processes_under(tmp_path, program="postgres") == {}  # a shell there is no server
+        assert processes_under(tmp_path / "inner") == {}
+        assert kill_processes_under(tmp_path, program="sleep", timeout=5) == {}
+        assert stray.wait(timeout=5) == -9
+    finally:
+        stray.kill()
+        stray.wait()
