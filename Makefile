@@ -18,7 +18,7 @@ bootstrap: ## install apt packages, .venv, Elasticsearch and Jaeger (idempotent,
 demo: bootstrap ## start every backend on its demo port; Ctrl-C stops them all
 	$(BIN)/controlplane stack up --foreground --home $(STACK_HOME)
 
-demo-down: ## stop a stack started with `controlplane stack up` (detached)
+demo-down: ## stop the stack started by `make demo` or `controlplane stack up` (from any terminal)
 	$(BIN)/controlplane stack down --home $(STACK_HOME)
 
 demo-scaling: ## on the running demo: inject slowness under load; the control plane adds workers

@@ -52,6 +52,8 @@ HomeOption = Annotated[
     ),
 ]
 DEFAULT_HOME = REPO_ROOT / ".stack"
+#: How often a foreground stack checks that its processes still run (stopped from elsewhere).
+WATCH_INTERVAL_S = 2.0
 
 
 def _stack(home: Path, port_offset: int = 0) -> LocalStack:
@@ -96,7 +98,8 @@ def stack_up(
         bool,
         typer.Option(
             "--foreground/--detach",
-            help="Stay in the foreground and stop everything on Ctrl-C (default: detach).",
+            help="Stay in the foreground and stop everything on Ctrl-C; exit when the stack "
+            "is stopped from elsewhere (default: detach).",
         ),
     ] = False,
     port_offset: Annotated[
@@ -126,7 +129,12 @@ def stack_up(
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     console.print("Press Ctrl-C to stop the stack.")
-    stop.wait()
+    while not stop.wait(WATCH_INTERVAL_S):
+        if not stack.running():  # `controlplane stack down` (make demo-down) elsewhere
+            console.print(
+                "the local stack was stopped from elsewhere (`controlplane stack down`); exiting"
+            )
+            return
     console.print("stopping the local stack")
     stack.down(on_event=_print_event)
 

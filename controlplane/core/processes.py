@@ -254,6 +254,46 @@ def group_alive(pgid: int) -> bool:
     return any(int(fields[2]) == pgid for _, fields in _live_processes())
 
 
+def processes_under(folder: Path, *, program: str | None = None) -> dict[int, str]:
+    """Live processes (pid → command line) working in ``folder`` or below it; with ``program``
+    only those running that executable (by file name). PostgreSQL's server processes all work
+    in their data folder but each leads its own process group, so this, not the postmaster's
+    group, is what finds every process of a cluster."""
+    root = folder.resolve()
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = (entry / "cwd").resolve(strict=True)
+            name = (entry / "exe").resolve(strict=True).name if program is not None else None
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, RuntimeError):
+            continue
+        inside = cwd == root or root in cwd.parents
+        if inside and name == program and not is_zombie(int(entry.name)):
+            found[int(entry.name)] = cmdline.replace(b"\0", b" ").decode(errors="replace").strip()
+    return found
+
+
+def kill_processes_under(
+    folder: Path, *, program: str | None = None, also: Iterable[int] = (), timeout: float = 10.0
+) -> dict[int, str]:
+    """SIGKILL every process :func:`processes_under` finds (and the pids in ``also``) until none
+    is left; return the ones still alive after ``timeout`` seconds (empty when all are gone)."""
+    extra = list(also)
+    deadline = time.monotonic() + timeout
+    while True:
+        survivors = {pid: "" for pid in extra if pid_alive(pid)}
+        survivors.update(processes_under(folder, program=program))
+        if not survivors or time.monotonic() > deadline:
+            return survivors
+        for pid in survivors:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+
+
 def stop_process_group(pgid: int, *, sig: signal.Signals, timeout: float) -> None:
     """Signal a whole process group, wait for it to go, and SIGKILL whatever is left."""
     with contextlib.suppress(ProcessLookupError):

@@ -1,28 +1,28 @@
 """Fencing the old primary so that it can never take writes again after a failover.
 
 Local fencing (the project's own PostgreSQL processes): kill the postmaster named in the data
-folder's ``postmaster.pid`` (and its process group), then leave a ``standby.signal`` and a
-``primary_conninfo`` pointing at the new primary in the data folder. If anything starts it again
-it comes up in recovery — a read-only standby (if its WAL still fits the new timeline) or a
-server that refuses to leave recovery — never a second writable primary. Kubernetes fencing
-(delete the pod, cordon its volume) belongs to the Kubernetes adapter.
+folder's ``postmaster.pid`` and every server process still working in that folder, then leave a
+``standby.signal`` and a ``primary_conninfo`` pointing at the new primary in the data folder.
+If anything starts it again it comes up in recovery — a read-only standby (if its WAL still
+fits the new timeline) or a server that refuses to leave recovery — never a second writable
+primary. Kubernetes fencing (delete the pod, cordon its volume) belongs to the Kubernetes
+adapter.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from controlplane.core.errors import ControlPlaneError
-from controlplane.core.processes import pid_alive, postmaster_pid
+from controlplane.core.processes import kill_processes_under, postmaster_pid
 from controlplane.failover.nodes import Node
 
 FENCE_MARK = "# fenced by the control plane"
+#: The server's executable: what fencing kills in the data folder (not a shell working there).
+POSTGRES = "postgres"
 
 
 class FencingFailed(ControlPlaneError):
@@ -53,17 +53,17 @@ class LocalFencer:
         if data_dir is None or not data_dir.is_dir():
             raise FencingFailed(f"{old.name}: no data folder known to fence")
         pid = postmaster_pid(data_dir)
-        if pid is not None and pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                if os.getpgid(pid) == pid:  # its own process group: take the backends too
-                    os.killpg(pid, signal.SIGKILL)
-                else:
-                    os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + self.stop_timeout
-            while pid_alive(pid):
-                if time.monotonic() > deadline:
-                    raise FencingFailed(f"{old.name}: postmaster {pid} survived SIGKILL")
-                time.sleep(0.05)
+        # The postmaster, then every server process still working in its folder: each leads its
+        # own process group, and one that is stopped or stuck outlives the postmaster, holding
+        # the old primary's shared memory (no restart) and its clients' sockets.
+        survivors = kill_processes_under(
+            data_dir,
+            program=POSTGRES,
+            also=[pid] if pid is not None else [],
+            timeout=self.stop_timeout,
+        )
+        if survivors:
+            raise FencingFailed(f"{old.name}: processes {sorted(survivors)} survived SIGKILL")
         owner = data_dir.stat()
         signal_file = data_dir / "standby.signal"
         signal_file.write_text("", encoding="utf-8")

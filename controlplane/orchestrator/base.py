@@ -49,5 +49,10 @@ class WorkloadState:
 
 
 class Orchestrator(Protocol):
+    @property
+    def has_autoscalers(self) -> bool:
+        """Whether services can have autoscalers here (Kubernetes HPAs); without any, the
+        capacity check expects none and holds the live replicas to the policy's bounds."""
+
     def workloads(self) -> list[WorkloadState]:
         """Every workload the control plane is responsible for."""

@@ -105,6 +105,8 @@ def workload_state(deployment: Any, hpa: Any | None) -> WorkloadState:
 class KubernetesOrchestrator:
     """Deployments of one namespace, each paired with the HPA whose scaleTargetRef names it."""
 
+    has_autoscalers = True
+
     def __init__(
         self, *, api_client: k8s.ApiClient, namespace: str, label_selector: str = ""
     ) -> None:

@@ -12,7 +12,8 @@ them. The one service it runs (``inventory``) is reported with:
   the first read: one needs two samples; reads less than a second apart share one sample);
 * autoscaler = the local scaling bounds of the settings (``CONTROLPLANE_LOCAL_MIN_REPLICAS``,
   ``..._MAX_REPLICAS``, ``..._TARGET_CPU_PERCENT``), or none when they are not configured
-  (the capacity check then reports ``capacity.hpa_missing``);
+  (no finding: a local master has no autoscaler to have, so the capacity check holds the live
+  workers to the policy's replica bounds instead);
 * resources = none (no container requests or limits locally).
 """
 
@@ -45,6 +46,9 @@ def _cpu_ticks(pid: int) -> int | None:
 
 class LocalOrchestrator:
     """:class:`~controlplane.orchestrator.base.Orchestrator` over one local gunicorn master."""
+
+    #: No HPA to have: the control plane itself scales the workers (the action policy).
+    has_autoscalers = False
 
     def __init__(
         self,

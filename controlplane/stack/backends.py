@@ -26,6 +26,7 @@ from controlplane.core.processes import (
     BackendStartError,
     ServerProcess,
     chown_tree,
+    kill_processes_under,
     port_is_free,
     require_executable,
     run_checked,
@@ -162,6 +163,10 @@ class Backend(ABC):
         if self.process is not None:
             self.process.stop(sig=self.stop_signal, timeout=timeout)
             self.process = None
+        self.kill_leftovers()
+
+    def kill_leftovers(self) -> None:  # noqa: B027 - optional hook
+        """Once its process group is gone: SIGKILL what the server left running elsewhere."""
 
     def _safe_healthy(self) -> bool:
         try:
@@ -299,6 +304,11 @@ class PostgresPrimary(Backend):
         with psycopg.connect(self.dsn(), connect_timeout=2) as conn:
             row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
         return row is not None and row[0] is False
+
+    def kill_leftovers(self) -> None:
+        """Server processes of the data folder that outlived their postmaster (each leads its
+        own process group: a stopped or stuck one survives a SIGKILLed postmaster)."""
+        kill_processes_under(self.data_dir, program=self.executable().name)
 
     def query_version(self) -> str:
         with psycopg.connect(self.dsn(), connect_timeout=2) as conn:

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -271,6 +272,20 @@ def shifted_ports(offset: int) -> dict[str, dict[str, int]]:
     return shifted
 
 
+def _in_recovery(data_dir: Path) -> bool:
+    """A PostgreSQL data folder that starts as a standby (``standby.signal``)."""
+    return (data_dir / "PG_VERSION").is_file() and (data_dir / "standby.signal").is_file()
+
+
+def _is_primary(data_dir: Path) -> bool:
+    """A PostgreSQL data folder that starts as a primary (no standby or recovery signal)."""
+    return (
+        (data_dir / "PG_VERSION").is_file()
+        and not (data_dir / "standby.signal").exists()
+        and not (data_dir / "recovery.signal").exists()
+    )
+
+
 def _read_state_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
@@ -509,6 +524,7 @@ class LocalStack:
             )
         self.home.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.restore_database_roles(on_event=on_event)
         control_plane = self.backends[ControlPlane.name]
         assert isinstance(control_plane, ControlPlane)
         control_plane.prepare_secrets(on_event=on_event)  # Alertmanager and Prometheus use them
@@ -539,6 +555,37 @@ class LocalStack:
             self.down(on_event=on_event)
             raise
 
+    def restore_database_roles(self, *, on_event: Callable[[str, str], None]) -> None:
+        """Start from the topology a failover or switchover left: when the replica's folder
+        holds the promoted primary and the primary's folder the fenced (or demoted) old one, the
+        promoted data becomes the primary's folder and the old primary is rebuilt from it as
+        the replica (a fresh base backup; what it had and the promoted node has not was already
+        lost at the failover). The primary's folder in recovery with no promoted replica is a
+        stack no start can repair: stop with the command that does."""
+        primary = self.backends[PostgresPrimary.name]
+        replica = self.backends[PostgresReplica.name]
+        assert isinstance(primary, PostgresPrimary)
+        assert isinstance(replica, PostgresReplica)
+        if not _in_recovery(primary.data_dir):
+            return
+        if not _is_primary(replica.data_dir):
+            raise StackError(
+                f"{primary.name}: its data folder is fenced (standby.signal: a failover or "
+                f"switchover demoted it) and {replica.name} holds no promoted primary; "
+                f"`rm {primary.data_dir / 'standby.signal'}` starts it as the primary again, "
+                f"or `rm -rf {self.home / 'data'}/postgresql-*` starts from a new database"
+            )
+        on_event(
+            primary.name,
+            f"{replica.name} was promoted: its data becomes the primary, the old primary "
+            "is rebuilt as its replica",
+        )
+        shutil.rmtree(primary.data_dir)
+        replica.data_dir.rename(primary.data_dir)
+        # Slots of the old topology serve no one now (the replica is rebuilt with its own).
+        for slot in (primary.data_dir / "pg_replslot").iterdir():
+            shutil.rmtree(slot)
+
     def down(self, *, on_event: Callable[[str, str], None] = lambda name, event: None) -> None:
         """Stop every recorded backend (reverse start order) and forget the state."""
         pids = self._read_state()
@@ -550,6 +597,7 @@ class LocalStack:
                 on_event(name, "stopping")
                 stop_signal = self.backends[name].stop_signal
                 stop_process_group(pid, sig=stop_signal, timeout=60)
+            self.backends[name].kill_leftovers()
             on_event(name, "stopped")
         if self.state_path.exists():
             self.state_path.unlink()

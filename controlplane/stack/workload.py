@@ -13,8 +13,11 @@ from pathlib import Path
 
 import httpx
 
+from controlplane.core.config import DEFAULT_CAPACITY_POLICY
+from controlplane.core.processes import BackendStartError
 from controlplane.stack.backends import Backend
 from controlplane.stack.settings import StackSettings
+from controlplane.targets.policy import PolicyError, load_capacity_policy
 
 
 def workload_environment(stack_ports: Mapping[str, Mapping[str, int]]) -> dict[str, str]:
@@ -70,9 +73,27 @@ class _Workload(Backend):
 
 
 class InventoryAPI(_Workload):
-    """gunicorn + uvicorn workers on the API port; the pidfile is what the local actuator uses."""
+    """gunicorn + uvicorn workers on the API port; the pidfile is what the local actuator uses.
+
+    It starts as many workers as the capacity policy's minimum replicas for its service, so the
+    demo starts inside its own policy (the control plane scales it from there)."""
 
     name = "inventory-api"
+    #: The capacity policy's name of the service this API is (``CONTROLPLANE_LOCAL_SERVICE``).
+    service = "inventory"
+
+    @property
+    def workers(self) -> int:
+        try:
+            policy = load_capacity_policy(DEFAULT_CAPACITY_POLICY)
+        except PolicyError as exc:
+            raise BackendStartError(self.name, f"cannot size its workers: {exc}") from exc
+        for bounds in policy.spec.services:
+            if bounds.name == self.service:
+                return bounds.replicas.min
+        raise BackendStartError(
+            self.name, f"the capacity policy {DEFAULT_CAPACITY_POLICY} has no {self.service!r}"
+        )
 
     @property
     def pidfile(self) -> Path:
@@ -99,7 +120,7 @@ class InventoryAPI(_Workload):
             "--bind",
             f"127.0.0.1:{self.ports['http']}",
             "--workers",
-            "2",
+            str(self.workers),
             "--pidfile",
             str(self.pidfile),
             "--metrics-dir",

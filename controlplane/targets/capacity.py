@@ -4,8 +4,11 @@ Findings (kind → when):
 
 * ``capacity.workload_missing`` — a service of the policy is not found in the orchestrator.
 * ``capacity.replicas_not_ready`` — fewer ready replicas than desired.
+* ``capacity.replicas_outside_policy`` — fewer replicas run than the policy's minimum, or more
+  than its maximum.
 * ``capacity.hpa_drift`` — the autoscaler's min / max / CPU target differ from the policy.
-* ``capacity.hpa_missing`` — the service has no autoscaler although the policy bounds it.
+* ``capacity.hpa_missing`` — the service has no autoscaler although the policy bounds it (only
+  for an orchestrator that has autoscalers: a local gunicorn master has none to have).
 * ``capacity.resources_drift`` — container requests / limits differ from the policy.
 * ``capacity.at_max_replicas`` — running at the autoscaler's (or the policy's) maximum while CPU
   is above target: the service cannot grow any further (capacity risk).
@@ -43,9 +46,34 @@ def _resources_diff(policy: ServicePolicy, live: ContainerResources) -> dict[str
     return differences
 
 
-def check_workload(policy: ServicePolicy, live: WorkloadState) -> list[Finding]:
+def _outside_bounds(policy: ServicePolicy, live: WorkloadState) -> Finding | None:
+    bounds = policy.replicas
+    if bounds.min <= live.current_replicas <= bounds.max:
+        return None
+    side = (
+        f"below the policy's minimum of {bounds.min}"
+        if live.current_replicas < bounds.min
+        else f"above the policy's maximum of {bounds.max}"
+    )
+    return Finding(
+        kind="capacity.replicas_outside_policy",
+        subject=f"service/{policy.name}",
+        severity="warning",
+        summary=f"{policy.name}: {live.current_replicas} replicas, {side}",
+        evidence={"replicas": live.current_replicas, "policy": bounds.model_dump()},
+    )
+
+
+def check_workload(
+    policy: ServicePolicy, live: WorkloadState, *, autoscalers: bool = True
+) -> list[Finding]:
+    """Findings of one live workload; ``autoscalers`` says whether the orchestrator has
+    autoscalers at all (if not, a missing one is no finding)."""
     subject = f"service/{policy.name}"
     findings: list[Finding] = []
+    outside = _outside_bounds(policy, live)
+    if outside is not None:
+        findings.append(outside)
     if live.ready_replicas < live.desired_replicas:
         findings.append(
             Finding(
@@ -60,7 +88,7 @@ def check_workload(policy: ServicePolicy, live: WorkloadState) -> list[Finding]:
             )
         )
     hpa = live.autoscaler
-    if hpa is None:
+    if hpa is None and autoscalers:
         findings.append(
             Finding(
                 kind="capacity.hpa_missing",
@@ -71,7 +99,7 @@ def check_workload(policy: ServicePolicy, live: WorkloadState) -> list[Finding]:
                 evidence={"policy": policy.replicas.model_dump()},
             )
         )
-    else:
+    elif hpa is not None:
         drift: dict[str, Any] = {}
         if hpa.min_replicas != policy.replicas.min:
             drift["min_replicas"] = {"policy": policy.replicas.min, "live": hpa.min_replicas}
@@ -137,11 +165,14 @@ def check_capacity(
     workloads: list[WorkloadState],
     *,
     services: frozenset[str] | None = None,
+    autoscalers: bool = True,
 ) -> list[Finding]:
     """Every capacity finding for the live ``workloads`` under ``policy``.
 
     ``services`` limits the check to the services this orchestrator runs (a local stack runs
     only the inventory API); by default every service of the policy is expected.
+    ``autoscalers`` is false for an orchestrator that has none (the local one): then no
+    autoscaler is expected, and the policy's bounds apply to the live replicas alone.
     """
     live = {w.service: w for w in workloads}
     findings: list[Finding] = []
@@ -160,5 +191,5 @@ def check_capacity(
                 )
             )
             continue
-        findings.extend(check_workload(service, state))
+        findings.extend(check_workload(service, state, autoscalers=autoscalers))
     return findings

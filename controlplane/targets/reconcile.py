@@ -245,7 +245,12 @@ class CapacityCheck:
                     InputFailure(input="orchestrator", source="orchestrator", message=str(exc)),
                 ),
             )
-        findings = check_capacity(self.policy, workloads, services=self.services)
+        findings = check_capacity(
+            self.policy,
+            workloads,
+            services=self.services,
+            autoscalers=self.orchestrator.has_autoscalers,
+        )
         return CheckRun(check=self.name, findings=tuple(findings))
 
 

@@ -19,7 +19,12 @@ from typing import Any, TypeVar
 
 import pytest
 
-from controlplane.core.processes import BackendStartError, free_ports
+from controlplane.core.processes import (
+    BackendStartError,
+    free_ports,
+    kill_processes_under,
+    processes_under,
+)
 from controlplane.stack.backends import (
     PORT_LABELS,
     PROBE_ERRORS,
@@ -117,8 +122,15 @@ def backend_pool(
         yield pool
     finally:
         pool.stop_all()
+        left_behind = processes_under(base)
+        kill_processes_under(base)
         if os.environ.get("KEEP_BACKENDS") != "1":
             shutil.rmtree(base, ignore_errors=True)
+    # A run leaves nothing: a server process that outlived its backend (a PostgreSQL child of
+    # a killed postmaster, say) fails the run, named.
+    assert not left_behind, "processes left behind by the tests: " + "; ".join(
+        f"{pid}: {cmdline}" for pid, cmdline in sorted(left_behind.items())
+    )
 
 
 def launch(pool: BackendPool, cls: type[B], **options: Any) -> B:

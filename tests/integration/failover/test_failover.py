@@ -15,6 +15,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
+from controlplane.core.processes import processes_under
 from controlplane.failover.fencing import LocalFencer
 from controlplane.failover.nodes import Node, probe
 from controlplane.failover.run import Detection, Watch, fail_over, watch_primary
@@ -195,7 +196,7 @@ def test_asynchronous_replication_reports_exactly_the_writes_it_lost(async_pair:
         os.kill(sender, signal.SIGSTOP)  # WAL stops flowing to the standby: async commits go on
         before = len(writes.report.acked)
         assert writes.wait_for_writes(before + 40, timeout=30)
-        kill_primary(pair)  # takes the stopped walsender with it
+        kill_primary(pair)  # the postmaster only: its children each lead their own group
         detection = watcher.join()
         # The standby stopped receiving, so its lag may be unknown (refused without --force);
         # the operator forces the promotion and accepts the loss, which is then measured.
@@ -207,6 +208,8 @@ def test_asynchronous_replication_reports_exactly_the_writes_it_lost(async_pair:
             force=True,
         )
         assert record.promoted, record.refused
+        # Fencing took the stopped walsender too: nothing of the old primary runs any more.
+        assert processes_under(pair.primary.data_dir) == {}
         assert writes.wait_for_recovery(timeout=30), writes.report.last_error
     finally:
         report = writes.stop()

@@ -40,6 +40,30 @@ def run(
     )
 
 
+def assert_api_writes(api: str) -> str:
+    """A movement is accepted and applied by the API at ``api``; its id is returned."""
+    with httpx.Client(base_url=api, timeout=10) as client:
+        sku = client.get("/api/v1/items", params={"limit": 1}).json()["items"][0]["sku"]
+        body = {"kind": "receive", "sku": sku, "warehouse": "W-NORTH", "quantity": 1}
+        accepted = client.post(
+            "/api/v1/movements", json=body, headers={"Idempotency-Key": uuid.uuid4().hex}
+        )
+        assert accepted.status_code == 202, accepted.text
+        movement = str(accepted.json()["id"])
+        deadline = time.monotonic() + 60
+        while client.get(f"/api/v1/movements/{movement}").json()["status"] != "applied":
+            assert time.monotonic() < deadline, f"movement {movement} was not applied"
+            time.sleep(0.5)
+    return movement
+
+
+def wait_for_items(api: str) -> None:
+    deadline = time.monotonic() + 60  # the demo traffic creates the items first
+    while not httpx.get(f"{api}/api/v1/items", timeout=5).json()["items"]:
+        assert time.monotonic() < deadline, "the demo traffic created no items"
+        time.sleep(1)
+
+
 def test_slowness_scales_out_and_a_killed_primary_fails_over_both_audited(
     stack_home: Path, tmp_path: Path
 ) -> None:
@@ -52,10 +76,7 @@ def test_slowness_scales_out_and_a_killed_primary_fails_over_both_audited(
     token = (stack_home / "admin.token").read_text(encoding="utf-8").strip()
     headers = {"Authorization": f"Bearer {token}"}
 
-    deadline = time.monotonic() + 60  # the demo traffic creates the items first
-    while not httpx.get(f"{api}/api/v1/items", timeout=5).json()["items"]:
-        assert time.monotonic() < deadline, "the demo traffic created no items"
-        time.sleep(1)
+    wait_for_items(api)
 
     scaling = run("drill", "scaling", "--timeout", "200", home=stack_home)
     assert scaling.returncode == 0, scaling.stdout + scaling.stderr
@@ -74,19 +95,7 @@ def test_slowness_scales_out_and_a_killed_primary_fails_over_both_audited(
     (inventory,) = [d for d in dr["databases"] if d["database"] == "inventory"]
     assert [d["kind"] for d in inventory["drills"]] == ["failover"], inventory
 
-    # The API writes again without a restart: a movement is accepted and applied.
-    with httpx.Client(base_url=api, timeout=10) as client:
-        sku = client.get("/api/v1/items", params={"limit": 1}).json()["items"][0]["sku"]
-        body = {"kind": "receive", "sku": sku, "warehouse": "W-NORTH", "quantity": 1}
-        accepted = client.post(
-            "/api/v1/movements", json=body, headers={"Idempotency-Key": uuid.uuid4().hex}
-        )
-        assert accepted.status_code == 202, accepted.text
-        movement = accepted.json()["id"]
-        deadline = time.monotonic() + 60
-        while client.get(f"/api/v1/movements/{movement}").json()["status"] != "applied":
-            assert time.monotonic() < deadline, "the movement was not applied after failover"
-            time.sleep(0.5)
+    assert_api_writes(api)  # again, without a restart
 
     audit = httpx.get(f"{control_plane}/api/v1/audit", headers=headers, timeout=10).json()
     outcomes = {(e["action"], e["decision"], e["outcome"]) for e in audit}

@@ -121,29 +121,29 @@ def test_up_status_down_leaves_no_process(stack_home: Path) -> None:
     assert "stopped" in stopped.stdout
 
 
-def test_foreground_stack_stops_everything_on_ctrl_c(stack_home: Path) -> None:
-    offset = free_offset()
+def foreground_stack(home: Path, offset: int) -> subprocess.Popen[str]:
+    """`make demo`: a foreground stack, returned once every backend is healthy."""
     runner = subprocess.Popen(
-        [
-            CLI,
-            "stack",
-            "up",
-            "--foreground",
-            "--home",
-            str(stack_home),
-            "--port-offset",
-            str(offset),
-        ],
+        [CLI, "stack", "up", "--foreground", "--home", str(home), "--port-offset", str(offset)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, "COLUMNS": "200"},
     )
+    deadline = time.monotonic() + 300
+    while cli("status", home=home).returncode != 0:
+        if runner.poll() is not None or time.monotonic() > deadline:
+            runner.kill()
+            output, _ = runner.communicate()
+            raise AssertionError(f"stack did not become healthy:\n{output}")
+        time.sleep(1)
+    return runner
+
+
+def test_foreground_stack_stops_everything_on_ctrl_c(stack_home: Path) -> None:
+    offset = free_offset()
+    runner = foreground_stack(stack_home, offset)
     try:
-        deadline = time.monotonic() + 300
-        while cli("status", home=stack_home).returncode != 0:
-            assert runner.poll() is None, runner.stdout.read() if runner.stdout else ""
-            assert time.monotonic() < deadline, "stack did not become healthy"
-            time.sleep(1)
         assert_status_healthy(stack_home, offset)
         runner.send_signal(signal.SIGINT)
         output, _ = runner.communicate(timeout=120)
@@ -152,4 +152,21 @@ def test_foreground_stack_stops_everything_on_ctrl_c(stack_home: Path) -> None:
             runner.kill()
     assert runner.returncode == 0, output
     assert "stopping the local stack" in output
+    assert processes_mentioning(str(stack_home)) == []
+
+
+def test_foreground_stack_exits_when_stopped_from_another_terminal(stack_home: Path) -> None:
+    """`make demo` in one terminal, `make demo-down` in another: the first one notices, says
+    so and exits 0 instead of waiting for a Ctrl-C that has nothing left to stop."""
+    runner = foreground_stack(stack_home, free_offset())
+    try:
+        down = cli("down", home=stack_home)
+        assert down.returncode == 0, down.stdout + down.stderr
+        output, _ = runner.communicate(timeout=30)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.communicate()
+    assert runner.returncode == 0, output
+    assert "the local stack was stopped from elsewhere" in output
     assert processes_mentioning(str(stack_home)) == []

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -12,8 +13,10 @@ from controlplane.core.processes import (
     child_pids,
     free_ports,
     group_alive,
+    kill_processes_under,
     pid_alive,
     postmaster_pid,
+    processes_under,
     read_pidfile,
     require_executable,
     tail,
@@ -116,3 +119,20 @@ def test_child_pids_are_the_live_children_only(tmp_path: Path) -> None:
     finally:
         process.stop(timeout=5)
     assert child_pids(process.pid) == []
+
+
+def test_processes_working_in_a_folder_are_found_by_program_and_killed(tmp_path: Path) -> None:
+    """What fencing and a stopped PostgreSQL backend use: a server process in its own session
+    (as each PostgreSQL child is) is found through its working folder, not its parent."""
+    stray = subprocess.Popen(["sleep", "60"], cwd=tmp_path, start_new_session=True)
+    try:
+        (tmp_path / "inner").mkdir()
+        assert stray.pid in processes_under(tmp_path)
+        assert stray.pid in processes_under(tmp_path, program="sleep")
+        assert processes_under(tmp_path, program="postgres") == {}  # a shell there is no server
+        assert processes_under(tmp_path / "inner") == {}
+        assert kill_processes_under(tmp_path, program="sleep", timeout=5) == {}
+        assert stray.wait(timeout=5) == -9
+    finally:
+        stray.kill()
+        stray.wait()

@@ -79,15 +79,15 @@ def test_fewer_workers_than_configured_until_scaled(
     orchestrator = LocalOrchestrator(pidfile=pidfile, desired_replicas=3)
     (workload,) = orchestrator.workloads()
     assert (workload.desired_replicas, workload.ready_replicas) == (3, 2)
-    assert workload.autoscaler is None  # no local bounds configured
+    assert workload.autoscaler is None  # no local bounds configured: none expected either
     assert check(database, orchestrator) == {
         "capacity.replicas_not_ready": True,
-        "capacity.hpa_missing": True,
+        "capacity.replicas_outside_policy": True,  # 2 workers, the policy's minimum is 3
     }
     assert LocalGunicornActuator(pidfile=pidfile).scale("inventory", replicas=3).reached
     assert check(database, orchestrator) == {
         "capacity.replicas_not_ready": False,
-        "capacity.hpa_missing": True,
+        "capacity.replicas_outside_policy": False,
     }
 
 
@@ -121,11 +121,19 @@ def test_at_the_most_workers_with_cpu_above_target_is_a_capacity_risk(
     orchestrator = LocalOrchestrator(
         pidfile=pidfile, min_replicas=1, max_replicas=2, target_cpu_percent=5
     )
-    assert check(database, orchestrator) == {"capacity.hpa_drift": True}  # first CPU sample
+    # First CPU sample: bounds drifted from the policy's, and 2 workers below its minimum of 3.
+    assert check(database, orchestrator) == {
+        "capacity.hpa_drift": True,
+        "capacity.replicas_outside_policy": True,
+    }
     with busy_workers(url):
         time.sleep(3)
         busy = check(database, orchestrator)
-    assert busy == {"capacity.hpa_drift": True, "capacity.at_max_replicas": True}
+    assert busy == {
+        "capacity.hpa_drift": True,
+        "capacity.replicas_outside_policy": True,
+        "capacity.at_max_replicas": True,
+    }
     with database.reader() as session:
         (risk,) = list_findings(session, kind="capacity.at_max_replicas")
     assert risk.evidence["max_replicas"] == 2
@@ -143,12 +151,12 @@ def test_a_gone_master_is_recorded_and_resolves_nothing(
     pidfile, _ = gunicorn
     assert check(database, LocalOrchestrator(pidfile=pidfile, desired_replicas=3)) == {
         "capacity.replicas_not_ready": True,
-        "capacity.hpa_missing": True,
+        "capacity.replicas_outside_policy": True,
     }
     gone = LocalOrchestrator(pidfile=tmp_path / "missing.pid", desired_replicas=3)
     assert check(database, gone) == {
         "capacity.replicas_not_ready": True,
-        "capacity.hpa_missing": True,
+        "capacity.replicas_outside_policy": True,
         INPUT_UNAVAILABLE: True,
     }
     with database.reader() as session:

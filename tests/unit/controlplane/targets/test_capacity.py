@@ -122,3 +122,40 @@ def test_missing_autoscaler_and_missing_workloads() -> None:
         "service/demand-planning": "capacity.workload_missing",
         "service/analytics": "capacity.workload_missing",
     }
+
+
+def local(*, current: int) -> WorkloadState:
+    """The local gunicorn master as the local orchestrator reports it: no autoscaler object."""
+    return WorkloadState(
+        service="inventory",
+        desired_replicas=current,
+        ready_replicas=current,
+        current_replicas=current,
+        cpu_percent=10,
+        autoscaler=None,
+        resources=None,
+    )
+
+
+def local_kinds(workloads: list[WorkloadState]) -> set[str]:
+    found = check_capacity(POLICY, workloads, services=frozenset({"inventory"}), autoscalers=False)
+    return {f.kind for f in found}
+
+
+def test_an_orchestrator_without_autoscalers_is_not_asked_for_one() -> None:
+    """Locally there is no HPA to have: the policy's bounds apply to the live workers."""
+    assert local_kinds([local(current=3)]) == set()
+    assert local_kinds([local(current=20)]) == set()
+
+
+def test_fewer_or_more_replicas_than_the_policy_bounds() -> None:
+    (below,) = check_capacity(
+        POLICY, [local(current=2)], services=frozenset({"inventory"}), autoscalers=False
+    )
+    assert below.kind == "capacity.replicas_outside_policy"
+    assert below.severity == "warning"
+    assert below.evidence == {"replicas": 2, "policy": {"min": 3, "max": 20}}
+    assert "2 replicas, below the policy's minimum of 3" in below.summary
+    assert local_kinds([local(current=21)]) == {"capacity.replicas_outside_policy"}
+    # Where an autoscaler bounds the service the same holds: it runs outside the policy.
+    assert kinds([inventory(desired=2, ready=2, current=2)]) == {"capacity.replicas_outside_policy"}
