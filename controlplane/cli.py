@@ -1,187 +1,69 @@
-"""The ``controlplane`` command line."""
+"""The ``controlplane`` command line.
+
+Each sub-command lives in its own module of :mod:`controlplane.commands` and is imported only
+when it runs (or when ``--help`` lists it): ``controlplane slo report`` does not pay for the web
+server, the scheduler or the local stack, which ``serve`` and ``stack`` need.
+"""
 
 from __future__ import annotations
 
-import signal
-import threading
-from pathlib import Path
-from typing import Annotated
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
+from typer.core import TyperGroup
 
-from controlplane.commands.drill import app as drill_app
-from controlplane.commands.serve import serve as serve_command
-from controlplane.commands.slo import app as slo_app
-from controlplane.commands.token import app as token_app
-from controlplane.core.processes import BackendStartError
-from controlplane.stack.backends import PROBE_ERRORS
-from controlplane.stack.errors import StackError
-from controlplane.stack.runner import DEMO_PORTS, LocalStack
-from controlplane.stack.settings import REPO_ROOT, StackSettings
+if TYPE_CHECKING:  # Typer ships its own copy of click; only its type is named here.
+    from typer._click.core import Command, Context
 
-VERSION_ERRORS: tuple[type[Exception], ...] = (StackError, BackendStartError, *PROBE_ERRORS)
+#: Sub-command name → (module, attribute): a Typer application, or one command function.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "drill": ("controlplane.commands.drill", "app"),
+    "serve": ("controlplane.commands.serve", "serve"),
+    "slo": ("controlplane.commands.slo", "app"),
+    "stack": ("controlplane.commands.stack", "app"),
+    "token": ("controlplane.commands.token", "app"),
+}
 
-console = Console()
-err_console = Console(stderr=True)
+
+def _load(name: str) -> Command:
+    module, attribute = COMMANDS[name]
+    target: typer.Typer | Callable[..., Any] = getattr(importlib.import_module(module), attribute)
+    if not isinstance(target, typer.Typer):
+        single = typer.Typer(add_completion=False)
+        single.command(name)(target)
+        target = single
+    command = typer.main.get_command(target)
+    command.name = name
+    return command
+
+
+class _LazyCommands(TyperGroup):
+    """The root group: sub-commands are found in :data:`COMMANDS` and loaded on first use."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        if cmd_name in COMMANDS:
+            return _load(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
 
 app = typer.Typer(
+    cls=_LazyCommands,
     help="Inventory SLO control plane: SLOs, error budgets, targets and actions "
     "for the inventory API.",
     no_args_is_help=True,
     add_completion=False,
 )
-stack_app = typer.Typer(
-    help="Run the real backends (PostgreSQL primary + replica, Redis, Prometheus, Alertmanager, "
-    "Elasticsearch, Jaeger) on loopback at their demo ports.",
-    no_args_is_help=True,
-)
-app.add_typer(stack_app, name="stack")
-app.add_typer(slo_app, name="slo")
-app.add_typer(token_app, name="token")
-app.add_typer(drill_app, name="drill")
-app.command("serve")(serve_command)
-
-HomeOption = Annotated[
-    Path,
-    typer.Option(
-        "--home",
-        envvar="STACK_HOME",
-        help="Folder for the stack's data, logs (logs/) and state file.",
-    ),
-]
-DEFAULT_HOME = REPO_ROOT / ".stack"
-#: How often a foreground stack checks that its processes still run (stopped from elsewhere).
-WATCH_INTERVAL_S = 2.0
 
 
-def _stack(home: Path, port_offset: int = 0) -> LocalStack:
-    try:
-        return LocalStack.at(settings=StackSettings(), home=home, port_offset=port_offset)
-    except StackError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
-
-
-def _print_event(name: str, event: str) -> None:
-    colour = {"healthy": "green", "stopped": "yellow"}.get(event, "cyan")
-    console.print(f"  [{colour}]{event:>9}[/{colour}]  {name}")
-
-
-def _status_table(stack: LocalStack) -> tuple[Table, bool]:
-    table = Table(title=f"local stack ({stack.home})")
-    for column in ("backend", "address", "pid", "state", "version"):
-        table.add_column(column)
-    all_healthy = True
-    for row in stack.status():
-        state = (
-            "[green]healthy[/green]"
-            if row.healthy
-            else ("[yellow]running, not healthy[/yellow]" if row.running else "[red]stopped[/red]")
-        )
-        all_healthy = all_healthy and row.healthy
-        table.add_row(
-            row.name,
-            f"127.0.0.1:{row.port}" if row.port else "-",
-            str(row.pid) if row.pid else "-",
-            state,
-            row.version,
-        )
-    return table, all_healthy
-
-
-@stack_app.command("up")
-def stack_up(
-    home: HomeOption = DEFAULT_HOME,
-    foreground: Annotated[
-        bool,
-        typer.Option(
-            "--foreground/--detach",
-            help="Stay in the foreground and stop everything on Ctrl-C; exit when the stack "
-            "is stopped from elsewhere (default: detach).",
-        ),
-    ] = False,
-    port_offset: Annotated[
-        int,
-        typer.Option(help="Add this to every demo port (when the demo ports are taken)."),
-    ] = 0,
-) -> None:
-    """Start every backend, wait until each is healthy, print where each one listens."""
-    stack = _stack(home, port_offset)
-    console.print(f"starting the local stack in {home} (logs in {stack.log_dir})")
-    try:
-        stack.up(on_event=_print_event)
-    except (StackError, BackendStartError) as exc:
-        err_console.print(f"[red]stack failed to start:[/red] {exc}")
-        raise typer.Exit(1) from exc
-    table, _ = _status_table(stack)
-    console.print(table)
-    console.print("All processes are up.")
-    if not foreground:
-        console.print("Stop them with `controlplane stack down` (or `make demo-down`).")
-        return
-    stop = threading.Event()
-
-    def _on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
-    console.print("Press Ctrl-C to stop the stack.")
-    while not stop.wait(WATCH_INTERVAL_S):
-        if not stack.running():  # `controlplane stack down` (make demo-down) elsewhere
-            console.print(
-                "the local stack was stopped from elsewhere (`controlplane stack down`); exiting"
-            )
-            return
-    console.print("stopping the local stack")
-    stack.down(on_event=_print_event)
-
-
-@stack_app.command("down")
-def stack_down(home: HomeOption = DEFAULT_HOME) -> None:
-    """Stop every backend the stack started (clean shutdown, then SIGKILL after 60 s)."""
-    stack = _stack(home)
-    if not stack.state_path.exists():
-        console.print("the local stack is not running")
-        return
-    stack.down(on_event=_print_event)
-    console.print("local stack stopped")
-
-
-@stack_app.command("status")
-def stack_status(home: HomeOption = DEFAULT_HOME) -> None:
-    """Show each backend, its address, and whether it answers its health check (exit 1 if not)."""
-    stack = _stack(home)
-    table, all_healthy = _status_table(stack)
-    console.print(table)
-    if not all_healthy:
-        raise typer.Exit(1)
-
-
-@stack_app.command("versions")
-def stack_versions(home: HomeOption = DEFAULT_HOME) -> None:
-    """Print each backend's version as its installed binary reports it (no server needed)."""
-    stack = _stack(home)
-    failed = False
-    for name, backend in stack.backends.items():
-        try:
-            version = backend.binary_version()
-        except VERSION_ERRORS as exc:
-            console.print(f"  {name:20} [red]unavailable: {exc}[/red]", soft_wrap=True)
-            failed = True
-            continue
-        console.print(f"  {name:20} {version}  [dim]({backend.executable()})[/dim]", soft_wrap=True)
-    if failed:
-        raise typer.Exit(1)
-
-
-@stack_app.command("ports")
-def stack_ports() -> None:
-    """List the demo ports of every backend."""
-    for name, ports in DEMO_PORTS.items():
-        console.print(f"{name:20} " + "  ".join(f"{label}={port}" for label, port in ports.items()))
+@app.callback()
+def _root() -> None:
+    """Inventory SLO control plane: SLOs, error budgets, targets and actions for the inventory
+    API."""
 
 
 def main() -> None:

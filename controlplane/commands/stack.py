@@ -1,0 +1,169 @@
+"""``controlplane stack``: the real backends of the demo on loopback at their demo ports."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from controlplane.core.processes import BackendStartError
+from controlplane.stack.backends import PROBE_ERRORS
+from controlplane.stack.errors import StackError
+from controlplane.stack.runner import DEMO_PORTS, LocalStack
+from controlplane.stack.settings import REPO_ROOT, StackSettings
+
+VERSION_ERRORS: tuple[type[Exception], ...] = (StackError, BackendStartError, *PROBE_ERRORS)
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="stack",
+    help="Run the real backends (PostgreSQL primary + replica, Redis, Prometheus, Alertmanager, "
+    "Elasticsearch, Jaeger) on loopback at their demo ports.",
+    no_args_is_help=True,
+)
+HomeOption = Annotated[
+    Path,
+    typer.Option(
+        "--home",
+        envvar="STACK_HOME",
+        help="Folder for the stack's data, logs (logs/) and state file.",
+    ),
+]
+DEFAULT_HOME = REPO_ROOT / ".stack"
+#: How often a foreground stack checks that its processes still run (stopped from elsewhere).
+WATCH_INTERVAL_S = 2.0
+
+
+def _stack(home: Path, port_offset: int = 0) -> LocalStack:
+    try:
+        return LocalStack.at(settings=StackSettings(), home=home, port_offset=port_offset)
+    except StackError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
+def _print_event(name: str, event: str) -> None:
+    colour = {"healthy": "green", "stopped": "yellow"}.get(event, "cyan")
+    console.print(f"  [{colour}]{event:>9}[/{colour}]  {name}")
+
+
+def _status_table(stack: LocalStack) -> tuple[Table, bool]:
+    table = Table(title=f"local stack ({stack.home})")
+    for column in ("backend", "address", "pid", "state", "version"):
+        table.add_column(column)
+    all_healthy = True
+    for row in stack.status():
+        state = (
+            "[green]healthy[/green]"
+            if row.healthy
+            else ("[yellow]running, not healthy[/yellow]" if row.running else "[red]stopped[/red]")
+        )
+        all_healthy = all_healthy and row.healthy
+        table.add_row(
+            row.name,
+            f"127.0.0.1:{row.port}" if row.port else "-",
+            str(row.pid) if row.pid else "-",
+            state,
+            row.version,
+        )
+    return table, all_healthy
+
+
+@app.command("up")
+def stack_up(
+    home: HomeOption = DEFAULT_HOME,
+    foreground: Annotated[
+        bool,
+        typer.Option(
+            "--foreground/--detach",
+            help="Stay in the foreground and stop everything on Ctrl-C; exit when the stack "
+            "is stopped from elsewhere (default: detach).",
+        ),
+    ] = False,
+    port_offset: Annotated[
+        int,
+        typer.Option(help="Add this to every demo port (when the demo ports are taken)."),
+    ] = 0,
+) -> None:
+    """Start every backend, wait until each is healthy, print where each one listens."""
+    stack = _stack(home, port_offset)
+    console.print(f"starting the local stack in {home} (logs in {stack.log_dir})")
+    try:
+        stack.up(on_event=_print_event)
+    except (StackError, BackendStartError) as exc:
+        err_console.print(f"[red]stack failed to start:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    table, _ = _status_table(stack)
+    console.print(table)
+    console.print("All processes are up.")
+    if not foreground:
+        console.print("Stop them with `controlplane stack down` (or `make demo-down`).")
+        return
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    console.print("Press Ctrl-C to stop the stack.")
+    while not stop.wait(WATCH_INTERVAL_S):
+        if not stack.running():  # `controlplane stack down` (make demo-down) elsewhere
+            console.print(
+                "the local stack was stopped from elsewhere (`controlplane stack down`); exiting"
+            )
+            return
+    console.print("stopping the local stack")
+    stack.down(on_event=_print_event)
+
+
+@app.command("down")
+def stack_down(home: HomeOption = DEFAULT_HOME) -> None:
+    """Stop every backend the stack started (clean shutdown, then SIGKILL after 60 s)."""
+    stack = _stack(home)
+    if not stack.state_path.exists():
+        console.print("the local stack is not running")
+        return
+    stack.down(on_event=_print_event)
+    console.print("local stack stopped")
+
+
+@app.command("status")
+def stack_status(home: HomeOption = DEFAULT_HOME) -> None:
+    """Show each backend, its address, and whether it answers its health check (exit 1 if not)."""
+    stack = _stack(home)
+    table, all_healthy = _status_table(stack)
+    console.print(table)
+    if not all_healthy:
+        raise typer.Exit(1)
+
+
+@app.command("versions")
+def stack_versions(home: HomeOption = DEFAULT_HOME) -> None:
+    """Print each backend's version as its installed binary reports it (no server needed)."""
+    stack = _stack(home)
+    failed = False
+    for name, backend in stack.backends.items():
+        try:
+            version = backend.binary_version()
+        except VERSION_ERRORS as exc:
+            console.print(f"  {name:20} [red]unavailable: {exc}[/red]", soft_wrap=True)
+            failed = True
+            continue
+        console.print(f"  {name:20} {version}  [dim]({backend.executable()})[/dim]", soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("ports")
+def stack_ports() -> None:
+    """List the demo ports of every backend."""
+    for name, ports in DEMO_PORTS.items():
+        console.print(f"{name:20} " + "  ".join(f"{label}={port}" for label, port in ports.items()))
