@@ -184,6 +184,9 @@ class LiveCapacity(_Model):
     ready_replicas: int | None
     cpu_percent: int | None
     autoscaler: Autoscaler | None
+    #: False where the orchestrator has no autoscalers (the local workers); an older control
+    #: plane does not say, and had only Kubernetes HPAs to report.
+    has_autoscalers: bool = True
 
 
 class ServiceCapacity(_Model):

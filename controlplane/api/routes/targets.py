@@ -61,6 +61,9 @@ class LiveView(BaseModel):
     ready_replicas: int
     cpu_percent: int | None
     autoscaler: AutoscalerView | None
+    #: Whether the orchestrator has autoscalers at all (Kubernetes: HPAs; the local gunicorn
+    #: workers: none), so a missing one is drift only where one could exist.
+    has_autoscalers: bool
 
 
 class ServiceCapacity(BaseModel):
@@ -112,6 +115,8 @@ async def capacity(settings: SettingsDep, orchestration: OrchestrationDep) -> Ca
                     desired_replicas=live.desired_replicas,
                     ready_replicas=live.ready_replicas,
                     cpu_percent=live.cpu_percent,
+                    has_autoscalers=orchestration is not None
+                    and orchestration.reader.has_autoscalers,
                     autoscaler=None
                     if live.autoscaler is None
                     else AutoscalerView(

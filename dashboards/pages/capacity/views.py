@@ -32,6 +32,8 @@ def capacity_table(services: Sequence[ServiceCapacity]) -> html.Table:
         policy_bounds = _bounds(policy.min_replicas, policy.max_replicas)
         if live is None:
             hpa: str | html.Span = html.Span("not observed", className="no-data")
+        elif autoscaler is None and not live.has_autoscalers:
+            hpa = html.Span("none (no HPA locally)", className="no-data")
         elif autoscaler is None:
             hpa = html.Span("no HPA", className="drift")
         else:

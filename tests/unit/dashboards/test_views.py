@@ -7,7 +7,9 @@ from typing import Any
 
 from dash import html
 
+from controlplane.client.models import ServiceCapacity
 from dashboards.history import Point
+from dashboards.pages.capacity.views import capacity_table
 from dashboards.pages.overview.views import filter_statuses, overview_table_html
 from dashboards.pages.slo_detail.views import (
     actions_for,
@@ -17,7 +19,7 @@ from dashboards.pages.slo_detail.views import (
     header,
 )
 from dashboards.status import worst_first
-from tests.unit.dashboards.data import NOW, alert, audit, status
+from tests.unit.dashboards.data import NOW, alert, audit, capacity_service, status
 
 
 def test_the_overview_fragment_escapes_everything_from_the_api() -> None:
@@ -130,3 +132,18 @@ def _facts(component: Any) -> dict[str, Any]:
         str(term.children): definition.children
         for term, definition in zip(items[::2], items[1::2], strict=True)
     }
+
+
+def _hpa_cell(service: ServiceCapacity) -> html.Span:
+    row = capacity_table([service]).children[1].children[0]
+    cell = row.children[6].children
+    assert isinstance(cell, html.Span)
+    return cell
+
+
+def test_a_missing_hpa_is_drift_only_where_the_orchestrator_has_autoscalers() -> None:
+    on_kubernetes = _hpa_cell(capacity_service(autoscaler=None))
+    assert (on_kubernetes.children, on_kubernetes.className) == ("no HPA", "drift")
+    local = _hpa_cell(capacity_service(autoscaler=None, has_autoscalers=False))
+    assert local.className != "drift"
+    assert "no HPA locally" in str(local.children)

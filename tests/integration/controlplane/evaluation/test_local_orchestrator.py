@@ -210,5 +210,6 @@ def test_the_capacity_api_in_local_mode_reports_the_cpu_the_check_measures(
     assert live["cpu_percent"] is not None
     assert live["cpu_percent"] > 5
     assert live["autoscaler"] == {"min_replicas": 1, "max_replicas": 2, "target_cpu_percent": 5}
+    assert live["has_autoscalers"] is False
     (risk,) = [f for f in run.findings if f.kind == "capacity.at_max_replicas"]
     assert risk.evidence["cpu_percent"] == live["cpu_percent"]
