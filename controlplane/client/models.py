@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from controlplane.core.security import Role
-from controlplane.evaluation.details import EvaluationDetails
+from controlplane.evaluation.details import SLOStatus
+from controlplane.store.findings import StoredFinding as Finding
 
 __all__ = [
     "DR",
@@ -55,24 +56,6 @@ class Me(_Model):
         return self.role.allows(Role.OPERATOR)
 
 
-class SLOStatus(_Model):
-    slo_id: str
-    service: str
-    state: str
-    evaluated_at: AwareDatetime
-    stale: bool
-    sli: float | None
-    objective: float
-    budget_remaining: float | None
-    burn_rates: dict[str, float | None]
-    no_data_reason: str | None
-    details: EvaluationDetails = Field(default_factory=EvaluationDetails)
-
-    @property
-    def tier(self) -> str | None:
-        return self.details.tier
-
-
 class Evaluation(_Model):
     id: int
     at: AwareDatetime
@@ -96,19 +79,6 @@ class SLOHistory(_Model):
 
     slo_id: str
     points: list[HistoryPoint]
-
-
-class Finding(_Model):
-    id: int
-    kind: str
-    severity: str
-    subject: str
-    summary: str
-    evidence: dict[str, Any]
-    first_seen: AwareDatetime
-    last_seen: AwareDatetime
-    occurrences: int
-    resolved_at: AwareDatetime | None
 
 
 class Alert(_Model):

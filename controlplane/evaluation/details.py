@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from slo.durations import format_duration
 from slo.maths import AlertEvaluation, BurnRateWindow
 
-__all__ = ["AlertDetail", "EvaluationDetails", "SourceErrorDetail"]
+__all__ = ["AlertDetail", "EvaluationDetails", "SLOStatus", "SourceErrorDetail"]
 
 Severity = Literal["page", "ticket"]
 WindowState = Literal["ok", "no_data", "insufficient_traffic"]
@@ -92,3 +92,25 @@ class EvaluationDetails(_Detail):
     error_ratio: float | None = None
     budget_remaining_minutes: float | None = None
     source_error: SourceErrorDetail | None = None
+
+
+class SLOStatus(_Detail):
+    """The latest evaluation of an SLO, as ``/api/v1/slos`` serves it and its clients read it.
+    ``sli``, ``budget_remaining`` and burn rates are null when there was no data (see ``state``
+    and ``no_data_reason``), never 0."""
+
+    slo_id: str
+    service: str
+    state: str
+    evaluated_at: AwareDatetime
+    stale: bool
+    sli: float | None
+    objective: float
+    budget_remaining: float | None
+    burn_rates: dict[str, float | None]
+    no_data_reason: str | None
+    details: EvaluationDetails = Field(default_factory=EvaluationDetails)
+
+    @property
+    def tier(self) -> str | None:
+        return self.details.tier

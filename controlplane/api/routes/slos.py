@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from controlplane.api.deps import ReaderDep, SettingsDep
-from controlplane.evaluation.details import EvaluationDetails
+from controlplane.evaluation.details import EvaluationDetails, SLOStatus
 from controlplane.store.evaluations import (
     StoredEvaluation,
     evaluation_history,
@@ -23,23 +23,6 @@ router = APIRouter(prefix="/slos", tags=["slos"])
 
 #: An evaluation older than this many evaluation intervals is reported as stale.
 STALE_AFTER_INTERVALS = 3
-
-
-class SLOStatus(BaseModel):
-    """The latest evaluation of an SLO. ``sli``, ``budget_remaining`` and burn rates are null
-    when there was no data (see ``state`` and ``no_data_reason``), never 0."""
-
-    slo_id: str
-    service: str
-    state: str
-    evaluated_at: AwareDatetime
-    stale: bool
-    sli: float | None
-    objective: float
-    budget_remaining: float | None
-    burn_rates: dict[str, float | None]
-    no_data_reason: str | None
-    details: EvaluationDetails
 
 
 class SLOEvaluationPublic(BaseModel):
