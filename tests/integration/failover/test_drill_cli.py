@@ -97,10 +97,8 @@ def test_switchover_then_failover_drills_are_measured_and_stored(
     assert re.search(r"failover drill: RTO \d+\.\d+ s", failed.stdout), failed.stdout
 
     # Stored where the stack's control plane reads them, not in the CLI's own data folder.
-    assert (
-        stored_drills(ControlPlaneSettings(store=StoreSettings(data_dir=tmp_path)).sqlalchemy_url)
-        == []
-    )
+    cli_store = ControlPlaneSettings(store=StoreSettings(data_dir=tmp_path)).store
+    assert stored_drills(cli_store.sqlalchemy_url) == []
     control_plane = LocalStack.at(settings=StackSettings(), home=stack_home).backends[
         "controlplane"
     ]
