@@ -9,9 +9,10 @@ import plotly.graph_objects as go
 
 from controlplane.client.models import DatabaseDR
 
-__all__ = ["NO_DRILL", "drills_figure", "replication_lag_figure"]
+__all__ = ["NO_DRILL", "NO_REPLICA", "drills_figure", "replication_lag_figure"]
 
 NO_DRILL = "no drill on record"
+NO_REPLICA = "no replica reported"
 
 LAYOUT = {
     "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
@@ -27,9 +28,27 @@ def _base(title: str) -> go.Figure:
     return figure
 
 
+def _only_message(figure: go.Figure, message: str) -> go.Figure:
+    """A figure with nothing to draw: the message and no axes (an empty axis would show an
+    arbitrary range as if it were data)."""
+    figure.add_annotation(
+        text=message,
+        x=0.5,
+        y=0.5,
+        xref="paper",
+        yref="paper",
+        showarrow=False,
+        font={"size": 16},
+    )
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False)
+    return figure
+
+
 def replication_lag_figure(databases: Sequence[DatabaseDR]) -> go.Figure:
     """Replay lag of every replica (bars, seconds) with its database's RPO (a marker above the
-    same bar). A replica with unknown lag has no bar; a database without replica data none."""
+    same bar). A replica with unknown lag has no bar; with no replica reported at all, only that
+    message and no axes."""
     figure = _base("Replication lag against the RPO")
     names: list[str] = []
     lags: list[float | None] = []
@@ -39,6 +58,8 @@ def replication_lag_figure(databases: Sequence[DatabaseDR]) -> go.Figure:
             names.append(f"{database.database}/{replica.name}")
             lags.append(replica.replay_lag_s)
             rpos.append(database.rpo_s)
+    if not names:
+        return _only_message(figure, NO_REPLICA)
     figure.add_trace(
         go.Bar(
             x=names,
@@ -68,15 +89,6 @@ def replication_lag_figure(databases: Sequence[DatabaseDR]) -> go.Figure:
             },
         )
     )
-    if not names:
-        figure.add_annotation(
-            text="no replica reported",
-            x=0.5,
-            y=0.5,
-            xref="paper",
-            yref="paper",
-            showarrow=False,
-        )
     figure.update_xaxes(title_text="database / replica", type="category")
     figure.update_yaxes(title_text="seconds", rangemode="tozero")
     return figure
@@ -88,18 +100,7 @@ def drills_figure(databases: Sequence[DatabaseDR]) -> go.Figure:
     axis would show an arbitrary range)."""
     figure = _base("Drills: measured RTO / RPO against the targets")
     if not any(database.drills for database in databases):
-        figure.add_annotation(
-            text=NO_DRILL,
-            x=0.5,
-            y=0.5,
-            xref="paper",
-            yref="paper",
-            showarrow=False,
-            font={"size": 16},
-        )
-        figure.update_xaxes(visible=False)
-        figure.update_yaxes(visible=False)
-        return figure
+        return _only_message(figure, NO_DRILL)
     for database in databases:
         drills = sorted(database.drills, key=lambda drill: drill.finished_at)
         figure.add_trace(

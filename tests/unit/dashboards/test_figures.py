@@ -268,7 +268,10 @@ def test_replication_lag_figure_compares_each_replica_with_the_rpo() -> None:
     assert list(_trace(figure, "RPO of the tier (s)").y) == [300, 300]
     assert figure.layout.yaxis.title.text == "seconds"
     empty = replication_lag_figure([database(replicas=None)])
-    assert empty.layout.annotations[0].text == "no replica reported"
+    assert [a.text for a in empty.layout.annotations] == ["no replica reported"]
+    assert empty.data == ()  # no empty bars or markers
+    assert empty.layout.xaxis.visible is False
+    assert empty.layout.yaxis.visible is False
 
 
 def test_drills_figure_plots_measured_rto_and_rpo_with_the_targets() -> None:
