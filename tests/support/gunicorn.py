@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from controlplane.core.processes import free_ports
+from controlplane.core.processes import child_pids, free_ports, read_pidfile
 
 #: Answers every request with the pid of the worker that served it.
 PID_APP = """
@@ -37,7 +37,8 @@ def running_gunicorn(
 ) -> Iterator[Gunicorn]:
     """Start ``gunicorn --workers 2`` on ``module:app`` in ``folder``; stop it on exit.
 
-    Returns once the app answers and the pidfile exists (bounded: 30 s).
+    Returns once the app answers, the pidfile exists and both workers run (bounded: 30 s): a
+    worker still forking under load would otherwise read as one missing.
     """
     (folder / f"{module}.py").write_text(app_source, encoding="utf-8")
     pidfile = folder / "gunicorn.pid"
@@ -65,7 +66,9 @@ def running_gunicorn(
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(url + "/", timeout=1).status_code == 200 and pidfile.exists():
+                answered = httpx.get(url + "/", timeout=1).status_code == 200
+                master_pid = read_pidfile(pidfile)
+                if answered and master_pid is not None and len(child_pids(master_pid)) == 2:
                     break
             except httpx.HTTPError:
                 pass

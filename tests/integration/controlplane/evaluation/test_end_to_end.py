@@ -112,13 +112,23 @@ def pipeline(
 def test_a_burning_target_pages_and_the_control_plane_stores_and_lists_the_alert(
     pipeline: Pipeline,
 ) -> None:
+    seen: dict[str, Any] = {}
+
     def slo(name: str) -> dict[str, Any] | None:
         for status in pipeline.get("/api/v1/slos"):
-            if status["slo_id"] == name and status["state"] == "ok":
-                return dict(status)
+            if status["slo_id"] == name:
+                seen.update(last=status)
+                if status["state"] == "ok":
+                    return dict(status)
         return None
 
-    healthy = eventually(lambda: slo("api-availability"), timeout=60)
+    try:
+        healthy = eventually(lambda: slo("api-availability"), timeout=60)
+    except AssertionError as exc:
+        raise AssertionError(
+            f"{exc}; last status: {seen.get('last')!r}; control plane log:\n"
+            + pipeline.control_plane.log_tail()
+        ) from exc
     assert healthy["sli"] == pytest.approx(1.0)
     assert pipeline.get("/api/v1/alerts", status="firing") == []
 
