@@ -22,7 +22,7 @@ from slo.maths import (
 )
 from slo.promql import Matcher, Selector, le_matcher
 from slo.spec.errors import _FieldProblem
-from slo.spec.validators import _check_target
+from slo.spec.validators import _check_target, _exactly_one
 
 Tier = Literal["critical", "standard", "batch", "reporting"]
 TIERS: tuple[Tier, ...] = ("critical", "standard", "batch", "reporting")
@@ -84,8 +84,7 @@ class PrometheusRatioSLI(_Frozen):
 
     @model_validator(mode="after")
     def _one_of(self) -> PrometheusRatioSLI:
-        if (self.good is None) == (self.bad is None):
-            raise ValueError("give exactly one of good and bad")
+        _exactly_one(self, "good", "bad")
         return self
 
 
@@ -128,8 +127,7 @@ class ElasticsearchRatioSLI(_Frozen):
 
     @model_validator(mode="after")
     def _one_of(self) -> ElasticsearchRatioSLI:
-        if (self.good is None) == (self.bad is None):
-            raise ValueError("give exactly one of good and bad")
+        _exactly_one(self, "good", "bad")
         return self
 
     @staticmethod

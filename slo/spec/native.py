@@ -31,6 +31,7 @@ from slo.spec.validators import (
     _check_zone,
     _duration,
     _es_query,
+    _exactly_one,
     _Input,
     _name,
     _selector,
@@ -65,8 +66,7 @@ class _NativeRatio(_Input):
 
     @model_validator(mode="after")
     def _one_of(self) -> _NativeRatio:
-        if (self.good is None) == (self.bad is None):
-            raise ValueError("give exactly one of good and bad")
+        _exactly_one(self, "good", "bad")
         return self
 
 
@@ -110,8 +110,7 @@ class _NativeElasticsearch(_Input):
 
     @model_validator(mode="after")
     def _one_of(self) -> _NativeElasticsearch:
-        if (self.good is None) == (self.bad is None):
-            raise ValueError("give exactly one of good and bad")
+        _exactly_one(self, "good", "bad")
         return self
 
 

@@ -35,6 +35,7 @@ from slo.spec.validators import (
     _check_zone,
     _duration,
     _es_query,
+    _exactly_one,
     _Input,
     _name,
 )
@@ -110,8 +111,7 @@ class _ORatioMetric(_Input):
 
     @model_validator(mode="after")
     def _one_of(self) -> _ORatioMetric:
-        if (self.good is None) == (self.bad is None):
-            raise ValueError("give exactly one of good and bad")
+        _exactly_one(self, "good", "bad")
         return self
 
 
@@ -122,8 +122,7 @@ class _OSLISpec(_Input):
 
     @model_validator(mode="after")
     def _one_of(self) -> _OSLISpec:
-        if (self.ratioMetric is None) == (self.thresholdMetric is None):
-            raise ValueError("give exactly one of ratioMetric and thresholdMetric")
+        _exactly_one(self, "ratioMetric", "thresholdMetric")
         return self
 
 
@@ -287,8 +286,7 @@ class _OObjective(_Input):
 
     @model_validator(mode="after")
     def _one_target(self) -> _OObjective:
-        if (self.target is None) == (self.targetPercent is None):
-            raise ValueError("give exactly one of target and targetPercent")
+        _exactly_one(self, "target", "targetPercent")
         return self
 
     @property
@@ -316,8 +314,7 @@ class _OSLOSpec(_Input):
 
     @model_validator(mode="after")
     def _one_indicator(self) -> _OSLOSpec:
-        if (self.indicator is None) == (self.indicatorRef is None):
-            raise ValueError("give exactly one of indicator and indicatorRef")
+        _exactly_one(self, "indicator", "indicatorRef")
         return self
 
 

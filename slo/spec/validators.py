@@ -21,6 +21,12 @@ class _Input(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _exactly_one(model: object, first: str, second: str) -> None:
+    """A document that takes one of two fields, never both and never neither."""
+    if (getattr(model, first) is None) == (getattr(model, second) is None):
+        raise ValueError(f"give exactly one of {first} and {second}")
+
+
 def _check_target(value: float) -> float:
     if not 0 < value < 1:
         raise ValueError(f"target must be strictly between 0 and 1, got {value}")
