@@ -6,7 +6,9 @@
 #   4. Elasticsearch (integ-test-zip from Maven Central, pinned and checksummed)
 #   5. Jaeger v2 (built from the Go module proxy at a pinned release commit)
 #   6. kustomize (built from the Go module proxy at a pinned release; renders deploy/k8s)
-#   7. prints each backend's version as its binary reports it
+#   7. the Kubernetes control plane: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
+#   8. etcd 3.6, KWOK and metrics-server (the cluster's store, simulated nodes, CPU metrics)
+#   9. prints each backend's version as its binary reports it
 # Downloads and builds are cached outside the git tree (see STACK_CACHE_DIR below).
 set -euo pipefail
 
@@ -23,7 +25,7 @@ else
 fi
 SERVICE_USER=slostack
 PYTHON=${PYTHON:-python3}
-TOTAL=7
+TOTAL=9
 started=$(date +%s)
 
 step() { printf '\n\033[1m==> [%s/%s] %s\033[0m\n' "$1" "$TOTAL" "$2"; }
@@ -158,7 +160,110 @@ fi
 chmod a+rx "$KUSTOMIZE_BIN"
 ok "kustomize reports $("$KUSTOMIZE_BIN" version)"
 
-# --- 7. versions -------------------------------------------------------------------------------
-step 7 "backend versions (as each binary reports it)"
+# Checks that the Go module proxy serves module@version with the pinned h1 hash (go itself checks
+# every module against the Go checksum database as well).
+check_module_sum() {
+  local module=$1 version=$2 pinned=$3 info sum
+  info=$(GOFLAGS=-mod=mod go mod download -json "$module@$version") \
+    || die "cannot download $module@$version from the Go module proxy"
+  sum=$(printf '%s' "$info" | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["Sum"])')
+  [ "$sum" = "$pinned" ] || die "$module@$version checksum $sum != pinned $pinned"
+}
+
+# A throwaway module in a temporary folder: go.mod written by the caller, built there, removed.
+build_in_module() {  # <folder> <output dir> <ldflags> <packages...>
+  local folder=$1 out=$2 ldflags=$3; shift 3
+  (cd "$folder" && GOFLAGS=-mod=mod GOTOOLCHAIN=local go mod tidy \
+    && CGO_ENABLED=0 GOTOOLCHAIN=local go build -trimpath -ldflags "$ldflags" -o "$out/" "$@")
+}
+
+# --- 7. Kubernetes -----------------------------------------------------------------------------
+step 7 "Kubernetes $K8S_VERSION (k8s.io/kubernetes, staging modules at $K8S_STAGING_VERSION)"
+K8S_COMMANDS="kube-apiserver kube-controller-manager kube-scheduler kubectl"
+k8s_missing=""
+for cmd in $K8S_COMMANDS; do
+  [ -x "$CACHE/bin/$cmd-$K8S_VERSION" ] || k8s_missing="$k8s_missing $cmd"
+done
+if [ -n "$k8s_missing" ]; then
+  command -v go >/dev/null 2>&1 || die "Go is needed to build Kubernetes (https://go.dev/dl)"
+  check_module_sum k8s.io/kubernetes "$K8S_VERSION" "$K8S_MODULE_SUM"
+  work=$(mktemp -d)
+  gomod=$(GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@$K8S_VERSION" \
+    | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  {
+    printf 'module kubernetes-build\n\ngo 1.26.0\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' "$K8S_VERSION"
+    # Every staging module the tagged go.mod points at a local folder, at its published version.
+    sed -n '/^replace (/,/^)/p' "$gomod" | awk -v v="$K8S_STAGING_VERSION" \
+      '$2 == "=>" && $3 ~ /^\.\/staging\// { printf "\t%s => %s %s\n", $1, $1, v }'
+    printf ')\n'
+  } > "$work/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport (\n' > "$work/tools.go"
+  for cmd in $K8S_COMMANDS; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$cmd" >> "$work/tools.go"; done
+  printf ')\n' >> "$work/tools.go"
+  minor=$(echo "$K8S_VERSION" | cut -d. -f2)
+  ok "building$k8s_missing (the longest step: about 15 minutes on 2 cores the first time)"
+  pkgs=""
+  for cmd in $K8S_COMMANDS; do pkgs="$pkgs k8s.io/kubernetes/cmd/$cmd"; done
+  # shellcheck disable=SC2086
+  build_in_module "$work" "$work/bin" "-s -w \
+      -X k8s.io/component-base/version.gitVersion=$K8S_VERSION \
+      -X k8s.io/component-base/version.gitMajor=1 \
+      -X k8s.io/component-base/version.gitMinor=$minor \
+      -X k8s.io/component-base/version.gitTreeState=clean" $pkgs \
+    || { rm -rf "$work"; die "building Kubernetes $K8S_VERSION failed"; }
+  for cmd in $K8S_COMMANDS; do mv "$work/bin/$cmd" "$CACHE/bin/$cmd-$K8S_VERSION"; done
+  rm -rf "$work"
+  ok "built into $CACHE/bin"
+else
+  ok "cached in $CACHE/bin ($K8S_COMMANDS)"
+fi
+for cmd in $K8S_COMMANDS; do chmod a+rx "$CACHE/bin/$cmd-$K8S_VERSION"; done
+
+# --- 8. etcd, KWOK, metrics-server --------------------------------------------------------------
+step 8 "etcd $ETCD_VERSION, KWOK $KWOK_VERSION, metrics-server $METRICS_SERVER_VERSION"
+ETCD_BIN="$CACHE/bin/etcd-$ETCD_VERSION"
+if [ ! -x "$ETCD_BIN" ]; then
+  check_module_sum go.etcd.io/etcd/server/v3 "$ETCD_VERSION" "$ETCD_MODULE_SUM"
+  work=$(mktemp -d)
+  {
+    printf 'module etcd-build\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 %s\n\nreplace (\n' "$ETCD_VERSION"
+    # The server's go.mod points its sibling modules at local folders: use the published ones.
+    for sibling in api/v3 client/pkg/v3 client/v3 pkg/v3; do
+      printf '\tgo.etcd.io/etcd/%s => go.etcd.io/etcd/%s %s\n' "$sibling" "$sibling" "$ETCD_VERSION"
+    done
+    printf ')\n'
+  } > "$work/go.mod"
+  printf 'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n' \
+    > "$work/main.go"
+  ok "building etcd (a few minutes the first time)"
+  build_in_module "$work" "$work/bin" "-s -w" . || { rm -rf "$work"; die "building etcd failed"; }
+  mv "$work/bin/etcd-build" "$ETCD_BIN"
+  rm -rf "$work"
+  ok "built $ETCD_BIN"
+else
+  ok "cached in $ETCD_BIN"
+fi
+chmod a+rx "$ETCD_BIN"
+
+go_install_pinned() {  # <name> <module> <package> <version> <pinned h1>
+  local name=$1 module=$2 package=$3 version=$4 pinned=$5 bin gobin
+  bin="$CACHE/bin/$name-$version"
+  if [ -x "$bin" ]; then ok "cached in $bin"; chmod a+rx "$bin"; return; fi
+  check_module_sum "$module" "$version" "$pinned"
+  gobin=$(mktemp -d)
+  ok "building $package@$version"
+  GOBIN="$gobin" CGO_ENABLED=0 GOTOOLCHAIN=local go install -trimpath -ldflags "-s -w" "$package@$version" \
+    || { rm -rf "$gobin"; die "go install of $package@$version failed"; }
+  mv "$gobin/$name" "$bin.part" && mv "$bin.part" "$bin"
+  rm -rf "$gobin"
+  chmod a+rx "$bin"
+  ok "built $bin"
+}
+go_install_pinned kwok sigs.k8s.io/kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" "$KWOK_MODULE_SUM"
+go_install_pinned metrics-server sigs.k8s.io/metrics-server \
+  sigs.k8s.io/metrics-server/cmd/metrics-server "$METRICS_SERVER_VERSION" "$METRICS_SERVER_MODULE_SUM"
+
+# --- 9. versions -------------------------------------------------------------------------------
+step 9 "backend versions (as each binary reports it)"
 STACK_CACHE_DIR="$CACHE" "$VENV/bin/controlplane" stack versions
 printf '\nbootstrap done in %ss\n' "$(( $(date +%s) - started ))"

@@ -1,17 +1,23 @@
 """Kubernetes adapter: Deployments and their HorizontalPodAutoscalers (autoscaling/v2).
 
-Reads through the official ``kubernetes`` client. No API server runs in this project's test
-environment yet, so the adapter is contract-tested: recorded API objects are deserialised by the
-client itself and fed through the same code path.
+Reads through the official ``kubernetes`` client, informer-style: each kind is listed once and
+then watched from the list's resourceVersion (:class:`WatchedCache`), so a capacity cycle reads
+memory, not the API server, whatever the number of workloads. The tests run it against a real
+API server (``tests/support/backends.py``: ``kubernetes_cluster``).
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError as Urllib3Error
 
 from controlplane.orchestrator.base import (
     AutoscalerState,
@@ -19,6 +25,13 @@ from controlplane.orchestrator.base import (
     OrchestratorError,
     WorkloadState,
 )
+
+logger = logging.getLogger(__name__)
+
+#: Seconds a watch request stays open before it is renewed (the API server ends it anyway).
+WATCH_TIMEOUT_S = 240
+#: Pause after a failed watch before the next try (doubling up to the maximum).
+RETRY_MIN_S, RETRY_MAX_S = 0.5, 30.0
 
 
 def kubernetes_client() -> k8s.ApiClient:
@@ -102,8 +115,115 @@ def workload_state(deployment: Any, hpa: Any | None) -> WorkloadState:
     )
 
 
+class WatchedCache:
+    """The objects of one kind in one namespace, kept current by list + watch.
+
+    :meth:`items` lists on first use (synchronously: an error reaches the caller), then a
+    daemon thread watches from the list's resourceVersion and applies every ADDED / MODIFIED /
+    DELETED event. A watch that ends is resumed from the last resourceVersion seen; one the API
+    server no longer serves (410 Gone) starts over with a new list. While the watch is broken
+    the cache keeps the last state and :attr:`healthy` is false.
+    """
+
+    def __init__(
+        self,
+        *,
+        kind: str,
+        list_call: Callable[..., Any],
+        namespace: str,
+        label_selector: str = "",
+    ) -> None:
+        self.kind = kind
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self._list_call = list_call
+        self._objects: dict[str, Any] = {}
+        self._resource_version: str | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._watch: k8s_watch.Watch | None = None
+        self.healthy = False
+        #: Watch events applied since the first list (for tests and diagnostics).
+        self.events = 0
+
+    def _list(self) -> None:
+        answer = self._list_call(self.namespace, label_selector=self.label_selector)
+        with self._lock:
+            self._objects = {item.metadata.name: item for item in answer.items}
+            self._resource_version = answer.metadata.resource_version
+        self.healthy = True
+
+    def items(self) -> list[Any]:
+        """Every object, from memory once synced. Raises ApiException (or a connection error)
+        when the first list fails."""
+        if self._thread is None:
+            self._list()
+            self._thread = threading.Thread(
+                target=self._run, name=f"watch-{self.kind}", daemon=True
+            )
+            self._thread.start()
+        with self._lock:
+            return list(self._objects.values())
+
+    def _run(self) -> None:
+        pause = RETRY_MIN_S
+        while not self._stop.is_set():
+            try:
+                self._watch_once()
+                pause = RETRY_MIN_S
+            except ApiException as exc:
+                self.healthy = False
+                if exc.status == 410:  # resourceVersion too old: list again
+                    logger.info("%s watch expired; listing again", self.kind)
+                    try:
+                        self._list()
+                        continue
+                    except (ApiException, Urllib3Error, OSError) as list_exc:
+                        logger.warning("%s list failed: %s", self.kind, list_exc)
+                else:
+                    logger.warning("%s watch failed: %s %s", self.kind, exc.status, exc.reason)
+            except (Urllib3Error, OSError, ValueError) as exc:
+                self.healthy = False
+                logger.warning("%s watch broken: %s", self.kind, exc)
+            if self._stop.wait(pause):
+                return
+            pause = min(pause * 2, RETRY_MAX_S)
+
+    def _watch_once(self) -> None:
+        self._watch = k8s_watch.Watch()  # type: ignore[no-untyped-call]
+        for event in self._watch.stream(  # type: ignore[no-untyped-call]
+            self._list_call,
+            self.namespace,
+            label_selector=self.label_selector,
+            resource_version=self._resource_version,
+            timeout_seconds=WATCH_TIMEOUT_S,
+            allow_watch_bookmarks=True,
+        ):
+            if self._stop.is_set():
+                return
+            kind, item = event["type"], event["object"]
+            if kind == "ERROR":
+                raw = event.get("raw_object") or {}
+                raise ApiException(status=raw.get("code", 500), reason=raw.get("message", ""))
+            with self._lock:
+                self._resource_version = item.metadata.resource_version
+                if kind == "DELETED":
+                    self._objects.pop(item.metadata.name, None)
+                elif kind in {"ADDED", "MODIFIED"}:
+                    self._objects[item.metadata.name] = item
+                self.events += kind != "BOOKMARK"
+            self.healthy = True
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watch is not None:
+            self._watch.stop()  # type: ignore[no-untyped-call]
+
+
 class KubernetesOrchestrator:
-    """Deployments of one namespace, each paired with the HPA whose scaleTargetRef names it."""
+    """Deployments of one namespace, each paired with the HPA whose scaleTargetRef names it,
+    read from watched caches (one list + one watch per kind, not a request per object)."""
 
     has_autoscalers = True
 
@@ -114,27 +234,36 @@ class KubernetesOrchestrator:
         self.label_selector = label_selector
         self.apps = k8s.AppsV1Api(api_client)
         self.autoscaling = k8s.AutoscalingV2Api(api_client)
+        self.deployments = WatchedCache(
+            kind="deployments",
+            list_call=self.apps.list_namespaced_deployment,
+            namespace=namespace,
+            label_selector=label_selector,
+        )
+        self.autoscalers = WatchedCache(
+            kind="horizontalpodautoscalers",
+            list_call=self.autoscaling.list_namespaced_horizontal_pod_autoscaler,
+            namespace=namespace,
+        )
 
     def workloads(self) -> list[WorkloadState]:
         try:
-            deployments: list[Any] = cast(
-                list[Any],
-                self.apps.list_namespaced_deployment(
-                    self.namespace, label_selector=self.label_selector
-                ).items,
-            )
-            hpas: list[Any] = cast(
-                list[Any],
-                self.autoscaling.list_namespaced_horizontal_pod_autoscaler(self.namespace).items,
-            )
+            deployments = self.deployments.items()
+            hpas = self.autoscalers.items()
         except ApiException as exc:
             raise OrchestratorError(
                 f"Kubernetes API refused to list namespace {self.namespace}: "
                 f"{exc.status} {exc.reason}"
             ) from exc
+        except (Urllib3Error, OSError) as exc:
+            raise OrchestratorError(f"Kubernetes API unreachable: {exc}") from exc
         by_target = {
             hpa.spec.scale_target_ref.name: hpa
             for hpa in hpas
             if hpa.spec.scale_target_ref.kind == "Deployment"
         }
         return [workload_state(d, by_target.get(d.metadata.name)) for d in deployments]
+
+    def close(self) -> None:
+        self.deployments.close()
+        self.autoscalers.close()

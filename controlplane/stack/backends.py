@@ -155,7 +155,7 @@ class Backend(ABC):
         self.spawn()
         try:
             self.wait_healthy(timeout)
-        except BackendStartError:
+        except BaseException:  # not healthy, or interrupted: nothing is left running
             self.stop()
             raise
 
@@ -761,6 +761,52 @@ class Jaeger(Backend):
         raise BackendStartError(self.name, f"`jaeger version` printed no version: {output!r}")
 
 
+# ---------------------------------------------------------------------------------------------
+# etcd (the Kubernetes API server's store; built by `make bootstrap` from the Go module proxy)
+# ---------------------------------------------------------------------------------------------
+
+
+class Etcd(Backend):
+    """A single-member etcd on loopback, plain HTTP (nothing leaves the machine)."""
+
+    name = "etcd"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['client']}"
+
+    def executable(self) -> Path:
+        return self.settings.kubernetes_binary("etcd", "ETCD_VERSION")
+
+    def command(self) -> list[str]:
+        client, peer = self.url, f"http://127.0.0.1:{self.ports['peer']}"
+        return [
+            str(self.executable()),
+            f"--name={self.name}",
+            f"--data-dir={self.workdir / 'data'}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster={self.name}={peer}",
+            "--initial-cluster-state=new",
+            "--log-level=warn",
+            # Tests and the demo need no durability against power loss.
+            *(["--unsafe-no-fsync"] if self.settings.etcd_unsafe_no_fsync else []),
+        ]
+
+    def healthy(self) -> bool:
+        answer = httpx.get(f"{self.url}/health", timeout=2)
+        return answer.status_code == 200 and answer.json().get("health") == "true"
+
+    def query_version(self) -> str:
+        return f"etcd {_http_get_json(f'{self.url}/version')['etcdserver']}"
+
+    def binary_version(self) -> str:
+        output = super().binary_version()
+        return output.replace("etcd Version:", "etcd").strip()
+
+
 #: Ports each backend needs, by label (the first one is the one users talk to).
 PORT_LABELS: dict[str, tuple[str, ...]] = {
     PostgresPrimary.name: ("postgres",),
@@ -770,4 +816,5 @@ PORT_LABELS: dict[str, tuple[str, ...]] = {
     Alertmanager.name: ("http",),
     Elasticsearch.name: ("http", "transport"),
     Jaeger.name: ("query_http", "otlp_grpc", "otlp_http", "query_grpc", "health", "metrics"),
+    Etcd.name: ("client", "peer"),
 }

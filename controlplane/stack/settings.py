@@ -94,6 +94,11 @@ class StackSettings(BaseSettings):
     java_home: Path = Field(default_factory=_default_java_home)
     elasticsearch_home: Path | None = None
     jaeger: Path | None = None
+    #: Folder of the Kubernetes binaries (etcd, kube-apiserver, ..., kwok, metrics-server);
+    #: default: the versioned builds of ``make bootstrap`` in the cache.
+    kubernetes_bin_dir: Path | None = None
+    #: etcd without fsync (tests and the demo: no durability against power loss needed).
+    etcd_unsafe_no_fsync: bool = True
     #: Account for PostgreSQL and Elasticsearch when running as root (they refuse root).
     run_as: str | None = Field(default_factory=_default_run_as)
     elasticsearch_heap: str = "512m"
@@ -122,3 +127,11 @@ class StackSettings(BaseSettings):
             return self.jaeger
         release = self.versions.get("JAEGER_RELEASE", "unknown")
         return self.cache_dir / "bin" / f"jaeger-{release}"
+
+    def kubernetes_binary(self, name: str, version_key: str) -> Path:
+        """``<cache>/bin/<name>-<version>`` as ``make bootstrap`` builds it (``version_key``
+        names the version in ``deploy/versions.env``), or ``<kubernetes_bin_dir>/<name>``."""
+        if self.kubernetes_bin_dir is not None:
+            return self.kubernetes_bin_dir / name
+        version = self.versions.get(version_key, "unknown")
+        return self.cache_dir / "bin" / f"{name}-{version}"

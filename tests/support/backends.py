@@ -1,8 +1,9 @@
 """pytest plugin: real backends on free loopback ports, one per test session.
 
 Fixtures (session-scoped): ``postgres_primary``, ``postgres_replica``, ``redis_server``,
-``alertmanager``, ``elasticsearch``, ``jaeger`` and ``prometheus_factory`` (a callable taking the
-test's own configuration and rule files). A backend that cannot start fails the test when
+``alertmanager``, ``elasticsearch``, ``jaeger``, ``prometheus_factory`` (a callable taking the
+test's own configuration and rule files) and ``kubernetes_cluster`` (etcd, the Kubernetes control
+plane, KWOK's fake nodes and metrics-server). A backend that cannot start fails the test when
 ``CI=true`` or ``REQUIRE_BACKENDS=1``; elsewhere the test is skipped with the reason. When a test
 fails, the log tail of every backend it used is attached to its report. The terminal summary lists
 each backend the session started with its version and address.
@@ -37,9 +38,11 @@ from controlplane.stack.backends import (
     Prometheus,
     Redis,
 )
+from controlplane.stack.kubernetes import KUBERNETES_PORT_LABELS, KubernetesCluster
 from controlplane.stack.settings import StackSettings
 
 B = TypeVar("B", bound=Backend)
+T = TypeVar("T")
 
 #: Tests need no crash safety against power loss; commits stay synchronous (acknowledged = in WAL).
 TEST_PG_CONF = {"fsync": "off"}
@@ -62,7 +65,7 @@ class BackendPool:
         self.versions: dict[str, str] = {}
 
     def ports_for(self, name: str) -> dict[str, int]:
-        labels = PORT_LABELS[name]
+        labels = PORT_LABELS.get(name) or KUBERNETES_PORT_LABELS[name]
         return dict(zip(labels, free_ports(len(labels)), strict=True))
 
     def workdir(self, name: str) -> Path:
@@ -92,7 +95,7 @@ class BackendPool:
 _POOL_KEY = pytest.StashKey[BackendPool]()
 
 
-def _start_or_report(start: Callable[[], B]) -> B:
+def _start_or_report(start: Callable[[], T]) -> T:
     try:
         return start()
     except BackendStartError as exc:
@@ -179,6 +182,34 @@ def jaeger(backend_pool: BackendPool) -> Jaeger:
     return launch(backend_pool, Jaeger)
 
 
+def _start_cluster(pool: BackendPool) -> KubernetesCluster:
+    names = [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kwok",
+        "metrics-server",
+    ]
+    cluster = KubernetesCluster(
+        settings=pool.settings,
+        home=pool.workdir("kubernetes"),
+        workdirs={name: pool.workdir(name) for name in names},
+        ports={name: pool.ports_for(name) for name in names},
+    )
+    cluster.prepare()
+    for backend in cluster.backends:
+        pool.start(backend)
+    cluster.after_start()
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def kubernetes_cluster(backend_pool: BackendPool) -> KubernetesCluster:
+    """A real Kubernetes control plane whose pods are simulated by KWOK (no containers run)."""
+    return _start_or_report(lambda: _start_cluster(backend_pool))
+
+
 class PrometheusFactory:
     """Starts a Prometheus with the configuration and rule files a test passes."""
 
@@ -212,6 +243,8 @@ def _backends_used(item: pytest.Item) -> list[Backend]:
     for value in getattr(item, "funcargs", {}).values():
         if isinstance(value, Backend):
             found.append(value)
+        elif isinstance(value, KubernetesCluster):
+            found.extend(value.backends)
         elif isinstance(value, PrometheusFactory):
             found.extend(value.instances)
     return found
