@@ -42,7 +42,7 @@ import yaml
 from controlplane.core.processes import BackendStartError, run_checked
 from controlplane.stack.backends import BOOTSTRAP_HINT, Backend, Etcd
 from controlplane.stack.pki import ClusterPKI
-from controlplane.stack.settings import StackSettings
+from controlplane.stack.settings import REPO_ROOT, StackSettings
 
 __all__ = [
     "KUBERNETES_ORDER",
@@ -60,6 +60,14 @@ __all__ = [
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"
 POD_CIDR = "10.244.0.1/16"
+#: The product's manifests and the overlay the stack deploys.
+MANIFESTS = REPO_ROOT / "deploy" / "k8s"
+PRODUCTION_OVERLAY = MANIFESTS / "overlays" / "production"
+#: The policy's two other services, which their own teams deploy in a real cluster.
+PEER_SERVICES = Path(__file__).with_name("k8s") / "peer-services.yaml"
+#: The namespace of deploy/k8s (and of the capacity policy).
+INVENTORY_NAMESPACE = "inventory"
+
 #: The APIService metrics-server answers for (through the aggregation layer).
 METRICS_API = "v1beta1.metrics.k8s.io"
 #: Marks the nodes KWOK manages (and only those).
@@ -828,6 +836,60 @@ class KubernetesCluster:
         return self.kubectl(
             "apply", "--server-side", f"--field-manager={field_manager}", "-f", "-", stdin=text
         ).stdout
+
+    def render(self, folder: Path = PRODUCTION_OVERLAY) -> list[dict[str, Any]]:
+        """``kustomize build folder`` with the pinned kustomize, as objects."""
+        kustomize = self.settings.kustomize_binary()
+        if not kustomize.is_file():
+            raise BackendStartError("kustomize", f"not found at {kustomize} ({BOOTSTRAP_HINT})")
+        output = run_checked(
+            "kustomize", [str(kustomize), "build", str(folder)], user=None, timeout=120
+        )
+        return [doc for doc in yaml.safe_load_all(output) if doc]
+
+    def deploy_inventory(
+        self, *, overlay: Path = PRODUCTION_OVERLAY, timeout: float = 120.0
+    ) -> list[dict[str, Any]]:
+        """Apply the rendered ``overlay`` and the peer services server-side, then wait until
+        every Deployment has as many ready pods as it (or its HPA's minimum) asks for. Returns
+        the applied objects. The pods run no container: KWOK reports them Ready."""
+        objects = self.render(overlay)
+        objects += [doc for doc in yaml.safe_load_all(PEER_SERVICES.read_text()) if doc]
+        # Namespaces first: the rest lives in them.
+        self.apply([o for o in objects if o["kind"] == "Namespace"], field_manager="deploy")
+        self.apply([o for o in objects if o["kind"] != "Namespace"], field_manager="deploy")
+        deployments = [o["metadata"]["name"] for o in objects if o["kind"] == "Deployment"]
+        deadline = time.monotonic() + timeout
+        while True:
+            pending = self._not_rolled_out(deployments)
+            if not pending:
+                return objects
+            if time.monotonic() > deadline:
+                raise BackendStartError(
+                    "kube-controller-manager",
+                    "Deployments not rolled out: " + ", ".join(sorted(pending)),
+                )
+            time.sleep(0.5)
+
+    def _not_rolled_out(self, names: Sequence[str]) -> list[str]:
+        base = f"/apis/apps/v1/namespaces/{INVENTORY_NAMESPACE}"
+        hpas = {
+            h["spec"]["scaleTargetRef"]["name"]: h["spec"].get("minReplicas", 1)
+            for h in self._get(
+                f"/apis/autoscaling/v2/namespaces/{INVENTORY_NAMESPACE}/horizontalpodautoscalers"
+            )["items"]
+        }
+        live = {d["metadata"]["name"]: d for d in self._get(f"{base}/deployments")["items"]}
+        pending = []
+        for name in names:
+            deployment = live.get(name)
+            if deployment is None:
+                pending.append(name)
+                continue
+            wanted = max(deployment["spec"].get("replicas", 1), hpas.get(name, 1))
+            if deployment.get("status", {}).get("readyReplicas", 0) < wanted:
+                pending.append(name)
+        return pending
 
     def service_account_token(self, namespace: str, name: str, *, hours: int = 24) -> str:
         """A bound token of ServiceAccount ``namespace/name`` (TokenRequest API)."""

@@ -94,6 +94,8 @@ class StackSettings(BaseSettings):
     java_home: Path = Field(default_factory=_default_java_home)
     elasticsearch_home: Path | None = None
     jaeger: Path | None = None
+    #: kustomize (renders deploy/k8s); default: the versioned build of ``make bootstrap``.
+    kustomize: Path | None = None
     #: Folder of the Kubernetes binaries (etcd, kube-apiserver, ..., kwok, metrics-server);
     #: default: the versioned builds of ``make bootstrap`` in the cache.
     kubernetes_bin_dir: Path | None = None
@@ -135,3 +137,9 @@ class StackSettings(BaseSettings):
             return self.kubernetes_bin_dir / name
         version = self.versions.get(version_key, "unknown")
         return self.cache_dir / "bin" / f"{name}-{version}"
+
+    def kustomize_binary(self) -> Path:
+        if self.kustomize is not None:
+            return self.kustomize
+        version = self.versions.get("KUSTOMIZE_VERSION", "unknown")
+        return self.cache_dir / "bin" / f"kustomize-{version}"

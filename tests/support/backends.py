@@ -210,6 +210,14 @@ def kubernetes_cluster(backend_pool: BackendPool) -> KubernetesCluster:
     return _start_or_report(lambda: _start_cluster(backend_pool))
 
 
+@pytest.fixture(scope="session")
+def inventory_on_kubernetes(kubernetes_cluster: KubernetesCluster) -> list[dict[str, Any]]:
+    """deploy/k8s's production overlay (and the policy's two peer services) applied
+    server-side to the cluster and rolled out; the applied objects. Tests that change these
+    objects put them back."""
+    return _start_or_report(kubernetes_cluster.deploy_inventory)
+
+
 class PrometheusFactory:
     """Starts a Prometheus with the configuration and rule files a test passes."""
 
