@@ -84,10 +84,12 @@ def test_deployments_roll_out_and_hpas_carry_the_seed_numbers(
             assert deployment.status.ready_replicas == deployment.spec.replicas
         # The production overlay's own count for the stream workers (no HPA).
         worker = apps.read_namespaced_deployment("inventory-worker", INVENTORY_NAMESPACE)
-        assert worker.spec.replicas == 4 and worker.status.ready_replicas == 4
+        assert worker.spec.replicas == 4
+        assert worker.status.ready_replicas == 4
         # Every pod was placed on a fake node of the application pool.
         pods = core.list_namespaced_pod(INVENTORY_NAMESPACE).items
-        assert pods and all(p.spec.node_name.startswith("application-") for p in pods)
+        assert pods
+        assert all(p.spec.node_name.startswith("application-") for p in pods)
         assert all(p.status.phase == "Running" for p in pods)
     finally:
         api.close()
