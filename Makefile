@@ -15,8 +15,8 @@ help: ## list the targets
 bootstrap: ## install apt packages, .venv, Elasticsearch and Jaeger (idempotent, cached)
 	@bash deploy/bootstrap.sh
 
-demo: bootstrap ## start every backend on its demo port; Ctrl-C stops them all
-	$(BIN)/controlplane stack up --foreground --home $(STACK_HOME)
+demo: bootstrap ## start every backend on its demo port (KUBERNETES=1: with a cluster); Ctrl-C stops them all
+	$(BIN)/controlplane stack up --foreground --home $(STACK_HOME) $(if $(filter 1 yes true,$(KUBERNETES)),--kubernetes)
 
 demo-down: ## stop the stack started by `make demo` or `controlplane stack up` (from any terminal)
 	$(BIN)/controlplane stack down --home $(STACK_HOME)

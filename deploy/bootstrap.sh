@@ -245,14 +245,14 @@ else
 fi
 chmod a+rx "$ETCD_BIN"
 
-go_install_pinned() {  # <name> <module> <package> <version> <pinned h1>
-  local name=$1 module=$2 package=$3 version=$4 pinned=$5 bin gobin
+go_install_pinned() {  # <name> <module> <package> <version> <pinned h1> [extra ldflags]
+  local name=$1 module=$2 package=$3 version=$4 pinned=$5 ldflags=${6:-} bin gobin
   bin="$CACHE/bin/$name-$version"
   if [ -x "$bin" ]; then ok "cached in $bin"; chmod a+rx "$bin"; return; fi
   check_module_sum "$module" "$version" "$pinned"
   gobin=$(mktemp -d)
   ok "building $package@$version"
-  GOBIN="$gobin" CGO_ENABLED=0 GOTOOLCHAIN=local go install -trimpath -ldflags "-s -w" "$package@$version" \
+  GOBIN="$gobin" CGO_ENABLED=0 GOTOOLCHAIN=local go install -trimpath -ldflags "-s -w $ldflags" "$package@$version" \
     || { rm -rf "$gobin"; die "go install of $package@$version failed"; }
   mv "$gobin/$name" "$bin.part" && mv "$bin.part" "$bin"
   rm -rf "$gobin"
@@ -260,8 +260,10 @@ go_install_pinned() {  # <name> <module> <package> <version> <pinned h1>
   ok "built $bin"
 }
 go_install_pinned kwok sigs.k8s.io/kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" "$KWOK_MODULE_SUM"
+# metrics-server reports the version client-go's version package holds (stamped like its Makefile).
 go_install_pinned metrics-server sigs.k8s.io/metrics-server \
-  sigs.k8s.io/metrics-server/cmd/metrics-server "$METRICS_SERVER_VERSION" "$METRICS_SERVER_MODULE_SUM"
+  sigs.k8s.io/metrics-server/cmd/metrics-server "$METRICS_SERVER_VERSION" "$METRICS_SERVER_MODULE_SUM" \
+  "-X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION"
 
 # --- 9. versions -------------------------------------------------------------------------------
 step 9 "backend versions (as each binary reports it)"

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from controlplane.core.processes import BackendStartError
@@ -41,11 +42,13 @@ DEFAULT_HOME = REPO_ROOT / ".stack"
 WATCH_INTERVAL_S = 2.0
 
 
-def _stack(home: Path, port_offset: int = 0) -> LocalStack:
+def _stack(home: Path, port_offset: int = 0, *, kubernetes: bool = False) -> LocalStack:
     try:
-        return LocalStack.at(settings=StackSettings(), home=home, port_offset=port_offset)
+        return LocalStack.at(
+            settings=StackSettings(), home=home, port_offset=port_offset, kubernetes=kubernetes
+        )
     except StackError as exc:
-        err_console.print(f"[red]{exc}[/red]")
+        err_console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from exc
 
 
@@ -91,18 +94,31 @@ def stack_up(
         int,
         typer.Option(help="Add this to every demo port (when the demo ports are taken)."),
     ] = 0,
+    kubernetes: Annotated[
+        bool,
+        typer.Option(
+            "--kubernetes/--no-kubernetes",
+            envvar="STACK_KUBERNETES",
+            help="Also run a Kubernetes control plane (KWOK nodes), deploy deploy/k8s to it and "
+            "let the control plane read and scale its Deployments and HPAs.",
+        ),
+    ] = False,
 ) -> None:
     """Start every backend, wait until each is healthy, print where each one listens."""
-    stack = _stack(home, port_offset)
+    stack = _stack(home, port_offset, kubernetes=kubernetes)
     console.print(f"starting the local stack in {home} (logs in {stack.log_dir})")
     try:
         stack.up(on_event=_print_event)
     except (StackError, BackendStartError) as exc:
-        err_console.print(f"[red]stack failed to start:[/red] {exc}")
+        err_console.print(f"[red]stack failed to start:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from exc
     table, _ = _status_table(stack)
     console.print(table)
     console.print("All processes are up.")
+    if stack.cluster is not None:
+        console.print(
+            f"kubectl: `kubectl --kubeconfig {stack.kubeconfig} get deploy,hpa -n inventory`"
+        )
     if not foreground:
         console.print("Stop them with `controlplane stack down` (or `make demo-down`).")
         return
@@ -141,6 +157,8 @@ def stack_status(home: HomeOption = DEFAULT_HOME) -> None:
     stack = _stack(home)
     table, all_healthy = _status_table(stack)
     console.print(table)
+    if stack.cluster is not None:
+        console.print(f"kubeconfig: {stack.kubeconfig}")
     if not all_healthy:
         raise typer.Exit(1)
 
@@ -148,7 +166,7 @@ def stack_status(home: HomeOption = DEFAULT_HOME) -> None:
 @app.command("versions")
 def stack_versions(home: HomeOption = DEFAULT_HOME) -> None:
     """Print each backend's version as its installed binary reports it (no server needed)."""
-    stack = _stack(home)
+    stack = _stack(home, kubernetes=True)
     failed = False
     for name, backend in stack.backends.items():
         try:

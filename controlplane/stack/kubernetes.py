@@ -133,6 +133,9 @@ class KubeAPIServer(_KubeBackend):
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
 
+    def prepare(self) -> None:
+        self.cluster.prepare()  # certificates, tokens, kubeconfigs: kept when present
+
     def command(self) -> list[str]:
         pki = self.cluster.pki
         return [
@@ -607,6 +610,9 @@ class KubernetesCluster:
     (``kubeconfig-<identity>``); ``admin_kubeconfig`` is the user's.
     """
 
+    #: The backend whose presence marks a stack with a cluster.
+    API_SERVER: ClassVar[str] = KubeAPIServer.name
+
     #: Identities of the static token file and their groups.
     IDENTITIES: ClassVar[dict[str, tuple[str, ...]]] = {
         "stack-admin": ("system:masters",),
@@ -897,14 +903,17 @@ class KubernetesCluster:
             "create", "token", name, f"--namespace={namespace}", f"--duration={hours}h"
         ).stdout.strip()
 
-    def service_account_kubeconfig(self, path: Path, *, namespace: str, name: str) -> Path:
-        """A kubeconfig at ``path`` authenticating as ServiceAccount ``namespace/name``."""
+    def service_account_kubeconfig(
+        self, path: Path, *, namespace: str, name: str, hours: int = 24
+    ) -> Path:
+        """A kubeconfig at ``path`` authenticating as ServiceAccount ``namespace/name`` (a
+        bound token valid for ``hours``)."""
         write_kubeconfig(
             path,
             server=self.url,
             ca_file=self.pki.ca_cert,
             user=f"system:serviceaccount:{namespace}:{name}",
-            token=self.service_account_token(namespace, name),
+            token=self.service_account_token(namespace, name, hours=hours),
             namespace=namespace,
         )
         return path

@@ -2,6 +2,13 @@
 
 ``controlplane stack up`` starts the processes detached (own sessions) and records them in
 ``<home>/state.json``; ``down`` and ``status`` work from that file in any later process.
+
+With ``--kubernetes`` the stack also runs a Kubernetes control plane (etcd, API server,
+controllers, scheduler, KWOK nodes, metrics-server; :mod:`controlplane.stack.kubernetes`),
+deploys ``deploy/k8s`` to it, writes the admin kubeconfig to ``<home>/kubeconfig`` and runs the
+control plane with ``CONTROLPLANE_ORCHESTRATOR=kubernetes`` under its ServiceAccount's token
+(``deploy/k8s``'s RBAC). The inventory API still serves the demo traffic from the local
+gunicorn master: KWOK's pods run no container.
 """
 
 from __future__ import annotations
@@ -38,6 +45,12 @@ from controlplane.stack.backends import (
 )
 from controlplane.stack.console import Dashboards
 from controlplane.stack.errors import StackError
+from controlplane.stack.kubernetes import (
+    INVENTORY_NAMESPACE,
+    KUBERNETES_ORDER,
+    KubernetesCluster,
+    MetricsServer,
+)
 from controlplane.stack.settings import REPO_ROOT, StackSettings
 from controlplane.stack.workload import InventoryAPI, InventoryWorker, TrafficGenerator
 from controlplane.store.database import Database
@@ -103,6 +116,12 @@ class ControlPlane(Backend):
     def console_token_file(self) -> Path:
         return self.workdir / "dashboards.token"
 
+    @property
+    def kubeconfig(self) -> Path:
+        """The control plane's kubeconfig on a stack with Kubernetes: its ServiceAccount's
+        token, so it gets exactly deploy/k8s's Role."""
+        return self.workdir / "kubeconfig"
+
     def prepare_secrets(self, *, on_event: Callable[[str, str], None]) -> None:
         """Before any backend starts: migrate the store, make the webhook token, and make sure
         the admin, scrape and console tokens in the home are valid (new ones otherwise; a new
@@ -167,6 +186,10 @@ class ControlPlane(Backend):
                 ),
             }
         )
+        if KubernetesCluster.API_SERVER in ports:  # Deployments and HPAs of the stack's cluster
+            env.setdefault("CONTROLPLANE_ORCHESTRATOR", "kubernetes")
+            env.setdefault("CONTROLPLANE_KUBERNETES_NAMESPACE", INVENTORY_NAMESPACE)
+            env["KUBECONFIG"] = str(self.kubeconfig)
         if InventoryAPI.name in ports:  # the demo's app: scaled through its gunicorn master
             env.setdefault("CONTROLPLANE_ORCHESTRATOR", "local")
             env.setdefault(
@@ -235,6 +258,12 @@ DEMO_PORTS: dict[str, dict[str, int]] = {
         "health": 13133,
         "metrics": 8888,
     },
+    "etcd": {"client": 2379, "peer": 2380},
+    "kube-apiserver": {"https": 6443},
+    "kube-controller-manager": {"https": 10257},
+    "kube-scheduler": {"https": 10259},
+    "kwok": {"http": 10247},
+    MetricsServer.name: {"https": 4443},
     InventoryAPI.name: {"http": 8000},
     InventoryWorker.name: {"metrics": 9101},
     ControlPlane.name: {"http": 8080},
@@ -243,6 +272,7 @@ DEMO_PORTS: dict[str, dict[str, int]] = {
 }
 
 #: Start order; stop runs in reverse. The replica needs the primary up for its base backup.
+#: A stack with Kubernetes starts the cluster (KUBERNETES_ORDER) after Jaeger: see order_for.
 ORDER: tuple[str, ...] = (
     Elasticsearch.name,
     PostgresPrimary.name,
@@ -257,6 +287,15 @@ ORDER: tuple[str, ...] = (
     Dashboards.name,
     TrafficGenerator.name,
 )
+
+
+def order_for(*, kubernetes: bool) -> tuple[str, ...]:
+    """The start order of a stack with or without the Kubernetes cluster (which must run, with
+    deploy/k8s applied, before the control plane reads it)."""
+    if not kubernetes:
+        return ORDER
+    cut = ORDER.index(Jaeger.name) + 1
+    return (*ORDER[:cut], *KUBERNETES_ORDER, *ORDER[cut:])
 
 
 def shifted_ports(offset: int) -> dict[str, dict[str, int]]:
@@ -394,13 +433,21 @@ class LocalStack:
         settings: StackSettings,
         home: Path,
         ports: Mapping[str, Mapping[str, int]] = DEMO_PORTS,
+        kubernetes: bool = False,
     ) -> None:
         self.settings = settings
         self.home = home
-        self.ports = {name: dict(ports[name]) for name in ORDER}
+        self.order = order_for(kubernetes=kubernetes)
+        self.ports = {name: dict(ports[name]) for name in self.order}
         self.log_dir = home / "logs"
         self.state_path = home / "state.json"
+        self.cluster: KubernetesCluster | None = None
         self.backends = self._build()
+
+    @property
+    def kubeconfig(self) -> Path:
+        """The admin kubeconfig of the stack's cluster, for the user (kubectl, k9s, ...)."""
+        return self.home / "kubeconfig"
 
     def _build(self) -> dict[str, Backend]:
         data = self.home / "data"
@@ -479,19 +526,44 @@ class LocalStack:
                 api_url=api.url,
             ),
         ]
+        if KubernetesCluster.API_SERVER in self.ports:
+            self.cluster = KubernetesCluster(
+                settings=self.settings,
+                home=self.home / "kubernetes",
+                workdirs={name: data / name for name in KUBERNETES_ORDER},
+                ports={name: self.ports[name] for name in KUBERNETES_ORDER},
+            )
+            built.extend(self.cluster.backends)
         for backend in built:
             backend.log_dir = self.log_dir
         return {backend.name: backend for backend in built}
 
     @classmethod
-    def at(cls, *, settings: StackSettings, home: Path, port_offset: int = 0) -> LocalStack:
-        """The stack recorded in ``home`` (with the ports it was started on), else a new one."""
+    def at(
+        cls,
+        *,
+        settings: StackSettings,
+        home: Path,
+        port_offset: int = 0,
+        kubernetes: bool = False,
+    ) -> LocalStack:
+        """The stack recorded in ``home`` (with the ports it was started on, with or without
+        Kubernetes as it was started), else a new one."""
         state = _read_state_file(home / "state.json")
         recorded = state.get("ports")
         alive = any(group_alive(int(pid)) for pid in state.get("pids", {}).values())
-        if alive and isinstance(recorded, dict) and set(recorded) == set(ORDER):
-            return cls(settings=settings, home=home, ports=recorded)
-        return cls(settings=settings, home=home, ports=shifted_ports(port_offset))
+        if alive and isinstance(recorded, dict):
+            for with_cluster in (False, True):
+                if set(recorded) == set(order_for(kubernetes=with_cluster)):
+                    return cls(
+                        settings=settings, home=home, ports=recorded, kubernetes=with_cluster
+                    )
+        return cls(
+            settings=settings,
+            home=home,
+            ports=shifted_ports(port_offset),
+            kubernetes=kubernetes,
+        )
 
     # -- state file ------------------------------------------------------------------------
     def _read_state(self) -> dict[str, int]:
@@ -531,7 +603,7 @@ class LocalStack:
         pids: dict[str, int] = {}
         try:
             elasticsearch_ready = False
-            for name in ORDER:
+            for name in self.order:
                 backend = self.backends[name]
                 if name == TrafficGenerator.name:
                     # Traffic last, once Elasticsearch (a JVM warming up on the same cores) is
@@ -548,12 +620,35 @@ class LocalStack:
                 if name != Elasticsearch.name:  # the slow one warms up while the rest start
                     backend.wait_healthy()
                     on_event(name, "healthy")
+                if name == KUBERNETES_ORDER[-1]:
+                    self._deploy_to_cluster(on_event=on_event)
             if not elasticsearch_ready:
                 self.backends[Elasticsearch.name].wait_healthy()
                 on_event(Elasticsearch.name, "healthy")
         except BackendStartError:
             self.down(on_event=on_event)
             raise
+
+    def _deploy_to_cluster(self, *, on_event: Callable[[str, str], None]) -> None:
+        """Once the cluster runs: fake nodes Ready, metrics served, deploy/k8s applied and
+        rolled out; the user's and the control plane's kubeconfigs written."""
+        cluster = self.cluster
+        assert cluster is not None
+        cluster.after_start()
+        on_event("kubernetes", f"{cluster.nodes} nodes Ready (KWOK), metrics.k8s.io available")
+        cluster.deploy_inventory()
+        on_event("kubernetes", "deploy/k8s (production overlay) applied and rolled out")
+        shutil.copyfile(cluster.admin_kubeconfig, self.kubeconfig)
+        self.kubeconfig.chmod(0o600)
+        control_plane = self.backends[ControlPlane.name]
+        assert isinstance(control_plane, ControlPlane)
+        cluster.service_account_kubeconfig(
+            control_plane.kubeconfig,
+            namespace=INVENTORY_NAMESPACE,
+            name="controlplane",
+            hours=24 * 7,
+        )
+        on_event("kubernetes", f"kubeconfig for kubectl: {self.kubeconfig}")
 
     def restore_database_roles(self, *, on_event: Callable[[str, str], None]) -> None:
         """Start from the topology a failover or switchover left: when the replica's folder
@@ -589,7 +684,7 @@ class LocalStack:
     def down(self, *, on_event: Callable[[str, str], None] = lambda name, event: None) -> None:
         """Stop every recorded backend (reverse start order) and forget the state."""
         pids = self._read_state()
-        for name in reversed(ORDER):
+        for name in reversed(self.order):
             pid = pids.get(name)
             if pid is None:
                 continue
@@ -604,7 +699,7 @@ class LocalStack:
 
     def status(self) -> Iterator[BackendStatus]:
         pids = self._read_state()
-        for name in ORDER:
+        for name in self.order:
             backend = self.backends[name]
             pid = pids.get(name)
             running = pid is not None and group_alive(pid)

@@ -197,7 +197,6 @@ def _start_cluster(pool: BackendPool) -> KubernetesCluster:
         workdirs={name: pool.workdir(name) for name in names},
         ports={name: pool.ports_for(name) for name in names},
     )
-    cluster.prepare()
     for backend in cluster.backends:
         pool.start(backend)
     cluster.after_start()

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from controlplane.core.processes import port_is_free
-from controlplane.stack.runner import ORDER, shifted_ports
+from controlplane.stack.runner import order_for, shifted_ports
+from controlplane.stack.settings import StackSettings, read_versions
 
 pytestmark = pytest.mark.integration
 
@@ -67,17 +68,18 @@ def stack_home() -> Iterator[Path]:
     subprocess.run(["rm", "-rf", str(home)], check=False)
 
 
-def assert_status_healthy(home: Path, offset: int) -> None:
+def assert_status_healthy(home: Path, offset: int, *, kubernetes: bool = False) -> str:
     status = cli("status", home=home)
     assert status.returncode == 0, status.stdout + status.stderr
     expected = shifted_ports(offset)
-    for name in ORDER:
+    for name in order_for(kubernetes=kubernetes):
         line = next(line for line in status.stdout.splitlines() if name in line)
         if expected[name]:  # the traffic generator listens nowhere
             main_port = next(iter(expected[name].values()))
             assert f"127.0.0.1:{main_port}" in line, line
         assert "healthy" in line, line
     assert (home / "logs" / "elasticsearch.log").is_file()
+    return status.stdout
 
 
 def assert_console_reads_the_control_plane(home: Path, offset: int) -> None:
@@ -169,4 +171,83 @@ def test_foreground_stack_exits_when_stopped_from_another_terminal(stack_home: P
             runner.communicate()
     assert runner.returncode == 0, output
     assert "the local stack was stopped from elsewhere" in output
+    assert processes_mentioning(str(stack_home)) == []
+
+
+#: kubectl output format: "name=min-max " per HPA.
+HPA_BOUNDS = (
+    "jsonpath={range .items[*]}{.metadata.name}={.spec.minReplicas}-{.spec.maxReplicas} {end}"
+)
+
+
+def test_stack_with_kubernetes_deploys_the_manifests_and_the_control_plane_reads_the_cluster(
+    stack_home: Path,
+) -> None:
+    """`make demo KUBERNETES=1`: the cluster runs beside the rest, deploy/k8s is rolled out on
+    it, the user's kubeconfig works, and the control plane reads the Deployments and HPAs with
+    its ServiceAccount's token (deploy/k8s's Role)."""
+    offset = free_offset()
+    up = subprocess.run(
+        [
+            CLI,
+            "stack",
+            "up",
+            "--kubernetes",
+            "--home",
+            str(stack_home),
+            "--port-offset",
+            f"{offset}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert up.returncode == 0, up.stdout + up.stderr
+    status = assert_status_healthy(stack_home, offset, kubernetes=True)
+    apiserver = next(line for line in status.splitlines() if "kube-apiserver" in line)
+    assert f"Kubernetes {read_versions()['K8S_VERSION']}" in apiserver
+    kubeconfig = stack_home / "kubeconfig"
+    assert f"kubeconfig: {kubeconfig}" in status
+    kubectl = StackSettings().kubernetes_binary("kubectl", "K8S_VERSION")
+    listed = subprocess.run(
+        [
+            str(kubectl),
+            f"--kubeconfig={kubeconfig}",
+            "get",
+            "hpa",
+            "-n",
+            "inventory",
+            "-o",
+            HPA_BOUNDS,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert set(listed.stdout.split()) == {
+        "inventory=3-20",
+        "demand-planning=2-10",
+        "analytics=2-8",
+    }
+    token = (stack_home / "admin.token").read_text().strip()
+    capacity = httpx.get(
+        f"http://127.0.0.1:{shifted_ports(offset)['controlplane']['http']}/api/v1/capacity",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert capacity.status_code == 200, capacity.text
+    body = capacity.json()
+    assert body["error"] is None
+    live = {s["service"]: s["live"] for s in body["services"]}
+    assert live["inventory"]["has_autoscalers"] is True
+    assert live["inventory"]["autoscaler"]["min_replicas"] == 3
+    assert live["inventory"]["ready_replicas"] == 3
+    assert live["analytics"]["autoscaler"]["max_replicas"] == 8
+
+    down = cli("down", home=stack_home)
+    assert down.returncode == 0, down.stdout + down.stderr
     assert processes_mentioning(str(stack_home)) == []
