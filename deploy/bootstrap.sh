@@ -28,7 +28,13 @@ PYTHON=${PYTHON:-python3}
 TOTAL=9
 started=$(date +%s)
 
-step() { printf '\n\033[1m==> [%s/%s] %s\033[0m\n' "$1" "$TOTAL" "$2"; }
+step_started=$started
+step() {
+  local now; now=$(date +%s)
+  [ "$1" -gt 1 ] && printf '    (step took %ss)\n' "$(( now - step_started ))"
+  step_started=$now
+  printf '\n\033[1m==> [%s/%s] %s\033[0m\n' "$1" "$TOTAL" "$2"
+}
 ok() { printf '    %s\n' "$*"; }
 die() { printf '\033[31mbootstrap failed: %s\033[0m\n' "$*" >&2; exit 1; }
 
