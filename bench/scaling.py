@@ -19,6 +19,11 @@ Baselines, measured in the same rounds:
 CPU utilisation is that of the workers running at onset, over the same span as our reaction
 (onset → added worker serving); the boot of an added worker is not load and does not count.
 
+Then a **Kubernetes round** on the real cluster of the test stack (``bench/kubernetes.py``; skip it
+with ``--no-kubernetes``): burn onset → the Deployment's readyReplicas raised through the HPA,
+against the CPU-only HPA on the same cluster, and one capacity cycle over 1,000 Deployments with
+HPAs, watched caches against one GET per object.
+
 The last line printed is one JSON object with the figures.
 """
 
@@ -43,6 +48,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from bench import kubernetes as k8s_round
 from bench.bench_api import (
     HOST,
     Proc,
@@ -254,6 +260,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=float, default=8.0)
     parser.add_argument("--timeout", type=float, default=180.0)
     parser.add_argument("--settle", type=float, default=20.0)
+    parser.add_argument(
+        "--kubernetes",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the Kubernetes round (real API server, controllers, KWOK)",
+    )
+    parser.add_argument("--k8s-rounds", type=int, default=3)
+    parser.add_argument("--k8s-workloads", type=int, default=1000)
+    parser.add_argument("--k8s-cycles", type=int, default=5)
     args = parser.parse_args(argv)
 
     home = Path(tempfile.mkdtemp(prefix="bench-scaling-"))
@@ -291,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     Console().print(table)
     reactions = [r.drill.reaction_s for r in rounds if r.drill.reaction_s is not None]
     pages = [r.page_alert_earliest_s for r in rounds if r.page_alert_earliest_s is not None]
-    figures = {
+    figures: dict[str, float | int | None] = {
         "scale_reaction_s": round(statistics.median(reactions), 2) if reactions else None,
         "scale_reaction_max_s": max(reactions) if reactions else None,
         "rounds_reacted": len(reactions),
@@ -311,7 +326,49 @@ def main(argv: list[str] | None = None) -> None:
             or [math.nan]
         ),
     }
+    if args.kubernetes:
+        figures.update(kubernetes_figures(args))
     out(json.dumps(figures))
+
+
+def kubernetes_figures(args: argparse.Namespace) -> dict[str, float | int | None]:
+    scale, capacity = k8s_round.run(
+        rounds=args.k8s_rounds, workloads=args.k8s_workloads, cycles=args.k8s_cycles
+    )
+    table = Table(title="Kubernetes: burn onset → readyReplicas raised (ours) vs the CPU-only HPA")
+    for column in ("round", "ours s", "decided s", "replicas", "CPU-only HPA s", "replicas"):
+        table.add_column(column)
+    for number, r in enumerate(scale, start=1):
+        table.add_row(
+            str(number),
+            "no reaction" if r.reaction_s is None else f"{r.reaction_s:.1f}",
+            "-" if r.decided_s is None else f"{r.decided_s:.1f}",
+            str(r.replicas),
+            "no reaction" if r.cpu_hpa_reaction_s is None else f"{r.cpu_hpa_reaction_s:.1f}",
+            str(r.cpu_hpa_replicas),
+        )
+    Console().print(table)
+    cycle = Table(title=f"One capacity cycle over {capacity.workloads} Deployments with HPAs")
+    for column in ("read", "median s", "requests per cycle"):
+        cycle.add_column(column)
+    cycle.add_row("list + watch caches (ours)", f"{capacity.watched_cycle_s:.3f}", "0")
+    cycle.add_row(
+        "one GET per object (baseline)",
+        f"{capacity.get_per_object_cycle_s:.3f}",
+        str(2 * capacity.workloads),
+    )
+    Console().print(cycle)
+    ours = [r.reaction_s for r in scale if r.reaction_s is not None]
+    cpu = [r.cpu_hpa_reaction_s for r in scale if r.cpu_hpa_reaction_s is not None]
+    return {
+        "k8s_scale_reaction_s": round(statistics.median(ours), 2) if ours else None,
+        "k8s_scale_reaction_max_s": max(ours) if ours else None,
+        "k8s_rounds_reacted": len(ours),
+        "k8s_cpu_hpa_reaction_s": round(statistics.median(cpu), 2) if cpu else None,
+        "capacity_check_1000_workloads_s": capacity.watched_cycle_s,
+        "capacity_check_1000_workloads_get_per_object_s": capacity.get_per_object_cycle_s,
+        "capacity_initial_sync_s": capacity.initial_sync_s,
+    }
 
 
 if __name__ == "__main__":

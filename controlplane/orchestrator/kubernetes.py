@@ -184,6 +184,8 @@ class WatchedCache:
                 else:
                     logger.warning("%s watch failed: %s %s", self.kind, exc.status, exc.reason)
             except (Urllib3Error, OSError, ValueError) as exc:
+                if self._stop.is_set():  # close() cut the open watch: not an error
+                    return
                 self.healthy = False
                 logger.warning("%s watch broken: %s", self.kind, exc)
             if self._stop.wait(pause):
