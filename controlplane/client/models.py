@@ -30,6 +30,7 @@ __all__ = [
     "LogLine",
     "Me",
     "NoDataInfo",
+    "OrchestratorInfo",
     "PendingAction",
     "PolicyCapacity",
     "Quantities",
@@ -40,6 +41,9 @@ __all__ = [
     "ServiceCapacity",
     "TraceLogs",
     "TraceRow",
+    "Workload",
+    "WorkloadAutoscaler",
+    "WorkloadResources",
 ]
 
 
@@ -167,9 +171,55 @@ class ServiceCapacity(_Model):
     observed_at: AwareDatetime | None
 
 
+class OrchestratorInfo(_Model):
+    """Which orchestrator the control plane read, and where (kind null: none configured)."""
+
+    kind: Literal["kubernetes", "local"] | None
+    #: The Kubernetes API server's URL, or the local gunicorn pidfile.
+    location: str | None
+    namespace: str | None
+    #: The Kubernetes API server's gitVersion (``v1.36.3``).
+    version: str | None
+
+
+class WorkloadAutoscaler(_Model):
+    name: str
+    min_replicas: int
+    max_replicas: int
+    target_cpu_percent: int | None
+    current_cpu_percent: int | None
+    desired_replicas: int | None
+
+
+class WorkloadResources(_Model):
+    cpu_request: str | None
+    memory_request: str | None
+    cpu_limit: str | None
+    memory_limit: str | None
+
+
+class Workload(_Model):
+    """A workload the orchestrator runs, inside the capacity policy or not."""
+
+    name: str
+    service: str
+    in_policy: bool
+    desired_replicas: int
+    current_replicas: int
+    ready_replicas: int
+    cpu_percent: int | None
+    autoscaler: WorkloadAutoscaler | None
+    resources: WorkloadResources | None
+
+
 class Capacity(_Model):
     services: list[ServiceCapacity]
     error: str | None
+    #: None from an older control plane, which does not say.
+    orchestrator: OrchestratorInfo | None = None
+    #: None when unread (unreadable, none configured, or an older control plane).
+    workloads: list[Workload] | None = None
+    observed_at: AwareDatetime | None = None
 
 
 class Replica(_Model):

@@ -7,7 +7,7 @@ app's gunicorn master and its worker processes). Unknown values are ``None``, ne
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from controlplane.core.errors import ControlPlaneError
 
@@ -39,6 +39,9 @@ class WorkloadState:
     """One service as the orchestrator sees it."""
 
     service: str
+    #: The orchestrator's own name of the workload (a Deployment's ``metadata.name``); None
+    #: where it has none but the service's.
+    name: str | None = None
     desired_replicas: int
     ready_replicas: int
     current_replicas: int
@@ -48,6 +51,20 @@ class WorkloadState:
     resources: ContainerResources | None
 
 
+@dataclass(frozen=True, kw_only=True)
+class OrchestratorInfo:
+    """Which orchestrator is read, and where: shown next to the live state so an operator can
+    tell which cluster (or which local master) the numbers come from."""
+
+    kind: Literal["kubernetes", "local"]
+    #: Where it is read: the Kubernetes API server's URL, or the local gunicorn pidfile.
+    location: str
+    #: The Kubernetes namespace read; None locally.
+    namespace: str | None
+    #: The API server's ``gitVersion`` (``v1.36.3``); None when unreadable or not applicable.
+    version: str | None
+
+
 class Orchestrator(Protocol):
     @property
     def has_autoscalers(self) -> bool:
@@ -55,4 +72,8 @@ class Orchestrator(Protocol):
         capacity check expects none and holds the live replicas to the policy's bounds."""
 
     def workloads(self) -> list[WorkloadState]:
-        """Every workload the control plane is responsible for."""
+        """Every workload the orchestrator runs where the control plane looks (a Kubernetes
+        namespace: also those outside the capacity policy)."""
+
+    def describe(self) -> OrchestratorInfo:
+        """Kind, location and version; never raises (an unreadable version is None)."""

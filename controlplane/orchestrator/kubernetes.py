@@ -9,7 +9,9 @@ API server (``tests/support/backends.py``: ``kubernetes_cluster``).
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +25,7 @@ from controlplane.orchestrator.base import (
     AutoscalerState,
     ContainerResources,
     OrchestratorError,
+    OrchestratorInfo,
     WorkloadState,
 )
 
@@ -32,16 +35,26 @@ logger = logging.getLogger(__name__)
 WATCH_TIMEOUT_S = 240
 #: Pause after a failed watch before the next try (doubling up to the maximum).
 RETRY_MIN_S, RETRY_MAX_S = 0.5, 30.0
+#: Seconds to wait for the API server's version, and before asking again after a failure.
+VERSION_TIMEOUT_S, VERSION_RETRY_S = 5.0, 60.0
 
 
 def kubernetes_client() -> k8s.ApiClient:
-    """In-cluster credentials when running in a pod, else the local kubeconfig (raises
-    ``kubernetes.config.ConfigException`` when neither is usable)."""
+    """In-cluster credentials when running in a pod, else the kubeconfig (``KUBECONFIG`` as it
+    is when called, else ``~/.kube/config``); raises ``kubernetes.config.ConfigException`` when
+    neither is usable. The client gets a configuration of its own: the library's process-wide
+    default is left alone, so two clients in one process can talk to two clusters."""
+    configuration = k8s.Configuration()
     try:
-        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
+        k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=configuration
+        )
     except k8s_config.ConfigException:
-        k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
-    return k8s.ApiClient()
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=os.environ.get("KUBECONFIG") or None,
+            client_configuration=configuration,
+        )
+    return k8s.ApiClient(configuration)
 
 
 def _cpu_target(hpa: Any) -> tuple[int | None, int | None]:
@@ -103,6 +116,7 @@ def workload_state(deployment: Any, hpa: Any | None) -> WorkloadState:
     status = deployment.status
     autoscaler = None if hpa is None else autoscaler_state(hpa)
     return WorkloadState(
+        name=deployment.metadata.name,
         service=deployment.metadata.labels.get("app.kubernetes.io/name", deployment.metadata.name)
         if deployment.metadata.labels
         else deployment.metadata.name,
@@ -232,8 +246,12 @@ class KubernetesOrchestrator:
     def __init__(
         self, *, api_client: k8s.ApiClient, namespace: str, label_selector: str = ""
     ) -> None:
+        self.api_client = api_client
         self.namespace = namespace
         self.label_selector = label_selector
+        self._version_lock = threading.Lock()
+        self._version: str | None = None
+        self._version_failed_at: float | None = None
         self.apps = k8s.AppsV1Api(api_client)
         self.autoscaling = k8s.AutoscalingV2Api(api_client)
         self.deployments = WatchedCache(
@@ -265,6 +283,33 @@ class KubernetesOrchestrator:
             if hpa.spec.scale_target_ref.kind == "Deployment"
         }
         return [workload_state(d, by_target.get(d.metadata.name)) for d in deployments]
+
+    def describe(self) -> OrchestratorInfo:
+        return OrchestratorInfo(
+            kind="kubernetes",
+            location=str(self.api_client.configuration.host),
+            namespace=self.namespace,
+            version=self.version(),
+        )
+
+    def version(self) -> str | None:
+        """The API server's ``gitVersion``, read once (``GET /version``, open to every
+        authenticated identity); None while unreadable, asked again after
+        :data:`VERSION_RETRY_S` so a down API server does not slow every read."""
+        with self._version_lock:
+            if self._version is not None:
+                return self._version
+            failed = self._version_failed_at
+            if failed is not None and time.monotonic() - failed < VERSION_RETRY_S:
+                return None
+            try:
+                info = k8s.VersionApi(self.api_client).get_code(_request_timeout=VERSION_TIMEOUT_S)
+            except (ApiException, Urllib3Error, OSError) as exc:
+                logger.warning("Kubernetes API server version unreadable: %s", exc)
+                self._version_failed_at = time.monotonic()
+                return None
+            self._version = str(info.git_version)
+            return self._version
 
     def close(self) -> None:
         self.deployments.close()

@@ -27,7 +27,12 @@ from pathlib import Path
 from controlplane.actuators.base import ActuatorError
 from controlplane.actuators.local import LocalGunicornActuator
 from controlplane.core.processes import child_pids, proc_stat
-from controlplane.orchestrator.base import AutoscalerState, OrchestratorError, WorkloadState
+from controlplane.orchestrator.base import (
+    AutoscalerState,
+    OrchestratorError,
+    OrchestratorInfo,
+    WorkloadState,
+)
 
 __all__ = ["LocalOrchestrator"]
 
@@ -76,6 +81,11 @@ class LocalOrchestrator:
     @property
     def pidfile(self) -> Path:
         return self._actuator.pidfile
+
+    def describe(self) -> OrchestratorInfo:
+        return OrchestratorInfo(
+            kind="local", location=str(self.pidfile), namespace=None, version=None
+        )
 
     def _cpu_percent(self, workers: list[int]) -> int | None:
         """Average CPU of the workers since the previous sample, in percent of one core.

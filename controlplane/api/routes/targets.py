@@ -3,11 +3,15 @@
 
 Both read the live system on each request (orchestrator, ``pg_stat_replication``); a source that
 cannot be read gives ``error`` with the reason and ``null`` live values, never made-up zeros.
+``/capacity`` also says which orchestrator it read and where (kind, namespace, API server,
+version), and lists every workload that orchestrator runs there, those outside the policy too
+(on a cluster: the stream workers, the control plane, the console), each with its autoscaler.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal
 
 from fastapi import APIRouter, status
 from fastapi.concurrency import run_in_threadpool
@@ -22,7 +26,7 @@ from controlplane.api.deps import (
 )
 from controlplane.core.config import FailoverSettings
 from controlplane.failover.nodes import NodeUnreachable, configured_nodes, probe
-from controlplane.orchestrator.base import OrchestratorError, WorkloadState
+from controlplane.orchestrator.base import OrchestratorError, OrchestratorInfo, WorkloadState
 from controlplane.store.drills import (
     NewDrill,
     StoredDrill,
@@ -74,26 +78,120 @@ class ServiceCapacity(BaseModel):
     observed_at: AwareDatetime | None
 
 
+class OrchestratorView(BaseModel):
+    """Which orchestrator was read, and where (all null: none is configured)."""
+
+    kind: Literal["kubernetes", "local"] | None
+    #: The Kubernetes API server's URL, or the local gunicorn pidfile.
+    location: str | None
+    namespace: str | None
+    #: The Kubernetes API server's gitVersion (``v1.36.3``); null when unreadable or local.
+    version: str | None
+
+
+class WorkloadAutoscalerView(BaseModel):
+    """A workload's autoscaler as it is live (a Kubernetes HPA: spec and status)."""
+
+    name: str
+    min_replicas: int
+    max_replicas: int
+    target_cpu_percent: int | None
+    current_cpu_percent: int | None
+    desired_replicas: int | None
+
+
+class ResourcesView(BaseModel):
+    """The first container's requests and limits (null: not set)."""
+
+    cpu_request: str | None
+    memory_request: str | None
+    cpu_limit: str | None
+    memory_limit: str | None
+
+
+class WorkloadView(BaseModel):
+    """One workload as the orchestrator sees it, whether or not the policy covers it."""
+
+    #: The orchestrator's name (the Deployment's).
+    name: str
+    #: The service it runs (``app.kubernetes.io/name``), which the policy is matched on.
+    service: str
+    in_policy: bool
+    desired_replicas: int
+    current_replicas: int
+    ready_replicas: int
+    cpu_percent: int | None
+    autoscaler: WorkloadAutoscalerView | None
+    resources: ResourcesView | None
+
+
 class Capacity(BaseModel):
     services: list[ServiceCapacity]
     error: str | None
+    orchestrator: OrchestratorView
+    #: Every workload the orchestrator runs where it is read; null when it could not be read
+    #: (or none is configured).
+    workloads: list[WorkloadView] | None
+    observed_at: AwareDatetime | None
+
+
+def _orchestrator_view(info: OrchestratorInfo | None) -> OrchestratorView:
+    if info is None:
+        return OrchestratorView(kind=None, location=None, namespace=None, version=None)
+    return OrchestratorView(
+        kind=info.kind, location=info.location, namespace=info.namespace, version=info.version
+    )
+
+
+def _workload_view(workload: WorkloadState, *, policy_services: set[str]) -> WorkloadView:
+    autoscaler, resources = workload.autoscaler, workload.resources
+    return WorkloadView(
+        name=workload.name or workload.service,
+        service=workload.service,
+        in_policy=workload.service in policy_services,
+        desired_replicas=workload.desired_replicas,
+        current_replicas=workload.current_replicas,
+        ready_replicas=workload.ready_replicas,
+        cpu_percent=workload.cpu_percent,
+        autoscaler=None
+        if autoscaler is None
+        else WorkloadAutoscalerView(
+            name=autoscaler.name,
+            min_replicas=autoscaler.min_replicas,
+            max_replicas=autoscaler.max_replicas,
+            target_cpu_percent=autoscaler.target_cpu_percent,
+            current_cpu_percent=autoscaler.current_cpu_percent,
+            desired_replicas=autoscaler.desired_replicas,
+        ),
+        resources=None
+        if resources is None
+        else ResourcesView(
+            cpu_request=resources.cpu_request,
+            memory_request=resources.memory_request,
+            cpu_limit=resources.cpu_limit,
+            memory_limit=resources.memory_limit,
+        ),
+    )
 
 
 @router.get("/capacity", response_model=Capacity, summary="Replicas and CPU against the policy")
 async def capacity(settings: SettingsDep, orchestration: OrchestrationDep) -> Capacity:
     policy = load_capacity_policy(settings.policies.capacity_policy)
     error = None
-    workloads: dict[str, WorkloadState] = {}
+    read: list[WorkloadState] | None = None
+    info: OrchestratorInfo | None = None
     observed = None
     if orchestration is None:
         error = "no orchestrator configured (CONTROLPLANE_ORCHESTRATOR)"
     else:
+        info = await run_in_threadpool(orchestration.reader.describe)
         try:
             read = await run_in_threadpool(orchestration.reader.workloads)
-            workloads = {w.service: w for w in read}
             observed = datetime.now(UTC)
         except OrchestratorError as exc:
             error = f"orchestrator unreadable: {exc}"
+    workloads = {w.service: w for w in read or []}
+    policy_services = {service.name for service in policy.spec.services}
     services = []
     for service in policy.spec.services:
         live = workloads.get(service.name)
@@ -128,7 +226,18 @@ async def capacity(settings: SettingsDep, orchestration: OrchestrationDep) -> Ca
                 observed_at=observed if live is not None else None,
             )
         )
-    return Capacity(services=services, error=error)
+    return Capacity(
+        services=services,
+        error=error,
+        orchestrator=_orchestrator_view(info),
+        workloads=None
+        if read is None
+        else [
+            _workload_view(w, policy_services=policy_services)
+            for w in sorted(read, key=lambda w: w.name or w.service)
+        ],
+        observed_at=observed,
+    )
 
 
 class ReplicaView(BaseModel):

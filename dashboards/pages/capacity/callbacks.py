@@ -1,11 +1,12 @@
-"""Capacity callbacks: ``/capacity`` and the scaling decisions of the audit log."""
+"""Capacity callbacks: ``/capacity`` (the orchestrator, the policy's services and, on
+Kubernetes, every Deployment) and the scaling decisions of the audit log."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
-from dash import Dash, Input, Output, dcc
+from dash import Dash, Input, Output, dcc, html
 
 from controlplane.client.http import ClientError, ControlPlaneClient
 from dashboards.pages.capacity.figures import (
@@ -15,7 +16,11 @@ from dashboards.pages.capacity.figures import (
     scaling_timeline_figure,
 )
 from dashboards.pages.capacity.layout import CapacityIds
-from dashboards.pages.capacity.views import capacity_table
+from dashboards.pages.capacity.views import (
+    capacity_table,
+    orchestrator_line,
+    workloads_section,
+)
 from dashboards.ui import GRAPH_CONFIG, empty_state, error_state, now_utc
 
 __all__ = ["TIMELINE_SPAN", "register"]
@@ -26,8 +31,10 @@ TIMELINE_SPAN = timedelta(days=1)
 
 def register(app: Dash, *, client: ControlPlaneClient) -> None:
     @app.callback(
+        Output(CapacityIds.ORCHESTRATOR, "children"),
         Output(CapacityIds.STATUS, "children"),
         Output(CapacityIds.TABLE, "children"),
+        Output(CapacityIds.WORKLOADS, "children"),
         Output(CapacityIds.REPLICAS, "children"),
         Output(CapacityIds.CPU, "children"),
         Output(CapacityIds.TIMELINE, "children"),
@@ -39,7 +46,7 @@ def register(app: Dash, *, client: ControlPlaneClient) -> None:
         try:
             found = client.capacity()
         except ClientError as exc:
-            return error_state(exc), None, None, None, None
+            return None, error_state(exc), None, None, None, None, None
         try:
             decisions = [
                 entry
@@ -51,20 +58,26 @@ def register(app: Dash, *, client: ControlPlaneClient) -> None:
             )
         except ClientError as exc:
             timeline = error_state(exc)
+        orchestrator = orchestrator_line(found.orchestrator)
+        workloads = workloads_section(found)
         status: Any = None
         if found.error is not None:
             status = error_state(f"live state incomplete: {found.error}")
         if not found.services:
             return (
+                orchestrator,
                 status or empty_state("no services in the capacity policy"),
                 None,
+                workloads,
                 None,
                 None,
                 timeline,
             )
         return (
+            orchestrator,
             status,
-            capacity_table(found.services),
+            html.Div([html.H3("Services of the capacity policy"), capacity_table(found.services)]),
+            workloads,
             dcc.Graph(figure=replicas_figure(found.services), config=GRAPH_CONFIG),
             dcc.Graph(figure=cpu_figure(found.services), config=GRAPH_CONFIG),
             timeline,

@@ -1,5 +1,8 @@
-"""Capacity: replicas per service (current / desired / min / max), CPU against target, HPA
-bounds from the policy against the live ones, and the scaling decisions on a timeline."""
+"""Capacity: which orchestrator is read (Kubernetes version, namespace and API server, or the
+local gunicorn master), replicas per service (current / desired / min / max), CPU against
+target, HPA bounds from the policy against the live ones, on Kubernetes every Deployment of the
+namespace with its HPA (those outside the policy marked), and the scaling decisions on a
+timeline."""
 
 from __future__ import annotations
 
@@ -12,8 +15,10 @@ __all__ = ["CapacityIds", "layout"]
 
 class CapacityIds:
     TRIGGER = "capacity-trigger"
+    ORCHESTRATOR = "capacity-orchestrator"
     STATUS = "capacity-status"
     TABLE = "capacity-table"
+    WORKLOADS = "capacity-workloads"
     REPLICAS = "capacity-replicas"
     CPU = "capacity-cpu"
     TIMELINE = "capacity-timeline"
@@ -28,11 +33,13 @@ def layout() -> html.Div:
             loading(
                 html.Div(
                     [
+                        html.Div(id=CapacityIds.ORCHESTRATOR, className="orchestrator-line"),
                         html.Div(
                             html.Div("Loading capacity…", className="state state-loading"),
                             id=CapacityIds.STATUS,
                         ),
                         html.Div(id=CapacityIds.TABLE),
+                        html.Div(id=CapacityIds.WORKLOADS),
                         html.Div(id=CapacityIds.REPLICAS, className="chart"),
                         html.Div(id=CapacityIds.CPU, className="chart"),
                         html.Div(id=CapacityIds.TIMELINE, className="chart"),

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -20,9 +21,16 @@ class ControlPlaneProcess:
     """``uvicorn --factory alerts.wiring:create_app`` with ``CONTROLPLANE_*`` settings."""
 
     def __init__(
-        self, *, settings: dict[str, str], log_path: Path, port: int | None = None
+        self,
+        *,
+        settings: dict[str, str],
+        log_path: Path,
+        port: int | None = None,
+        extra_environment: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
+        #: Variables besides the settings (e.g. ``KUBECONFIG`` for the Kubernetes orchestrator).
+        self.extra_environment = dict(extra_environment or {})
         self.log_path = log_path
         self.port = port or free_ports(1)[0]
         self.process: subprocess.Popen[bytes] | None = None
@@ -35,6 +43,7 @@ class ControlPlaneProcess:
         env = {
             key: value for key, value in os.environ.items() if not key.startswith("CONTROLPLANE_")
         }
+        env.update(self.extra_environment)
         env.update({f"CONTROLPLANE_{key.upper()}": value for key, value in self.settings.items()})
         return env
 

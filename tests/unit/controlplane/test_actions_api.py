@@ -103,6 +103,8 @@ def test_capacity_and_dr_views_say_why_live_data_is_missing(api: Api) -> None:
     inventory = next(s for s in capacity["services"] if s["service"] == "inventory")
     assert inventory["policy"]["min_replicas"] == 3
     assert inventory["live"] is None
+    assert capacity["orchestrator"]["kind"] is None
+    assert capacity["workloads"] is None  # unread, not "no workloads"
     dr = api.client.get("/api/v1/dr", headers=api.headers()).json()
     (database,) = dr["databases"]
     assert (database["database"], database["rto_s"], database["rpo_s"]) == ("inventory", 900, 300)

@@ -8,6 +8,7 @@ from typing import Any
 from controlplane.client.models import (
     Alert,
     AuditEntry,
+    Capacity,
     DatabaseDR,
     ServiceCapacity,
     SLOStatus,
@@ -127,6 +128,57 @@ def capacity_service(service: str = "inventory", **live: Any) -> ServiceCapacity
             "observed_at": NOW.isoformat(),
         }
     )
+
+
+def workload(name: str = "inventory", **values: Any) -> dict[str, Any]:
+    """A workload as ``/capacity`` lists it: by default a Deployment of the policy with its
+    HPA (CPU above target)."""
+    return {
+        "name": name,
+        "service": name,
+        "in_policy": True,
+        "desired_replicas": 5,
+        "current_replicas": 5,
+        "ready_replicas": 5,
+        "cpu_percent": 85,
+        "autoscaler": {
+            "name": name,
+            "min_replicas": 3,
+            "max_replicas": 20,
+            "target_cpu_percent": 70,
+            "current_cpu_percent": 85,
+            "desired_replicas": 6,
+        },
+        "resources": {
+            "cpu_request": "200m",
+            "memory_request": "512Mi",
+            "cpu_limit": "1",
+            "memory_limit": "2Gi",
+        },
+        **values,
+    }
+
+
+def capacity(
+    *, orchestrator: dict[str, Any] | None, workloads: list[dict[str, Any]] | None
+) -> Capacity:
+    return Capacity.model_validate(
+        {
+            "services": [capacity_service().model_dump(mode="json")],
+            "error": None,
+            "orchestrator": orchestrator,
+            "workloads": workloads,
+            "observed_at": NOW.isoformat(),
+        }
+    )
+
+
+KUBERNETES = {
+    "kind": "kubernetes",
+    "location": "https://127.0.0.1:6443",
+    "namespace": "inventory",
+    "version": "v1.36.3",
+}
 
 
 def database(**values: Any) -> DatabaseDR:

@@ -9,7 +9,12 @@ from dash import html
 
 from controlplane.client.models import ServiceCapacity
 from dashboards.history import Point
-from dashboards.pages.capacity.views import capacity_table
+from dashboards.pages.capacity.views import (
+    capacity_table,
+    orchestrator_line,
+    workloads_section,
+    workloads_table,
+)
 from dashboards.pages.overview.views import filter_statuses, overview_table_html
 from dashboards.pages.slo_detail.views import (
     actions_for,
@@ -19,7 +24,16 @@ from dashboards.pages.slo_detail.views import (
     header,
 )
 from dashboards.status import worst_first
-from tests.unit.dashboards.data import NOW, alert, audit, capacity_service, status
+from tests.unit.dashboards.data import (
+    KUBERNETES,
+    NOW,
+    alert,
+    audit,
+    capacity,
+    capacity_service,
+    status,
+    workload,
+)
 
 
 def test_the_overview_fragment_escapes_everything_from_the_api() -> None:
@@ -147,3 +161,102 @@ def test_a_missing_hpa_is_drift_only_where_the_orchestrator_has_autoscalers() ->
     local = _hpa_cell(capacity_service(autoscaler=None, has_autoscalers=False))
     assert local.className != "drift"
     assert "no HPA locally" in str(local.children)
+
+
+def _cells(table: html.Table) -> dict[str, list[Any]]:
+    """Workload name -> its row's cells (text, or the component where it is one)."""
+    return {
+        row.children[0].children: [cell.children for cell in row.children]
+        for row in table.children[1].children
+    }
+
+
+def test_the_header_line_names_the_cluster_or_says_it_is_local() -> None:
+    on_kubernetes = capacity(orchestrator=KUBERNETES, workloads=[])
+    assert (
+        orchestrator_line(on_kubernetes.orchestrator)
+        == "Kubernetes v1.36.3 · namespace inventory · https://127.0.0.1:6443"
+    )
+    unknown = capacity(orchestrator={**KUBERNETES, "version": None}, workloads=[])
+    assert orchestrator_line(unknown.orchestrator).startswith("Kubernetes (version unknown) · ")
+    local = capacity(
+        orchestrator={
+            "kind": "local",
+            "location": "/run/gunicorn.pid",
+            "namespace": None,
+            "version": None,
+        },
+        workloads=[workload()],
+    )
+    assert orchestrator_line(local.orchestrator) == (
+        "Local gunicorn master (no Kubernetes) · pidfile /run/gunicorn.pid"
+    )
+    none = {"kind": None, "location": None, "namespace": None, "version": None}
+    assert "No orchestrator configured" in orchestrator_line(
+        capacity(orchestrator=none, workloads=None).orchestrator
+    )
+
+
+def test_the_deployments_table_shows_hpas_and_marks_what_the_policy_does_not_cover() -> None:
+    worker = workload(
+        "inventory-worker",
+        in_policy=False,
+        desired_replicas=4,
+        current_replicas=4,
+        ready_replicas=3,
+        cpu_percent=None,
+        autoscaler=None,
+        resources={
+            "cpu_request": "100m",
+            "memory_request": None,
+            "cpu_limit": None,
+            "memory_limit": "256Mi",
+        },
+    )
+    section = workloads_section(capacity(orchestrator=KUBERNETES, workloads=[workload(), worker]))
+    assert section is not None
+    title, summary, table = section.children
+    assert title.children == "Deployments in namespace inventory"
+    assert summary.children.startswith("2 Deployments, 1 outside the capacity policy")
+    rows = _cells(table)
+    inventory = rows["inventory"]
+    assert inventory[1] == "covered"
+    assert inventory[2] == "5/5"
+    assert inventory[4] == "inventory: 3–20"
+    assert (inventory[5].children, inventory[5].className) == ("85 % / 70 %", "burn-over")
+    assert inventory[6] == "6"
+    assert inventory[7] == "200m/512Mi · 1/2Gi"
+    worker_row = rows["inventory-worker"]
+    assert (worker_row[1].children, worker_row[1].className) == (
+        "outside the policy",
+        "outside-policy",
+    )
+    assert (worker_row[2].children, worker_row[2].className) == ("3/4", "drift")
+    assert worker_row[4].children == "no HPA"
+    assert worker_row[5] == "—"  # no HPA, no CPU: unknown, not 0
+    assert worker_row[7] == "100m/— · —/256Mi"
+    marks = [getattr(row, "data-in-policy") for row in table.children[1].children]
+    assert marks == ["true", "false"]
+
+
+def test_an_hpa_without_cpu_readings_says_no_data() -> None:
+    table = workloads_table(
+        capacity(
+            orchestrator=KUBERNETES,
+            workloads=[workload(cpu_percent=None)],
+        ).workloads
+        or []
+    )
+    cpu = _cells(table)["inventory"][5]
+    assert (cpu.children, cpu.className) == ("no data / 70 %", "")
+
+
+def test_no_deployments_table_locally_and_a_note_when_the_cluster_is_unreadable() -> None:
+    local = {"kind": "local", "location": "/run/g.pid", "namespace": None, "version": None}
+    assert workloads_section(capacity(orchestrator=local, workloads=[workload()])) is None
+    assert workloads_section(capacity(orchestrator=None, workloads=None)) is None
+    unreadable = workloads_section(capacity(orchestrator=KUBERNETES, workloads=None))
+    assert unreadable is not None
+    _, note = unreadable.children
+    assert note.className == "state state-no-data"
+    assert "could not be read" in note.children

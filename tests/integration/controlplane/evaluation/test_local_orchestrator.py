@@ -191,15 +191,18 @@ def test_the_capacity_api_in_local_mode_reports_the_cpu_the_check_measures(
             _, secret = create_token(session, name="viewer", role=Role.VIEWER, at=datetime.now(UTC))
         viewer = {"Authorization": f"Bearer {secret}"}
 
-        def inventory() -> dict[str, Any]:
+        def capacity() -> dict[str, Any]:
             answer = client.get("/api/v1/capacity", headers=viewer)
             assert answer.status_code == 200
             body = answer.json()
             assert body["error"] is None
-            (service,) = [s for s in body["services"] if s["service"] == "inventory"]
+            return dict(body)
+
+        def inventory() -> dict[str, Any]:
+            (service,) = [s for s in capacity()["services"] if s["service"] == "inventory"]
             return dict(service)
 
-        inventory()  # the first CPU sample
+        first = capacity()  # the first CPU sample
         with busy_workers(url):
             time.sleep(2)
             busy = inventory()
@@ -213,3 +216,13 @@ def test_the_capacity_api_in_local_mode_reports_the_cpu_the_check_measures(
     assert live["has_autoscalers"] is False
     (risk,) = [f for f in run.findings if f.kind == "capacity.at_max_replicas"]
     assert risk.evidence["cpu_percent"] == live["cpu_percent"]
+    # Which orchestrator, and where: the local master's pidfile, no Kubernetes namespace.
+    assert first["orchestrator"] == {
+        "kind": "local",
+        "location": str(pidfile),
+        "namespace": None,
+        "version": None,
+    }
+    (workload,) = first["workloads"]
+    assert (workload["name"], workload["in_policy"]) == ("inventory", True)
+    assert workload["resources"] is None  # no container requests locally
