@@ -56,3 +56,6 @@ class Orchestrator(Protocol):
 
     def workloads(self) -> list[WorkloadState]:
         """Every workload the control plane is responsible for."""
+
+    def close(self) -> None:
+        """Release what reading holds open (the Kubernetes watches); called once, at the end."""

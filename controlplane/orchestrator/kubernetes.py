@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client as k8s
@@ -34,14 +35,25 @@ WATCH_TIMEOUT_S = 240
 RETRY_MIN_S, RETRY_MAX_S = 0.5, 30.0
 
 
-def kubernetes_client() -> k8s.ApiClient:
-    """In-cluster credentials when running in a pod, else the local kubeconfig (raises
-    ``kubernetes.config.ConfigException`` when neither is usable)."""
+def kubernetes_client(kubeconfig: Path | None = None) -> k8s.ApiClient:
+    """A client of its own configuration (the library's global default is left alone):
+    ``kubeconfig`` when given, else in-cluster credentials when running in a pod, else the local
+    kubeconfig. Raises ``kubernetes.config.ConfigException`` when none is usable."""
+    configuration = k8s.Configuration()
+    if kubeconfig is not None:
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig), client_configuration=configuration
+        )
+        return k8s.ApiClient(configuration)
     try:
-        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
+        k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=configuration
+        )
     except k8s_config.ConfigException:
-        k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
-    return k8s.ApiClient()
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            client_configuration=configuration
+        )
+    return k8s.ApiClient(configuration)
 
 
 def _cpu_target(hpa: Any) -> tuple[int | None, int | None]:
@@ -144,7 +156,9 @@ class WatchedCache:
         self._thread: threading.Thread | None = None
         self._watch: k8s_watch.Watch | None = None
         self.healthy = False
-        #: Watch events applied since the first list (for tests and diagnostics).
+        #: Lists sent (one, unless a watch expired) and watch events applied since the first
+        #: list: what the cache cost the API server (for tests and diagnostics).
+        self.lists = 0
         self.events = 0
 
     def _list(self) -> None:
@@ -152,6 +166,7 @@ class WatchedCache:
         with self._lock:
             self._objects = {item.metadata.name: item for item in answer.items}
             self._resource_version = answer.metadata.resource_version
+            self.lists += 1
         self.healthy = True
 
     def items(self) -> list[Any]:
@@ -185,6 +200,8 @@ class WatchedCache:
                     logger.warning("%s watch failed: %s %s", self.kind, exc.status, exc.reason)
             except (Urllib3Error, OSError, ValueError) as exc:
                 self.healthy = False
+                if self._stop.is_set():  # closed: the socket was shut down on purpose
+                    return
                 logger.warning("%s watch broken: %s", self.kind, exc)
             if self._stop.wait(pause):
                 return
@@ -192,6 +209,8 @@ class WatchedCache:
 
     def _watch_once(self) -> None:
         self._watch = k8s_watch.Watch()  # type: ignore[no-untyped-call]
+        if self._stop.is_set():  # closed while the previous watch ended
+            return
         for event in self._watch.stream(  # type: ignore[no-untyped-call]
             self._list_call,
             self.namespace,
@@ -215,10 +234,13 @@ class WatchedCache:
                 self.events += kind != "BOOKMARK"
             self.healthy = True
 
-    def close(self) -> None:
+    def close(self, *, timeout: float = 5.0) -> None:
+        """End the watch: stopping it shuts its socket down, which wakes the thread's read."""
         self._stop.set()
         if self._watch is not None:
             self._watch.stop()  # type: ignore[no-untyped-call]
+        if self._thread is not None:
+            self._thread.join(timeout)
 
 
 class KubernetesOrchestrator:
