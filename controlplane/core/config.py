@@ -267,6 +267,11 @@ class OrchestratorSettings(_Group):
     )
     local_service: str = Field(default="inventory", min_length=1)
     kubernetes_namespace: str = Field(default="inventory", min_length=1)
+    kubernetes_kubeconfig: Path | None = Field(
+        default=None,
+        description="kubeconfig of orchestrator=kubernetes; unset: in-cluster credentials, "
+        "else the default kubeconfig.",
+    )
     local_replicas: int | None = Field(
         default=None,
         ge=1,

@@ -77,3 +77,6 @@ class Orchestrator(Protocol):
 
     def describe(self) -> OrchestratorInfo:
         """Kind, location and version; never raises (an unreadable version is None)."""
+
+    def close(self) -> None:
+        """Release what reading holds open (the Kubernetes watches); called once, at the end."""

@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client as k8s
@@ -39,12 +40,18 @@ RETRY_MIN_S, RETRY_MAX_S = 0.5, 30.0
 VERSION_TIMEOUT_S, VERSION_RETRY_S = 5.0, 60.0
 
 
-def kubernetes_client() -> k8s.ApiClient:
-    """In-cluster credentials when running in a pod, else the kubeconfig (``KUBECONFIG`` as it
-    is when called, else ``~/.kube/config``); raises ``kubernetes.config.ConfigException`` when
-    neither is usable. The client gets a configuration of its own: the library's process-wide
-    default is left alone, so two clients in one process can talk to two clusters."""
+def kubernetes_client(kubeconfig: Path | None = None) -> k8s.ApiClient:
+    """A client of its own configuration (the library's process-wide default is left alone, so
+    two clients in one process can talk to two clusters): ``kubeconfig`` when given, else
+    in-cluster credentials when running in a pod, else the kubeconfig of ``KUBECONFIG`` as it is
+    when called (else ``~/.kube/config``). Raises ``kubernetes.config.ConfigException`` when
+    none is usable."""
     configuration = k8s.Configuration()
+    if kubeconfig is not None:
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig), client_configuration=configuration
+        )
+        return k8s.ApiClient(configuration)
     try:
         k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
             client_configuration=configuration
@@ -158,7 +165,9 @@ class WatchedCache:
         self._thread: threading.Thread | None = None
         self._watch: k8s_watch.Watch | None = None
         self.healthy = False
-        #: Watch events applied since the first list (for tests and diagnostics).
+        #: Lists sent (one, unless a watch expired) and watch events applied since the first
+        #: list: what the cache cost the API server (for tests and diagnostics).
+        self.lists = 0
         self.events = 0
 
     def _list(self) -> None:
@@ -166,6 +175,7 @@ class WatchedCache:
         with self._lock:
             self._objects = {item.metadata.name: item for item in answer.items}
             self._resource_version = answer.metadata.resource_version
+            self.lists += 1
         self.healthy = True
 
     def items(self) -> list[Any]:
@@ -208,6 +218,8 @@ class WatchedCache:
 
     def _watch_once(self) -> None:
         self._watch = k8s_watch.Watch()  # type: ignore[no-untyped-call]
+        if self._stop.is_set():  # closed while the previous watch ended
+            return
         for event in self._watch.stream(  # type: ignore[no-untyped-call]
             self._list_call,
             self.namespace,
@@ -231,10 +243,13 @@ class WatchedCache:
                 self.events += kind != "BOOKMARK"
             self.healthy = True
 
-    def close(self) -> None:
+    def close(self, *, timeout: float = 5.0) -> None:
+        """End the watch: stopping it shuts its socket down, which wakes the thread's read."""
         self._stop.set()
         if self._watch is not None:
             self._watch.stop()  # type: ignore[no-untyped-call]
+        if self._thread is not None:
+            self._thread.join(timeout)
 
 
 class KubernetesOrchestrator:

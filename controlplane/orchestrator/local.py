@@ -139,3 +139,6 @@ class LocalOrchestrator:
                 resources=None,
             )
         ]
+
+    def close(self) -> None:
+        """Nothing to release: every read is a fresh look at /proc."""

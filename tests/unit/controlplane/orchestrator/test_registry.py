@@ -47,3 +47,9 @@ def test_kubernetes_without_credentials_names_the_setting(
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
     with pytest.raises(SettingsError, match="CONTROLPLANE_ORCHESTRATOR=kubernetes"):
         build_orchestration(OrchestratorSettings(kind="kubernetes"))
+
+
+def test_kubernetes_with_an_unusable_kubeconfig_names_it(tmp_path: Path) -> None:
+    missing = tmp_path / "no-kubeconfig"
+    with pytest.raises(SettingsError, match=f"CONTROLPLANE_KUBERNETES_KUBECONFIG={missing}"):
+        build_orchestration(OrchestratorSettings(kind="kubernetes", kubernetes_kubeconfig=missing))
