@@ -191,8 +191,9 @@ def _set_cpu(cluster: KubernetesCluster, usage: str | None) -> None:
 def scale_round(
     number: int, *, cluster: KubernetesCluster, kubeconfig: Path, work: Path
 ) -> ScaleRound:
-    api = _client(kubeconfig)
-    apps = k8s.AppsV1Api(api)
+    api = _client(kubeconfig)  # the control plane's: its ServiceAccount, deploy/k8s's Role
+    observer = _client(cluster.admin_kubeconfig)  # the benchmark reads the cluster as admin
+    apps = k8s.AppsV1Api(observer)
     service = load_capacity_policy().spec.service(SERVICE)
     assert service is not None
     minimum = service.replicas.min
@@ -265,6 +266,7 @@ def scale_round(
     _log(f"round {number}: CPU-only HPA {cpu_reaction} s to {cpu_replicas} ready replicas")
     _restore(cluster, apps, minimum)
     api.close()  # type: ignore[no-untyped-call]
+    observer.close()  # type: ignore[no-untyped-call]
     return ScaleRound(
         reaction_s=None if reaction is None else round(reaction, 2),
         decided_s=None if decided_s is None else round(decided_s, 2),
