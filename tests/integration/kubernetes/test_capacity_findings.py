@@ -87,11 +87,18 @@ class ControlPlane:
 
     def wait_resolved(self, kind: str, service: str, *, timeout: float = CHANGE_TIMEOUT) -> None:
         """Until that finding is resolved and no other capacity finding is open either."""
-        wait_for(
-            lambda: not self.open_capacity(),
-            timeout=timeout,
-            what=f"{kind} of {service} resolved, and no capacity finding left open",
-        )
+        still: dict[tuple[str, str], StoredFinding] = {}
+
+        def cleared() -> bool:
+            still.clear()
+            still.update(self.open_capacity())
+            return not still
+
+        try:
+            wait_for(cleared, timeout=timeout, what=f"{kind} of {service} resolved")
+        except AssertionError as exc:
+            left = "; ".join(f"{k} {s}: {f.summary}" for (k, s), f in sorted(still.items()))
+            raise AssertionError(f"{exc}; still open: {left}") from None
         resolved = [
             f
             for f in self.findings()
