@@ -56,6 +56,8 @@ class Runtime:
 
     def stop(self) -> None:
         self.leadership.stop()
+        if self.orchestration is not None:
+            self.orchestration.reader.close()
         self.database.dispose()
 
     def notify_alert_changes(self, changes: Sequence[AlertChange]) -> None:

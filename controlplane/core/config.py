@@ -267,6 +267,11 @@ class OrchestratorSettings(_Group):
     )
     local_service: str = Field(default="inventory", min_length=1)
     kubernetes_namespace: str = Field(default="inventory", min_length=1)
+    kubeconfig: Path | None = Field(
+        default=None,
+        description="kubeconfig of the Kubernetes orchestrator (e.g. a ServiceAccount's token); "
+        "unset: in-cluster credentials, else $KUBECONFIG or ~/.kube/config.",
+    )
     local_replicas: int | None = Field(
         default=None,
         ge=1,

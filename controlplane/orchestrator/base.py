@@ -56,3 +56,7 @@ class Orchestrator(Protocol):
 
     def workloads(self) -> list[WorkloadState]:
         """Every workload the control plane is responsible for."""
+
+    def close(self) -> None:
+        """Release what reading holds (Kubernetes: its watch threads); the runtime calls it on
+        shutdown."""

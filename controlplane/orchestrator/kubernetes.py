@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client as k8s
@@ -34,14 +36,26 @@ WATCH_TIMEOUT_S = 240
 RETRY_MIN_S, RETRY_MAX_S = 0.5, 30.0
 
 
-def kubernetes_client() -> k8s.ApiClient:
-    """In-cluster credentials when running in a pod, else the local kubeconfig (raises
-    ``kubernetes.config.ConfigException`` when neither is usable)."""
+#: Seconds :meth:`WatchedCache.close` waits for its watch thread to end.
+CLOSE_TIMEOUT_S = 5.0
+
+
+def kubernetes_client(kubeconfig: Path | None = None) -> k8s.ApiClient:
+    """A client with the credentials of ``kubeconfig``; without one, in-cluster credentials
+    when running in a pod, else the local kubeconfig (``$KUBECONFIG`` or ``~/.kube/config``).
+    Raises ``kubernetes.config.ConfigException`` when none is usable. The credentials stay in
+    this client (the library's process-wide default is left alone)."""
+    configuration = k8s.Configuration()
+    if kubeconfig is not None:
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig), client_configuration=configuration
+        )
+        return k8s.ApiClient(configuration)
     try:
-        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
+        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except k8s_config.ConfigException:
-        k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
-    return k8s.ApiClient()
+        k8s_config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+    return k8s.ApiClient(configuration)
 
 
 def _cpu_target(hpa: Any) -> tuple[int | None, int | None]:
@@ -181,10 +195,12 @@ class WatchedCache:
                         continue
                     except (ApiException, Urllib3Error, OSError) as list_exc:
                         logger.warning("%s list failed: %s", self.kind, list_exc)
-                else:
+                elif not self._stop.is_set():
                     logger.warning("%s watch failed: %s %s", self.kind, exc.status, exc.reason)
             except (Urllib3Error, OSError, ValueError) as exc:
                 self.healthy = False
+                if self._stop.is_set():
+                    return  # close() shut the response down
                 logger.warning("%s watch broken: %s", self.kind, exc)
             if self._stop.wait(pause):
                 return
@@ -216,9 +232,37 @@ class WatchedCache:
             self.healthy = True
 
     def close(self) -> None:
+        """Stop watching and wait (at most :data:`CLOSE_TIMEOUT_S`) for the watch thread to end.
+        The open watch response is shut down, so a thread blocked reading it returns at once;
+        until the thread ends this is repeated, as a request sent just before may only now
+        have its response."""
         self._stop.set()
-        if self._watch is not None:
-            self._watch.stop()  # type: ignore[no-untyped-call]
+        thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S
+        while thread.is_alive() and time.monotonic() < deadline:
+            self._shut_response()
+            thread.join(timeout=0.1)
+
+    def _shut_response(self) -> None:
+        watch = self._watch
+        if watch is None:
+            return
+        watch.stop()  # type: ignore[no-untyped-call]
+        response = getattr(watch, "_resp", None)  # the library keeps no public handle
+        if response is None:
+            return
+        try:
+            response.shutdown()
+        except (Urllib3Error, OSError, ValueError, RuntimeError) as exc:
+            # Already closed or released: the thread is past its read.
+            logger.debug("%s watch: shutting the response down failed: %s", self.kind, exc)
+
+    @property
+    def watching(self) -> bool:
+        """Whether the watch thread runs."""
+        return self._thread is not None and self._thread.is_alive()
 
 
 class KubernetesOrchestrator:
@@ -265,5 +309,6 @@ class KubernetesOrchestrator:
         return [workload_state(d, by_target.get(d.metadata.name)) for d in deployments]
 
     def close(self) -> None:
+        """Stop both watches (the runtime calls it on shutdown)."""
         self.deployments.close()
         self.autoscalers.close()

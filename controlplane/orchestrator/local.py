@@ -129,3 +129,6 @@ class LocalOrchestrator:
                 resources=None,
             )
         ]
+
+    def close(self) -> None:
+        """Nothing to release: every read goes to ``/proc``."""

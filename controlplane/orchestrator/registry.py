@@ -60,13 +60,16 @@ def _kubernetes(settings: OrchestratorSettings) -> Orchestration:
     from controlplane.actuators.kubernetes import KubernetesActuator
     from controlplane.orchestrator.kubernetes import KubernetesOrchestrator, kubernetes_client
 
+    kubeconfig = settings.kubeconfig
     try:
-        api_client = kubernetes_client()
+        api_client = kubernetes_client(kubeconfig)
     except ConfigException as exc:
-        raise SettingsError(
-            "CONTROLPLANE_ORCHESTRATOR=kubernetes: no in-cluster credentials and no usable "
-            f"kubeconfig ({exc})"
-        ) from exc
+        where = (
+            f"CONTROLPLANE_KUBECONFIG {kubeconfig} is not usable"
+            if kubeconfig is not None
+            else "no in-cluster credentials and no usable kubeconfig"
+        )
+        raise SettingsError(f"CONTROLPLANE_ORCHESTRATOR=kubernetes: {where} ({exc})") from exc
     namespace = settings.kubernetes_namespace
     return Orchestration(
         kind="kubernetes",

@@ -51,6 +51,7 @@ VARIABLES = {
         "failover_probe_threshold",
         "host",
         "jaeger_url",
+        "kubeconfig",
         "kubernetes_namespace",
         "leader_acquire_interval_seconds",
         "leader_check_interval_seconds",

@@ -47,3 +47,9 @@ def test_kubernetes_without_credentials_names_the_setting(
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
     with pytest.raises(SettingsError, match="CONTROLPLANE_ORCHESTRATOR=kubernetes"):
         build_orchestration(OrchestratorSettings(kind="kubernetes"))
+
+
+def test_kubernetes_with_an_unusable_kubeconfig_names_the_setting(tmp_path: Path) -> None:
+    settings = OrchestratorSettings(kind="kubernetes", kubeconfig=tmp_path / "missing")
+    with pytest.raises(SettingsError, match=r"CONTROLPLANE_KUBECONFIG .*missing is not usable"):
+        build_orchestration(settings)
