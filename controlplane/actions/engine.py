@@ -5,6 +5,12 @@ inputs as evidence) before anything runs, and the outcome is added after. A trig
 most once per action (a unique trigger key in the store), so an alert Alertmanager repeats, or
 delivers to two replicas, never acts twice. Writes carry the leader's fencing token: a replica
 that lost the lease cannot even record a decision, let alone act.
+
+A scale-out is verified ``verify_after`` later on two counts, both written into its audit entry:
+the replicas ready in the system against those it asked for (fewer: the finding
+:data:`UNFULFILLED`), and the short-window burn (not lower: the finding :data:`INEFFECTIVE` and an
+escalation). What scale-outs added is given back by a scale-in once every burn signal of the
+service has stayed under its target for ``scale_in_after`` (``release.py``).
 """
 
 from __future__ import annotations
@@ -12,21 +18,30 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from controlplane.actions.gate import (
     ActionKind,
     ActionRequest,
+    ActionRule,
     GateContext,
     GateResult,
     InputValue,
     PastAction,
     evaluate_gate,
 )
-from controlplane.actions.policy import ActionPolicy
+from controlplane.actions.policy import ActionPolicy, ServiceScaling
 from controlplane.actions.recommend import ScaleEvent, ScalingSpec, Signal, recommend
+from controlplane.actions.release import (
+    Bounds,
+    Raise,
+    combined_bounds,
+    outstanding_raise,
+    release_step,
+    restore_target,
+)
 from controlplane.actuators.base import Actuator, ActuatorError
 from controlplane.leader import Leadership
 from controlplane.store.actions import (
@@ -43,6 +58,7 @@ from controlplane.store.audit import AuditDecision, StoredAuditEntry, list_audit
 from controlplane.store.database import Database
 from controlplane.store.errors import FencingTokenStale
 from controlplane.store.findings import list_findings, observe_finding, resolve_finding
+from controlplane.targets.policy import CapacityPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +73,13 @@ BURN_DECISION_EVERY = timedelta(seconds=30)
 
 #: The finding opened when a scale-out did not reduce the burn.
 INEFFECTIVE = "actions.scale_out_ineffective"
+#: The finding opened when fewer replicas were ready than a scale-out asked for by its
+#: verification (resolved once they are, or once a scale-in withdraws the ask).
+UNFULFILLED = "actions.scale_out_unfulfilled"
+
+#: Taken scaling decisions read back (per action) to find what scale-outs added and no scale-in
+#: gave back: the rate budgets allow a few an hour, so this reaches many hours back.
+RAISE_HISTORY = 50
 
 
 @dataclass
@@ -64,6 +87,8 @@ class _Verification:
     decision_id: str
     service: str
     due: datetime
+    #: The replica count the scale-out asked for.
+    requested: int
     burn_before: dict[str, float | None]
 
 
@@ -80,7 +105,12 @@ class ActionEngine:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         actor: str = "controlplane",
         leader_max_age: float = 15.0,
+        capacity: CapacityPolicy | None = None,
     ) -> None:
+        """``capacity``: the capacity policy, when the orchestrator holds the services to it
+        (Kubernetes, whose HPAs carry its bounds). Scaling then also stays within its replica
+        bounds, so a scale-in never takes an HPA's minimum below the policy's; the action
+        policy's own bounds are those of the local gunicorn workers."""
         self.policy = policy
         self.database = database
         self.leadership = leadership
@@ -90,7 +120,10 @@ class ActionEngine:
         self.clock = clock
         self.actor = actor
         self.leader_max_age = leader_max_age
+        self.capacity = capacity
         self._verifications: list[_Verification] = []
+        #: Since when every burn signal of a service has been under its target (scale-in).
+        self._calm_since: dict[str, datetime] = {}
         self._lock = threading.RLock()  # tick() holds it around decide()
 
     # -- triggers ---------------------------------------------------------------------------
@@ -189,6 +222,80 @@ class ActionEngine:
             "%s: %s burn %.1f back under its tier; escalation resolved", service, slo, value
         )
 
+    def on_calm(self) -> list[StoredAuditEntry]:
+        """Scale-in triggers: a service whose burn signals have all stayed at or under their
+        targets for its ``scale_in_after`` gets back what the engine's scale-outs added — at
+        most once per :data:`BURN_DECISION_EVERY`, not while a scale-out of it is being
+        verified, and never on a missing or stale signal (nothing scales in blind)."""
+        decided: list[StoredAuditEntry] = []
+        now = self.clock()
+        for service, scaling in self.policy.spec.scaling.items():
+            rule = self._rule("scale_in", service)
+            if rule is None or not rule.allowed:
+                continue
+            since = self._calm_since_for(service, scaling, rule, now)
+            if since is None or now - since < scaling.scale_in_after:
+                continue
+            if self._awaiting_verification(service):
+                continue
+            raised = self._outstanding_raise(service)
+            if raised is None or not self._gives_back(service, raised, rule):
+                continue
+            bucket = int(now.timestamp() // BURN_DECISION_EVERY.total_seconds())
+            window = scaling.scale_in_after.total_seconds()
+            entry = self.decide(
+                "scale_in",
+                service,
+                trigger_key=f"calm:{service}:{bucket}",
+                trigger=f"every burn signal of {service} under its target since "
+                f"{since.isoformat()} (scale-in after {window:g} s)",
+                evidence={"calm_since": since.isoformat()},
+            )
+            if entry is not None:
+                decided.append(entry)
+        return decided
+
+    def _calm_since_for(
+        self, service: str, scaling: ServiceScaling, rule: ActionRule, now: datetime
+    ) -> datetime | None:
+        """Since when every burn signal of ``service`` has been fresh and at or under its
+        target (None: one is above, missing or stale now, which restarts the window)."""
+        for signal in scaling.burn_signals:
+            reading = self.burn_reader(service, signal.slo, signal.window)
+            fresh = reading.observed_at is not None and now - reading.observed_at <= (
+                rule.max_input_age
+            )
+            if reading.value is None or not fresh or reading.value > signal.target:
+                self._calm_since.pop(service, None)
+                return None
+        if not scaling.burn_signals:
+            return None
+        return self._calm_since.setdefault(service, now)
+
+    def _outstanding_raise(self, service: str) -> Raise | None:
+        with self.database.reader() as session:
+            entries = [
+                entry
+                for action in SCALING
+                for entry in list_audit(
+                    session, action=action, decision="taken", limit=RAISE_HISTORY
+                )
+            ]
+        entries.sort(key=lambda e: (e.at, e.id), reverse=True)
+        return outstanding_raise(entries, service)
+
+    def _gives_back(self, service: str, raised: Raise, rule: ActionRule) -> bool:
+        """Whether a scale-in would remove anything now (a count already back at its target,
+        e.g. lowered by an operator, is left alone rather than refused every period)."""
+        if self.actuator is None or rule.min_replicas is None:
+            return False
+        try:
+            current = self.actuator.current_replicas(service)
+        except ActuatorError as exc:
+            logger.warning("%s: cannot read the replicas to give back: %s", service, exc)
+            return False
+        return restore_target(raised, floor=rule.min_replicas) < current
+
     # -- one decision -----------------------------------------------------------------------
     def decide(
         self,
@@ -215,9 +322,7 @@ class ActionEngine:
                 global_cap_per_hour=self.policy.spec.global_cap_per_hour,
                 history=history,
             )
-            result = evaluate_gate(
-                request, rule=self.policy.rule_for(action, service), context=context
-            )
+            result = evaluate_gate(request, rule=self._rule(action, service), context=context)
             refusal = notes.get("refusal")
             if result.allowed and refusal:
                 result = GateResult(
@@ -245,6 +350,24 @@ class ActionEngine:
                     )
                 return updated or entry
             return entry
+
+    def _bounds(self, service: str, scaling: ServiceScaling) -> Bounds:
+        """The replica bounds of ``service``: the action policy's, within the capacity policy's
+        when the orchestrator holds services to it."""
+        system = None
+        entry = None if self.capacity is None else self.capacity.spec.service(service)
+        if entry is not None:
+            system = (entry.replicas.min, entry.replicas.max)
+        return combined_bounds((scaling.min_replicas, scaling.max_replicas), system)
+
+    def _rule(self, action: ActionKind, service: str) -> ActionRule | None:
+        """The gate's rule for ``action`` on ``service``, with the service's bounds."""
+        rule = self.policy.rule_for(action, service)
+        scaling = self.policy.spec.scaling.get(service)
+        if rule is None or scaling is None:
+            return rule
+        low, high = self._bounds(service, scaling)
+        return replace(rule, min_replicas=low, max_replicas=high)
 
     def _request(
         self,
@@ -296,43 +419,14 @@ class ActionEngine:
                 notes["actuator_error"] = str(exc)
         desired = current
         if current is not None and scaling is not None and signals:
-            spec = ScalingSpec(min_replicas=scaling.min_replicas, max_replicas=scaling.max_replicas)
-            recommendation = recommend(
-                spec=spec, current=current, signals=signals, now=now, events=self._events(now)
-            )
-            desired = recommendation.desired
-            notes["recommendation"] = {
-                "proposed": recommendation.proposed,
-                "desired": recommendation.desired,
-                "reason": recommendation.reason,
-                "per_signal": recommendation.per_signal,
-                "limited_by": recommendation.limited_by,
-            }
-            wrong_way = (action == "scale_out" and desired <= current) or (
-                action == "scale_in" and desired >= current
-            )
-            if wrong_way:
-                notes["refusal"] = recommendation.reason
-            elif action == "scale_out" and self._awaiting_verification(service):
-                notes["refusal"] = "an earlier scale-out is still being verified"
-            elif action == "scale_out" and self._escalated(service):
-                notes["refusal"] = (
-                    "escalated: scaling out did not reduce the burn; waiting for the burn to "
-                    "fall or for an operator"
-                )
             if action == "scale_out":
-                # A scale-out depends on the signals that drive it (and the replica count); a
-                # missing unrelated signal must not block it. A scale-in depends on all of them.
-                drivers = {
-                    name
-                    for name, proposal in recommendation.per_signal.items()
-                    if proposal is not None and proposal > current
-                }
-                gate_inputs = {
-                    name: value
-                    for name, value in inputs.items()
-                    if name in drivers or name == "replicas"
-                }
+                desired, gate_inputs = self._scale_out(
+                    service, current, self._bounds(service, scaling), signals, inputs, now, notes
+                )
+            else:
+                desired = self._scale_in(
+                    service, current, self._bounds(service, scaling), signals, notes
+                )
         elif current is not None and not signals:
             notes["refusal"] = f"no scaling signals configured for {service}"
         merged = {
@@ -360,6 +454,85 @@ class ActionEngine:
             ),
             notes,
         )
+
+    def _scale_out(
+        self,
+        service: str,
+        current: int,
+        bounds: Bounds,
+        signals: Sequence[Signal],
+        inputs: dict[str, InputValue],
+        now: datetime,
+        notes: dict[str, Any],
+    ) -> tuple[int, dict[str, InputValue]]:
+        """The recommended count and the inputs the gate checks: a scale-out depends on the
+        signals that drive it (and the replica count); a missing unrelated signal must not
+        block it."""
+        spec = ScalingSpec(min_replicas=bounds[0], max_replicas=bounds[1])
+        recommendation = recommend(
+            spec=spec, current=current, signals=signals, now=now, events=self._events(now)
+        )
+        desired = recommendation.desired
+        notes["recommendation"] = {
+            "proposed": recommendation.proposed,
+            "desired": recommendation.desired,
+            "reason": recommendation.reason,
+            "per_signal": recommendation.per_signal,
+            "limited_by": recommendation.limited_by,
+        }
+        if desired <= current:
+            notes["refusal"] = recommendation.reason
+        elif self._awaiting_verification(service):
+            notes["refusal"] = "an earlier scale-out is still being verified"
+        elif self._escalated(service):
+            notes["refusal"] = (
+                "escalated: scaling out did not reduce the burn; waiting for the burn to "
+                "fall or for an operator"
+            )
+        drivers = {
+            name
+            for name, proposal in recommendation.per_signal.items()
+            if proposal is not None and proposal > current
+        }
+        return desired, {
+            name: value for name, value in inputs.items() if name in drivers or name == "replicas"
+        }
+
+    def _scale_in(
+        self,
+        service: str,
+        current: int,
+        bounds: Bounds,
+        signals: Sequence[Signal],
+        notes: dict[str, Any],
+    ) -> int:
+        """One step of giving back what the engine's scale-outs added (``release.py``). A
+        scale-in depends on every signal (the gate checks them all), and is refused while any
+        burns above its target or when no scale-out is outstanding."""
+        raised = self._outstanding_raise(service)
+        if raised is None:
+            notes["refusal"] = f"nothing to give back: no scale-out of {service} is outstanding"
+            return current
+        spec = self.policy.spec.actions.get("scale_in")
+        target = restore_target(raised, floor=bounds[0])
+        desired = release_step(
+            current=current, target=target, max_step=None if spec is None else spec.max_step
+        )
+        notes["release"] = {
+            "raised_by": raised.decision_id,
+            "raised_at": raised.at.isoformat(),
+            "before": raised.before,
+            "via": raised.via,
+            "target": target,
+        }
+        burning = [s.name for s in signals if s.value is not None and s.value > s.target]
+        if burning:
+            notes["refusal"] = f"still burning above target: {', '.join(burning)}"
+        elif desired >= current:
+            notes["refusal"] = (
+                f"nothing to give back: {current} running, the restore target is {target}"
+            )
+        return desired
 
     def _history(self, session: Any, now: datetime) -> list[PastAction]:
         entries = list_audit(session, since=now - timedelta(hours=2), limit=1000)
@@ -462,13 +635,18 @@ class ActionEngine:
             )
             if result is not None:
                 merge_evidence(session, decision_id=entry.decision_id, extra={"result": result})
+            if outcome == "succeeded" and request.action == "scale_in":
+                # The replicas an unfulfilled scale-out asked for are no longer wanted.
+                resolve_finding(
+                    session, kind=UNFULFILLED, subject=f"service/{request.service}", at=self.clock()
+                )
         if outcome == "succeeded" and request.action == "scale_out":
             self._schedule_verification(entry, request)
         return updated or entry
 
     def _schedule_verification(self, entry: StoredAuditEntry, request: ActionRequest) -> None:
         scaling = self.policy.spec.scaling.get(request.service)
-        if scaling is None:
+        if scaling is None or request.desired_replicas is None:
             return
         before = {name: value.value for name, value in request.inputs.items() if "burn" in name}
         self._verifications.append(
@@ -476,6 +654,7 @@ class ActionEngine:
                 decision_id=entry.decision_id,
                 service=request.service,
                 due=self.clock() + scaling.verify_after,
+                requested=request.desired_replicas,
                 burn_before=before,
             )
         )
@@ -510,7 +689,9 @@ class ActionEngine:
         return ran
 
     def verify_due(self) -> list[str]:
-        """Check scale-outs whose verification time has come; escalate those that did not help."""
+        """Check scale-outs whose verification time has come: the replicas ready against those
+        asked for, and the burn; escalate those that did not reduce the burn. Both counts are
+        written into the scale-out's audit entry (``verification``)."""
         now = self.clock()
         due = [v for v in self._verifications if v.due <= now]
         self._verifications = [v for v in self._verifications if v.due > now]
@@ -528,6 +709,7 @@ class ActionEngine:
             )
             subject = f"service/{item.service}"
             with self.database.writer() as session:
+                self._verify_ready(session, item, now, helped=helped, burn_after=after)
                 if helped:
                     resolve_finding(session, kind=INEFFECTIVE, subject=subject, at=now)
                     continue
@@ -566,12 +748,82 @@ class ActionEngine:
             escalated.append(item.decision_id)
         return escalated
 
+    def _ready(self, service: str) -> tuple[int | None, str | None]:
+        """The ready replicas read from the system, or None and why not."""
+        if self.actuator is None:
+            return None, "no actuator configured"
+        try:
+            return self.actuator.ready_replicas(service), None
+        except ActuatorError as exc:
+            return None, str(exc)
+
+    def _verify_ready(
+        self,
+        session: Any,
+        item: _Verification,
+        now: datetime,
+        *,
+        helped: bool,
+        burn_after: dict[str, float | None],
+    ) -> None:
+        """Record what was ready against what was asked, and open :data:`UNFULFILLED` when
+        fewer replicas are ready (resolve it when all are). An unreadable count changes no
+        finding: it is recorded as unknown."""
+        ready, error = self._ready(item.service)
+        verification: dict[str, Any] = {
+            "at": now.isoformat(),
+            "requested": item.requested,
+            "ready": ready,
+            "burn_before": item.burn_before,
+            "burn_after": burn_after,
+            "burn_reduced": helped,
+        }
+        if error is not None:
+            verification["ready_error"] = error
+        merge_evidence(session, decision_id=item.decision_id, extra={"verification": verification})
+        subject = f"service/{item.service}"
+        if ready is None:
+            return
+        if ready >= item.requested:
+            resolve_finding(session, kind=UNFULFILLED, subject=subject, at=now)
+            return
+        observe_finding(
+            session,
+            kind=UNFULFILLED,
+            subject=subject,
+            severity="warning",
+            at=now,
+            summary=f"{item.service}: {ready} of the {item.requested} replicas a scale-out asked "
+            "for are ready at its verification",
+            evidence={"decision_id": item.decision_id, "requested": item.requested, "ready": ready},
+        )
+
+    def recheck_unfulfilled(self) -> list[str]:
+        """Resolve the open :data:`UNFULFILLED` findings whose replicas are now all ready;
+        returns the services resolved."""
+        with self.database.reader() as session:
+            open_findings = list_findings(session, open_only=True, kind=UNFULFILLED)
+        resolved = []
+        for finding in open_findings:
+            service = finding.subject.removeprefix("service/")
+            requested = finding.evidence.get("requested")
+            ready, _ = self._ready(service)
+            if ready is None or not isinstance(requested, int) or ready < requested:
+                continue
+            with self.database.writer() as session:
+                resolve_finding(session, kind=UNFULFILLED, subject=finding.subject, at=self.clock())
+            resolved.append(service)
+        return resolved
+
     def tick(self) -> None:
-        """Periodic work (leader only): approved decisions, due verifications, burn triggers."""
+        """Periodic work (leader only): approved decisions, due verifications, burn triggers,
+        scale-ins of services calm long enough."""
         with self._lock:
             self.run_approved()
             self.verify_due()
+            self.recheck_unfulfilled()
             self.on_burn()
+            self.on_calm()
 
 
 _ACTIONS = {

@@ -86,6 +86,10 @@ class ServiceScaling(_Strict):
     max_replicas: int = Field(ge=1)
     burn_signals: tuple[BurnSignal, ...] = ()
     verify_after: Duration = timedelta(minutes=2)
+    #: How long every burn signal must stay at or under its target before the engine gives back
+    #: what its scale-outs added (the HPA's default downscale stabilisation: a brief lull in a
+    #: burn never removes capacity).
+    scale_in_after: Duration = timedelta(minutes=5)
 
 
 class PolicySpec(_Strict):

@@ -38,7 +38,12 @@ from controlplane.failover.nodes import Node, configured_nodes
 from controlplane.runtime import Runtime
 from controlplane.sources.prometheus import PrometheusSource
 from controlplane.store.alerts import AlertChange, list_alerts
-from controlplane.targets.policy import PolicyError, TierTargets, load_dr_policy
+from controlplane.targets.policy import (
+    PolicyError,
+    TierTargets,
+    load_capacity_policy,
+    load_dr_policy,
+)
 
 __all__ = ["ALERT_LOOKBACK", "ActionService"]
 
@@ -77,9 +82,15 @@ class ActionService:
     @classmethod
     def from_settings(cls, settings: ControlPlaneSettings, *, runtime: Runtime) -> ActionService:
         """Engine, burn reader and failover from the settings, with the runtime's actuator.
-        Raises PolicyError / SpecErrors when something configured cannot work."""
+        Raises PolicyError / SpecErrors when something configured cannot work.
+
+        Where services have autoscalers (Kubernetes), their bounds are the capacity policy's:
+        the engine scales within them, and gives an HPA back the policy's minimum."""
         slos = load_spec_paths(list(settings.evaluation.slo_specs))
         orchestration = runtime.orchestration
+        capacity = None
+        if orchestration is not None and orchestration.reader.has_autoscalers:
+            capacity = load_capacity_policy(settings.policies.capacity_policy)
         engine = ActionEngine(
             policy=load_action_policy(settings.policies.action_policy),
             database=runtime.database,
@@ -87,6 +98,7 @@ class ActionService:
             lease_name=settings.leader.leader_name,
             actuator=None if orchestration is None else orchestration.actuator,
             burn_reader=prometheus_burn_reader(PrometheusSource.from_settings(settings), slos),
+            capacity=capacity,
         )
         dr_policy = settings.policies.dr_policy
         failover = _failover_for(settings.failover, dr_policy=dr_policy, engine=engine)

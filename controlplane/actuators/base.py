@@ -1,4 +1,5 @@
-"""The actuator Protocol: read the real replica count, change it, read it back."""
+"""The actuator Protocol: read the real replica count, change it, read it back, and read how
+many of the replicas are ready (what a scale-out's verification compares with what it asked)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ class ScaleResult:
 class Actuator(Protocol):
     def current_replicas(self, service: str) -> int:
         """The replica count running now, read from the system (never from memory)."""
+
+    def ready_replicas(self, service: str) -> int:
+        """The replicas ready to serve now, read from the system: fewer than asked means the
+        orchestrator could not (yet) run what a scale asked for."""
 
     def scale(self, service: str, *, replicas: int) -> ScaleResult:
         """Ask for ``replicas`` and report what is running afterwards."""

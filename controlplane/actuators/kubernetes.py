@@ -3,7 +3,9 @@
 When an autoscaling/v2 HPA targets the Deployment, scaling changes the HPA's bounds (raise
 ``minReplicas`` to scale out, lower it to scale in; ``maxReplicas`` never below it) and the HPA
 moves the Deployment. Without an HPA, the Deployment's ``scale`` subresource is patched.
-The result reports what the API server holds afterwards (read back, not assumed).
+The result reports what the API server holds afterwards (read back, not assumed); the ready count
+is the Deployment's ``status.readyReplicas``, which the Deployment controller keeps from its pods'
+Ready conditions.
 """
 
 from __future__ import annotations
@@ -41,6 +43,16 @@ class KubernetesActuator:
                 f"cannot read the scale of {service}: {exc.status} {exc.reason}"
             ) from exc
         return int(scale.status.replicas or 0)
+
+    def ready_replicas(self, service: str) -> int:
+        try:
+            deployment: Any = self.apps.read_namespaced_deployment(service, self.namespace)
+        except ApiException as exc:
+            raise ActuatorError(
+                f"cannot read the status of {service}: {exc.status} {exc.reason}"
+            ) from exc
+        status = deployment.status
+        return int((status.ready_replicas if status is not None else None) or 0)
 
     def scale(self, service: str, *, replicas: int) -> ScaleResult:
         if replicas < 1:

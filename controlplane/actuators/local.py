@@ -44,6 +44,11 @@ class LocalGunicornActuator:
         self._check(service)
         return len(child_pids(self.master_pid()))
 
+    def ready_replicas(self, service: str) -> int:
+        """The live workers: a forked gunicorn worker accepts on the shared socket at once (there
+        is no readiness probe to wait for), and a dead one is gone from ``/proc``."""
+        return self.current_replicas(service)
+
     def scale(self, service: str, *, replicas: int) -> ScaleResult:
         self._check(service)
         if replicas < 1:

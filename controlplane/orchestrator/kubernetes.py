@@ -40,6 +40,10 @@ RETRY_MIN_S, RETRY_MAX_S = 0.5, 30.0
 VERSION_TIMEOUT_S, VERSION_RETRY_S = 5.0, 60.0
 
 
+#: Seconds :meth:`WatchedCache.close` waits for its watch thread to end.
+CLOSE_TIMEOUT_S = 5.0
+
+
 def kubernetes_client(kubeconfig: Path | None = None) -> k8s.ApiClient:
     """A client of its own configuration (the library's process-wide default is left alone, so
     two clients in one process can talk to two clusters): ``kubeconfig`` when given, else
@@ -205,7 +209,7 @@ class WatchedCache:
                         continue
                     except (ApiException, Urllib3Error, OSError) as list_exc:
                         logger.warning("%s list failed: %s", self.kind, list_exc)
-                else:
+                elif not self._stop.is_set():
                     logger.warning("%s watch failed: %s %s", self.kind, exc.status, exc.reason)
             except (Urllib3Error, OSError, ValueError) as exc:
                 if self._stop.is_set():  # close() cut the open watch: not an error
@@ -243,13 +247,38 @@ class WatchedCache:
                 self.events += kind != "BOOKMARK"
             self.healthy = True
 
-    def close(self, *, timeout: float = 5.0) -> None:
-        """End the watch: stopping it shuts its socket down, which wakes the thread's read."""
+    def close(self) -> None:
+        """Stop watching and wait (at most :data:`CLOSE_TIMEOUT_S`) for the watch thread to end.
+        The open watch response is shut down, so a thread blocked reading it returns at once;
+        until the thread ends this is repeated, as a request sent just before may only now
+        have its response."""
         self._stop.set()
-        if self._watch is not None:
-            self._watch.stop()  # type: ignore[no-untyped-call]
-        if self._thread is not None:
-            self._thread.join(timeout)
+        thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return
+        deadline = time.monotonic() + CLOSE_TIMEOUT_S
+        while thread.is_alive() and time.monotonic() < deadline:
+            self._shut_response()
+            thread.join(timeout=0.1)
+
+    def _shut_response(self) -> None:
+        watch = self._watch
+        if watch is None:
+            return
+        watch.stop()  # type: ignore[no-untyped-call]
+        response = getattr(watch, "_resp", None)  # the library keeps no public handle
+        if response is None:
+            return
+        try:
+            response.shutdown()
+        except (Urllib3Error, OSError, ValueError, RuntimeError) as exc:
+            # Already closed or released: the thread is past its read.
+            logger.debug("%s watch: shutting the response down failed: %s", self.kind, exc)
+
+    @property
+    def watching(self) -> bool:
+        """Whether the watch thread runs."""
+        return self._thread is not None and self._thread.is_alive()
 
 
 class KubernetesOrchestrator:
@@ -327,5 +356,6 @@ class KubernetesOrchestrator:
             return self._version
 
     def close(self) -> None:
+        """Stop both watches (the runtime calls it on shutdown)."""
         self.deployments.close()
         self.autoscalers.close()

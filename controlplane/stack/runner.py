@@ -189,7 +189,7 @@ class ControlPlane(Backend):
         if KubernetesCluster.API_SERVER in ports:  # Deployments and HPAs of the stack's cluster
             env.setdefault("CONTROLPLANE_ORCHESTRATOR", "kubernetes")
             env.setdefault("CONTROLPLANE_KUBERNETES_NAMESPACE", INVENTORY_NAMESPACE)
-            env["KUBECONFIG"] = str(self.kubeconfig)
+            env["CONTROLPLANE_KUBERNETES_KUBECONFIG"] = str(self.kubeconfig)
         if InventoryAPI.name in ports:  # the demo's app: scaled through its gunicorn master
             env.setdefault("CONTROLPLANE_ORCHESTRATOR", "local")
             env.setdefault(

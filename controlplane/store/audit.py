@@ -90,6 +90,7 @@ def list_audit(
     *,
     since: datetime | None = None,
     action: str | None = None,
+    decision: str | None = None,
     limit: int = 200,
 ) -> list[StoredAuditEntry]:
     """Audit entries, newest first."""
@@ -98,5 +99,7 @@ def list_audit(
         statement = statement.where(AuditEntry.at >= since)
     if action is not None:
         statement = statement.where(AuditEntry.action == action)
+    if decision is not None:
+        statement = statement.where(AuditEntry.decision == decision)
     statement = statement.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
     return [StoredAuditEntry.model_validate(row) for row in session.scalars(statement)]

@@ -1,4 +1,5 @@
-"""Burn-tier triggers, verification and escalation, and the engine as a background service.
+"""Burn-tier triggers, verification (ready replicas, burn) and escalation, scale-in once the burn
+stays calm, and the engine as a background service.
 
 The store is a real SQLite file with its leader lease; the actuator is an in-memory replica
 count (the gunicorn actuator is exercised for real in tests/integration/actions).
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.actions.engine import INEFFECTIVE, ActionEngine
+from controlplane.actions.engine import INEFFECTIVE, UNFULFILLED, ActionEngine
 from controlplane.actions.gate import InputValue
 from controlplane.actions.policy import ActionPolicy, load_action_policy
 from controlplane.actions.service import ActionService
@@ -28,39 +29,49 @@ from controlplane.store.alerts import (
 )
 from controlplane.store.audit import StoredAuditEntry, list_audit
 from controlplane.store.findings import list_findings
-from controlplane.targets.policy import PolicyError
+from controlplane.targets.policy import CapacityPolicy, PolicyError, load_capacity_policy
 from tests.unit.controlplane.conftest import settings_for
 
 pytestmark = pytest.mark.unit
 
 
 class Workers:
-    """A replica count that changes when asked (what TTIN/TTOU do to a gunicorn master)."""
+    """A replica count that changes when asked (what TTIN/TTOU do to a gunicorn master), all
+    ready unless a test holds some back. ``via="hpa-bounds"`` reports the changes as an HPA's
+    minimum, like the Kubernetes actuator."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, *, via: str = "workers") -> None:
         self.count = count
+        self.unready = 0
+        self.via = via
 
     def current_replicas(self, service: str) -> int:
         return self.count
 
+    def ready_replicas(self, service: str) -> int:
+        return self.count - self.unready
+
     def scale(self, service: str, *, replicas: int) -> ScaleResult:
         before, self.count = self.count, replicas
         return ScaleResult(
-            service=service, before=before, requested=replicas, after=replicas, via="workers"
+            service=service, before=before, requested=replicas, after=replicas, via=self.via
         )
 
 
 class Burn:
-    """The read-latency burn Prometheus would report, observed 'now' by the engine's clock."""
+    """The burns Prometheus would report, observed 'now' by the engine's clock: read-latency
+    (``value``) and api-availability (``availability``); None is no data."""
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.value: float | None = None
+        self.availability: float | None = None
 
     def __call__(self, service: str, slo: str, window: str) -> InputValue:
-        if self.value is None or slo != "read-latency":
+        value = {"read-latency": self.value, "api-availability": self.availability}.get(slo)
+        if value is None:
             return InputValue(value=None, observed_at=None)
-        return InputValue(value=self.value, observed_at=self.clock())
+        return InputValue(value=value, observed_at=self.clock())
 
 
 class Clock:
@@ -84,7 +95,12 @@ def runtime(tmp_path: Path) -> Iterator[Runtime]:
 
 
 def make_engine(
-    runtime: Runtime, workers: Workers, clock: Clock, burn: Burn, policy: ActionPolicy | None = None
+    runtime: Runtime,
+    workers: Workers,
+    clock: Clock,
+    burn: Burn,
+    policy: ActionPolicy | None = None,
+    capacity: CapacityPolicy | None = None,
 ) -> ActionEngine:
     return ActionEngine(
         policy=policy or load_action_policy(DEFAULT_ACTION_POLICY),
@@ -95,6 +111,7 @@ def make_engine(
         burn_reader=burn,
         clock=clock,
         leader_max_age=3600,  # the test clock moves faster than the lease is confirmed
+        capacity=capacity,
     )
 
 
@@ -271,3 +288,132 @@ def test_an_alert_handed_over_by_the_webhook_is_decided_in_the_background(
 
 def alert_decisions(runtime: Runtime) -> list[StoredAuditEntry]:
     return [e for e in audit(runtime) if e.evidence.get("alertname") == "ErrorBudgetBurn1h5m"]
+
+
+def stored(runtime: Runtime, decision_id: str) -> StoredAuditEntry:
+    (entry,) = [e for e in audit(runtime) if e.decision_id == decision_id]
+    return entry
+
+
+def open_findings(runtime: Runtime, kind: str) -> list[str]:
+    with runtime.database.reader() as session:
+        return [f.summary for f in list_findings(session, open_only=True, kind=kind)]
+
+
+def test_verification_records_the_ready_replicas_and_flags_a_scale_out_left_unfulfilled(
+    runtime: Runtime,
+) -> None:
+    clock, workers = Clock(), Workers(2)
+    burn = Burn(clock)
+    engine = make_engine(runtime, workers, clock, burn)
+    burn.value = 28.8
+    (entry,) = engine.on_burn()
+    assert workers.count == 4
+    workers.unready = 1  # one of the new workers never becomes ready
+
+    burn.value = 10.0  # the burn fell: the scale-out helped, yet not all it asked for runs
+    clock.now += timedelta(minutes=3)
+    engine.tick()
+    verification = stored(runtime, entry.decision_id).evidence["verification"]
+    assert (verification["requested"], verification["ready"]) == (4, 3)
+    assert verification["burn_reduced"] is True
+    assert open_findings(runtime, UNFULFILLED) == [
+        "inventory: 3 of the 4 replicas a scale-out asked for are ready at its verification"
+    ]
+    assert open_findings(runtime, INEFFECTIVE) == []
+
+    workers.unready = 0  # the last worker comes up
+    clock.now += timedelta(seconds=5)
+    engine.tick()
+    assert open_findings(runtime, UNFULFILLED) == []
+
+
+def test_what_a_scale_out_added_is_given_back_once_the_burn_stays_calm(runtime: Runtime) -> None:
+    clock, workers = Clock(), Workers(2)
+    burn = Burn(clock)
+    engine = make_engine(runtime, workers, clock, burn)
+    burn.value, burn.availability = 28.8, 1.0
+    (out,) = engine.on_burn()
+    assert workers.count == 4
+
+    burn.value = 1.0
+    clock.now += timedelta(minutes=3)
+    engine.tick()  # verified; every burn signal under its target from now on
+    verification = stored(runtime, out.decision_id).evidence["verification"]
+    assert (verification["requested"], verification["ready"]) == (4, 4)
+    clock.now += timedelta(minutes=4)
+    engine.tick()
+    assert workers.count == 4  # calm for 4 of the 5 minutes: nothing yet
+
+    clock.now += timedelta(minutes=1, seconds=1)
+    engine.tick()
+    assert workers.count == 2  # back to what ran before the scale-out
+    back = audit(runtime)[-1]
+    assert (back.action, back.decision, back.outcome) == ("scale_in", "taken", "succeeded")
+    assert back.evidence["release"]["raised_by"] == out.decision_id
+    assert back.evidence["release"]["target"] == 2
+    assert back.evidence["result"] == {"before": 4, "after": 2, "via": "workers"}
+
+    clock.now += timedelta(minutes=10)
+    engine.tick()  # everything given back: nothing more to decide
+    assert [e.action for e in audit(runtime)] == ["scale_out", "scale_in"]
+
+
+def test_a_burning_or_missing_signal_restarts_the_calm_window(runtime: Runtime) -> None:
+    clock, workers = Clock(), Workers(2)
+    burn = Burn(clock)
+    engine = make_engine(runtime, workers, clock, burn)
+    burn.value, burn.availability = 28.8, 1.0
+    engine.on_burn()
+    burn.value = 1.0
+    clock.now += timedelta(minutes=3)
+    engine.tick()
+    for interruption in (20.0, None):  # the availability burn flares up, then goes missing
+        clock.now += timedelta(minutes=4)
+        burn.availability = interruption
+        engine.tick()
+        burn.availability = 1.0
+        clock.now += timedelta(minutes=1, seconds=1)
+        engine.tick()
+        assert workers.count == 4
+    clock.now += timedelta(minutes=4)
+    engine.tick()  # 5 min since the second interruption, 4 since the signal came back
+    assert [e.action for e in audit(runtime)] == ["scale_out"]
+    clock.now += timedelta(minutes=1)
+    engine.tick()
+    assert workers.count == 2
+
+
+def test_on_kubernetes_the_hpa_gets_back_the_capacity_policys_minimum(runtime: Runtime) -> None:
+    clock, workers = Clock(), Workers(4, via="hpa-bounds")  # CPU had the HPA at 4 already
+    burn = Burn(clock)
+    engine = make_engine(runtime, workers, clock, burn, capacity=load_capacity_policy())
+    burn.value, burn.availability = 21.6, 1.0  # 1.5× the tier → ceil(4 × 1.5) = 6
+    engine.on_burn()
+    assert workers.count == 6
+
+    burn.value = 1.0
+    clock.now += timedelta(minutes=3)
+    engine.tick()
+    for _ in range(3):  # one step of at most 2 per scale-in cooldown
+        clock.now += timedelta(minutes=5, seconds=1)
+        engine.tick()
+    ins = [e for e in audit(runtime) if e.action == "scale_in"]
+    assert [e.evidence["desired_replicas"] for e in ins] == [4, 3]
+    # The capacity policy's minimum (3): not what ran before (4), nor the action policy's 1.
+    assert workers.count == 3
+    assert {e.evidence["release"]["target"] for e in ins} == {3}
+
+
+def test_a_scale_in_with_nothing_outstanding_is_refused(runtime: Runtime) -> None:
+    clock, workers = Clock(), Workers(4)
+    burn = Burn(clock)
+    burn.value, burn.availability = 1.0, 1.0
+    engine = make_engine(runtime, workers, clock, burn)
+    entry = engine.decide(
+        "scale_in", "inventory", trigger_key="manual:1", trigger="operator", evidence={}
+    )
+    assert entry is not None
+    assert entry.decision == "refused"
+    assert entry.reason.startswith("recommendation: nothing to give back")
+    assert workers.count == 4
