@@ -241,6 +241,7 @@ def test_control_plane_role_grants_the_calls_of_its_kubernetes_adapters_in_its_n
     # subresource), no more: tests/integration/kubernetes/test_controlplane_rbac.py makes them
     # with this Role's token on a real API server, and sees everything else refused.
     assert granted == {
+        ("apps", "deployments", "get"),
         ("apps", "deployments", "list"),
         ("apps", "deployments", "watch"),
         ("apps", "deployments/scale", "get"),

@@ -31,8 +31,10 @@ NAMESPACE = INVENTORY_NAMESPACE
 SCALE_TIMEOUT = 90.0
 #: (apiGroup, resource, verb) the orchestrator and the actuator use, each exercised below:
 #: list + watch (the orchestrator's caches; the actuator lists HPAs to find a Deployment's),
+#: get of a Deployment (the actuator's ready replicas, read by the engine's verification),
 #: patch of HPA bounds, and the scale subresource of a Deployment without an HPA.
 USED = {
+    ("apps", "deployments", "get"),
     ("apps", "deployments", "list"),
     ("apps", "deployments", "watch"),
     ("apps", "deployments/scale", "get"),
@@ -83,6 +85,11 @@ def test_the_orchestrator_lists_and_watches_and_the_actuator_scales_with_the_ser
         # changes reach the orchestrator by its watches (allowed too: no second list).
         result = actuator.scale("inventory", replicas=4)
         assert (result.before, result.after, result.via) == (3, 4, "hpa-bounds")
+        wait_for(
+            lambda: actuator.ready_replicas("inventory") == 4,
+            timeout=SCALE_TIMEOUT,
+            what="the actuator reading 4 ready inventory replicas",
+        )
         wait_for(
             lambda: by_service(reader)["inventory"].ready_replicas == 4,
             timeout=SCALE_TIMEOUT,
