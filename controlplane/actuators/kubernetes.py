@@ -2,7 +2,11 @@
 
 When an autoscaling/v2 HPA targets the Deployment, scaling changes the HPA's bounds (raise
 ``minReplicas`` to scale out, lower it to scale in; ``maxReplicas`` never below it) and the HPA
-moves the Deployment. Without an HPA, the Deployment's ``scale`` subresource is patched.
+moves the Deployment. A scale-out also brings the Deployment up to the new minimum at once
+(the ``scale`` subresource): the HPA would do the same at its next sync (every 15 s by default),
+and a count inside its bounds is one it keeps, so this never fights it; it only does not wait.
+A scale-in leaves the count to the HPA (its downscale stabilisation decides when). Without an
+HPA, the Deployment's ``scale`` subresource is patched.
 The result reports what the API server holds afterwards (read back, not assumed); the ready count
 is the Deployment's ``status.readyReplicas``, which the Deployment controller keeps from its pods'
 Ready conditions.
@@ -67,6 +71,10 @@ class KubernetesActuator:
                     self.namespace,
                     {"spec": {"minReplicas": replicas, "maxReplicas": maximum}},
                 )
+                if before < replicas:  # up to the new minimum now, not at the HPA's next sync
+                    self.apps.patch_namespaced_deployment_scale(
+                        service, self.namespace, {"spec": {"replicas": replicas}}
+                    )
                 return ScaleResult(
                     service=service,
                     before=before,
