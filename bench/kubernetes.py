@@ -42,15 +42,11 @@ from controlplane.actions.gate import InputValue
 from controlplane.actions.policy import load_action_policy
 from controlplane.actuators.kubernetes import KubernetesActuator
 from controlplane.core.config import DEFAULT_ACTION_POLICY, ControlPlaneSettings
-from controlplane.core.processes import free_ports
 from controlplane.orchestrator.kubernetes import KubernetesOrchestrator, workload_state
 from controlplane.runtime import Runtime
-from controlplane.stack.backends import PORT_LABELS
 from controlplane.stack.kubernetes import (
     CPU_USAGE_ANNOTATION,
     INVENTORY_NAMESPACE,
-    KUBERNETES_ORDER,
-    KUBERNETES_PORT_LABELS,
     KubeControllerManager,
     KubernetesCluster,
 )
@@ -101,22 +97,7 @@ def _client(kubeconfig: Path) -> k8s.ApiClient:
 @contextmanager
 def running_cluster(home: Path) -> Iterator[KubernetesCluster]:
     """The test stack's cluster with deploy/k8s rolled out; everything stopped afterwards."""
-    ports = {
-        name: dict(
-            zip(
-                labels := PORT_LABELS.get(name) or KUBERNETES_PORT_LABELS[name],
-                free_ports(len(labels)),
-                strict=True,
-            )
-        )
-        for name in KUBERNETES_ORDER
-    }
-    cluster = KubernetesCluster(
-        settings=StackSettings(),
-        home=home / "kubernetes",
-        workdirs={name: home / name for name in KUBERNETES_ORDER},
-        ports=ports,
-    )
+    cluster = KubernetesCluster.on_free_ports(settings=StackSettings(), base=home)
     started = []
     try:
         for backend in cluster.backends:

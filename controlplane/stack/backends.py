@@ -770,6 +770,7 @@ class Etcd(Backend):
     """A single-member etcd on loopback, plain HTTP (nothing leaves the machine)."""
 
     name = "etcd"
+    port_labels: ClassVar[tuple[str, ...]] = ("client", "peer")
 
     @property
     def url(self) -> str:
@@ -816,5 +817,5 @@ PORT_LABELS: dict[str, tuple[str, ...]] = {
     Alertmanager.name: ("http",),
     Elasticsearch.name: ("http", "transport"),
     Jaeger.name: ("query_http", "otlp_grpc", "otlp_http", "query_grpc", "health", "metrics"),
-    Etcd.name: ("client", "peer"),
+    Etcd.name: Etcd.port_labels,
 }

@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 import httpx
 import yaml
 
-from controlplane.core.processes import BackendStartError, run_checked
+from controlplane.core.processes import BackendStartError, free_ports, run_checked
 from controlplane.stack.backends import BOOTSTRAP_HINT, Backend, Etcd
 from controlplane.stack.pki import ClusterPKI
 from controlplane.stack.settings import REPO_ROOT, StackSettings
@@ -663,6 +663,24 @@ class KubernetesCluster:
                 )
             )
         self.backends: list[Backend] = components
+
+    @classmethod
+    def on_free_ports(
+        cls, *, settings: StackSettings, base: Path, **options: Any
+    ) -> KubernetesCluster:
+        """A cluster with its folders under ``base`` and every backend on free loopback ports
+        (tests and benchmarks; the local stack uses its demo ports)."""
+        ports: dict[str, dict[str, int]] = {}
+        for name in KUBERNETES_ORDER:
+            labels = KUBERNETES_PORT_LABELS.get(name) or Etcd.port_labels
+            ports[name] = dict(zip(labels, free_ports(len(labels)), strict=True))
+        return cls(
+            settings=settings,
+            home=base / "kubernetes",
+            workdirs={name: base / name for name in KUBERNETES_ORDER},
+            ports=ports,
+            **options,
+        )
 
     # -- files -----------------------------------------------------------------------------
     @property

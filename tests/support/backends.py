@@ -38,7 +38,7 @@ from controlplane.stack.backends import (
     Prometheus,
     Redis,
 )
-from controlplane.stack.kubernetes import KUBERNETES_PORT_LABELS, KubernetesCluster
+from controlplane.stack.kubernetes import KubernetesCluster
 from controlplane.stack.settings import StackSettings
 
 B = TypeVar("B", bound=Backend)
@@ -65,7 +65,7 @@ class BackendPool:
         self.versions: dict[str, str] = {}
 
     def ports_for(self, name: str) -> dict[str, int]:
-        labels = PORT_LABELS.get(name) or KUBERNETES_PORT_LABELS[name]
+        labels = PORT_LABELS[name]
         return dict(zip(labels, free_ports(len(labels)), strict=True))
 
     def workdir(self, name: str) -> Path:
@@ -183,20 +183,7 @@ def jaeger(backend_pool: BackendPool) -> Jaeger:
 
 
 def _start_cluster(pool: BackendPool) -> KubernetesCluster:
-    names = [
-        "etcd",
-        "kube-apiserver",
-        "kube-controller-manager",
-        "kube-scheduler",
-        "kwok",
-        "metrics-server",
-    ]
-    cluster = KubernetesCluster(
-        settings=pool.settings,
-        home=pool.workdir("kubernetes"),
-        workdirs={name: pool.workdir(name) for name in names},
-        ports={name: pool.ports_for(name) for name in names},
-    )
+    cluster = KubernetesCluster.on_free_ports(settings=pool.settings, base=pool.workdir("cluster"))
     for backend in cluster.backends:
         pool.start(backend)
     cluster.after_start()

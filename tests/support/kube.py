@@ -11,6 +11,23 @@ from kubernetes import config as k8s_config
 
 from controlplane.stack.kubernetes import KubernetesCluster
 
+#: (apiGroup, resource, verb) the control plane's Kubernetes adapters use, and so exactly what
+#: deploy/k8s's Role grants: list + watch (the orchestrator's caches; the actuator lists HPAs to
+#: find a Deployment's), get of a Deployment (the actuator's ready replicas, read by the engine's
+#: verification), patch of HPA bounds, and the scale subresource.
+CONTROLPLANE_ROLE_CALLS = frozenset(
+    {
+        ("apps", "deployments", "get"),
+        ("apps", "deployments", "list"),
+        ("apps", "deployments", "watch"),
+        ("apps", "deployments/scale", "get"),
+        ("apps", "deployments/scale", "patch"),
+        ("autoscaling", "horizontalpodautoscalers", "list"),
+        ("autoscaling", "horizontalpodautoscalers", "watch"),
+        ("autoscaling", "horizontalpodautoscalers", "patch"),
+    }
+)
+
 
 def client_for(kubeconfig: Path) -> k8s.ApiClient:
     """An API client of the official library from a kubeconfig file."""

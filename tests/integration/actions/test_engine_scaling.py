@@ -16,7 +16,7 @@ from controlplane.actions.engine import ActionEngine
 from controlplane.actions.policy import ActionPolicy, load_action_policy
 from controlplane.actions.signals import prometheus_burn_reader
 from controlplane.actuators.local import LocalGunicornActuator
-from controlplane.core.config import DEFAULT_ACTION_POLICY, ControlPlaneSettings
+from controlplane.core.config import DEFAULT_ACTION_POLICY
 from controlplane.core.processes import free_ports
 from controlplane.leader import LeaderStatus
 from controlplane.runtime import Runtime
@@ -26,6 +26,7 @@ from controlplane.store.alerts import AlertChange
 from controlplane.store.audit import list_audit
 from tests.support.backends import PrometheusFactory
 from tests.support.gunicorn import running_gunicorn
+from tests.support.runtime import leading_runtime
 
 pytestmark = pytest.mark.integration
 
@@ -96,21 +97,8 @@ def rig(
 
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[Runtime]:
-    settings = ControlPlaneSettings.model_validate(
-        {
-            "store": {"data_dir": tmp_path},
-            "webhook": {"webhook_token": "t" * 32},
-            "leader": {
-                "leader_acquire_interval_seconds": 0.2,
-                "leader_check_interval_seconds": 0.2,
-            },
-        }
-    )
-    runtime = Runtime.from_settings(settings)
-    runtime.start()
-    wait_for(lambda: runtime.leadership.status().is_leader)
-    yield runtime
-    runtime.stop()
+    with leading_runtime(tmp_path) as started:
+        yield started
 
 
 def engine_for(rig: Rig, runtime: Runtime, policy: ActionPolicy | None = None) -> ActionEngine:

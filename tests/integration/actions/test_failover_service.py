@@ -16,7 +16,7 @@ from controlplane.actions.database import FailoverService
 from controlplane.actions.engine import ActionEngine
 from controlplane.actions.gate import InputValue
 from controlplane.actions.policy import load_action_policy
-from controlplane.core.config import DEFAULT_ACTION_POLICY, ControlPlaneSettings
+from controlplane.core.config import DEFAULT_ACTION_POLICY
 from controlplane.failover.fencing import LocalFencer
 from controlplane.failover.nodes import Node, probe
 from controlplane.failover.writeprobe import WriteProbe, missing_acknowledged
@@ -25,6 +25,7 @@ from controlplane.stack.backends import PostgresPrimary, PostgresReplica
 from controlplane.store.actions import KILL_SWITCH, set_flag
 from controlplane.store.audit import list_audit
 from tests.support.backends import TEST_PG_CONF, BackendPool, launch
+from tests.support.runtime import leading_runtime
 
 pytestmark = pytest.mark.integration
 
@@ -40,21 +41,8 @@ def wait_for(check: Callable[[], bool], *, timeout: float = 60.0) -> None:
 
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[Runtime]:
-    settings = ControlPlaneSettings.model_validate(
-        {
-            "store": {"data_dir": tmp_path},
-            "webhook": {"webhook_token": "t" * 32},
-            "leader": {
-                "leader_acquire_interval_seconds": 0.2,
-                "leader_check_interval_seconds": 0.2,
-            },
-        }
-    )
-    runtime = Runtime.from_settings(settings)
-    runtime.start()
-    wait_for(lambda: runtime.leadership.status().is_leader)
-    yield runtime
-    runtime.stop()
+    with leading_runtime(tmp_path) as started:
+        yield started
 
 
 @pytest.fixture

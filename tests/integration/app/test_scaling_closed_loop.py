@@ -18,13 +18,14 @@ from controlplane.actions.scaling_drill import run_scaling_drill
 from controlplane.actions.service import ActionService
 from controlplane.actions.signals import prometheus_burn_reader
 from controlplane.actuators.local import LocalGunicornActuator
-from controlplane.core.config import DEFAULT_ACTION_POLICY, ControlPlaneSettings
+from controlplane.core.config import DEFAULT_ACTION_POLICY
 from controlplane.core.specs import load_spec_paths
 from controlplane.runtime import Runtime
 from controlplane.sources.prometheus import PrometheusSource
 from controlplane.store.audit import list_audit
 from tests.integration.app.conftest import Stack, eventually, make_item
 from tests.support.backends import PrometheusFactory
+from tests.support.runtime import leading_runtime
 
 pytestmark = pytest.mark.integration
 
@@ -47,21 +48,8 @@ def decisions(runtime: Runtime) -> list[tuple[str, str, str]]:
 
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[Runtime]:
-    settings = ControlPlaneSettings.model_validate(
-        {
-            "store": {"data_dir": tmp_path / "controlplane"},
-            "webhook": {"webhook_token": "t" * 32},
-            "leader": {
-                "leader_acquire_interval_seconds": 0.2,
-                "leader_check_interval_seconds": 0.2,
-            },
-        }
-    )
-    runtime = Runtime.from_settings(settings)
-    runtime.start()
-    eventually(lambda: runtime.leadership.status().is_leader, timeout=10, what="leadership")
-    yield runtime
-    runtime.stop()
+    with leading_runtime(tmp_path / "controlplane") as started:
+        yield started
 
 
 def test_injected_latency_scales_the_real_api_out_through_ttin_and_the_burn_falls(

@@ -36,6 +36,7 @@ from tests.integration.deploy.images import (
     inventory_variables,
 )
 from tests.support.backends import backends_required
+from tests.support.kube import CONTROLPLANE_ROLE_CALLS
 
 pytestmark = pytest.mark.integration
 
@@ -240,16 +241,7 @@ def test_control_plane_role_grants_the_calls_of_its_kubernetes_adapters_in_its_n
     # The calls of the orchestrator (list+watch caches) and the actuator (HPA bounds, scale
     # subresource), no more: tests/integration/kubernetes/test_controlplane_rbac.py makes them
     # with this Role's token on a real API server, and sees everything else refused.
-    assert granted == {
-        ("apps", "deployments", "get"),
-        ("apps", "deployments", "list"),
-        ("apps", "deployments", "watch"),
-        ("apps", "deployments/scale", "get"),
-        ("apps", "deployments/scale", "patch"),
-        ("autoscaling", "horizontalpodautoscalers", "list"),
-        ("autoscaling", "horizontalpodautoscalers", "watch"),
-        ("autoscaling", "horizontalpodautoscalers", "patch"),
-    }
+    assert granted == CONTROLPLANE_ROLE_CALLS
     binding = one(objects, "RoleBinding", "controlplane")
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",

@@ -22,27 +22,15 @@ from controlplane.actuators.kubernetes import KubernetesActuator
 from controlplane.orchestrator.base import OrchestratorError, WorkloadState
 from controlplane.orchestrator.kubernetes import KubernetesOrchestrator, kubernetes_client
 from controlplane.stack.kubernetes import INVENTORY_NAMESPACE, KubernetesCluster
-from tests.support.kube import wait_for
+from tests.support.kube import CONTROLPLANE_ROLE_CALLS, wait_for
 
 pytestmark = pytest.mark.integration
 
 NAMESPACE = INVENTORY_NAMESPACE
 #: A few HPA syncs (every 5 s) and its 15 s downscale stabilisation, plus KWOK's rollout.
 SCALE_TIMEOUT = 90.0
-#: (apiGroup, resource, verb) the orchestrator and the actuator use, each exercised below:
-#: list + watch (the orchestrator's caches; the actuator lists HPAs to find a Deployment's),
-#: get of a Deployment (the actuator's ready replicas, read by the engine's verification),
-#: patch of HPA bounds, and the scale subresource of a Deployment without an HPA.
-USED = {
-    ("apps", "deployments", "get"),
-    ("apps", "deployments", "list"),
-    ("apps", "deployments", "watch"),
-    ("apps", "deployments/scale", "get"),
-    ("apps", "deployments/scale", "patch"),
-    ("autoscaling", "horizontalpodautoscalers", "list"),
-    ("autoscaling", "horizontalpodautoscalers", "watch"),
-    ("autoscaling", "horizontalpodautoscalers", "patch"),
-}
+#: Each exercised below.
+USED = CONTROLPLANE_ROLE_CALLS
 
 
 @pytest.fixture

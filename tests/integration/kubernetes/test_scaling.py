@@ -49,6 +49,7 @@ from controlplane.store.findings import list_findings
 from controlplane.targets.policy import load_capacity_policy
 from tests.support.backends import PrometheusFactory
 from tests.support.kube import admin_client, client_for, wait_for
+from tests.support.runtime import leading_runtime
 
 pytestmark = pytest.mark.integration
 
@@ -232,21 +233,8 @@ def actuator(service_account: Path) -> Iterator[KubernetesActuator]:
 
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[Runtime]:
-    settings = ControlPlaneSettings.model_validate(
-        {
-            "store": {"data_dir": tmp_path / "store"},
-            "webhook": {"webhook_token": "t" * 32},
-            "leader": {
-                "leader_acquire_interval_seconds": 0.2,
-                "leader_check_interval_seconds": 0.2,
-            },
-        }
-    )
-    runtime = Runtime.from_settings(settings)
-    runtime.start()
-    wait_for(lambda: runtime.leadership.status().is_leader, timeout=10, what="leadership")
-    yield runtime
-    runtime.stop()
+    with leading_runtime(tmp_path / "store") as started:
+        yield started
 
 
 # -- the engine ------------------------------------------------------------------------------
