@@ -42,6 +42,9 @@ VERSION_TIMEOUT_S, VERSION_RETRY_S = 5.0, 60.0
 
 #: Seconds :meth:`WatchedCache.close` waits for its watch thread to end.
 CLOSE_TIMEOUT_S = 5.0
+#: Seconds a cache may go without a working watch before reads of it fail: past this the
+#: memory no longer stands for the cluster, and a check must not judge from it.
+STALE_AFTER_S = 60.0
 
 
 def kubernetes_client(kubeconfig: Path | None = None) -> k8s.ApiClient:
@@ -140,14 +143,21 @@ def workload_state(deployment: Any, hpa: Any | None) -> WorkloadState:
     )
 
 
+class StaleCacheError(OrchestratorError):
+    """A watched cache whose watch has been broken too long to stand for the cluster."""
+
+
 class WatchedCache:
     """The objects of one kind in one namespace, kept current by list + watch.
 
     :meth:`items` lists on first use (synchronously: an error reaches the caller), then a
     daemon thread watches from the list's resourceVersion and applies every ADDED / MODIFIED /
-    DELETED event. A watch that ends is resumed from the last resourceVersion seen; one the API
-    server no longer serves (410 Gone) starts over with a new list. While the watch is broken
-    the cache keeps the last state and :attr:`healthy` is false.
+    DELETED event; BOOKMARK events only move the resourceVersion on. A watch that ends is
+    resumed from the last resourceVersion seen; one the API server no longer serves (410 Gone),
+    or one that failed in an unforeseen way, starts over with a new list. While the watch is
+    broken the cache keeps the last state and :attr:`healthy` is false; once it has been broken
+    for ``stale_after_s`` :meth:`items` raises :class:`StaleCacheError` instead of answering
+    from memory that may no longer match the cluster.
     """
 
     def __init__(
@@ -157,8 +167,12 @@ class WatchedCache:
         list_call: Callable[..., Any],
         namespace: str,
         label_selector: str = "",
+        watch_timeout_s: int = WATCH_TIMEOUT_S,
+        stale_after_s: float = STALE_AFTER_S,
     ) -> None:
         self.kind = kind
+        self.watch_timeout_s = watch_timeout_s
+        self.stale_after_s = stale_after_s
         self.namespace = namespace
         self.label_selector = label_selector
         self._list_call = list_call
@@ -169,10 +183,15 @@ class WatchedCache:
         self._thread: threading.Thread | None = None
         self._watch: k8s_watch.Watch | None = None
         self.healthy = False
+        #: When the watch last broke (monotonic seconds; None while it works) and why.
+        self._broken_since: float | None = None
+        self.last_error: str | None = None
         #: Lists sent (one, unless a watch expired) and watch events applied since the first
-        #: list: what the cache cost the API server (for tests and diagnostics).
+        #: list, and BOOKMARK events seen: what the cache cost the API server (for tests and
+        #: diagnostics).
         self.lists = 0
         self.events = 0
+        self.bookmarks = 0
 
     def _list(self) -> None:
         answer = self._list_call(self.namespace, label_selector=self.label_selector)
@@ -180,42 +199,70 @@ class WatchedCache:
             self._objects = {item.metadata.name: item for item in answer.items}
             self._resource_version = answer.metadata.resource_version
             self.lists += 1
+        self._mark_healthy()
+
+    def _mark_healthy(self) -> None:
         self.healthy = True
+        self._broken_since = None
+
+    def _mark_broken(self, error: str) -> None:
+        self.healthy = False
+        self.last_error = error
+        if self._broken_since is None:
+            self._broken_since = time.monotonic()
 
     def items(self) -> list[Any]:
         """Every object, from memory once synced. Raises ApiException (or a connection error)
-        when the first list fails."""
+        when the first list fails, and :class:`StaleCacheError` when the watch has been broken
+        for longer than ``stale_after_s``."""
         if self._thread is None:
             self._list()
             self._thread = threading.Thread(
                 target=self._run, name=f"watch-{self.kind}", daemon=True
             )
             self._thread.start()
+        broken_since = self._broken_since
+        if broken_since is not None:
+            broken_for = time.monotonic() - broken_since
+            if broken_for > self.stale_after_s:
+                raise StaleCacheError(
+                    f"{self.kind} watch broken for {broken_for:.0f} s "
+                    f"(last error: {self.last_error}); the cached state may be out of date"
+                )
         with self._lock:
             return list(self._objects.values())
 
     def _run(self) -> None:
         pause = RETRY_MIN_S
+        relist = False
         while not self._stop.is_set():
             try:
+                if relist:
+                    self._list()
+                    relist = False
                 self._watch_once()
                 pause = RETRY_MIN_S
             except ApiException as exc:
-                self.healthy = False
+                self._mark_broken(f"{exc.status} {exc.reason}")
                 if exc.status == 410:  # resourceVersion too old: list again
                     logger.info("%s watch expired; listing again", self.kind)
-                    try:
-                        self._list()
-                        continue
-                    except (ApiException, Urllib3Error, OSError) as list_exc:
-                        logger.warning("%s list failed: %s", self.kind, list_exc)
-                elif not self._stop.is_set():
+                    relist = True
+                    continue
+                if not self._stop.is_set():
                     logger.warning("%s watch failed: %s %s", self.kind, exc.status, exc.reason)
-            except (Urllib3Error, OSError, ValueError) as exc:
+            except (Urllib3Error, OSError) as exc:
                 if self._stop.is_set():  # close() cut the open watch: not an error
                     return
-                self.healthy = False
+                self._mark_broken(str(exc))
                 logger.warning("%s watch broken: %s", self.kind, exc)
+            except Exception as exc:  # the thread must outlive any answer it did not foresee
+                if self._stop.is_set():
+                    return
+                # An answer this code did not foresee: the events since the last one applied
+                # may be lost, so the state is listed afresh rather than resumed.
+                self._mark_broken(f"{type(exc).__name__}: {exc}")
+                logger.exception("%s watch failed unexpectedly; listing again", self.kind)
+                relist = True
             if self._stop.wait(pause):
                 return
             pause = min(pause * 2, RETRY_MAX_S)
@@ -229,7 +276,7 @@ class WatchedCache:
             self.namespace,
             label_selector=self.label_selector,
             resource_version=self._resource_version,
-            timeout_seconds=WATCH_TIMEOUT_S,
+            timeout_seconds=self.watch_timeout_s,
             allow_watch_bookmarks=True,
         ):
             if self._stop.is_set():
@@ -238,14 +285,24 @@ class WatchedCache:
             if kind == "ERROR":
                 raw = event.get("raw_object") or {}
                 raise ApiException(status=raw.get("code", 500), reason=raw.get("message", ""))
-            with self._lock:
-                self._resource_version = item.metadata.resource_version
-                if kind == "DELETED":
-                    self._objects.pop(item.metadata.name, None)
-                elif kind in {"ADDED", "MODIFIED"}:
-                    self._objects[item.metadata.name] = item
-                self.events += kind != "BOOKMARK"
-            self.healthy = True
+            if kind == "BOOKMARK":
+                # The client leaves a bookmark's object a plain dict (it holds only metadata).
+                version = ((event.get("raw_object") or {}).get("metadata") or {}).get(
+                    "resourceVersion"
+                )
+                with self._lock:
+                    if version:
+                        self._resource_version = version
+                    self.bookmarks += 1
+            else:
+                with self._lock:
+                    self._resource_version = item.metadata.resource_version
+                    if kind == "DELETED":
+                        self._objects.pop(item.metadata.name, None)
+                    elif kind in {"ADDED", "MODIFIED"}:
+                        self._objects[item.metadata.name] = item
+                    self.events += 1
+            self._mark_healthy()
 
     def close(self) -> None:
         """Stop watching and wait (at most :data:`CLOSE_TIMEOUT_S`) for the watch thread to end.
