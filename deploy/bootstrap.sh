@@ -8,7 +8,8 @@
 #   6. kustomize (built from the Go module proxy at a pinned release; renders deploy/k8s)
 #   7. the Kubernetes control plane: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
 #   8. etcd 3.6, KWOK and metrics-server (the cluster's store, simulated nodes, CPU metrics)
-#   9. prints each backend's version as its binary reports it
+#   9. Patroni (PyPI, hash-pinned) in a virtualenv of its own: PostgreSQL HA on etcd
+#  10. prints each backend's version as its binary reports it
 # Downloads and builds are cached outside the git tree (see STACK_CACHE_DIR below).
 set -euo pipefail
 
@@ -25,7 +26,7 @@ else
 fi
 SERVICE_USER=slostack
 PYTHON=${PYTHON:-python3}
-TOTAL=9
+TOTAL=10
 started=$(date +%s)
 
 step_started=$started
@@ -271,7 +272,30 @@ go_install_pinned metrics-server sigs.k8s.io/metrics-server \
   sigs.k8s.io/metrics-server/cmd/metrics-server "$METRICS_SERVER_VERSION" "$METRICS_SERVER_MODULE_SUM" \
   "-X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION"
 
-# --- 9. versions -------------------------------------------------------------------------------
-step 9 "backend versions (as each binary reports it)"
+# --- 9. Patroni --------------------------------------------------------------------------------
+step 9 "Patroni $PATRONI_VERSION (PyPI, every file hash-pinned in deploy/patroni/requirements.txt)"
+PATRONI_REQUIREMENTS="$ROOT/deploy/patroni/requirements.txt"
+grep -q "^patroni==$PATRONI_VERSION " "$PATRONI_REQUIREMENTS" \
+  || die "deploy/patroni/requirements.txt does not pin patroni==$PATRONI_VERSION"
+PATRONI_HOME="$CACHE/patroni-$PATRONI_VERSION"
+PATRONI_STAMP="$PATRONI_HOME/.installed-from"
+want=$(sha256sum "$PATRONI_REQUIREMENTS" | cut -d' ' -f1)
+if [ ! -x "$PATRONI_HOME/bin/patroni" ] || [ "$(cat "$PATRONI_STAMP" 2>/dev/null || true)" != "$want" ]; then
+  rm -rf "$PATRONI_HOME"
+  # Debian's Python, not the one building .venv: Patroni runs as the service account, which
+  # must be able to read the interpreter and its standard library.
+  /usr/bin/python3 -m venv "$PATRONI_HOME"
+  "$PATRONI_HOME/bin/python" -m pip install -q --require-hashes \
+    -r "$PATRONI_REQUIREMENTS" || { rm -rf "$PATRONI_HOME"; die "installing Patroni failed"; }
+  echo "$want" > "$PATRONI_STAMP"
+  ok "installed into $PATRONI_HOME"
+else
+  ok "cached in $PATRONI_HOME"
+fi
+# PostgreSQL runs as the service account, and Patroni with it.
+chmod -R a+rX "$PATRONI_HOME"
+
+# --- 10. versions ------------------------------------------------------------------------------
+step 10 "backend versions (as each binary reports it)"
 STACK_CACHE_DIR="$CACHE" "$VENV/bin/controlplane" stack versions
 printf '\nbootstrap done in %ss\n' "$(( $(date +%s) - started ))"

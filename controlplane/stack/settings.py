@@ -99,6 +99,9 @@ class StackSettings(BaseSettings):
     #: Folder of the Kubernetes binaries (etcd, kube-apiserver, ..., kwok, metrics-server);
     #: default: the versioned builds of ``make bootstrap`` in the cache.
     kubernetes_bin_dir: Path | None = None
+    #: Patroni's virtualenv (``bin/patroni``, ``bin/patronictl``); default: the versioned
+    #: install of ``make bootstrap`` in the cache.
+    patroni_home: Path | None = None
     #: etcd without fsync (tests and the demo: no durability against power loss needed).
     etcd_unsafe_no_fsync: bool = True
     #: Account for PostgreSQL and Elasticsearch when running as root (they refuse root).
@@ -143,3 +146,10 @@ class StackSettings(BaseSettings):
             return self.kustomize
         version = self.versions.get("KUSTOMIZE_VERSION", "unknown")
         return self.cache_dir / "bin" / f"kustomize-{version}"
+
+    def patroni_binary(self, name: str = "patroni") -> Path:
+        """``patroni`` or ``patronictl`` of the Patroni install."""
+        if self.patroni_home is not None:
+            return self.patroni_home / "bin" / name
+        version = self.versions.get("PATRONI_VERSION", "unknown")
+        return self.cache_dir / f"patroni-{version}" / "bin" / name

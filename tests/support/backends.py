@@ -3,10 +3,13 @@
 Fixtures (session-scoped): ``postgres_primary``, ``postgres_replica``, ``redis_server``,
 ``alertmanager``, ``elasticsearch``, ``jaeger``, ``prometheus_factory`` (a callable taking the
 test's own configuration and rule files) and ``kubernetes_cluster`` (etcd, the Kubernetes control
-plane, KWOK's fake nodes and metrics-server). A backend that cannot start fails the test when
-``CI=true`` or ``REQUIRE_BACKENDS=1``; elsewhere the test is skipped with the reason. When a test
-fails, the log tail of every backend it used is attached to its report. The terminal summary lists
-each backend the session started with its version and address.
+plane, KWOK's fake nodes and metrics-server). Function-scoped: ``patroni_factory`` (a callable
+starting a Patroni cluster on etcd with the test's options; every cluster it made is stopped
+when the test ends) and ``patroni_cluster`` (two members, synchronous mode). A backend that
+cannot start fails the test when ``CI=true`` or ``REQUIRE_BACKENDS=1``; elsewhere the test is
+skipped with the reason. When a test fails, the log tail of every backend it used is attached to
+its report. The terminal summary lists each backend the session started with its version and
+address.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from controlplane.stack.backends import (
     Redis,
 )
 from controlplane.stack.kubernetes import KubernetesCluster
+from controlplane.stack.patroni import PatroniCluster
 from controlplane.stack.settings import StackSettings
 
 B = TypeVar("B", bound=Backend)
@@ -229,6 +233,56 @@ def prometheus_factory(backend_pool: BackendPool) -> PrometheusFactory:
     return PrometheusFactory(backend_pool)
 
 
+class PatroniFactory:
+    """Starts Patroni clusters (an etcd and its members) for one test; :meth:`close` stops them
+    all (tests kill, freeze and restart members: every cluster is the test's own)."""
+
+    def __init__(self, pool: BackendPool) -> None:
+        self.pool = pool
+        self.clusters: list[PatroniCluster] = []
+
+    def __call__(self, *, members: int = 2, **options: Any) -> PatroniCluster:
+        def start() -> PatroniCluster:
+            base = self.pool.workdir("patroni")
+            base.chmod(0o755)  # the members run as the service account
+            cluster = PatroniCluster.on_free_ports(
+                settings=self.pool.settings,
+                base=base,
+                members=members,
+                **options,
+            )
+            self.clusters.append(cluster)
+            for backend in cluster.backends:
+                self.pool.start(backend)
+            cluster.after_start()
+            return cluster
+
+        return _start_or_report(start)
+
+    def close(self) -> None:
+        for cluster in reversed(self.clusters):
+            cluster.stop()
+            for backend in cluster.backends:
+                if backend in self.pool.started:
+                    self.pool.started.remove(backend)
+        self.clusters.clear()
+
+
+@pytest.fixture
+def patroni_factory(backend_pool: BackendPool) -> Iterator[PatroniFactory]:
+    factory = PatroniFactory(backend_pool)
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture
+def patroni_cluster(patroni_factory: PatroniFactory) -> PatroniCluster:
+    """Two Patroni members on their own etcd, synchronous mode on, the stack's fast timing."""
+    return patroni_factory(synchronous_mode=True)
+
+
 # -- reporting --------------------------------------------------------------------------------
 
 
@@ -241,6 +295,11 @@ def _backends_used(item: pytest.Item) -> list[Backend]:
             found.extend(value.backends)
         elif isinstance(value, PrometheusFactory):
             found.extend(value.instances)
+        elif isinstance(value, PatroniCluster):
+            found.extend(value.backends)
+        elif isinstance(value, PatroniFactory):
+            for cluster in value.clusters:
+                found.extend(cluster.backends)
     return found
 
 

@@ -1,0 +1,497 @@
+"""PostgreSQL as a Patroni cluster on loopback: an etcd for the leader lease and two or more
+Patroni members, each running its own PostgreSQL (``make bootstrap`` installs Patroni from
+PyPI into a virtualenv of its own; etcd is the project's one etcd build).
+
+Patroni, not this module, decides who leads: this module only writes each member's
+configuration, starts and stops the processes, and reads Patroni's REST API to say when the
+cluster is ready. Faults for tests and benchmarks (a SIGKILLed postmaster, a SIGKILLed member, a
+member frozen past its lease) act on the real processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+import psycopg
+import yaml
+
+from controlplane.core.processes import (
+    BackendStartError,
+    free_ports,
+    kill_processes_under,
+    postmaster_pid,
+)
+from controlplane.stack.backends import BOOTSTRAP_HINT, PROBE_ERRORS, Backend, Etcd
+from controlplane.stack.settings import StackSettings
+
+#: The Patroni cluster's name (``scope``): its keys live under ``/service/<scope>/`` in etcd.
+SCOPE = "inventory"
+#: The superuser every member and client connects as (trust on loopback).
+SUPERUSER = "postgres"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PatroniTiming:
+    """Patroni's HA loop timing (seconds), checked against Patroni's own rules.
+
+    - ``ttl``: the leader lease. A primary that cannot renew it within ``ttl`` demotes itself,
+      and only after it expires may a replica take over: a whole-member crash costs up to
+      ``ttl`` + ``loop_wait`` before a new primary exists.
+    - ``loop_wait``: the pause between two runs of each member's HA loop (how soon a crashed
+      postmaster is noticed and restarted, or a switchover acted on).
+    - ``retry_timeout``: how long etcd and PostgreSQL calls are retried before the member
+      gives up (a primary demotes itself when it cannot reach etcd for this long).
+    - ``primary_start_timeout``: how long a crashed primary may take to start again before a
+      failover is preferred; 0 fails over at once when a synchronous replica can take over.
+    """
+
+    ttl: int = 30
+    loop_wait: int = 10
+    retry_timeout: int = 10
+    primary_start_timeout: int = 300
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.ttl < 20:
+            problems.append(f"ttl {self.ttl} < 20")
+        if self.loop_wait < 1:
+            problems.append(f"loop_wait {self.loop_wait} < 1")
+        if self.retry_timeout < 3:
+            problems.append(f"retry_timeout {self.retry_timeout} < 3")
+        if self.loop_wait + 2 * self.retry_timeout > self.ttl:
+            problems.append(
+                f"loop_wait + 2 x retry_timeout = {self.loop_wait + 2 * self.retry_timeout} "
+                f"> ttl {self.ttl}"
+            )
+        if self.primary_start_timeout < 0:
+            problems.append(f"primary_start_timeout {self.primary_start_timeout} < 0")
+        if problems:
+            raise ValueError("Patroni timing refused: " + "; ".join(problems))
+
+    def as_dcs(self) -> dict[str, int]:
+        return asdict(self)
+
+
+#: Patroni's own defaults: the baseline the benchmark measures against.
+PATRONI_DEFAULT_TIMING = PatroniTiming()
+#: What the stack runs (critical tier: RTO 15 min is far, but a client should see seconds):
+#: the shortest lease Patroni allows; loop_wait 1 notices a crashed postmaster within a second;
+#: retry_timeout 3 is Patroni's minimum and leaves ttl - (loop_wait + 2 x retry) = 13 s of
+#: slack against etcd hiccups; a crashed primary is restarted in place for up to 10 s (crash
+#: recovery keeps every acknowledged write and needs no new timeline) before a failover.
+FAST_TIMING = PatroniTiming(ttl=20, loop_wait=1, retry_timeout=3, primary_start_timeout=10)
+
+
+class PatroniMember(Backend):
+    """One Patroni process and the PostgreSQL server it runs (as the service account)."""
+
+    name = "patroni"
+    needs_unprivileged_user = True
+    # SIGTERM: Patroni stops PostgreSQL (fast shutdown) and releases its lease if it leads.
+    stop_signal = signal.SIGTERM
+    port_labels: ClassVar[tuple[str, ...]] = ("postgres", "rest")
+
+    def __init__(
+        self,
+        *,
+        settings: StackSettings,
+        workdir: Path,
+        ports: Mapping[str, int],
+        member: str,
+        etcd_url: str,
+        timing: PatroniTiming = FAST_TIMING,
+        synchronous_mode: bool = False,
+        scope: str = SCOPE,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(settings=settings, workdir=workdir, ports=ports)
+        self.member = member
+        self.name = f"patroni-{member}"  # type: ignore[misc]  # one name per member
+        self.etcd_url = etcd_url
+        self.timing = timing
+        self.synchronous_mode = synchronous_mode
+        self.scope = scope
+        self.parameters = dict(parameters or {})
+
+    # -- where things are -------------------------------------------------------------------
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.workdir / "socket"
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "patroni.yml"
+
+    @property
+    def port(self) -> int:
+        return self.ports["postgres"]
+
+    @property
+    def rest_port(self) -> int:
+        return self.ports["rest"]
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    @property
+    def main_port(self) -> int:
+        return self.port
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{dbname}"
+
+    def executable(self) -> Path:
+        return self.settings.patroni_binary()
+
+    # -- configuration ----------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        """Patroni's YAML configuration of this member."""
+        address = f"127.0.0.1:{self.port}"
+        return {
+            "scope": self.scope,
+            "name": self.member,
+            "log": {"level": "INFO", "format": "%(asctime)s %(levelname)s: %(message)s"},
+            "restapi": {
+                "listen": f"127.0.0.1:{self.rest_port}",
+                "connect_address": f"127.0.0.1:{self.rest_port}",
+            },
+            "etcd3": {"hosts": [self.etcd_url.removeprefix("http://")], "protocol": "http"},
+            "bootstrap": {
+                # Cluster-wide settings, written to etcd by the member that initialises the
+                # cluster (``PATCH /config`` changes them afterwards).
+                "dcs": {
+                    **self.timing.as_dcs(),
+                    "synchronous_mode": self.synchronous_mode,
+                    "maximum_lag_on_failover": 16 * 1024 * 1024,
+                    "postgresql": {
+                        "use_pg_rewind": True,
+                        "use_slots": True,
+                        "parameters": {
+                            "wal_level": "replica",
+                            "hot_standby": "on",
+                            "wal_log_hints": "on",
+                            "max_wal_senders": 10,
+                            "max_replication_slots": 10,
+                            "wal_keep_size": "256MB",
+                            "max_connections": 200,
+                            **self.parameters,
+                        },
+                    },
+                },
+                "initdb": [{"encoding": "UTF8"}, {"locale": "C"}, {"auth": "trust"}],
+            },
+            "postgresql": {
+                "listen": address,
+                "connect_address": address,
+                "data_dir": str(self.data_dir),
+                "bin_dir": str(self.settings.pg_bindir),
+                "pgpass": str(self.workdir / "pgpass"),
+                "authentication": {
+                    "superuser": {"username": SUPERUSER},
+                    "replication": {"username": SUPERUSER},
+                    "rewind": {"username": SUPERUSER},
+                },
+                "pg_hba": [
+                    "local all all trust",
+                    "host all all 127.0.0.1/32 trust",
+                    "host replication all 127.0.0.1/32 trust",
+                ],
+                "parameters": {
+                    "unix_socket_directories": str(self.socket_dir),
+                    "logging_collector": "off",
+                    "log_line_prefix": "%m [%p] ",
+                },
+                "basebackup": [{"checkpoint": "fast"}],
+            },
+            "watchdog": {"mode": "off"},
+            "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False},
+        }
+
+    def prepare(self) -> None:
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(yaml.safe_dump(self.config(), sort_keys=False), "utf-8")
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("PGHOST", None)
+        env["PATH"] = f"{self.settings.pg_bindir}:{env.get('PATH', '/usr/bin:/bin')}"
+        return env
+
+    def command(self) -> list[str]:
+        return [str(self.executable()), str(self.config_path)]
+
+    # -- what Patroni says --------------------------------------------------------------------
+    def status(self, timeout: float = 2.0) -> dict[str, Any]:
+        """``GET /patroni``: this member's state, role, timeline, WAL positions."""
+        answer = httpx.get(f"{self.api_url}/patroni", timeout=timeout)
+        body = answer.json()
+        if not isinstance(body, dict):
+            raise ValueError(f"{self.name}: /patroni answered {body!r}")
+        return body
+
+    def healthy(self) -> bool:
+        """Patroni answers and its PostgreSQL runs (as primary, or as a replica that has its
+        base backup)."""
+        return self.status().get("state") == "running"
+
+    def query_version(self) -> str:
+        status = self.status()
+        server = int(status.get("server_version", 0))
+        patroni = status.get("patroni", {}).get("version", "?")
+        return f"Patroni {patroni}, PostgreSQL {server // 10000}.{server % 10000}"
+
+    def binary_version(self) -> str:
+        return super().binary_version().replace("patroni", "Patroni").strip()
+
+    # -- processes ----------------------------------------------------------------------------
+    def postmaster_pid(self) -> int | None:
+        return postmaster_pid(self.data_dir)
+
+    def kill_postmaster(self) -> int:
+        """SIGKILL this member's postmaster (Patroni stays up); its pid."""
+        pid = self.postmaster_pid()
+        if pid is None:
+            raise BackendStartError(self.name, "no postmaster.pid: PostgreSQL is not running")
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def kill(self) -> None:
+        """SIGKILL the whole member at once: Patroni and every PostgreSQL process (a crashed
+        host). :meth:`restart` starts it again on the same data folder."""
+        survivors = kill_processes_under(self.workdir)
+        if survivors:
+            raise BackendStartError(self.name, f"processes {sorted(survivors)} survived SIGKILL")
+        if self.process is not None:
+            self.process.stop(sig=signal.SIGKILL, timeout=10)  # reaps it
+            self.process = None
+
+    def _patroni_pid(self) -> int:
+        if self.process is None or self.process.pid is None:
+            raise BackendStartError(self.name, "Patroni is not running")
+        return self.process.pid
+
+    def freeze(self) -> None:
+        """SIGSTOP Patroni (its PostgreSQL keeps running): the member can renew nothing."""
+        os.killpg(self._patroni_pid(), signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT Patroni after :meth:`freeze`."""
+        os.killpg(self._patroni_pid(), signal.SIGCONT)
+
+    def restart(self, timeout: float | None = None) -> None:
+        """Start Patroni again on the same data folder (after :meth:`kill`) and wait until it
+        runs PostgreSQL again."""
+        self.spawn()
+        self.wait_healthy(timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.process is not None and self.process.pid is not None:
+            # A frozen Patroni would never see the SIGTERM.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGCONT)
+        super().stop(timeout=timeout)
+
+    def kill_leftovers(self) -> None:
+        """PostgreSQL runs in process groups of its own: a SIGKILLed Patroni leaves it."""
+        kill_processes_under(self.workdir)
+
+    def describe(self) -> str:
+        return f"{self.name} on 127.0.0.1:{self.port} (REST {self.rest_port})"
+
+
+class PatroniCluster:
+    """An etcd and ``members`` Patroni members (``member-1`` ... bootstraps first)."""
+
+    def __init__(
+        self,
+        *,
+        settings: StackSettings,
+        etcd: Etcd,
+        member_workdirs: Sequence[Path],
+        member_ports: Sequence[Mapping[str, int]],
+        timing: PatroniTiming = FAST_TIMING,
+        synchronous_mode: bool = False,
+        scope: str = SCOPE,
+    ) -> None:
+        if len(member_workdirs) != len(member_ports) or len(member_workdirs) < 2:
+            raise ValueError("a Patroni cluster needs two or more members, each with ports")
+        self.settings = settings
+        self.etcd = etcd
+        self.timing = timing
+        self.scope = scope
+        self.members = [
+            PatroniMember(
+                settings=settings,
+                workdir=workdir,
+                ports=ports,
+                member=f"member-{index}",
+                etcd_url=etcd.url,
+                timing=timing,
+                synchronous_mode=synchronous_mode,
+                scope=scope,
+            )
+            for index, (workdir, ports) in enumerate(
+                zip(member_workdirs, member_ports, strict=True), start=1
+            )
+        ]
+
+    @classmethod
+    def on_free_ports(
+        cls, *, settings: StackSettings, base: Path, members: int = 2, **options: Any
+    ) -> PatroniCluster:
+        """A cluster with its folders under ``base`` and every process on free loopback
+        ports (tests and benchmarks; the local stack uses its demo ports)."""
+        ports = free_ports(len(Etcd.port_labels) + members * len(PatroniMember.port_labels))
+        etcd = Etcd(
+            settings=settings,
+            workdir=base / "etcd",
+            ports=dict(zip(Etcd.port_labels, ports[:2], strict=True)),
+        )
+        rest = ports[2:]
+        member_ports = [
+            dict(zip(PatroniMember.port_labels, rest[i * 2 : i * 2 + 2], strict=True))
+            for i in range(members)
+        ]
+        return cls(
+            settings=settings,
+            etcd=etcd,
+            member_workdirs=[base / f"member-{i}" for i in range(1, members + 1)],
+            member_ports=member_ports,
+            **options,
+        )
+
+    @property
+    def backends(self) -> list[Backend]:
+        """In start order: etcd, then the members (the first one initialises the cluster)."""
+        return [self.etcd, *self.members]
+
+    def member(self, name: str) -> PatroniMember:
+        for member in self.members:
+            if member.member == name:
+                return member
+        raise KeyError(name)
+
+    # -- what the cluster says ----------------------------------------------------------------
+    def cluster_state(self, timeout: float = 2.0) -> dict[str, Any]:
+        """``GET /cluster`` from the first member that answers."""
+        last: Exception | None = None
+        for member in self.members:
+            try:
+                answer = httpx.get(f"{member.api_url}/cluster", timeout=timeout)
+                body = answer.json()
+                if isinstance(body, dict):
+                    return body
+            except PROBE_ERRORS as exc:
+                last = exc
+        raise BackendStartError("patroni", f"no member answered GET /cluster: {last}")
+
+    def leader(self) -> PatroniMember | None:
+        """The member Patroni names leader, if any."""
+        try:
+            state = self.cluster_state()
+        except BackendStartError:
+            return None
+        for entry in state.get("members", []):
+            if entry.get("role") in {"leader", "standby_leader"}:
+                return self.member(str(entry["name"]))
+        return None
+
+    def replicas(self) -> list[PatroniMember]:
+        leader = self.leader()
+        return [m for m in self.members if m is not leader]
+
+    def ready(self) -> bool:
+        """A leader that takes writes and every other member streaming from it."""
+        try:
+            state = self.cluster_state()
+        except BackendStartError:
+            return False
+        entries = state.get("members", [])
+        if len(entries) != len(self.members):
+            return False
+        leaders = [e for e in entries if e.get("role") == "leader" and e.get("state") == "running"]
+        streaming = [e for e in entries if e.get("state") == "streaming"]
+        if len(leaders) != 1 or len(streaming) != len(self.members) - 1:
+            return False
+        leader = self.member(str(leaders[0]["name"]))
+        try:
+            with psycopg.connect(leader.dsn(), connect_timeout=2) as conn:
+                row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+        except psycopg.Error:
+            return False
+        return row is not None and row[0] is False
+
+    def wait_ready(self, timeout: float = 120.0) -> PatroniMember:
+        """Until :meth:`ready`; the leader. Fails with each member's log tail."""
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if time.monotonic() > deadline:
+                tails = "\n".join(f"--- {m.name}\n{m.log_tail(15)}" for m in self.members)
+                raise BackendStartError(
+                    "patroni",
+                    f"no leader with streaming replicas after {timeout:.0f} s",
+                    log_tail=tails,
+                )
+            time.sleep(0.25)
+        leader = self.leader()
+        assert leader is not None
+        return leader
+
+    def after_start(self, timeout: float = 120.0) -> None:
+        """Called once every backend runs: wait for a leader and streaming replicas."""
+        self.wait_ready(timeout)
+
+    def multi_host_dsn(self, dbname: str = "postgres", *, connect_timeout: int = 2) -> str:
+        """One connection string naming every member; libpq picks the writable one."""
+        hosts = ",".join("127.0.0.1" for _ in self.members)
+        ports = ",".join(str(m.port) for m in self.members)
+        return (
+            f"host={hosts} port={ports} user={SUPERUSER} dbname={dbname} "
+            f"target_session_attrs=read-write connect_timeout={connect_timeout}"
+        )
+
+    def start(self, timeout: float = 120.0) -> None:
+        """Start etcd and every member (outside a test pool), then wait for the cluster."""
+        started: list[Backend] = []
+        try:
+            for backend in self.backends:
+                backend.start()
+                started.append(backend)
+            self.after_start(timeout)
+        except BaseException:
+            for backend in reversed(started):
+                backend.stop()
+            raise
+
+    def stop(self) -> None:
+        """Members first (each replica, then whoever leads), then etcd."""
+        leader = self.leader()
+        order = [m for m in self.members if m is not leader] + ([leader] if leader else [])
+        for member in order:
+            member.stop()
+        self.etcd.stop()
+
+
+__all__ = [
+    "BOOTSTRAP_HINT",
+    "FAST_TIMING",
+    "PATRONI_DEFAULT_TIMING",
+    "SCOPE",
+    "SUPERUSER",
+    "PatroniCluster",
+    "PatroniMember",
+    "PatroniTiming",
+]
