@@ -325,7 +325,10 @@ class PatroniCluster:
         timing: PatroniTiming = FAST_TIMING,
         synchronous_mode: bool = False,
         scope: str = SCOPE,
+        parameters: Mapping[str, Any] | None = None,
     ) -> None:
+        """``parameters``: PostgreSQL settings for every member (Patroni keeps them in etcd,
+        so a promoted replica runs with the same ones, ``archive_command`` say)."""
         if len(member_workdirs) != len(member_ports) or len(member_workdirs) < 2:
             raise ValueError("a Patroni cluster needs two or more members, each with ports")
         self.settings = settings
@@ -342,6 +345,7 @@ class PatroniCluster:
                 timing=timing,
                 synchronous_mode=synchronous_mode,
                 scope=scope,
+                parameters=parameters,
             )
             for index, (workdir, ports) in enumerate(
                 zip(member_workdirs, member_ports, strict=True), start=1
