@@ -13,13 +13,14 @@ from sqlalchemy.orm import Session
 from controlplane.core.config import ControlPlaneSettings
 from controlplane.core.security import Role
 from controlplane.orchestrator.registry import Orchestration
-from controlplane.runtime import Runtime
+from controlplane.runtime import DatabaseOperations, Runtime
 from controlplane.store.tokens import authenticate
 
 __all__ = [
     "CurrentAdmin",
     "CurrentOperator",
     "CurrentViewer",
+    "DatabaseOperationsDep",
     "OrchestrationDep",
     "Principal",
     "ReaderDep",
@@ -59,6 +60,21 @@ def get_orchestration(runtime: RuntimeDep) -> Orchestration | None:
 
 
 OrchestrationDep = Annotated[Orchestration | None, Depends(get_orchestration)]
+
+
+def get_database_operations(runtime: RuntimeDep) -> DatabaseOperations:
+    """The action engine's database operations (drills, switchovers on request); 409 when the
+    engine does not run in this process."""
+    if runtime.database_operations is None:
+        raise HTTPException(
+            status_code=status.HTTP_409_CONFLICT,
+            detail="the action engine does not run in this process "
+            "(controlplane serve with CONTROLPLANE_ACTIONS_ENABLED=true runs it)",
+        )
+    return runtime.database_operations
+
+
+DatabaseOperationsDep = Annotated[DatabaseOperations, Depends(get_database_operations)]
 
 
 def reader_session(runtime: RuntimeDep) -> Iterator[Session]:

@@ -28,7 +28,7 @@ import httpx
 import typer
 from rich.console import Console
 
-from controlplane.actions.drills import switchover_drill_record
+from controlplane.actions.drills import drill_record
 from controlplane.actions.engine import INEFFECTIVE
 from controlplane.actions.policy import ServiceScaling, load_action_policy
 from controlplane.actions.scaling_drill import run_scaling_drill
@@ -202,7 +202,7 @@ def switchover_command(
             console.print("control plane: kill switch off again")
     _record(
         home=home,
-        drill=switchover_drill_record(
+        drill=drill_record(
             result,
             started=started,
             details={"old_primary_following": record.old_primary_following},

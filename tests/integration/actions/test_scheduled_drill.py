@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from controlplane.actions.database import FailoverService
-from controlplane.actions.drills import ScheduledDrill, local_node_control
+from controlplane.actions.drills import LocalDrillRunner, ScheduledDrill, local_node_control
 from controlplane.failover.fencing import LocalFencer
 from controlplane.failover.local import LocalNodeControl
 from controlplane.failover.nodes import Node, probe
@@ -64,13 +64,11 @@ def drill_for(runtime: Runtime, pair: Pair) -> tuple[ScheduledDrill, FailoverSer
     )
     drill = ScheduledDrill(
         engine=engine,
-        nodes=pair.nodes,
-        control=pair.control,
+        runner=LocalDrillRunner(nodes=pair.nodes, control=pair.control, failover=failover),
         database="inventory",
         interval=timedelta(hours=24),
         rto_target=timedelta(minutes=15),
         rpo_target=timedelta(0),
-        failover=failover,
     )
     return drill, failover
 
