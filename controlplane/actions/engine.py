@@ -680,6 +680,10 @@ class ActionEngine:
             detail = f"{request.action} is run by its own executor"
             outcome = "handed-off"
         with self.database.writer() as session:
+            if result is not None:
+                extra = {**extra, "result": result}
+            if extra:
+                merge_evidence(session, decision_id=entry.decision_id, extra=extra)
             updated = record_outcome(
                 session,
                 decision_id=entry.decision_id,
@@ -687,10 +691,6 @@ class ActionEngine:
                 at=self.clock(),
                 detail=detail,
             )
-            if result is not None:
-                extra = {**extra, "result": result}
-            if extra:
-                merge_evidence(session, decision_id=entry.decision_id, extra=extra)
             if outcome == "succeeded" and request.action == "scale_in":
                 # The replicas an unfulfilled scale-out asked for are no longer wanted.
                 resolve_finding(

@@ -20,13 +20,13 @@ __all__ = [
     "CurrentAdmin",
     "CurrentOperator",
     "CurrentViewer",
-    "DatabaseOperationsDep",
     "OrchestrationDep",
     "Principal",
     "ReaderDep",
     "RuntimeDep",
     "SettingsDep",
     "WriterDep",
+    "database_operations",
     "require_role",
 ]
 
@@ -62,9 +62,9 @@ def get_orchestration(runtime: RuntimeDep) -> Orchestration | None:
 OrchestrationDep = Annotated[Orchestration | None, Depends(get_orchestration)]
 
 
-def get_database_operations(runtime: RuntimeDep) -> DatabaseOperations:
+def database_operations(runtime: Runtime) -> DatabaseOperations:
     """The action engine's database operations (drills, switchovers on request); 409 when the
-    engine does not run in this process."""
+    engine does not run in this process. Called in the route, after its body is validated."""
     if runtime.database_operations is None:
         raise HTTPException(
             status_code=status.HTTP_409_CONFLICT,
@@ -72,9 +72,6 @@ def get_database_operations(runtime: RuntimeDep) -> DatabaseOperations:
             "(controlplane serve with CONTROLPLANE_ACTIONS_ENABLED=true runs it)",
         )
     return runtime.database_operations
-
-
-DatabaseOperationsDep = Annotated[DatabaseOperations, Depends(get_database_operations)]
 
 
 def reader_session(runtime: RuntimeDep) -> Iterator[Session]:

@@ -250,6 +250,10 @@ class DatabaseDR(_Model):
 
 
 class DR(_Model):
+    #: ``local`` or ``patroni`` (None: a control plane that does not say).
+    failover_driver: str | None = None
+    #: ``auto`` or ``controlled`` (None: a control plane that does not say).
+    failover_mode: str | None = None
     databases: list[DatabaseDR]
 
 

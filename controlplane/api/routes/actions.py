@@ -11,9 +11,10 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from controlplane.api.deps import (
     CurrentOperator,
-    DatabaseOperationsDep,
     ReaderDep,
+    RuntimeDep,
     WriterDep,
+    database_operations,
 )
 from controlplane.store.actions import (
     KILL_SWITCH,
@@ -149,10 +150,10 @@ def deny(
     summary="Ask for a planned database switchover (operator); decided through the gate",
 )
 def switchover(
-    request: SwitchoverRequest, operator: CurrentOperator, operations: DatabaseOperationsDep
+    request: SwitchoverRequest, operator: CurrentOperator, runtime: RuntimeDep
 ) -> StoredAuditEntry:
     """The ``switchover_database`` decision: pending (approval mode, the shipped policy's), taken
     and run (Patroni's ``POST /switchover``; the outcome says how it went), or refused."""
-    return operations.request_switchover(
+    return database_operations(runtime).request_switchover(
         actor=f"operator:{operator.name}", candidate=request.candidate
     )

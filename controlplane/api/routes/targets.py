@@ -20,11 +20,12 @@ from pydantic import AwareDatetime, BaseModel
 
 from controlplane.api.deps import (
     CurrentOperator,
-    DatabaseOperationsDep,
     OrchestrationDep,
     ReaderDep,
+    RuntimeDep,
     SettingsDep,
     WriterDep,
+    database_operations,
 )
 from controlplane.core.config import FailoverSettings
 from controlplane.failover.nodes import NodeUnreachable, configured_nodes, probe
@@ -278,6 +279,10 @@ class DatabaseDR(BaseModel):
 
 
 class DR(BaseModel):
+    #: Who moves the primary role (``CONTROLPLANE_FAILOVER_DRIVER``) and how (``auto``:
+    #: Patroni by itself; ``controlled``: the control plane decides).
+    failover_driver: Literal["local", "patroni"]
+    failover_mode: Literal["auto", "controlled"]
     databases: list[DatabaseDR]
 
 
@@ -362,7 +367,11 @@ async def dr(session: ReaderDep, settings: SettingsDep) -> DR:
                 last_restore_validation=restores[0].finished_at if restores else None,
             )
         )
-    return DR(databases=databases)
+    return DR(
+        failover_driver=settings.failover.failover_driver,
+        failover_mode=settings.failover.mode,
+        databases=databases,
+    )
 
 
 @router.post(
@@ -385,9 +394,11 @@ class DrillRequest(BaseModel):
     summary="Run a drill now, through the gate (operator); the decision with its outcome",
 )
 def run_drill(
-    request: DrillRequest, operator: CurrentOperator, operations: DatabaseOperationsDep
+    request: DrillRequest, operator: CurrentOperator, runtime: RuntimeDep
 ) -> StoredAuditEntry:
     """The ``run_drill`` decision: refused (the reason says why: kill switch, cooldown, not the
     leader ...), pending an approval, or taken and run (its outcome and the drill's figures in
     ``evidence.drill``; the drill is stored like any other)."""
-    return operations.run_drill(kind=request.kind, actor=f"operator:{operator.name}")
+    return database_operations(runtime).run_drill(
+        kind=request.kind, actor=f"operator:{operator.name}"
+    )

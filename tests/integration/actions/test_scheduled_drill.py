@@ -19,8 +19,9 @@ from controlplane.stack.backends import PostgresPrimary, PostgresReplica
 from controlplane.store.actions import KILL_SWITCH, set_flag
 from controlplane.store.audit import list_audit
 from controlplane.store.drills import list_drills
-from tests.integration.actions.test_failover_service import database_engine, runtime
+from tests.integration.actions.test_failover_service import runtime
 from tests.support.backends import TEST_PG_CONF, BackendPool, launch
+from tests.support.runtime import database_engine
 
 pytestmark = pytest.mark.integration
 

@@ -223,9 +223,7 @@ def test_the_local_driver_is_the_default_and_only_controlled() -> None:
         ({"failover_mode": "auto"}, "CONTROLPLANE_FAILOVER_MODE=auto needs"),
     ],
 )
-def test_failover_settings_that_disagree_are_refused(
-    failover: dict[str, str], named: str
-) -> None:
+def test_failover_settings_that_disagree_are_refused(failover: dict[str, str], named: str) -> None:
     with pytest.raises(ValidationError, match=named):
         ControlPlaneSettings.model_validate({"failover": failover})
 
