@@ -186,7 +186,7 @@ class PatroniFailover:
         while not self._stop.is_set():
             try:
                 self.observe()
-            except ControlPlaneError:
+            except Exception:  # the store, a bug: logged; the watch must outlive one read
                 logger.exception("Patroni watch: one observation failed")
             self._stop.wait(self.interval)
 
@@ -499,6 +499,9 @@ class PatroniFailover:
                 promote_timeout=self.promote_timeout,
                 follow_timeout=self.rejoin_timeout if follow else None,
             )
+        except DriverError:
+            self._expected.pop(candidate.name, None)  # nothing moved (or not seen to)
+            raise
         finally:
             self._busy.clear()
 

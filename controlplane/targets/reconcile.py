@@ -436,18 +436,17 @@ class DRCheck:
     ) -> None:
         """The replication of a database is ``replication(name)`` when given (Patroni), else
         ``read`` (``pg_stat_replication``) of the DSN ``primary(name)`` locates."""
+        if replication is None and primary is None:
+            raise ValueError("a DR check needs a primary locator or a replication reader")
         self.policy = policy
+        self.primary = primary
         self.history: DrillHistory = history or NoDrillHistory()
         self.read: ReplicationReader = read or (lambda dsn: read_replication(dsn, timeout=timeout))
-        if replication is None:
-            if primary is None:
-                raise ValueError("a DR check needs a primary locator or a replication reader")
-            locate = primary
+        self.replication: DatabaseReplication = replication or self._primary_replication
 
-            def replication(name: str) -> Sequence[ReplicaStatus]:
-                return self.read(locate(name))
-
-        self.replication: DatabaseReplication = replication
+    def _primary_replication(self, database: str) -> Sequence[ReplicaStatus]:
+        assert self.primary is not None  # checked when built
+        return self.read(self.primary(database))
 
     def run(self, *, now: datetime) -> CheckRun:
         replicas: dict[str, Sequence[ReplicaStatus]] = {}
