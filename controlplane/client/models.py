@@ -243,6 +243,8 @@ class DatabaseDR(_Model):
     tier: str
     rto_s: float
     rpo_s: float
+    #: The writable primary (Patroni: the leader it names); None when unknown.
+    primary: str | None = None
     replicas: list[Replica] | None
     error: str | None
     drills: list[Drill]
