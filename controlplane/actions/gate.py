@@ -23,6 +23,7 @@ ActionKind = Literal[
     "failover_database",
     "switchover_database",
     "run_drill",
+    "rejoin_member",
 ]
 Mode = Literal["enforce", "dry-run", "approval"]
 Outcome = Literal["act", "dry-run", "await-approval", "refuse"]

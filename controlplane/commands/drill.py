@@ -1,13 +1,20 @@
-"""``controlplane drill``: drills on the local stack, measured (DR drills also stored).
+"""``controlplane drill``: drills on the local stack (or the control plane at ``--url``),
+measured and stored.
 
-``switchover`` moves the primary role to the standby under a numbered write probe (no write may
-be lost); ``failover`` SIGKILLs the primary and lets the control plane detect, fence and promote.
-Both print the RTO a client saw and the acknowledged writes lost, compare them with the tier's
-RTO / RPO, and store the drill where the stack's control plane reads it, so its DR checks and
-the console see it: through its API (``POST /api/v1/dr/drills`` with the stack's admin token)
-when it runs, else straight into its store. When the stack's ``controlplane serve`` runs, it is
-the one that fails over (the drill kills and measures, then shows the audited decision), and a
-switchover turns its kill switch on for the planned stop.
+On a control plane whose failover driver is Patroni (``GET /api/v1/dr`` says which), both drills
+are the control plane's own: ``POST /api/v1/dr/drills/run`` decides ``run_drill`` through its
+gate for the operator, and Patroni moves the leader under the control plane's numbered write
+probe — ``switchover`` with ``POST /switchover``, ``failover`` with ``POST /failover`` to the
+candidate the control plane chose. The control plane stores the drill where its DR checks and
+the console read it; the command prints the decision and the figures.
+
+With the local driver (two plain PostgreSQL servers of the stack): ``switchover`` moves the
+primary role to the standby under the write probe (the stack's control plane, when it runs,
+has its kill switch on for the planned stop); ``failover`` SIGKILLs the primary and lets the
+stack's control plane detect, fence and promote (it needs the control plane: this command never
+fences). Both print the RTO a client saw and the acknowledged writes lost, compared with the
+tier's RTO / RPO, and store the drill where the stack's control plane reads it: through its API
+(``POST /api/v1/dr/drills``) when it runs, else straight into its store.
 
 ``scaling`` injects slowness into the stack's API under extra load; the running control plane
 must add workers (TTIN). It prints the reaction time and the audited decisions.
@@ -18,7 +25,6 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +34,7 @@ import httpx
 import typer
 from rich.console import Console
 
-from controlplane.actions.drills import switchover_drill_record
+from controlplane.actions.drills import DrillKind, drill_record
 from controlplane.actions.engine import INEFFECTIVE
 from controlplane.actions.policy import ServiceScaling, load_action_policy
 from controlplane.actions.scaling_drill import run_scaling_drill
@@ -38,10 +44,8 @@ from controlplane.client.http import ClientError, ControlPlaneClient
 from controlplane.client.models import AuditEntry
 from controlplane.core.config import ControlPlaneSettings
 from controlplane.core.processes import postmaster_pid
-from controlplane.failover.fencing import LocalFencer
 from controlplane.failover.local import LocalNodeControl
 from controlplane.failover.nodes import Node, NodeUnreachable, probe
-from controlplane.failover.run import Detection, Watch, fail_over, watch_primary
 from controlplane.failover.switchover import SwitchoverAborted, switchover_drill
 from controlplane.failover.writeprobe import ProbeReport, WriteProbe, missing_acknowledged
 from controlplane.stack.backends import PostgresPrimary, PostgresReplica
@@ -60,6 +64,18 @@ HomeOption = Annotated[
     Path, typer.Option("--home", envvar="STACK_HOME", help="The local stack's folder.")
 ]
 DatabaseOption = Annotated[str, typer.Option(help="Database name in the DR policy.")]
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="A control plane's base URL (e.g. http://127.0.0.1:8080) to run the drill; "
+        "default: the local stack's, when it runs.",
+    ),
+]
+TokenFileOption = Annotated[
+    Path | None,
+    typer.Option("--token-file", help="File holding an operator token of the --url control plane."),
+]
 
 
 def _stack(home: Path) -> LocalStack:
@@ -81,6 +97,60 @@ def _control_plane(home: Path) -> ControlPlaneClient | None:
     return ControlPlaneClient(base_url=backend.url, token=token, timeout=5)
 
 
+def _reach(home: Path, url: str | None, token_file: Path | None) -> ControlPlaneClient | None:
+    """The control plane at ``--url`` (with ``--token-file``), else the stack's when it runs."""
+    if url is None:
+        return _control_plane(home)
+    if token_file is None:
+        err.print("--url needs --token-file (a file holding an operator token)")
+        raise typer.Exit(2)
+    try:
+        token = token_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        err.print(f"--token-file: cannot read {token_file}: {exc}")
+        raise typer.Exit(2) from exc
+    return ControlPlaneClient(base_url=url, token=token, timeout=10)
+
+
+def _driver(control_plane: ControlPlaneClient) -> str | None:
+    """The control plane's failover driver (``local``, ``patroni``; None: it does not say)."""
+    try:
+        return control_plane.dr().failover_driver
+    except ClientError as exc:
+        err.print(f"the control plane did not answer GET /api/v1/dr: {exc}")
+        raise typer.Exit(1) from exc
+
+
+def _drill_through(control_plane: ControlPlaneClient, kind: DrillKind) -> None:
+    """Have the control plane run the drill through its gate; print the decision and figures."""
+    console.print(f"asking the control plane for a {kind} drill (decided through its gate)")
+    try:
+        entry = control_plane.run_drill(kind=kind)
+    except ClientError as exc:
+        err.print(f"the control plane did not run the drill: {exc}")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"control plane: {entry.action} {entry.decision}"
+        + (f" → {entry.outcome}" if entry.outcome else "")
+        + f" ({entry.outcome_detail or entry.reason}), decision {entry.decision_id}"
+    )
+    if entry.decision == "pending":
+        console.print("the drill runs once an operator approves it (GET /api/v1/actions/pending)")
+        return
+    figures = entry.evidence.get("drill")
+    if entry.decision == "refused" or not isinstance(figures, dict):
+        raise typer.Exit(1)
+    _report(
+        kind,
+        timedelta(seconds=float(figures["measured_rto_s"])),
+        int(figures["lost_acknowledged_writes"]),
+        int(figures["acknowledged_writes"]),
+        timedelta(seconds=float(figures["rto_target_s"])),
+    )
+    if entry.outcome != "succeeded":
+        raise typer.Exit(1)
+
+
 def _audit_since(
     control_plane: ControlPlaneClient, since: datetime, action: str | None = None
 ) -> list[AuditEntry]:
@@ -96,8 +166,13 @@ def _topology(home: Path) -> tuple[Node, Node, dict[str, PostgresPrimary]]:
     backends: dict[str, PostgresPrimary] = {}
     nodes: list[Node] = []
     for name in (PostgresPrimary.name, PostgresReplica.name):
-        backend = stack.backends[name]
-        assert isinstance(backend, PostgresPrimary)
+        backend = stack.backends.get(name)
+        if not isinstance(backend, PostgresPrimary):
+            err.print(
+                f"the stack in {home} runs no plain PostgreSQL pair: its drills run through its "
+                "control plane (start it, or give --url)"
+            )
+            raise typer.Exit(1)
         node = Node(name=name, host="127.0.0.1", port=backend.port)
         backends[name] = backend
         nodes.append(node)
@@ -166,15 +241,21 @@ def _report(kind: str, rto: timedelta, lost: int, acked: int, rto_target: timede
 
 @app.command("switchover")
 def switchover_command(
-    home: HomeOption = REPO_ROOT / ".stack", database: DatabaseOption = "inventory"
+    home: HomeOption = REPO_ROOT / ".stack",
+    database: DatabaseOption = "inventory",
+    url: UrlOption = None,
+    token_file: TokenFileOption = None,
 ) -> None:
     """Planned switchover under a write probe; the old primary follows the new one."""
+    control_plane = _reach(home, url, token_file)
+    if control_plane is not None and (url is not None or _driver(control_plane) == "patroni"):
+        _drill_through(control_plane, "switchover")
+        return
     rto_target, rpo_target = _targets(database)
     primary, standby, backends = _topology(home)
     control = LocalNodeControl(dict(backends), on_started=_stack(home).adopt)
     console.print(f"switching over {primary.name} → {standby.name} under a write probe")
     started = datetime.now(UTC)
-    control_plane = _control_plane(home)
     # A planned switchover stops the primary on purpose: the stack's control plane must not
     # take that for a failure. Its kill switch is on meanwhile (any failover decision it makes
     # is refused and audited), and put back as it was.
@@ -202,7 +283,7 @@ def switchover_command(
             console.print("control plane: kill switch off again")
     _record(
         home=home,
-        drill=switchover_drill_record(
+        drill=drill_record(
             result,
             started=started,
             details={"old_primary_following": record.old_primary_following},
@@ -220,78 +301,36 @@ def switchover_command(
 
 @app.command("failover")
 def failover_command(
-    home: HomeOption = REPO_ROOT / ".stack", database: DatabaseOption = "inventory"
+    home: HomeOption = REPO_ROOT / ".stack",
+    database: DatabaseOption = "inventory",
+    url: UrlOption = None,
+    token_file: TokenFileOption = None,
 ) -> None:
-    """SIGKILL the primary under a write probe; detect, fence and promote; measure and store."""
+    """A failover under a write probe, by the control plane: through Patroni (POST /failover to
+    the candidate it chose), or, with the local driver, SIGKILL of the stack's primary and the
+    control plane's detection, fencing and promotion. Measured and stored."""
+    control_plane = _reach(home, url, token_file)
+    if control_plane is None:
+        err.print(
+            f"a failover drill needs the stack's control plane (it fails over; this command "
+            f"never fences): the control plane of {home} is not running (make demo), or give --url"
+        )
+        raise typer.Exit(1)
+    if url is not None or _driver(control_plane) == "patroni":
+        _drill_through(control_plane, "failover")
+        return
     rto_target, rpo_target = _targets(database)
     primary, standby, backends = _topology(home)
-    control_plane = _control_plane(home)
-    if control_plane is not None:
-        _failover_by_control_plane(
-            home=home,
-            control_plane=control_plane,
-            database=database,
-            primary=primary,
-            standby=standby,
-            backends=backends,
-            rto_target=rto_target,
-            rpo_target=rpo_target,
-        )
-        return
-    writes = WriteProbe(nodes=[primary, standby])
-    writes.prepare()
-    writes.start()
-    state = Watch()
-    found: list[Detection | None] = []
-    watcher = threading.Thread(
-        target=lambda: found.append(
-            watch_primary(primary, interval=0.25, threshold=3, max_wait=120, state=state)
-        ),
-        daemon=True,
-    )
-    watcher.start()
-    try:
-        if not writes.wait_for_writes(100, timeout=30):
-            raise typer.Exit(1)
-        while state.healthy_probes < 2:
-            threading.Event().wait(0.05)
-        started = datetime.now(UTC)
-        process = backends[primary.name].process
-        pid = postmaster_pid(backends[primary.name].data_dir) if process is None else process.pid
-        if pid is None:
-            err.print(f"no postmaster pid for {primary.name}")
-            raise typer.Exit(1)
-        console.print(f"SIGKILL {primary.name} (pid {pid}) under a write probe")
-        os.killpg(pid, signal.SIGKILL)
-        watcher.join(timeout=150)
-        detection = found[0] if found else None
-        if detection is None:
-            err.print("the primary failure was not detected")
-            raise typer.Exit(1)
-        record = fail_over(
-            detection,
-            standbys=[standby],
-            fencer=LocalFencer(data_dirs={primary.name: backends[primary.name].data_dir}),
-            rpo=rpo_target,
-        )
-        if not record.promoted:
-            err.print(f"failover refused: {record.refused}")
-            raise typer.Exit(1)
-        writes.wait_for_recovery(timeout=60)
-    finally:
-        report = writes.stop()
-    _store_failover(
+    _failover_by_control_plane(
         home=home,
-        control_plane=None,
+        control_plane=control_plane,
         database=database,
-        started=started,
-        report=report,
+        primary=primary,
         standby=standby,
-        targets=(rto_target, rpo_target),
-        details=record.evidence(),
-        limit=60,
+        backends=backends,
+        rto_target=rto_target,
+        rpo_target=rpo_target,
     )
-    console.print(f"{primary.name} is fenced: a restart brings it back read-only")
 
 
 @app.command("scaling")

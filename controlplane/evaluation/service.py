@@ -34,6 +34,7 @@ from controlplane.core.specs import load_spec_paths
 from controlplane.evaluation.evaluator import Cycle, SLOEvaluator
 from controlplane.evaluation.metrics import ControlPlaneMetrics
 from controlplane.failover.nodes import configured_nodes
+from controlplane.failover.patroni import PatroniDriver
 from controlplane.leader import LeaderStatus
 from controlplane.orchestrator.registry import Orchestration
 from controlplane.runtime import Runtime
@@ -48,6 +49,7 @@ from controlplane.targets.reconcile import (
     DRCheck,
     DrillHistory,
     NodeTopology,
+    PatroniReplication,
     Reconciled,
     StoreDrillHistory,
     TargetCheck,
@@ -313,7 +315,7 @@ def build_target_checks(
     drill_history: DrillHistory | None = None,
 ) -> list[TargetCheck]:
     """The capacity check (when an orchestrator is configured) and the DR check, on the
-    policies and database nodes of the settings."""
+    policies and the database of the settings (Patroni's cluster, or the database nodes)."""
     checks: list[TargetCheck] = []
     capacity_policy = load_capacity_policy(settings.policies.capacity_policy)
     if orchestration is not None:
@@ -325,16 +327,29 @@ def build_target_checks(
             )
         )
     timeout = settings.sources.source_timeout_seconds
-    checks.append(
-        DRCheck(
-            policy=load_dr_policy(settings.policies.dr_policy),
+    failover = settings.failover
+    dr_policy = load_dr_policy(settings.policies.dr_policy)
+    if failover.failover_driver == "patroni":
+        # The leader Patroni names, its pg_stat_replication, and the members not connected.
+        dr = DRCheck(
+            policy=dr_policy,
+            replication=PatroniReplication(
+                driver=PatroniDriver(urls=failover.patroni_urls, timeout=min(timeout, 2.0)),
+                database=failover.database_name,
+                timeout=min(timeout, 2.0),
+            ),
+            history=drill_history,
+        )
+    else:
+        dr = DRCheck(
+            policy=dr_policy,
             primary=NodeTopology(
-                nodes=configured_nodes(settings.failover),
-                database=settings.failover.database_name,
+                nodes=configured_nodes(failover),
+                database=failover.database_name,
                 timeout=min(timeout, 2.0),
             ),
             history=drill_history,
             timeout=timeout,
         )
-    )
+    checks.append(dr)
     return checks

@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from controlplane.core.errors import ControlPlaneError
+from controlplane.failover.driver import FailoverDriver
 from controlplane.failover.nodes import Node, NodeUnreachable, probe
 from controlplane.orchestrator.base import Orchestrator, OrchestratorError
 from controlplane.store.database import Database
@@ -35,7 +36,11 @@ from controlplane.targets.capacity import check_capacity
 from controlplane.targets.dr import DrillRecord, ReplicaStatus, RestoreValidation, check_dr
 from controlplane.targets.findings import Finding
 from controlplane.targets.policy import CapacityPolicy, DRPolicy
-from controlplane.targets.replication import ReplicationReadError, read_replication
+from controlplane.targets.replication import (
+    ReplicationReadError,
+    leader_replication,
+    read_replication,
+)
 
 __all__ = [
     "INPUT_UNAVAILABLE",
@@ -47,6 +52,7 @@ __all__ = [
     "InputFailure",
     "NoDrillHistory",
     "NodeTopology",
+    "PatroniReplication",
     "Reconciled",
     "StoreDrillHistory",
     "TargetCheck",
@@ -355,6 +361,8 @@ class StoreDrillHistory:
 
 
 ReplicationReader = Callable[[str], Sequence[ReplicaStatus]]
+#: The replication of a database (by name); raises ReplicationReadError when it cannot be read.
+DatabaseReplication = Callable[[str], Sequence[ReplicaStatus]]
 #: The DSN of a database's current primary; raises ReplicationReadError when there is none.
 PrimaryLocator = Callable[[str], str]
 
@@ -390,6 +398,26 @@ class NodeTopology:
         raise ReplicationReadError("no writable primary: " + "; ".join(problems))
 
 
+class PatroniReplication:
+    """The replication of the configured database as Patroni's leader reports it: the leader
+    from ``GET /cluster``, its ``pg_stat_replication``, and the members Patroni lists that are
+    not connected (``CONTROLPLANE_FAILOVER_DRIVER=patroni``)."""
+
+    def __init__(self, *, driver: FailoverDriver, database: str, timeout: float = 2.0) -> None:
+        self.driver = driver
+        self.database = database
+        self.timeout = timeout
+
+    def __call__(self, database: str) -> Sequence[ReplicaStatus]:
+        if database != self.database:
+            raise ReplicationReadError(
+                f"no Patroni cluster configured for database {database} "
+                f"(CONTROLPLANE_DATABASE_NAME is {self.database})"
+            )
+        _, rows = leader_replication(self.driver, timeout=self.timeout)
+        return rows
+
+
 class DRCheck:
     """Replication (``pg_stat_replication`` of each database's primary), restore validations
     and drills against the DR policy."""
@@ -400,15 +428,25 @@ class DRCheck:
         self,
         *,
         policy: DRPolicy,
-        primary: PrimaryLocator,
+        primary: PrimaryLocator | None = None,
         history: DrillHistory | None = None,
         read: ReplicationReader | None = None,
         timeout: float = 5.0,
+        replication: DatabaseReplication | None = None,
     ) -> None:
+        """The replication of a database is ``replication(name)`` when given (Patroni), else
+        ``read`` (``pg_stat_replication``) of the DSN ``primary(name)`` locates."""
+        if replication is None and primary is None:
+            raise ValueError("a DR check needs a primary locator or a replication reader")
         self.policy = policy
         self.primary = primary
         self.history: DrillHistory = history or NoDrillHistory()
         self.read: ReplicationReader = read or (lambda dsn: read_replication(dsn, timeout=timeout))
+        self.replication: DatabaseReplication = replication or self._primary_replication
+
+    def _primary_replication(self, database: str) -> Sequence[ReplicaStatus]:
+        assert self.primary is not None  # checked when built
+        return self.read(self.primary(database))
 
     def run(self, *, now: datetime) -> CheckRun:
         replicas: dict[str, Sequence[ReplicaStatus]] = {}
@@ -420,7 +458,7 @@ class DRCheck:
         for database in self.policy.spec.databases:
             name = database.name
             try:
-                replicas[name] = self.read(self.primary(name))
+                replicas[name] = self.replication(name)
             except ReplicationReadError as exc:
                 failures.append(
                     InputFailure(input=f"replication/{name}", source="postgresql", message=str(exc))

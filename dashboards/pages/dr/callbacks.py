@@ -9,7 +9,12 @@ from dash import Dash, Input, Output, dcc
 from controlplane.client.http import ClientError, ControlPlaneClient
 from dashboards.pages.dr.figures import drills_figure, replication_lag_figure
 from dashboards.pages.dr.layout import DRIds
-from dashboards.pages.dr.views import databases_table, drills_table, findings_table
+from dashboards.pages.dr.views import (
+    databases_table,
+    drills_table,
+    failover_text,
+    findings_table,
+)
 from dashboards.ui import GRAPH_CONFIG, error_state, now_utc
 
 __all__ = ["register"]
@@ -42,7 +47,11 @@ def register(app: Dash, *, client: ControlPlaneClient) -> None:
             return error_state(exc), None, None, None, findings
         databases = found.databases
         return (
-            databases_table(databases, now=now),
+            databases_table(
+                databases,
+                now=now,
+                failover=failover_text(found.failover_driver, found.failover_mode),
+            ),
             dcc.Graph(figure=replication_lag_figure(databases), config=GRAPH_CONFIG),
             dcc.Graph(figure=drills_figure(databases), config=GRAPH_CONFIG),
             drills_table(databases),
