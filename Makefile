@@ -25,7 +25,7 @@ demo-scaling: ## on the running demo: inject slowness under load; the control pl
 	$(BIN)/controlplane drill scaling --home $(STACK_HOME)
 
 demo-failover: ## on the running demo: SIGKILL the Patroni member that leads; RTO, writes lost, rejoin, audit
-	$(BIN)/controlplane drill failover --home $(STACK_HOME)
+	$(BIN)/controlplane drill crash --home $(STACK_HOME)
 
 status: ## show each backend of the local stack, its port, health and version
 	$(BIN)/controlplane stack status --home $(STACK_HOME)

@@ -1,32 +1,38 @@
 """``controlplane drill``: drills on the local stack, measured (DR drills also stored).
 
-The stack's PostgreSQL is a Patroni cluster, and Patroni is the engine that moves the leader:
-``switchover`` asks it for a planned switchover (``POST /switchover``) under a numbered write
-probe (no acknowledged write may be lost); ``failover`` SIGKILLs the member that leads (Patroni
-and its PostgreSQL, as a crashed host), lets Patroni elect a new leader, starts the killed member
-again (it rejoins as a replica, through pg_rewind when needed) and shows the decision the stack's
-control plane audited. Both print the RTO a client saw and the acknowledged writes lost, compare
-them with the tier's RTO / RPO, and store the drill where the stack's control plane reads it, so
-its DR checks and the console see it: through its API (``POST /api/v1/dr/drills`` with the
-stack's admin token) when it runs, else straight into its store.
+``switchover`` moves the primary role to the standby under a numbered write probe (no write may
+be lost); ``failover`` SIGKILLs the primary and lets the control plane detect, fence and promote.
+Both print the RTO a client saw and the acknowledged writes lost, compare them with the tier's
+RTO / RPO, and store the drill where the stack's control plane reads it, so its DR checks and
+the console see it: through its API (``POST /api/v1/dr/drills`` with the stack's admin token)
+when it runs, else straight into its store. When the stack's ``controlplane serve`` runs, it is
+the one that fails over (the drill kills and measures, then shows the audited decision), and a
+switchover turns its kill switch on for the planned stop.
 
 ``scaling`` injects slowness into the stack's API under extra load; the running control plane
 must add workers (TTIN). It prints the reaction time and the audited decisions.
+
+``crash`` (``make demo-failover``) SIGKILLs the Patroni member that leads the stack's database
+(a crashed host) under the write probe, measures what a client sees, starts the killed member
+again (it rejoins as a replica) and shows the failover the stack's control plane audited.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
+import os
+import signal
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import httpx
 import typer
 from rich.console import Console
 
+from controlplane.actions.drills import switchover_drill_record
 from controlplane.actions.engine import INEFFECTIVE
 from controlplane.actions.policy import ServiceScaling, load_action_policy
 from controlplane.actions.scaling_drill import run_scaling_drill
@@ -35,9 +41,14 @@ from controlplane.actuators.local import LocalGunicornActuator
 from controlplane.client.http import ClientError, ControlPlaneClient
 from controlplane.client.models import AuditEntry
 from controlplane.core.config import ControlPlaneSettings
-from controlplane.core.processes import BackendStartError
-from controlplane.failover.nodes import Node
-from controlplane.failover.writeprobe import WriteProbe, missing_acknowledged
+from controlplane.core.processes import postmaster_pid
+from controlplane.failover.fencing import LocalFencer
+from controlplane.failover.local import LocalNodeControl
+from controlplane.failover.nodes import Node, NodeUnreachable, probe
+from controlplane.failover.run import Detection, Watch, fail_over, watch_primary
+from controlplane.failover.switchover import SwitchoverAborted, switchover_drill
+from controlplane.failover.writeprobe import ProbeReport, WriteProbe, missing_acknowledged
+from controlplane.stack.backends import PostgresPrimary, PostgresReplica
 from controlplane.stack.patroni import PatroniMember
 from controlplane.stack.runner import ControlPlane, LocalStack
 from controlplane.stack.settings import REPO_ROOT, StackSettings
@@ -56,21 +67,6 @@ HomeOption = Annotated[
 ]
 DatabaseOption = Annotated[str, typer.Option(help="Database name in the DR policy.")]
 
-#: Seconds a client may go without a write before the failover drill gives up on Patroni
-#: (the lease alone is 20 s on the stack).
-FAILOVER_LIMIT_S = 90.0
-#: Seconds Patroni's switchover may take.
-SWITCHOVER_LIMIT_S = 60.0
-#: Seconds a restarted or demoted member may take to stream from the new leader.
-REJOIN_LIMIT_S = 120.0
-#: Seconds the cluster may take to settle before a drill (a member just started or rejoined).
-SETTLE_LIMIT_S = 60.0
-#: Seconds to wait for the control plane's audited failover decision.
-DECISION_WAIT_S = 30.0
-#: Outcomes of an audit entry whose action has not finished ("handed-off": the engine's note
-#: before the failover runs).
-PENDING_OUTCOMES = (None, "handed-off")
-
 
 def _stack(home: Path) -> LocalStack:
     return LocalStack.at(settings=StackSettings(), home=home)
@@ -78,8 +74,8 @@ def _stack(home: Path) -> LocalStack:
 
 def _control_plane(home: Path) -> ControlPlaneClient | None:
     """The stack's running ``controlplane serve``, reached through its API with the admin token:
-    when it runs, it audits the failover (its driver follows Patroni) and it stores the drills
-    (wherever it runs, its store is the one its DR checks and console read)."""
+    when it runs, it owns failover (the drills only break things and measure) and it stores the
+    drills (wherever it runs, its store is the one its DR checks and console read)."""
     stack = _stack(home)
     backend = stack.backends.get(ControlPlane.name)
     if not isinstance(backend, ControlPlane) or ControlPlane.name not in stack.running():
@@ -98,61 +94,40 @@ def _audit_since(
     return list(reversed(control_plane.audit(since=since, action=action)))
 
 
-def _database(home: Path) -> tuple[LocalStack, PatroniMember, list[PatroniMember]]:
-    """The running stack's Patroni cluster: the member that leads and the others, which must
-    all be streaming from it."""
+def _topology(home: Path) -> tuple[Node, Node, dict[str, PostgresPrimary]]:
     stack = _stack(home)
     if not stack.running():
         err.print(f"the local stack in {home} is not running (controlplane stack up)")
         raise typer.Exit(1)
-    # Right after a start, a switchover or a rejoin the cluster may need a few seconds more.
-    settled = stack.wait_database_settled(timeout=SETTLE_LIMIT_S)
-    leader = stack.database.leader() if settled else None
-    if leader is None:
+    backends: dict[str, PostgresPrimary] = {}
+    nodes: list[Node] = []
+    for name in (PostgresPrimary.name, PostgresReplica.name):
+        backend = stack.backends[name]
+        assert isinstance(backend, PostgresPrimary)
+        node = Node(name=name, host="127.0.0.1", port=backend.port)
+        backends[name] = backend
+        nodes.append(node)
+    primary = standby = None
+    seen: list[str] = []
+    for node in nodes:
         try:
-            seen = "; ".join(f"{v.member}: {v.describe()}" for v in stack.database_members())
-        except BackendStartError as exc:
-            seen = str(exc)
+            status = probe(node, timeout=2)
+        except NodeUnreachable as exc:
+            seen.append(f"{node.name}: unreachable ({str(exc).splitlines()[0]})")
+            continue
+        if status.in_recovery:
+            standby = node
+            seen.append(f"{node.name}: standby ({'streaming' if status.streaming else 'idle'})")
+        else:
+            primary = node
+            seen.append(f"{node.name}: primary")
+    if primary is None or standby is None:
         err.print(
-            "need a leader with every other member streaming (one of them its synchronous "
-            f"standby in synchronous mode) in the stack's Patroni cluster; found {seen}"
+            "need a writable primary and a streaming standby in the local stack; found "
+            + "; ".join(seen)
         )
         raise typer.Exit(1)
-    return stack, leader, [m for m in stack.database.members if m is not leader]
-
-
-def _node(member: PatroniMember) -> Node:
-    return Node(name=member.member, host="127.0.0.1", port=member.port)
-
-
-def _start_probe(stack: LocalStack) -> WriteProbe:
-    """Numbered writes through every member (libpq finds the leader), 100 of them through
-    before the drill breaks anything."""
-    writes = WriteProbe(nodes=[_node(m) for m in stack.database.members])
-    writes.prepare()
-    writes.start()
-    if not writes.wait_for_writes(100, timeout=30):
-        writes.stop()
-        err.print(f"the write probe could not write: {writes.report.last_error}")
-        raise typer.Exit(1)
-    return writes
-
-
-def _wait_for_member(
-    stack: LocalStack, member: str, *, leads: bool | None, timeout: float
-) -> MemberView | None:
-    """Until the cluster is settled (a leader, every other member streaming, a synchronous
-    standby in synchronous mode) with ``member`` leading (``leads`` True), streaming (False) or
-    either (None); its view, or None after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if stack.database_settled():
-            with contextlib.suppress(BackendStartError):
-                for view in stack.database_members():
-                    if view.member == member and leads in (None, view.leads):
-                        return view
-        time.sleep(0.5)
-    return None
+    return primary, standby, backends
 
 
 def _record(*, home: Path, drill: NewDrill, control_plane: ControlPlaneClient | None) -> None:
@@ -177,36 +152,6 @@ def _record(*, home: Path, drill: NewDrill, control_plane: ControlPlaneClient | 
         database.dispose()
 
 
-def _drill_record(
-    *,
-    kind: Literal["switchover", "failover"],
-    database: str,
-    started: datetime,
-    rto: timedelta,
-    lost: int,
-    acked: int,
-    targets: tuple[timedelta, timedelta],
-    healthy_after: bool,
-    details: dict[str, Any],
-) -> NewDrill:
-    """What the store keeps of a drill: it succeeded when the RTO held, no acknowledged write
-    was lost (unless the tier allows some) and the cluster was whole again after it
-    (``healthy_after``); RPO 0 when no acknowledged write was lost."""
-    rto_target, rpo_target = targets
-    return NewDrill(
-        database=database,
-        kind=kind,
-        started_at=started,
-        finished_at=datetime.now(UTC),
-        succeeded=healthy_after and rto <= rto_target and (lost == 0 or rpo_target > timedelta(0)),
-        measured_rto_s=rto.total_seconds(),
-        measured_rpo_s=0.0 if lost == 0 else None,
-        lost_acknowledged_writes=lost,
-        acknowledged_writes=acked,
-        details=details,
-    )
-
-
 def _targets(database: str) -> tuple[timedelta, timedelta]:
     policy = load_dr_policy()
     entry = next((d for d in policy.spec.databases if d.name == database), None)
@@ -229,200 +174,130 @@ def _report(kind: str, rto: timedelta, lost: int, acked: int, rto_target: timede
 def switchover_command(
     home: HomeOption = REPO_ROOT / ".stack", database: DatabaseOption = "inventory"
 ) -> None:
-    """Planned switchover through Patroni (``POST /switchover``) under a write probe: the
-    leader hands over to a streaming replica and follows it; no acknowledged write may be lost."""
+    """Planned switchover under a write probe; the old primary follows the new one."""
     rto_target, rpo_target = _targets(database)
-    stack, leader, replicas = _database(home)
-    candidate = replicas[0]
+    primary, standby, backends = _topology(home)
+    control = LocalNodeControl(dict(backends), on_started=_stack(home).adopt)
+    console.print(f"switching over {primary.name} → {standby.name} under a write probe")
+    started = datetime.now(UTC)
     control_plane = _control_plane(home)
-    writes = _start_probe(stack)
+    # A planned switchover stops the primary on purpose: the stack's control plane must not
+    # take that for a failure. Its kill switch is on meanwhile (any failover decision it makes
+    # is refused and audited), and put back as it was.
+    paused = control_plane is not None and not control_plane.action_state().kill_switch
+    if paused:
+        assert control_plane is not None
+        control_plane.set_kill_switch(enabled=True, reason="planned switchover drill")
+        console.print("control plane: kill switch on for the planned switchover")
     try:
-        started = datetime.now(UTC)
-        console.print(
-            f"switching over {leader.member} → {candidate.member} "
-            "(Patroni POST /switchover) under a write probe"
+        result, record = switchover_drill(
+            database=database,
+            primary=primary,
+            standby=standby,
+            control=control,
+            rto_target=rto_target,
+            rpo_target=rpo_target,
         )
-        try:
-            answer = httpx.post(
-                f"{leader.api_url}/switchover",
-                json={"leader": leader.member, "candidate": candidate.member},
-                timeout=SWITCHOVER_LIMIT_S,
-            )
-        except httpx.HTTPError as exc:
-            err.print(f"Patroni did not answer the switchover: {exc}")
-            raise typer.Exit(1) from exc
-        if not answer.is_success:
-            err.print(f"Patroni refused the switchover ({answer.status_code}): {answer.text}")
-            raise typer.Exit(1)
-        # Writes go on through the new leader (after an outage, if the client saw one).
-        writes.wait_for_writes(len(writes.report.acked) + 10, timeout=SWITCHOVER_LIMIT_S)
+    except SwitchoverAborted as exc:
+        err.print(f"switchover aborted, nothing promoted: {exc}")
+        raise typer.Exit(1) from exc
     finally:
-        report = writes.stop()
-    # The outage the client saw (none when no write failed), or the whole limit.
-    outage = 0.0 if report.first_failure_at is None else report.client_rto_s
-    rto = timedelta(seconds=SWITCHOVER_LIMIT_S if outage is None else outage)
-    lost = missing_acknowledged(_node(candidate), report.acked)
-    following = _wait_for_member(stack, leader.member, leads=False, timeout=REJOIN_LIMIT_S)
+        if paused:
+            assert control_plane is not None
+            control_plane.set_kill_switch(enabled=False, reason="switchover drill finished")
+            console.print("control plane: kill switch off again")
     _record(
         home=home,
-        drill=_drill_record(
-            kind="switchover",
-            database=database,
+        drill=switchover_drill_record(
+            result,
             started=started,
-            rto=rto,
-            lost=len(lost),
-            acked=len(report.acked),
-            targets=(rto_target, rpo_target),
-            healthy_after=following is not None,
-            details={
-                "engine": "patroni",
-                "old_leader": leader.member,
-                "new_leader": candidate.member,
-                "old_primary_following": following is not None,
-            },
+            details={"old_primary_following": record.old_primary_following},
         ),
         control_plane=control_plane,
     )
-    _report("switchover", rto, len(lost), len(report.acked), rto_target)
-    if following is None:
-        err.print(f"{leader.member} is not streaming from {candidate.member} yet")
-        raise typer.Exit(1)
-    console.print(f"{leader.member} follows {candidate.member}: {following.describe()}")
+    _report(
+        "switchover",
+        result.measured_rto,
+        result.lost_acknowledged_writes,
+        result.acknowledged_writes,
+        rto_target,
+    )
 
 
 @app.command("failover")
 def failover_command(
     home: HomeOption = REPO_ROOT / ".stack", database: DatabaseOption = "inventory"
 ) -> None:
-    """SIGKILL the Patroni member that leads (Patroni and its PostgreSQL: a crashed host)
-    under a write probe; Patroni elects a new leader; print the client RTO and the writes
-    lost, start the killed member again (it rejoins as a replica, through pg_rewind when its
-    WAL went further) and show the control plane's audited decision. Stored as a drill."""
+    """SIGKILL the primary under a write probe; detect, fence and promote; measure and store."""
     rto_target, rpo_target = _targets(database)
-    stack, leader, _ = _database(home)
+    primary, standby, backends = _topology(home)
     control_plane = _control_plane(home)
-    writes = _start_probe(stack)
-    try:
-        started = datetime.now(UTC)
-        console.print(
-            f"SIGKILL {leader.name} (Patroni and its PostgreSQL, a crashed host) "
-            "under a write probe; Patroni elects a new leader"
+    if control_plane is not None:
+        _failover_by_control_plane(
+            home=home,
+            control_plane=control_plane,
+            database=database,
+            primary=primary,
+            standby=standby,
+            backends=backends,
+            rto_target=rto_target,
+            rpo_target=rpo_target,
         )
-        leader.kill()
-        recovered = writes.wait_for_recovery(timeout=FAILOVER_LIMIT_S)
+        return
+    writes = WriteProbe(nodes=[primary, standby])
+    writes.prepare()
+    writes.start()
+    state = Watch()
+    found: list[Detection | None] = []
+    watcher = threading.Thread(
+        target=lambda: found.append(
+            watch_primary(primary, interval=0.25, threshold=3, max_wait=120, state=state)
+        ),
+        daemon=True,
+    )
+    watcher.start()
+    try:
+        if not writes.wait_for_writes(100, timeout=30):
+            raise typer.Exit(1)
+        while state.healthy_probes < 2:
+            threading.Event().wait(0.05)
+        started = datetime.now(UTC)
+        process = backends[primary.name].process
+        pid = postmaster_pid(backends[primary.name].data_dir) if process is None else process.pid
+        if pid is None:
+            err.print(f"no postmaster pid for {primary.name}")
+            raise typer.Exit(1)
+        console.print(f"SIGKILL {primary.name} (pid {pid}) under a write probe")
+        os.killpg(pid, signal.SIGKILL)
+        watcher.join(timeout=150)
+        detection = found[0] if found else None
+        if detection is None:
+            err.print("the primary failure was not detected")
+            raise typer.Exit(1)
+        record = fail_over(
+            detection,
+            standbys=[standby],
+            fencer=LocalFencer(data_dirs={primary.name: backends[primary.name].data_dir}),
+            rpo=rpo_target,
+        )
+        if not record.promoted:
+            err.print(f"failover refused: {record.refused}")
+            raise typer.Exit(1)
+        writes.wait_for_recovery(timeout=60)
     finally:
         report = writes.stop()
-    rto = (
-        report.first_success_after_failure_at - started
-        if recovered and report.first_success_after_failure_at is not None
-        else timedelta(seconds=FAILOVER_LIMIT_S)
-    )
-    new_leader = stack.database.leader()
-    lost = (
-        missing_acknowledged(_node(new_leader), report.acked)
-        if new_leader is not None and new_leader is not leader
-        else report.acked
-    )
-    _report("failover", rto, len(lost), len(report.acked), rto_target)
-    if new_leader is not None and new_leader is not leader:
-        console.print(f"{new_leader.member} leads now")
-
-    rejoined, rewound = _rejoin(stack, leader, as_replica=recovered)
-    entry = _failover_decision(control_plane, since=started)
-    details: dict[str, Any] = {
-        "engine": "patroni",
-        "killed": leader.member,
-        "new_leader": None if new_leader is None else new_leader.member,
-        "rejoined": rejoined is not None,
-        "pg_rewind": rewound,
-        "timeline": None if rejoined is None else rejoined.timeline,
-    }
-    if entry is not None:
-        details["decision_id"] = entry.decision_id
-    _record(
+    _store_failover(
         home=home,
-        drill=_drill_record(
-            kind="failover",
-            database=database,
-            started=started,
-            rto=rto,
-            lost=len(lost),
-            acked=len(report.acked),
-            targets=(rto_target, rpo_target),
-            healthy_after=recovered and rejoined is not None,
-            details=details,
-        ),
-        control_plane=control_plane,
+        control_plane=None,
+        database=database,
+        started=started,
+        report=report,
+        standby=standby,
+        targets=(rto_target, rpo_target),
+        details=record.evidence(),
+        limit=60,
     )
-    if not recovered:
-        err.print(f"no write went through within {FAILOVER_LIMIT_S:g} s of the kill")
-    if rejoined is None:
-        err.print(
-            f"{leader.member} did not rejoin within {REJOIN_LIMIT_S:g} s: see {leader.log_path}"
-        )
-    if not recovered or rejoined is None:
-        raise typer.Exit(1)
-
-
-def _rejoin(
-    stack: LocalStack, member: PatroniMember, *, as_replica: bool
-) -> tuple[MemberView | None, bool]:
-    """Start a killed member again on its data folder: it rejoins as a replica of the new
-    leader (``as_replica``; else in whatever role Patroni gives it). Its view once the cluster
-    is ready (None if it was not within the limit), and whether Patroni ran pg_rewind for it
-    (its WAL had gone past the new leader's timeline switch)."""
-    log_start = member.log_path.stat().st_size if member.log_path.is_file() else 0
-    member.spawn()
-    assert member.process is not None
-    assert member.process.pid is not None
-    stack.adopt(member.name, member.process.pid)
-    view = _wait_for_member(
-        stack, member.member, leads=False if as_replica else None, timeout=REJOIN_LIMIT_S
-    )
-    with member.log_path.open("rb") as log:
-        log.seek(log_start)
-        rewound = b"running pg_rewind" in log.read()
-    if view is not None:
-        how = "through pg_rewind" if rewound else "without a rewind (its WAL had not diverged)"
-        console.print(f"{member.member} rejoined {how}: {view.describe()}")
-    return view, rewound
-
-
-def _failover_decision(
-    control_plane: ControlPlaneClient | None, *, since: datetime
-) -> AuditEntry | None:
-    """The newest ``failover_database`` entry the stack's control plane audited since the kill
-    (waiting up to DECISION_WAIT_S for one with an outcome), printed."""
-    if control_plane is None:
-        console.print("the stack's control plane is not running: no audited decision to show")
-        return None
-    deadline = time.monotonic() + DECISION_WAIT_S
-    entry: AuditEntry | None = None
-    while True:
-        try:
-            audited = _audit_since(control_plane, since, "failover_database")
-        except ClientError as exc:
-            err.print(f"could not read the control plane's audit log: {exc}")
-            return None
-        if audited:
-            entry = audited[-1]
-        if (entry is not None and entry.outcome not in PENDING_OUTCOMES) or (
-            time.monotonic() > deadline
-        ):
-            break
-        time.sleep(0.5)
-    if entry is None:
-        err.print(
-            "the control plane audited no failover_database decision within "
-            f"{DECISION_WAIT_S:g} s (GET /api/v1/audit?action=failover_database; its log: "
-            "logs/controlplane.log in the stack's folder)"
-        )
-        return None
-    console.print(
-        f"control plane: {entry.action} {entry.decision} → {entry.outcome or 'no outcome yet'} "
-        f"({entry.outcome_detail or entry.reason}), decision {entry.decision_id}"
-    )
-    return entry
+    console.print(f"{primary.name} is fenced: a restart brings it back read-only")
 
 
 @app.command("scaling")
@@ -565,3 +440,300 @@ def _wait_until_settled(
         time.sleep(5)
     err.print(f"the control plane did not settle within {limit:g} s (see GET /api/v1/findings)")
     raise typer.Exit(1)
+
+
+def _failover_by_control_plane(
+    *,
+    home: Path,
+    control_plane: ControlPlaneClient,
+    database: str,
+    primary: Node,
+    standby: Node,
+    backends: dict[str, PostgresPrimary],
+    rto_target: timedelta,
+    rpo_target: timedelta,
+) -> None:
+    """SIGKILL the primary and let the stack's control plane detect, fence and promote; measure
+    what a client sees and show the control plane's audited decision."""
+    if control_plane.action_state().kill_switch:
+        err.print("the control plane's kill switch is on: it would not fail over; not killing")
+        raise typer.Exit(1)
+    writes = WriteProbe(nodes=[primary, standby])
+    writes.prepare()
+    writes.start()
+    try:
+        if not writes.wait_for_writes(100, timeout=30):
+            raise typer.Exit(1)
+        pid = postmaster_pid(backends[primary.name].data_dir)
+        if pid is None:
+            err.print(f"no postmaster pid for {primary.name}")
+            raise typer.Exit(1)
+        started = datetime.now(UTC)
+        console.print(f"SIGKILL {primary.name} (pid {pid}); the control plane fails over")
+        os.killpg(pid, signal.SIGKILL)
+        recovered = writes.wait_for_recovery(timeout=90)
+    finally:
+        report = writes.stop()
+    entries: list[AuditEntry] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        # "handed-off" is the engine's note before the failover runs: wait for its result.
+        audited = _audit_since(control_plane, started, "failover_database")
+        entries = [e for e in audited if e.outcome not in (None, "handed-off")]
+        if entries:
+            break
+        time.sleep(0.5)
+    if not recovered or not entries:
+        err.print(
+            "the control plane did not fail over: see GET /api/v1/audit and its log "
+            "(CONTROLPLANE_DATABASE_DATA_DIRS set? policy allows failover_database?)"
+        )
+        raise typer.Exit(1)
+    entry = entries[0]
+    console.print(
+        f"control plane: {entry.action} {entry.decision} → {entry.outcome} "
+        f"({entry.outcome_detail or entry.reason}), decision {entry.decision_id}"
+    )
+    details = {"decision_id": entry.decision_id, **entry.evidence.get("failover", {})}
+    _store_failover(
+        home=home,
+        control_plane=control_plane,
+        database=database,
+        started=started,
+        report=report,
+        standby=standby,
+        targets=(rto_target, rpo_target),
+        details=details,
+        limit=90,
+    )
+    console.print(f"{primary.name} is fenced: a restart brings it back read-only")
+
+
+def _store_failover(
+    *,
+    home: Path,
+    control_plane: ControlPlaneClient | None,
+    database: str,
+    started: datetime,
+    report: ProbeReport,
+    standby: Node,
+    targets: tuple[timedelta, timedelta],
+    details: dict[str, Any],
+    limit: float,
+) -> None:
+    """Measure (client RTO, acknowledged writes missing on the new primary), store, print."""
+    rto_target, rpo_target = targets
+    rto = (
+        (report.first_success_after_failure_at - started)
+        if report.first_success_after_failure_at is not None
+        else timedelta(seconds=limit)
+    )
+    lost = missing_acknowledged(standby, report.acked)
+    _record(
+        home=home,
+        drill=NewDrill(
+            database=database,
+            kind="failover",
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            succeeded=rto <= rto_target and (not lost or rpo_target > timedelta(0)),
+            measured_rto_s=rto.total_seconds(),
+            measured_rpo_s=None,
+            lost_acknowledged_writes=len(lost),
+            acknowledged_writes=len(report.acked),
+            details=details,
+        ),
+        control_plane=control_plane,
+    )
+    _report("failover", rto, len(lost), len(report.acked), rto_target)
+
+
+# -- a crashed leader on the Patroni stack (make demo-failover) -------------------------------
+
+#: Seconds a client may go without a write before the crash drill gives up on Patroni (the
+#: lease alone is 20 s on the stack).
+CRASH_LIMIT_S = 90.0
+#: Seconds the stack's database may take to settle (before the drill, and for the restarted
+#: member to rejoin).
+SETTLE_LIMIT_S = 120.0
+#: Seconds to wait for the control plane's audited failover decision.
+DECISION_WAIT_S = 30.0
+#: Outcomes of an audit entry whose action has not finished ("handed-off": the engine's note
+#: before the failover runs).
+PENDING_OUTCOMES = (None, "handed-off")
+#: The control plane's audit actions for a failover: its own decision, or the leader change it
+#: records when Patroni fails over by itself (``CONTROLPLANE_FAILOVER_MODE=auto``).
+FAILOVER_ACTIONS = ("failover_database", "leader_change")
+
+
+@app.command("crash")
+def crash_command(
+    home: HomeOption = REPO_ROOT / ".stack", database: DatabaseOption = "inventory"
+) -> None:
+    """SIGKILL the stack's Patroni member that leads (Patroni and its PostgreSQL at once: a
+    crashed host) under a write probe; a new leader takes the writes. Print the client RTO and
+    the acknowledged writes lost, start the killed member again (it rejoins as a replica,
+    through pg_rewind when its WAL went further) and show the failover the stack's control
+    plane audited. Stored as a failover drill."""
+    rto_target, rpo_target = _targets(database)
+    stack, leader = _settled_stack(home)
+    control_plane = _control_plane(home)
+    writes = WriteProbe(nodes=[_member_node(m) for m in stack.database.members])
+    writes.prepare()
+    writes.start()
+    try:
+        if not writes.wait_for_writes(100, timeout=30):
+            err.print(f"the write probe could not write: {writes.report.last_error}")
+            raise typer.Exit(1)
+        started = datetime.now(UTC)
+        console.print(
+            f"SIGKILL {leader.name} (Patroni and its PostgreSQL, a crashed host) "
+            "under a write probe; Patroni elects a new leader"
+        )
+        leader.kill()
+        recovered = writes.wait_for_recovery(timeout=CRASH_LIMIT_S)
+    finally:
+        report = writes.stop()
+    rto = (
+        report.first_success_after_failure_at - started
+        if recovered and report.first_success_after_failure_at is not None
+        else timedelta(seconds=CRASH_LIMIT_S)
+    )
+    new_leader = stack.database.leader()
+    took_over = new_leader is not None and new_leader is not leader
+    lost = (
+        missing_acknowledged(_member_node(new_leader), report.acked)
+        if new_leader is not None and took_over
+        else report.acked
+    )
+    _report("failover", rto, len(lost), len(report.acked), rto_target)
+    if new_leader is not None and took_over:
+        console.print(f"{new_leader.member} leads now")
+
+    rejoined, rewound = _rejoin(stack, leader, as_replica=recovered)
+    entry = _failover_decision(control_plane, since=started)
+    details: dict[str, Any] = {
+        "engine": "patroni",
+        "killed": leader.member,
+        "new_leader": new_leader.member if new_leader is not None and took_over else None,
+        "rejoined": rejoined is not None,
+        "pg_rewind": rewound,
+        "timeline": None if rejoined is None else rejoined.timeline,
+    }
+    if entry is not None:
+        details["decision_id"] = entry.decision_id
+    _record(
+        home=home,
+        drill=NewDrill(
+            database=database,
+            kind="failover",
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            succeeded=recovered
+            and rejoined is not None
+            and rto <= rto_target
+            and (not lost or rpo_target > timedelta(0)),
+            measured_rto_s=rto.total_seconds(),
+            measured_rpo_s=0.0 if not lost else None,
+            lost_acknowledged_writes=len(lost),
+            acknowledged_writes=len(report.acked),
+            details=details,
+        ),
+        control_plane=control_plane,
+    )
+    if not recovered:
+        err.print(f"no write went through within {CRASH_LIMIT_S:g} s of the kill")
+    if rejoined is None:
+        err.print(
+            f"{leader.member} did not rejoin within {SETTLE_LIMIT_S:g} s: see {leader.log_path}"
+        )
+    if not recovered or rejoined is None:
+        raise typer.Exit(1)
+
+
+def _settled_stack(home: Path) -> tuple[LocalStack, PatroniMember]:
+    """The running stack and the Patroni member that leads its settled database (every other
+    member streaming, one of them its synchronous standby in synchronous mode)."""
+    stack = _stack(home)
+    if not stack.running():
+        err.print(f"the local stack in {home} is not running (controlplane stack up)")
+        raise typer.Exit(1)
+    # Right after a start or a rejoin the cluster may need a few seconds more.
+    leader = (
+        stack.database.leader() if stack.wait_database_settled(timeout=SETTLE_LIMIT_S) else None
+    )
+    if leader is None:
+        err.print(
+            "need a leader with every other member streaming (one of them its synchronous "
+            "standby in synchronous mode) in the stack's Patroni cluster; found "
+            + stack.describe_database()
+        )
+        raise typer.Exit(1)
+    return stack, leader
+
+
+def _member_node(member: PatroniMember) -> Node:
+    return Node(name=member.member, host="127.0.0.1", port=member.port)
+
+
+def _rejoin(
+    stack: LocalStack, member: PatroniMember, *, as_replica: bool
+) -> tuple[MemberView | None, bool]:
+    """Start a killed member again on its data folder: it rejoins as a replica of the new
+    leader (``as_replica``; else in whatever role Patroni gives it). Its view once the database
+    is settled (None if it was not within the limit), and whether Patroni ran pg_rewind for it
+    (its WAL had gone past the new leader's timeline switch)."""
+    log_start = member.log_path.stat().st_size if member.log_path.is_file() else 0
+    member.spawn()
+    assert member.process is not None
+    assert member.process.pid is not None
+    stack.adopt(member.name, member.process.pid)
+    view = stack.wait_for_member(
+        member.member, leads=False if as_replica else None, timeout=SETTLE_LIMIT_S
+    )
+    with member.log_path.open("rb") as log:
+        log.seek(log_start)
+        rewound = b"running pg_rewind" in log.read()
+    if view is not None:
+        how = "through pg_rewind" if rewound else "without a rewind (its WAL had not diverged)"
+        console.print(f"{member.member} rejoined {how}: {view.describe()}")
+    return view, rewound
+
+
+def _failover_decision(
+    control_plane: ControlPlaneClient | None, *, since: datetime
+) -> AuditEntry | None:
+    """The newest failover entry (:data:`FAILOVER_ACTIONS`) the stack's control plane audited
+    since the kill (waiting up to DECISION_WAIT_S for one with an outcome), printed."""
+    if control_plane is None:
+        console.print("the stack's control plane is not running: no audited decision to show")
+        return None
+    deadline = time.monotonic() + DECISION_WAIT_S
+    entry: AuditEntry | None = None
+    while True:
+        try:
+            audited = [
+                e for e in _audit_since(control_plane, since) if e.action in FAILOVER_ACTIONS
+            ]
+        except ClientError as exc:
+            err.print(f"could not read the control plane's audit log: {exc}")
+            return None
+        if audited:
+            entry = audited[-1]
+        if (entry is not None and entry.outcome not in PENDING_OUTCOMES) or (
+            time.monotonic() > deadline
+        ):
+            break
+        time.sleep(0.5)
+    if entry is None:
+        err.print(
+            f"the control plane audited no {' or '.join(FAILOVER_ACTIONS)} within "
+            f"{DECISION_WAIT_S:g} s of the kill (GET /api/v1/audit; its log: "
+            "logs/controlplane.log in the stack's folder)"
+        )
+        return None
+    console.print(
+        f"control plane: {entry.action} {entry.decision} → {entry.outcome or 'no outcome yet'} "
+        f"({entry.outcome_detail or entry.reason}), decision {entry.decision_id}"
+    )
+    return entry

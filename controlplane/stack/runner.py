@@ -751,6 +751,29 @@ class LocalStack:
             time.sleep(0.5)
         return True
 
+    def wait_for_member(
+        self, member: str, *, leads: bool | None, timeout: float
+    ) -> MemberView | None:
+        """Until the database is settled (:meth:`database_settled`) with ``member`` leading
+        (``leads`` True), streaming from the leader (False) or either (None); its view, or None
+        after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.database_settled():
+                with contextlib.suppress(BackendStartError):
+                    for view in self.database_members():
+                        if view.member == member and leads in (None, view.leads):
+                            return view
+            time.sleep(0.5)
+        return None
+
+    def describe_database(self) -> str:
+        """One line per member of what Patroni says, or why it says nothing."""
+        try:
+            return "; ".join(f"{v.member}: {v.describe()}" for v in self.database_members())
+        except BackendStartError as exc:
+            return str(exc)
+
     def database_members(self) -> list[MemberView]:
         """Each Patroni member as ``GET /cluster`` shows it (role, state, timeline, lag);
         raises :class:`BackendStartError` when no member answers."""

@@ -83,9 +83,7 @@ def test_the_demo_starts_in_its_policy_and_again_after_a_failover(
     before_failover = assert_api_writes(api)
     leader_before = leader_of(run("stack", "status", home=stack_home).stdout)
     identity = system_identifier(ports, leader_before)
-    failover = run(
-        "drill", "failover", home=stack_home, env={"CONTROLPLANE_DATA_DIR": str(tmp_path)}
-    )
+    failover = run("drill", "crash", home=stack_home, env={"CONTROLPLANE_DATA_DIR": str(tmp_path)})
     assert failover.returncode == 0, failover.stdout + failover.stderr
     assert re.search(r"failover drill: RTO \d+\.\d+ s", failover.stdout), failover.stdout
     assert f"SIGKILL patroni-{leader_before}" in failover.stdout
