@@ -594,60 +594,45 @@ def crash_command(
         recovered = writes.wait_for_recovery(timeout=CRASH_LIMIT_S)
     finally:
         report = writes.stop()
-    rto = (
-        report.first_success_after_failure_at - started
-        if recovered and report.first_success_after_failure_at is not None
-        else timedelta(seconds=CRASH_LIMIT_S)
-    )
     new_leader = stack.database.leader()
-    took_over = new_leader is not None and new_leader is not leader
-    lost = (
-        missing_acknowledged(_member_node(new_leader), report.acked)
-        if new_leader is not None and took_over
-        else report.acked
-    )
-    _report("failover", rto, len(lost), len(report.acked), rto_target)
-    if new_leader is not None and took_over:
-        console.print(f"{new_leader.member} leads now")
-
-    rejoined, rewound = _rejoin(stack, leader, as_replica=recovered)
+    others = [m for m in stack.database.members if m is not leader]
+    survivor = new_leader if new_leader in others else None
+    if recovered and survivor is not None:
+        console.print(f"{survivor.member} leads now: writes go through it again")
+    rejoined, rewound = _rejoin(stack, leader, as_replica=recovered and survivor is not None)
+    if not recovered or survivor is None:
+        err.print(
+            f"no other member took the writes within {CRASH_LIMIT_S:g} s of the kill: "
+            + stack.describe_database()
+        )
+        raise typer.Exit(1)
     entry = _failover_decision(control_plane, since=started)
     details: dict[str, Any] = {
         "engine": "patroni",
         "killed": leader.member,
-        "new_leader": new_leader.member if new_leader is not None and took_over else None,
+        "new_leader": survivor.member,
         "rejoined": rejoined is not None,
         "pg_rewind": rewound,
         "timeline": None if rejoined is None else rejoined.timeline,
     }
     if entry is not None:
         details["decision_id"] = entry.decision_id
-    _record(
+    # Stored and printed: the client RTO, and the acknowledged writes the new leader lacks.
+    _store_failover(
         home=home,
-        drill=NewDrill(
-            database=database,
-            kind="failover",
-            started_at=started,
-            finished_at=datetime.now(UTC),
-            succeeded=recovered
-            and rejoined is not None
-            and rto <= rto_target
-            and (not lost or rpo_target > timedelta(0)),
-            measured_rto_s=rto.total_seconds(),
-            measured_rpo_s=0.0 if not lost else None,
-            lost_acknowledged_writes=len(lost),
-            acknowledged_writes=len(report.acked),
-            details=details,
-        ),
         control_plane=control_plane,
+        database=database,
+        started=started,
+        report=report,
+        standby=_member_node(survivor),
+        targets=(rto_target, rpo_target),
+        details=details,
+        limit=CRASH_LIMIT_S,
     )
-    if not recovered:
-        err.print(f"no write went through within {CRASH_LIMIT_S:g} s of the kill")
     if rejoined is None:
         err.print(
             f"{leader.member} did not rejoin within {SETTLE_LIMIT_S:g} s: see {leader.log_path}"
         )
-    if not recovered or rejoined is None:
         raise typer.Exit(1)
 
 
