@@ -18,6 +18,10 @@ tier's RTO / RPO, and store the drill where the stack's control plane reads it: 
 
 ``scaling`` injects slowness into the stack's API under extra load; the running control plane
 must add workers (TTIN). It prints the reaction time and the audited decisions.
+
+``crash`` (``make demo-failover``) SIGKILLs the Patroni member that leads the stack's database
+(a crashed host) under the write probe, measures what a client sees, starts the killed member
+again (it rejoins as a replica) and shows the failover the stack's control plane audited.
 """
 
 from __future__ import annotations
@@ -49,8 +53,10 @@ from controlplane.failover.nodes import Node, NodeUnreachable, probe
 from controlplane.failover.switchover import SwitchoverAborted, switchover_drill
 from controlplane.failover.writeprobe import ProbeReport, WriteProbe, missing_acknowledged
 from controlplane.stack.backends import PostgresPrimary, PostgresReplica
+from controlplane.stack.patroni import PatroniMember
 from controlplane.stack.runner import ControlPlane, LocalStack
 from controlplane.stack.settings import REPO_ROOT, StackSettings
+from controlplane.stack.topology import MemberView
 from controlplane.stack.workload import InventoryAPI, api_requests
 from controlplane.store.database import Database
 from controlplane.store.drills import NewDrill, record_drill
@@ -579,3 +585,179 @@ def _store_failover(
         control_plane=control_plane,
     )
     _report("failover", rto, len(lost), len(report.acked), rto_target)
+
+
+# -- a crashed leader on the Patroni stack (make demo-failover) -------------------------------
+
+#: Seconds a client may go without a write before the crash drill gives up on Patroni (the
+#: lease alone is 20 s on the stack).
+CRASH_LIMIT_S = 90.0
+#: Seconds the stack's database may take to settle (before the drill, and for the restarted
+#: member to rejoin).
+SETTLE_LIMIT_S = 120.0
+#: Seconds to wait for the control plane's audited failover decision.
+DECISION_WAIT_S = 30.0
+#: Outcomes of an audit entry whose action has not finished ("handed-off": the engine's note
+#: before the failover runs).
+PENDING_OUTCOMES = (None, "handed-off")
+#: The control plane's audit actions for a failover: its own decision, or the leader change it
+#: records when Patroni fails over by itself (``CONTROLPLANE_FAILOVER_MODE=auto``).
+FAILOVER_ACTIONS = ("failover_database", "leader_change")
+
+
+@app.command("crash")
+def crash_command(
+    home: HomeOption = REPO_ROOT / ".stack", database: DatabaseOption = "inventory"
+) -> None:
+    """SIGKILL the stack's Patroni member that leads (Patroni and its PostgreSQL at once: a
+    crashed host) under a write probe; a new leader takes the writes. Print the client RTO and
+    the acknowledged writes lost, start the killed member again (it rejoins as a replica,
+    through pg_rewind when its WAL went further) and show the failover the stack's control
+    plane audited. Stored as a failover drill."""
+    rto_target, rpo_target = _targets(database)
+    stack, leader = _settled_stack(home)
+    control_plane = _control_plane(home)
+    writes = WriteProbe(nodes=[_member_node(m) for m in stack.database.members])
+    writes.prepare()
+    writes.start()
+    try:
+        if not writes.wait_for_writes(100, timeout=30):
+            err.print(f"the write probe could not write: {writes.report.last_error}")
+            raise typer.Exit(1)
+        started = datetime.now(UTC)
+        console.print(
+            f"SIGKILL {leader.name} (Patroni and its PostgreSQL, a crashed host) "
+            "under a write probe; Patroni elects a new leader"
+        )
+        leader.kill()
+        recovered = writes.wait_for_recovery(timeout=CRASH_LIMIT_S)
+    finally:
+        report = writes.stop()
+    new_leader = stack.database.leader()
+    others = [m for m in stack.database.members if m is not leader]
+    survivor = new_leader if new_leader in others else None
+    if recovered and survivor is not None:
+        console.print(f"{survivor.member} leads now: writes go through it again")
+    rejoined, rewound = _rejoin(stack, leader, as_replica=recovered and survivor is not None)
+    if not recovered or survivor is None:
+        err.print(
+            f"no other member took the writes within {CRASH_LIMIT_S:g} s of the kill: "
+            + stack.describe_database()
+        )
+        raise typer.Exit(1)
+    entry = _failover_decision(control_plane, since=started)
+    details: dict[str, Any] = {
+        "engine": "patroni",
+        "killed": leader.member,
+        "new_leader": survivor.member,
+        "rejoined": rejoined is not None,
+        "pg_rewind": rewound,
+        "timeline": None if rejoined is None else rejoined.timeline,
+    }
+    if entry is not None:
+        details["decision_id"] = entry.decision_id
+    # Stored and printed: the client RTO, and the acknowledged writes the new leader lacks.
+    _store_failover(
+        home=home,
+        control_plane=control_plane,
+        database=database,
+        started=started,
+        report=report,
+        standby=_member_node(survivor),
+        targets=(rto_target, rpo_target),
+        details=details,
+        limit=CRASH_LIMIT_S,
+    )
+    if rejoined is None:
+        err.print(
+            f"{leader.member} did not rejoin within {SETTLE_LIMIT_S:g} s: see {leader.log_path}"
+        )
+        raise typer.Exit(1)
+
+
+def _settled_stack(home: Path) -> tuple[LocalStack, PatroniMember]:
+    """The running stack and the Patroni member that leads its settled database (every other
+    member streaming, one of them its synchronous standby in synchronous mode)."""
+    stack = _stack(home)
+    if not stack.running():
+        err.print(f"the local stack in {home} is not running (controlplane stack up)")
+        raise typer.Exit(1)
+    # Right after a start or a rejoin the cluster may need a few seconds more.
+    leader = (
+        stack.database.leader() if stack.wait_database_settled(timeout=SETTLE_LIMIT_S) else None
+    )
+    if leader is None:
+        err.print(
+            "need a leader with every other member streaming (one of them its synchronous "
+            "standby in synchronous mode) in the stack's Patroni cluster; found "
+            + stack.describe_database()
+        )
+        raise typer.Exit(1)
+    return stack, leader
+
+
+def _member_node(member: PatroniMember) -> Node:
+    return Node(name=member.member, host="127.0.0.1", port=member.port)
+
+
+def _rejoin(
+    stack: LocalStack, member: PatroniMember, *, as_replica: bool
+) -> tuple[MemberView | None, bool]:
+    """Start a killed member again on its data folder: it rejoins as a replica of the new
+    leader (``as_replica``; else in whatever role Patroni gives it). Its view once the database
+    is settled (None if it was not within the limit), and whether Patroni ran pg_rewind for it
+    (its WAL had gone past the new leader's timeline switch)."""
+    log_start = member.log_path.stat().st_size if member.log_path.is_file() else 0
+    member.spawn()
+    assert member.process is not None
+    assert member.process.pid is not None
+    stack.adopt(member.name, member.process.pid)
+    view = stack.wait_for_member(
+        member.member, leads=False if as_replica else None, timeout=SETTLE_LIMIT_S
+    )
+    with member.log_path.open("rb") as log:
+        log.seek(log_start)
+        rewound = b"running pg_rewind" in log.read()
+    if view is not None:
+        how = "through pg_rewind" if rewound else "without a rewind (its WAL had not diverged)"
+        console.print(f"{member.member} rejoined {how}: {view.describe()}")
+    return view, rewound
+
+
+def _failover_decision(
+    control_plane: ControlPlaneClient | None, *, since: datetime
+) -> AuditEntry | None:
+    """The newest failover entry (:data:`FAILOVER_ACTIONS`) the stack's control plane audited
+    since the kill (waiting up to DECISION_WAIT_S for one with an outcome), printed."""
+    if control_plane is None:
+        console.print("the stack's control plane is not running: no audited decision to show")
+        return None
+    deadline = time.monotonic() + DECISION_WAIT_S
+    entry: AuditEntry | None = None
+    while True:
+        try:
+            audited = [
+                e for e in _audit_since(control_plane, since) if e.action in FAILOVER_ACTIONS
+            ]
+        except ClientError as exc:
+            err.print(f"could not read the control plane's audit log: {exc}")
+            return None
+        if audited:
+            entry = audited[-1]
+        if (entry is not None and entry.outcome not in PENDING_OUTCOMES) or (
+            time.monotonic() > deadline
+        ):
+            break
+        time.sleep(0.5)
+    if entry is None:
+        err.print(
+            f"the control plane audited no {' or '.join(FAILOVER_ACTIONS)} within "
+            f"{DECISION_WAIT_S:g} s of the kill (GET /api/v1/audit; its log: "
+            "logs/controlplane.log in the stack's folder)"
+        )
+        return None
+    console.print(
+        f"control plane: {entry.action} {entry.decision} → {entry.outcome or 'no outcome yet'} "
+        f"({entry.outcome_detail or entry.reason}), decision {entry.decision_id}"
+    )
+    return entry
