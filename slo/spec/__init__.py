@@ -28,9 +28,17 @@ errors located by field path), :mod:`~slo.spec.validators` (checks both formats 
 
 from __future__ import annotations
 
-from slo.spec.errors import SpecError, SpecErrors
-from slo.spec.loading import SpecSource, parse_slos
+from slo.spec.errors import SpecError, SpecErrors, SpecNote
+from slo.spec.loading import (
+    Conversion,
+    ParsedSpecs,
+    SpecSource,
+    convert_to_openslo,
+    parse_slos,
+    parse_specs,
+)
 from slo.spec.model import (
+    DEFAULT_TIER,
     SLI,
     SLO,
     TIERS,
@@ -43,29 +51,41 @@ from slo.spec.model import (
     PrometheusThresholdSLI,
     RollingWindow,
     Tier,
+    TierPolicy,
     TimeWindow,
 )
 from slo.spec.native import NATIVE_API_VERSION
 from slo.spec.openslo import OPENSLO_API_VERSION
+from slo.spec.pyrra import PYRRA_API_VERSION
+from slo.spec.sloth import SLOTH_VERSION
 
 __all__ = [
+    "DEFAULT_TIER",
     "NATIVE_API_VERSION",
     "OPENSLO_API_VERSION",
+    "PYRRA_API_VERSION",
     "SLI",
     "SLO",
+    "SLOTH_VERSION",
     "TIERS",
     "Alerting",
     "BudgetingMethod",
     "CalendarWindow",
+    "Conversion",
     "ElasticsearchRatioSLI",
+    "ParsedSpecs",
     "PrometheusLatencySLI",
     "PrometheusRatioSLI",
     "PrometheusThresholdSLI",
     "RollingWindow",
     "SpecError",
     "SpecErrors",
+    "SpecNote",
     "SpecSource",
     "Tier",
+    "TierPolicy",
     "TimeWindow",
+    "convert_to_openslo",
     "parse_slos",
+    "parse_specs",
 ]
