@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from controlplane.core.config import DEFAULT_CAPACITY_POLICY, DEFAULT_DR_POLICY, setting_name
 from controlplane.core.specs import load_specs, read_spec_sources
@@ -139,7 +140,9 @@ def validate(
     for column in ("slo", "tier", "tier from", "objective", "window", "sli"):
         table.add_column(column, overflow="fold", no_wrap=column == "slo")
     for slo in slos:
-        table.add_row(slo.key, slo.tier, slo.tier_origin, _objective(slo), _window(slo), _sli(slo))
+        table.add_row(
+            slo.key, slo.tier, Text(slo.tier_origin), _objective(slo), _window(slo), _sli(slo)
+        )
     console = _console()
     console.print(table)
     files = len({s.source for s in slos})

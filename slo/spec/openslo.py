@@ -598,7 +598,10 @@ def _openslo_window(window: _OTimeWindow) -> RollingWindow | CalendarWindow:
                     f"invalid time {start!r}: use 2024-01-01 00:00:00",
                 ) from exc
         if (start.hour, start.minute, start.second, start.microsecond) != (0, 0, 0, 0):
-            raise _FieldProblem(f"{field}.calendar.startTime", "calendar windows start at midnight")
+            raise _FieldProblem(
+                f"{field}.calendar.startTime",
+                f"calendar windows start at midnight in their time zone, not at {start.time()}",
+            )
         if unit == "month" and start.day != 1:
             raise _FieldProblem(
                 f"{field}.calendar.startTime", "calendar months start on the first day"
