@@ -17,9 +17,12 @@ with ``promtool tsdb create-blocks-from rules`` against the same server: first t
 rules read over a range (Sloth's 5-minute ratios, over the 30 days its period SLI averages),
 then each level of dependent rules at ``T``; the blocks are added to the server between passes.
 Then every window's burn rate and the period's SLI, as each tool records them at ``T``, are
-compared with the exact value from the raw samples: ``Σ increases of the bad counters /
-Σ increases of the total`` between the raw samples the window selects (both edges with
-Prometheus 2, left-open with Prometheus 3), computed with fractions.
+compared with the exact value from the raw samples at the instant the rule was evaluated (a group
+is evaluated at an offset within its interval, so a tool's newest sample at ``T`` may be up to
+one interval older): ``Σ increases of the bad counters / Σ increases of the total`` between the
+raw samples the window selects (both edges with Prometheus 2, left-open with Prometheus 3),
+computed with fractions. Sloth records error ratios and Pyrra its "burnrate" error ratios: their
+burn rates are those over the budget their alerts use.
 
 Last, the three rule sets are loaded into the server and evaluated live for ``--live-seconds``
 (every group every 10 s, whatever its own interval): the rule-evaluation cost is Prometheus'
@@ -69,6 +72,10 @@ PERIOD = timedelta(days=30)
 #: Prometheus' default evaluation interval: the interval of groups that set none (Sloth's).
 DEFAULT_INTERVAL = timedelta(minutes=1)
 BASE = 1_000_000  # counters start high: Prometheus' extrapolation never clips at zero
+#: Every rule is evaluated over at least the last 15 minutes before ``T``, longer than any group
+#: interval: a rule reading another's series then finds one within its 5-minute lookback at
+#: every instant, as in a Prometheus that has been running for a while.
+SETTLE = timedelta(minutes=15)
 TOOLS = ("ours", "sloth", "pyrra")
 
 REQUESTS = 'http_requests_total{job="inventory"}'
@@ -485,7 +492,7 @@ class Server:
             intervals = {r.interval for r in members}
             for interval in sorted(intervals):
                 chosen = [r for r in members if r.interval == interval]
-                start = at - max(span, interval)
+                start = at - max(span, interval, SETTLE)
                 start -= timedelta(seconds=(at - start).total_seconds() % interval.total_seconds())
                 path = self.prometheus.workdir / "backfill-rules.yml"
                 path.write_text(rule_file(chosen), encoding="utf-8")
@@ -750,8 +757,8 @@ def main() -> None:
             evaluations = server.backfill_rules(members, at=at)
             longest = max(span for _, span in members)
             console.print(
-                f"pass {number}: {len(members)} recording rules, {evaluations} evaluations"
-                + (f" (over {format_duration(longest)})" if longest else " (at T)")
+                f"pass {number}: {len(members)} recording rules, {evaluations} evaluations "
+                f"(over {format_duration(max(longest, SETTLE))} before T)"
             )
         found = readings(server, ours, sets[2], history, at=at, left_open=left_open)
         cost = live_cost(server, sets, seconds=args.live_seconds)
@@ -778,7 +785,9 @@ def print_results(
     elapsed: float,
 ) -> None:
     table = Table(
-        title="Burn rate of each window and 30-day SLI at T: each tool against the exact value"
+        title="Burn rate of each window and 30-day SLI at T: each tool against the exact value",
+        caption="exact: at the instant our rule was evaluated; each tool's error is against the "
+        "exact value at the instant its own rule was evaluated",
     )
     for column in (
         "slo",
