@@ -81,6 +81,12 @@ bench-api: ## benchmark the inventory API (own PostgreSQL + Redis): table + JSON
 bench-controlplane: bootstrap ## 1,000 SLOs on a real Prometheus, webhook ingestion, memory: table + JSON line
 	$(PY) -m bench.controlplane $(BENCH_ARGS)
 
+# --- SLO rules against Sloth and Pyrra ------------------------------------------------------
+.PHONY: bench-slo
+bench-slo: bootstrap ## our SLO rules vs Sloth's and Pyrra's on one real Prometheus: exactness, evaluation cost (table + JSON line)
+	bash deploy/build-slo-peers.sh
+	$(PY) -m bench.slo_interop $(BENCH_ARGS)
+
 # --- operator console (dashboards/) ---------------------------------------------------------
 .PHONY: screenshots
 screenshots: ## browser tests of the console, copying one screenshot per page to docs/screenshots

@@ -167,22 +167,9 @@ fi
 chmod a+rx "$KUSTOMIZE_BIN"
 ok "kustomize reports $("$KUSTOMIZE_BIN" version)"
 
-# Checks that the Go module proxy serves module@version with the pinned h1 hash (go itself checks
-# every module against the Go checksum database as well).
-check_module_sum() {
-  local module=$1 version=$2 pinned=$3 info sum
-  info=$(GOFLAGS=-mod=mod go mod download -json "$module@$version") \
-    || die "cannot download $module@$version from the Go module proxy"
-  sum=$(printf '%s' "$info" | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["Sum"])')
-  [ "$sum" = "$pinned" ] || die "$module@$version checksum $sum != pinned $pinned"
-}
-
-# A throwaway module in a temporary folder: go.mod written by the caller, built there, removed.
-build_in_module() {  # <folder> <output dir> <ldflags> <packages...>
-  local folder=$1 out=$2 ldflags=$3; shift 3
-  (cd "$folder" && GOFLAGS=-mod=mod GOTOOLCHAIN=local go mod tidy \
-    && CGO_ENABLED=0 GOTOOLCHAIN=local go build -trimpath -ldflags "$ldflags" -o "$out/" "$@")
-}
+# check_module_sum, build_in_module and go_install_pinned: Go modules built at pinned versions.
+# shellcheck source=deploy/go-pinned.sh
+. "$ROOT/deploy/go-pinned.sh"
 
 # --- 7. Kubernetes -----------------------------------------------------------------------------
 step 7 "Kubernetes $K8S_VERSION (k8s.io/kubernetes, staging modules at $K8S_STAGING_VERSION)"
@@ -252,20 +239,6 @@ else
 fi
 chmod a+rx "$ETCD_BIN"
 
-go_install_pinned() {  # <name> <module> <package> <version> <pinned h1> [extra ldflags]
-  local name=$1 module=$2 package=$3 version=$4 pinned=$5 ldflags=${6:-} bin gobin
-  bin="$CACHE/bin/$name-$version"
-  if [ -x "$bin" ]; then ok "cached in $bin"; chmod a+rx "$bin"; return; fi
-  check_module_sum "$module" "$version" "$pinned"
-  gobin=$(mktemp -d)
-  ok "building $package@$version"
-  GOBIN="$gobin" CGO_ENABLED=0 GOTOOLCHAIN=local go install -trimpath -ldflags "-s -w $ldflags" "$package@$version" \
-    || { rm -rf "$gobin"; die "go install of $package@$version failed"; }
-  mv "$gobin/$name" "$bin.part" && mv "$bin.part" "$bin"
-  rm -rf "$gobin"
-  chmod a+rx "$bin"
-  ok "built $bin"
-}
 go_install_pinned kwok sigs.k8s.io/kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION" "$KWOK_MODULE_SUM"
 # metrics-server reports the version client-go's version package holds (stamped like its Makefile).
 go_install_pinned metrics-server sigs.k8s.io/metrics-server \

@@ -42,6 +42,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
+    "SEVERITIES",
     "SRE_WORKBOOK_WINDOWS",
     "AlertEvaluation",
     "BurnRateWindow",
@@ -74,6 +75,7 @@ __all__ = [
 ]
 
 Severity = Literal["page", "ticket"]
+SEVERITIES: tuple[Severity, ...] = ("page", "ticket")
 ComparisonOp = Literal["lt", "lte", "gt", "gte"]
 
 
@@ -271,6 +273,8 @@ class BurnRateWindow:
 
     ``inclusive`` makes the comparison ``>=`` instead of ``>`` (OpenSLO ``op: gte``);
     ``for_`` is how long the condition must hold before the alert fires (``None``: at once).
+    ``policy`` and ``notify`` name the alert policy the window comes from and its notification
+    targets (OpenSLO ``AlertPolicy``); they label the alert, the maths ignore them.
     """
 
     severity: Severity
@@ -280,6 +284,8 @@ class BurnRateWindow:
     budget_share: Fraction | None = None
     inclusive: bool = False
     for_: timedelta | None = None
+    policy: str | None = None
+    notify: tuple[str, ...] = ()
 
     def exceeded(self, burn: float) -> bool:
         return burn >= self.factor if self.inclusive else burn > self.factor

@@ -13,7 +13,9 @@ One rule file per service; for each SLO two groups:
     ``slo:error_budget_remaining:ratio`` = 1 - period error ratio / (1 - objective).
 
 Every series carries ``service``, ``slo`` and ``tier``; alerts add ``severity`` (page or
-ticket) and annotations ``summary``, ``description``, ``runbook_url`` and ``dashboard_url``.
+ticket) and annotations ``summary``, ``description``, ``runbook_url`` and ``dashboard_url``;
+alerts from an OpenSLO AlertPolicy add ``alert_policy`` and ``notify`` (its notification
+targets, comma-separated).
 The output depends only on the SLOs and options: same input, byte-identical files.
 """
 
@@ -169,7 +171,7 @@ def _burn_alert(slo: SLO, window: BurnRateWindow, options: RuleOptions) -> dict[
     rule: dict[str, Any] = {"alert": burn_alert_name(window), "expr": expr}
     if window.for_ is not None:
         rule["for"] = format_duration(window.for_)
-    rule["labels"] = {**_labels(slo), "severity": window.severity}
+    rule["labels"] = {**_labels(slo), "severity": window.severity, **_policy_labels(window)}
     rule["annotations"] = {
         "summary": (
             f"{slo.service}/{slo.name}: error budget burning over {factor}x "
@@ -184,6 +186,17 @@ def _burn_alert(slo: SLO, window: BurnRateWindow, options: RuleOptions) -> dict[
         **_links(slo, options),
     }
     return rule
+
+
+def _policy_labels(window: BurnRateWindow) -> dict[str, str]:
+    """``alert_policy`` (the OpenSLO AlertPolicy) and ``notify`` (its notification targets,
+    comma-separated): what Alertmanager routes an alert from a policy by."""
+    labels: dict[str, str] = {}
+    if window.policy is not None:
+        labels["alert_policy"] = window.policy
+    if window.notify:
+        labels["notify"] = ",".join(window.notify)
+    return labels
 
 
 def _absent_alert(slo: SLO, options: RuleOptions) -> dict[str, Any]:

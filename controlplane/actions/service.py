@@ -59,6 +59,7 @@ from controlplane.targets.policy import (
     TierTargets,
     load_capacity_policy,
     load_dr_policy,
+    slo_tiers,
 )
 
 __all__ = ["ALERT_LOOKBACK", "ActionService"]
@@ -106,7 +107,9 @@ class ActionService:
 
         Where services have autoscalers (Kubernetes), their bounds are the capacity policy's:
         the engine scales within them, and gives an HPA back the policy's minimum."""
-        slos = load_spec_paths(list(settings.evaluation.slo_specs))
+        slos = load_spec_paths(
+            list(settings.evaluation.slo_specs), tiers=slo_tiers(settings.policies)
+        )
         orchestration = runtime.orchestration
         capacity = None
         if orchestration is not None and orchestration.reader.has_autoscalers:

@@ -14,13 +14,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from controlplane.core.specs import load_spec_paths
+from controlplane.core.config import DEFAULT_CAPACITY_POLICY, DEFAULT_DR_POLICY, setting_name
+from controlplane.core.specs import load_specs, read_spec_sources
 from controlplane.evaluation.report import SLOReport, SLOReporter
 from controlplane.sources.prometheus import PrometheusSource
+from controlplane.targets.policy import PolicyError, slo_tier_policy
 from slo.durations import format_duration
 from slo.rules import RuleFile, generate_rule_files
-from slo.spec import SLO, CalendarWindow, SpecErrors
+from slo.spec import SLO, CalendarWindow, SpecErrors, SpecNote, convert_to_openslo
 
 __all__ = ["EXIT_INVALID", "app"]
 
@@ -31,7 +34,8 @@ REPORT_TIMEOUT_SECONDS = 10.0
 
 app = typer.Typer(
     name="slo",
-    help="SLO specs (OpenSLO v1 or native): validate them and generate Prometheus rules.",
+    help="SLO specs (OpenSLO v1, native, Sloth prometheus/v1, Pyrra): validate them, generate "
+    "Prometheus rules, report, convert to OpenSLO.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -45,6 +49,24 @@ SpecPaths = Annotated[
 ]
 
 
+CapacityPolicy = Annotated[
+    Path,
+    typer.Option(
+        "--capacity-policy",
+        envvar=setting_name(("policies", "capacity_policy")),
+        help="Capacity policy: the tier of each service, for specs that give none.",
+    ),
+]
+DRPolicy = Annotated[
+    Path,
+    typer.Option(
+        "--dr-policy",
+        envvar=setting_name(("policies", "dr_policy")),
+        help="DR policy: the tier of a service's database, for specs that give none.",
+    ),
+]
+
+
 def _console() -> Console:
     return Console(highlight=False, soft_wrap=True)
 
@@ -53,15 +75,39 @@ def _err_console() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _load_or_exit(paths: Sequence[Path]) -> tuple[SLO, ...]:
+def _print_notes(notes: Sequence[SpecNote]) -> None:
+    err = _err_console()
+    for note in notes:
+        err.print(f"note: {note}", markup=False)
+
+
+def _exit_invalid(exc: SpecErrors) -> typer.Exit:
+    err = _err_console()
+    for error in exc.errors:
+        err.print(str(error), markup=False)
+    err.print(f"{len(exc.errors)} problem(s) found", style="red", markup=False)
+    return typer.Exit(EXIT_INVALID)
+
+
+def _load_or_exit(
+    paths: Sequence[Path],
+    *,
+    capacity_policy: Path = DEFAULT_CAPACITY_POLICY,
+    dr_policy: Path = DEFAULT_DR_POLICY,
+) -> tuple[SLO, ...]:
+    """The SLOs of the spec files, tiers missing from them taken from the policy files; notes
+    on fields not carried over go to stderr; invalid specs or policies exit with code 2."""
     try:
-        return load_spec_paths(paths)
-    except SpecErrors as exc:
-        err = _err_console()
-        for error in exc.errors:
-            err.print(str(error), markup=False)
-        err.print(f"{len(exc.errors)} problem(s) found", style="red", markup=False)
+        tiers = slo_tier_policy(capacity_path=capacity_policy, dr_path=dr_policy)
+    except PolicyError as exc:
+        _err_console().print(str(exc), markup=False)
         raise typer.Exit(EXIT_INVALID) from exc
+    try:
+        parsed = load_specs(paths, tiers=tiers)
+    except SpecErrors as exc:
+        raise _exit_invalid(exc) from exc
+    _print_notes(parsed.notes)
+    return parsed.slos
 
 
 def _window(slo: SLO) -> str:
@@ -82,14 +128,21 @@ def _sli(slo: SLO) -> str:
 
 
 @app.command("validate")
-def validate(paths: SpecPaths) -> None:
-    """Check spec files; print the SLOs they define, or one line per problem (exit code 2)."""
-    slos = _load_or_exit(paths)
+def validate(
+    paths: SpecPaths,
+    capacity_policy: CapacityPolicy = DEFAULT_CAPACITY_POLICY,
+    dr_policy: DRPolicy = DEFAULT_DR_POLICY,
+) -> None:
+    """Check spec files; print the SLOs they define and where each tier comes from, or one
+    line per problem (exit code 2). Fields read but not carried over are noted on stderr."""
+    slos = _load_or_exit(paths, capacity_policy=capacity_policy, dr_policy=dr_policy)
     table = Table(title=f"{len(slos)} SLO(s)")
-    for column in ("slo", "tier", "objective", "window", "sli"):
+    for column in ("slo", "tier", "tier from", "objective", "window", "sli"):
         table.add_column(column, overflow="fold", no_wrap=column == "slo")
     for slo in slos:
-        table.add_row(slo.key, slo.tier, _objective(slo), _window(slo), _sli(slo))
+        table.add_row(
+            slo.key, slo.tier, Text(slo.tier_origin), _objective(slo), _window(slo), _sli(slo)
+        )
     console = _console()
     console.print(table)
     files = len({s.source for s in slos})
@@ -117,9 +170,11 @@ def generate(
             help="Write nothing; exit 1 if a file in --out differs from what would be generated.",
         ),
     ] = False,
+    capacity_policy: CapacityPolicy = DEFAULT_CAPACITY_POLICY,
+    dr_policy: DRPolicy = DEFAULT_DR_POLICY,
 ) -> None:
     """Generate one Prometheus rule file per service into --out (deterministic output)."""
-    slos = _load_or_exit(paths)
+    slos = _load_or_exit(paths, capacity_policy=capacity_policy, dr_policy=dr_policy)
     files = generate_rule_files(slos)
     console = _console()
     skipped = sorted(s.key for s in slos if s.backend != "prometheus")
@@ -233,6 +288,8 @@ def report(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per SLO, full precision.")
     ] = False,
+    capacity_policy: CapacityPolicy = DEFAULT_CAPACITY_POLICY,
+    dr_policy: DRPolicy = DEFAULT_DR_POLICY,
 ) -> None:
     """SLI, error budget and burn rate per window of each SLO, evaluated at one instant.
 
@@ -240,7 +297,7 @@ def report(
     whose rules Prometheus has at that instant (one query per record name), else event counts
     of every window, all SLOs in a few batched queries."""
     instant = parse_instant(at)
-    slos = _load_or_exit(paths)
+    slos = _load_or_exit(paths, capacity_policy=capacity_policy, dr_policy=dr_policy)
     skipped = [slo.key for slo in slos if slo.backend == "elasticsearch" and elasticsearch is None]
     metrics = PrometheusSource(url=prometheus, timeout=REPORT_TIMEOUT_SECONDS)
     logs = None
@@ -275,3 +332,51 @@ def report(
         _console().print(_report_table(reports, instant))
     if skipped:
         _err_console().print(f"skipped (needs --elasticsearch): {', '.join(skipped)}", markup=False)
+
+
+@app.command("convert")
+def convert(
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Sloth prometheus/v1 files or Pyrra ServiceLevelObjective objects.",
+            show_default=False,
+        ),
+    ],
+    to: Annotated[
+        str, typer.Option("--to", help="The format to write: openslo (OpenSLO v1).")
+    ] = "openslo",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Folder for <name>.openslo.yaml, one per input file (default: standard output).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Write Sloth and Pyrra specs as OpenSLO v1. Every field maps, or is listed on stderr as
+    not carried over (and in the output's header); an input that cannot be converted exits 2."""
+    if to != "openslo":
+        raise typer.BadParameter(f"{to!r}: the only target format is openslo", param_hint="--to")
+    sources, errors = read_spec_sources(files)
+    try:
+        conversions = convert_to_openslo(sources)
+    except SpecErrors as exc:
+        raise _exit_invalid(SpecErrors([*errors, *exc.errors])) from exc
+    if errors:
+        raise _exit_invalid(SpecErrors(errors))
+    console = _console()
+    for conversion in conversions:
+        _print_notes(conversion.notes)
+        if out is None:
+            typer.echo(conversion.render(), nl=False)
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        target = out / f"{Path(conversion.source).name.split('.')[0]}.openslo.yaml"
+        target.write_text(conversion.render(), encoding="utf-8")
+        console.print(
+            f"wrote {target}: {len(conversion.documents)} SLO(s) from {conversion.origin}, "
+            f"{len(conversion.notes)} field(s) not carried over",
+            markup=False,
+        )

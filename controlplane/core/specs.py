@@ -5,12 +5,15 @@ The SLO core (``slo``) parses text; finding files in folders and reading them ha
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from slo.spec import SLO, SpecError, SpecErrors, SpecSource, parse_slos
+from slo.spec import SLO, ParsedSpecs, SpecError, SpecErrors, SpecSource, TierPolicy, parse_specs
 
-__all__ = ["load_spec_paths", "read_spec_sources"]
+__all__ = ["load_spec_paths", "load_specs", "read_spec_sources"]
+
+logger = logging.getLogger(__name__)
 
 
 def read_spec_sources(paths: Sequence[Path]) -> tuple[list[SpecSource], list[SpecError]]:
@@ -49,14 +52,23 @@ def read_spec_sources(paths: Sequence[Path]) -> tuple[list[SpecSource], list[Spe
     return sources, errors
 
 
-def load_spec_paths(paths: Sequence[Path]) -> tuple[SLO, ...]:
-    """Read and parse spec files; raise :class:`SpecErrors` with every problem found."""
+def load_specs(paths: Sequence[Path], *, tiers: TierPolicy | None = None) -> ParsedSpecs:
+    """Read and parse spec files (specs without a tier take the one ``tiers`` gives their
+    service); raise :class:`SpecErrors` with every problem found."""
     sources, errors = read_spec_sources(paths)
     try:
-        slos = parse_slos(sources)
+        parsed = parse_specs(sources, tiers=tiers)
     except SpecErrors as exc:
         errors.extend(exc.errors)
-        slos = ()
+        parsed = ParsedSpecs(slos=(), notes=())
     if errors:
         raise SpecErrors(sorted(errors, key=lambda e: e.file))  # stable: per-file order kept
-    return slos
+    return parsed
+
+
+def load_spec_paths(paths: Sequence[Path], *, tiers: TierPolicy | None = None) -> tuple[SLO, ...]:
+    """:func:`load_specs`' SLOs; the fields not carried over are logged as warnings."""
+    parsed = load_specs(paths, tiers=tiers)
+    for note in parsed.notes:
+        logger.warning("SLO spec field not carried over: %s", note)
+    return parsed.slos

@@ -43,7 +43,7 @@ from controlplane.sources.prometheus import PrometheusSource
 from controlplane.store.drills import list_drills, list_restore_validations
 from controlplane.store.evaluations import EvaluationRecord
 from controlplane.store.models import SLOEvaluation
-from controlplane.targets.policy import load_capacity_policy, load_dr_policy
+from controlplane.targets.policy import load_capacity_policy, load_dr_policy, slo_tiers
 from controlplane.targets.reconcile import (
     CapacityCheck,
     DRCheck,
@@ -140,7 +140,9 @@ class EvaluationService:
             list_drills=list_drills,
             list_restores=list_restore_validations,
         )
-        slos = load_spec_paths(list(settings.evaluation.slo_specs))
+        slos = load_spec_paths(
+            list(settings.evaluation.slo_specs), tiers=slo_tiers(settings.policies)
+        )
         evaluator = SLOEvaluator(
             slos=slos,
             metrics=PrometheusSource.from_settings(settings),

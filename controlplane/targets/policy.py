@@ -14,9 +14,10 @@ from typing import Annotated, Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from controlplane.core.config import DEFAULT_CAPACITY_POLICY, DEFAULT_DR_POLICY
+from controlplane.core.config import DEFAULT_CAPACITY_POLICY, DEFAULT_DR_POLICY, PolicySettings
 from controlplane.core.errors import ControlPlaneError
 from controlplane.core.validation import Duration
+from slo.spec import TierPolicy
 
 Tier = Literal["critical", "standard", "batch", "reporting"]
 
@@ -203,3 +204,28 @@ def load_capacity_policy(path: Path = DEFAULT_CAPACITY_POLICY) -> CapacityPolicy
 
 def load_dr_policy(path: Path = DEFAULT_DR_POLICY) -> DRPolicy:
     return load_policy_file(path, DRPolicy)
+
+
+def slo_tier_policy(
+    *, capacity_path: Path = DEFAULT_CAPACITY_POLICY, dr_path: Path = DEFAULT_DR_POLICY
+) -> TierPolicy:
+    """The tier of an SLO whose spec names none, per service: the capacity policy's
+    ``services[].tier``, else the tier of the DR policy's database named like the service,
+    else ``slo.spec.DEFAULT_TIER`` (standard). Each tier says where it was read."""
+    services: dict[str, tuple[Tier, str]] = {}
+    for database in load_dr_policy(dr_path).spec.databases:
+        services[database.name] = (
+            database.tier,
+            f"DR policy {dr_path.name}: databases[{database.name}].tier",
+        )
+    for service in load_capacity_policy(capacity_path).spec.services:
+        services[service.name] = (
+            service.tier,
+            f"capacity policy {capacity_path.name}: services[{service.name}].tier",
+        )
+    return TierPolicy(services=services)
+
+
+def slo_tiers(policies: PolicySettings) -> TierPolicy:
+    """:func:`slo_tier_policy` of the configured policy files."""
+    return slo_tier_policy(capacity_path=policies.capacity_policy, dr_path=policies.dr_policy)

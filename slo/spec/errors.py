@@ -16,9 +16,7 @@ _M = TypeVar("_M", bound=BaseModel)
 
 
 @dataclass(frozen=True, kw_only=True)
-class SpecError:
-    """One problem in one spec document: ``file[#document]: field.path: message``."""
-
+class _Located:
     file: str
     field: str
     message: str
@@ -27,6 +25,18 @@ class SpecError:
     def __str__(self) -> str:
         where = self.file if self.document is None else f"{self.file}#{self.document}"
         return f"{where}: {self.field}: {self.message}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpecError(_Located):
+    """One problem in one spec document: ``file[#document]: field.path: message``."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpecNote(_Located):
+    """A field that was read but not carried over (a Sloth alert's labels, a DataSource's
+    connection details...), same shape as :class:`SpecError`: reported every time the spec is
+    read, never silently dropped, and never a reason to refuse the spec."""
 
 
 class SpecErrors(Exception):
@@ -53,6 +63,9 @@ class _Where:
 
     def error(self, field: str, message: str) -> SpecError:
         return SpecError(file=self.file, document=self.document, field=field, message=message)
+
+    def note(self, field: str, message: str) -> SpecNote:
+        return SpecNote(file=self.file, document=self.document, field=field, message=message)
 
 
 def _loc(parts: Iterable[int | str]) -> str:

@@ -4,7 +4,8 @@ and the budgeting rules both formats check."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -27,6 +28,9 @@ from slo.spec.validators import _check_target, _exactly_one
 Tier = Literal["critical", "standard", "batch", "reporting"]
 TIERS: tuple[Tier, ...] = ("critical", "standard", "batch", "reporting")
 BudgetingMethod = Literal["Occurrences", "Timeslices", "RatioTimeslices"]
+
+#: The tier of an SLO whose spec gives none and whose service no policy names.
+DEFAULT_TIER: Tier = "standard"
 
 _DEFAULT_NO_DATA_FOR = timedelta(minutes=10)
 
@@ -171,6 +175,7 @@ class SLO(_Frozen):
     display_name: str | None = None
     description: str = ""
     tier: Tier
+    tier_origin: str = "spec"
     target: float
     window: TimeWindow
     budgeting_method: BudgetingMethod = "Occurrences"
@@ -214,6 +219,21 @@ class SLO(_Frozen):
         if self.alerting.burn_rate_windows is not None:
             return self.alerting.burn_rate_windows
         return default_burn_rate_windows(self.period)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TierPolicy:
+    """Where the tier of an SLO whose spec gives none comes from: a tier per service (with the
+    place it was read from, e.g. ``capacity policy: services[inventory].tier``), else
+    ``default``. Plain data: the control plane fills it from its policy files."""
+
+    services: Mapping[str, tuple[Tier, str]] = field(default_factory=dict)
+    default: Tier = DEFAULT_TIER
+    default_origin: str = f"default ({DEFAULT_TIER})"
+
+    def tier_for(self, service: str) -> tuple[Tier, str]:
+        """``(tier, origin)`` for ``service``."""
+        return self.services.get(service, (self.default, self.default_origin))
 
 
 @dataclass(frozen=True)

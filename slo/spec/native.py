@@ -21,6 +21,7 @@ from slo.spec.model import (
     PrometheusThresholdSLI,
     RollingWindow,
     Tier,
+    TierPolicy,
     _BudgetFields,
     _check_budgeting,
 )
@@ -163,7 +164,7 @@ class _NativeAlerting(_Input):
 
 class _NativeSpec(_Input):
     service: Name
-    tier: Tier
+    tier: Tier | None = None
     description: str = ""
     objective: float
     window: str | _NativeCalendar
@@ -243,8 +244,12 @@ def _native_sli(sli: _NativeSLI) -> SLI:
     )
 
 
-def _native_to_slo(doc: _NativeDocument, *, source: str) -> SLO:
+def _native_to_slo(doc: _NativeDocument, *, source: str, tiers: TierPolicy) -> SLO:
     spec = doc.spec
+    if spec.tier is not None:
+        tier, tier_origin = spec.tier, "spec.tier"
+    else:
+        tier, tier_origin = tiers.tier_for(spec.service)
     window: RollingWindow | CalendarWindow
     if isinstance(spec.window, str):
         window = RollingWindow(duration=parse_duration(spec.window))
@@ -269,7 +274,8 @@ def _native_to_slo(doc: _NativeDocument, *, source: str) -> SLO:
         service=spec.service,
         display_name=doc.metadata.display_name,
         description=spec.description,
-        tier=spec.tier,
+        tier=tier,
+        tier_origin=tier_origin,
         target=spec.objective,
         window=window,
         budgeting_method=method,

@@ -362,3 +362,104 @@ def test_absent_data_alert_fires_when_series_disappear(tmp_path: Path, slo: SLO)
     }
     (tmp_path / "test.yml").write_text(yaml.safe_dump(document, sort_keys=False, width=1000))
     _run("test", "rules", "test.yml", cwd=tmp_path)
+
+
+# --- OpenSLO alert policies -----------------------------------------------------------------
+
+POLICY_SPECS = """
+- apiVersion: openslo/v1
+  kind: AlertNotificationTarget
+  metadata: {name: checkout-pager}
+  spec: {target: pagerduty}
+- apiVersion: openslo/v1
+  kind: AlertCondition
+  metadata: {name: fast-burn}
+  spec:
+    severity: page
+    condition: {kind: burnrate, op: gt, threshold: 14.4, lookbackWindow: 1h, alertAfter: 5m}
+- apiVersion: openslo/v1
+  kind: AlertPolicy
+  metadata: {name: checkout-fast}
+  spec:
+    conditions: [{conditionRef: fast-burn}]
+    notificationTargets: [{targetRef: checkout-pager}]
+- apiVersion: openslo/v1
+  kind: SLO
+  metadata: {name: checkout-availability}
+  spec:
+    service: checkout
+    indicator:
+      metadata: {name: checkout-errors}
+      spec:
+        ratioMetric:
+          counter: true
+          bad:
+            metricSource: {type: Prometheus, spec: {query: 'checkout_requests_total{code="500"}'}}
+          total: {metricSource: {type: Prometheus, spec: {query: sum(checkout_requests_total)}}}
+    timeWindow: [{duration: 30d, isRolling: true}]
+    budgetingMethod: Occurrences
+    objectives: [{target: 0.999}]
+    alertPolicies:
+      - alertPolicyRef: checkout-fast
+      - kind: AlertPolicy
+        metadata: {name: checkout-slow}
+        spec:
+          alertWhenNoData: true
+          conditions:
+            - kind: AlertCondition
+              metadata: {name: slow-burn}
+              spec:
+                severity: ticket
+                condition: {kind: burnrate, op: gte, threshold: 1, lookbackWindow: 3d}
+"""
+
+
+def test_alert_policy_conditions_pass_promtool_check(tmp_path: Path) -> None:
+    (slo,) = _load(SpecSource(name="policies.yaml", text=POLICY_SPECS))
+    path = tmp_path / "checkout.rules.yml"
+    path.write_text(render_rule_file([slo]))
+    _run("check", "rules", path)
+    assert [burn_alert_name(w) for w in slo.burn_rate_windows()] == [
+        "ErrorBudgetBurn1h5m",
+        "ErrorBudgetBurn3d6h",
+    ]
+
+
+def test_alert_policy_condition_fires_after_its_alert_after(tmp_path: Path) -> None:
+    """From minute 120, 5 % of the requests fail (burn 50 against a factor of 14.4): the 5 m
+    window burns from minute 122, the 1 h window from minute 138 (18 bad minutes out of 60:
+    1.5 % > 1.44 %); ``alertAfter: 5m`` keeps the alert pending until minute 143."""
+    (slo,) = _load(SpecSource(name="policies.yaml", text=POLICY_SPECS))
+    (tmp_path / "rules.yml").write_text(render_rule_file([slo]))
+    rule = _alert_rules(slo)["ErrorBudgetBurn1h5m"]
+    assert rule["labels"]["alert_policy"] == "checkout-fast"
+    assert rule["labels"]["notify"] == "checkout-pager"
+    fired = [{"exp_labels": rule["labels"], "exp_annotations": rule["annotations"]}]
+    document = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "name": "fast burn from minute 120, alertAfter 5m",
+                "interval": "1m",
+                "input_series": [
+                    {
+                        "series": 'checkout_requests_total{code="200"}',
+                        "values": "0+10000x120 1209500+9500x179",
+                    },
+                    {
+                        "series": 'checkout_requests_total{code="500"}',
+                        "values": "0x120 500+500x179",
+                    },
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "137m", "alertname": rule["alert"], "exp_alerts": []},
+                    {"eval_time": "142m", "alertname": rule["alert"], "exp_alerts": []},
+                    {"eval_time": "144m", "alertname": rule["alert"], "exp_alerts": fired},
+                    {"eval_time": "170m", "alertname": rule["alert"], "exp_alerts": fired},
+                ],
+            }
+        ],
+    }
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(document, sort_keys=False, width=1000))
+    _run("test", "rules", "test.yml", cwd=tmp_path)

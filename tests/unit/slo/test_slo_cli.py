@@ -57,7 +57,8 @@ def test_validate_reports_every_problem_and_exits_2(tmp_path: Path) -> None:
     assert err.splitlines() == [
         f"{tmp_path / 'a.yaml'}: spec.objective: target must be strictly between 0 and 1, got 1.5",
         f"{tmp_path / 'b.yml'}: kind: unknown kind 'Widget' for openslo/v1: "
-        "expected SLO, SLI, Service, AlertPolicy",
+        "expected SLO, SLI, Service, AlertPolicy, AlertCondition, AlertNotificationTarget, "
+        "DataSource",
         f"{missing}: (file): no such file or directory",
         "3 problem(s) found",
     ]

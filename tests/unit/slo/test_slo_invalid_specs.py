@@ -131,9 +131,23 @@ CASES = [
     ),
     (
         "unsupported openslo field",
-        OPENSLO.replace("counter: true", "counter: true\n        rawType: success"),
-        "spec.indicator.spec.ratioMetric.rawType",
+        OPENSLO.replace("counter: true", "counter: true\n        weight: 2"),
+        "spec.indicator.spec.ratioMetric.weight",
         "unsupported field",
+    ),
+    (
+        "raw ratio",
+        OPENSLO.replace("counter: true", "counter: true\n        rawType: success"),
+        "spec.indicator.spec.ratioMetric",
+        "a raw ratio (rawType, raw) is not supported",
+    ),
+    (
+        "unsupported metric source",
+        OPENSLO.replace(
+            "total: {metricSource: {type: Prometheus", "total: {metricSource: {type: Datadog"
+        ),
+        "spec.indicator.spec.ratioMetric.total.metricSource.type",
+        "unsupported metric source type 'Datadog': expected Prometheus or Elasticsearch",
     ),
     (
         "not a selector",
@@ -142,10 +156,10 @@ CASES = [
         "not a Prometheus series selector",
     ),
     (
-        "missing tier",
-        OPENSLO.replace("  labels: {tier: critical}\n", ""),
+        "not a tier",
+        OPENSLO.replace("{tier: critical}", "{tier: gold}"),
         "metadata.labels.tier",
-        "required",
+        "'gold' is not a tier: one of critical, standard, batch, reporting",
     ),
     (
         "unsupported openslo spec field",

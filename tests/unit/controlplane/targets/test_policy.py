@@ -11,6 +11,7 @@ from controlplane.targets.policy import (
     load_capacity_policy,
     load_dr_policy,
     memory_bytes,
+    slo_tier_policy,
 )
 
 pytestmark = pytest.mark.unit
@@ -109,3 +110,23 @@ def test_kubernetes_quantities() -> None:
     assert memory_bytes("1G") == 10**9
     with pytest.raises(ValueError, match="CPU quantity"):
         cpu_millicores("fast")
+
+
+def test_slo_tiers_come_from_the_capacity_then_the_dr_policy(tmp_path: Path) -> None:
+    policies = Path(__file__).resolve().parents[4] / "controlplane" / "policies"
+    dr = tmp_path / "dr.yaml"
+    dr.write_text(
+        (policies / "dr.yaml")
+        .read_text()
+        .replace(
+            "      replicas: 1          # streaming replicas expected in pg_stat_replication\n",
+            "      replicas: 1\n    - name: ledger\n      tier: batch\n      replicas: 0\n",
+        )
+    )
+    tiers = slo_tier_policy(capacity_path=policies / "capacity.yaml", dr_path=dr)
+    assert tiers.tier_for("analytics") == (
+        "reporting",
+        "capacity policy capacity.yaml: services[analytics].tier",
+    )
+    assert tiers.tier_for("ledger") == ("batch", "DR policy dr.yaml: databases[ledger].tier")
+    assert tiers.tier_for("search") == ("standard", "default (standard)")
