@@ -116,8 +116,8 @@ def page_free_outage_s(objective: float, *, period: timedelta = timedelta(days=3
     fires once one hour spends 2 % of the period's error budget, e.g. 51.84 s of failing
     requests at 99.9 % over 30 days. Half leaves room for the clients' retries and a second,
     unrelated blip in the same hour: one failover alone does not page."""
-    severity, _, _, share = SRE_WORKBOOK_WINDOWS[0]
-    assert severity == "page"
+    pages = [(long, share) for kind, long, _, share in SRE_WORKBOOK_WINDOWS if kind == "page"]
+    _, share = min(pages)  # the fast page: the shortest long window
     return float(share) * period.total_seconds() * (1 - objective) / 2
 
 
@@ -149,7 +149,9 @@ def timing_for_rto(rto_s: float, *, synchronous: bool = True) -> PatroniTiming:
         )
     ttl = min(lease, PATRONI_DEFAULT_TIMING.ttl)
     loop_wait = 1
-    restart = 0 if synchronous else min(PATRONI_DEFAULT_TIMING.primary_start_timeout, lease - 2)
+    restart = 0
+    if not synchronous:
+        restart = min(PATRONI_DEFAULT_TIMING.primary_start_timeout, lease - 2 * loop_wait)
     return PatroniTiming(
         ttl=ttl,
         loop_wait=loop_wait,
@@ -431,7 +433,6 @@ class PatroniCluster:
         timing: PatroniTiming = FAST_TIMING,
         synchronous_mode: bool = False,
         scope: str = SCOPE,
-        parameters: Mapping[str, Any] | None = None,
     ) -> None:
         if len(member_workdirs) != len(member_ports) or len(member_workdirs) < 2:
             raise ValueError("a Patroni cluster needs two or more members, each with ports")
@@ -450,7 +451,6 @@ class PatroniCluster:
                 timing=timing,
                 synchronous_mode=synchronous_mode,
                 scope=scope,
-                parameters=parameters,
             )
             for index, (workdir, ports) in enumerate(
                 zip(member_workdirs, member_ports, strict=True), start=1
