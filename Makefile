@@ -49,7 +49,7 @@ test-unit: ## unit tests only (no servers)
 test-integration: ## integration tests only (real servers)
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
-bench-failover: bootstrap ## SIGKILL the primary under write load 10x: RTO median/max, writes lost
+bench-failover: bootstrap ## Patroni: postmaster / member SIGKILL and switchover 10x each, tuned vs default timing: RTO, writes lost, rejoin
 	$(PY) -m bench.failover
 
 # --- inventory API (app/) ------------------------------------------------------------------

@@ -1,209 +1,283 @@
-"""Failover benchmark: SIGKILL the primary under a numbered write load, measure RTO and loss.
+"""Failover benchmark on the Patroni engine: what a client sees when the primary fails.
 
-Each repetition builds a fresh primary + streaming replica on free loopback ports, starts a write
-probe through the multi-host connection string, kills the primary's whole process group, and lets
-the control plane's failover detect, fence and promote. RTO is measured as a client sees it: from
-the kill to the first acknowledged write on the new primary.
+Two Patroni clusters on etcd (two members each, synchronous mode: a commit returns only once
+the synchronous standby has it) are measured one after the other: one with the stack's timing,
+the critical tier's (:data:`controlplane.stack.patroni.FAST_TIMING`, chosen by
+:func:`~controlplane.stack.patroni.timing_for_tier`; docs/failover-tuning.md), and the baseline
+with Patroni's default timing. Each round runs a numbered write probe through the multi-host
+connection string (libpq finds the writable member), injects one fault into whichever member
+leads, and measures:
 
-Rows: our settings with synchronous replication (RPO 0), with asynchronous replication, and a
-baseline with Patroni's default timing (loop_wait 10 s, ttl 30 s: a leader key expires after up to
-30 s without renewal) emulated with the same code by probing every 10 s and declaring failure after
-3 missed probes. The last line is one JSON object.
+- postmaster SIGKILL: the primary's PostgreSQL killed, its Patroni alive;
+- member SIGKILL: the primary's Patroni and PostgreSQL killed at once (a lost host); the member
+  is started again once writes have resumed;
+- switchover: a planned change of primary (Patroni's ``POST /switchover``).
+
+RTO: what the client sees, from its first failed write to the first acknowledged one after it
+(after a SIGKILL the first write fails within milliseconds; a switchover keeps taking writes
+until the primary shuts down); the table also shows the time from the fault or the switchover
+request to that write. Lost: acknowledged numbers the new primary lacks once the cluster is whole
+again. Rejoin: from when the old primary can come back (writes resumed; for a killed member,
+its restart) until Patroni reports it streaming from the new primary as its synchronous
+standby. The last line printed is one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
 import statistics
 import tempfile
-import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
-from controlplane.core.processes import free_ports
-from controlplane.failover.fencing import LocalFencer
 from controlplane.failover.nodes import Node
-from controlplane.failover.run import Detection, Watch, fail_over, watch_primary
 from controlplane.failover.writeprobe import WriteProbe, missing_acknowledged
-from controlplane.stack.backends import PostgresPrimary, PostgresReplica
+from controlplane.stack.patroni import (
+    FAST_TIMING,
+    PATRONI_DEFAULT_TIMING,
+    PatroniCluster,
+    PatroniMember,
+    PatroniTiming,
+)
 from controlplane.stack.settings import StackSettings
 
-SLOT = "bench_replica"
+#: Acknowledged writes before a fault: the probe runs against a healthy primary first.
+WARM_WRITES = 100
+#: Acknowledged writes after recovery, so that the loss check covers the new primary's writes too.
+AFTER_WRITES = 50
+
+
+class BenchError(RuntimeError):
+    """A round did not complete: the benchmark stops rather than report a partial figure."""
 
 
 @dataclass(frozen=True)
-class Run:
-    mode: str
-    detect_s: float
-    promote_s: float
+class Scenario:
+    key: str
+    label: str
+    inject: Callable[[PatroniCluster, PatroniMember, PatroniMember], None]
+    #: Whether the faulted member is gone until the benchmark starts it again.
+    restarts_member: bool = False
+
+
+def _switchover(_: PatroniCluster, leader: PatroniMember, candidate: PatroniMember) -> None:
+    answer = httpx.post(
+        f"{leader.api_url}/switchover",
+        json={"leader": leader.member, "candidate": candidate.member},
+        timeout=60,
+    )
+    if answer.status_code != 200:
+        raise BenchError(f"switchover refused: {answer.status_code} {answer.text}")
+
+
+def _kill_postmaster(_: PatroniCluster, leader: PatroniMember, __: PatroniMember) -> None:
+    leader.kill_postmaster()
+
+
+def _kill_member(_: PatroniCluster, leader: PatroniMember, __: PatroniMember) -> None:
+    leader.kill()
+
+
+SCENARIOS = {
+    s.key: s
+    for s in (
+        Scenario(key="crash", label="postmaster SIGKILL", inject=_kill_postmaster),
+        Scenario(
+            key="member_kill", label="member SIGKILL", inject=_kill_member, restarts_member=True
+        ),
+        Scenario(key="switchover", label="switchover", inject=_switchover),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Round:
+    #: First failed write → first acknowledged write after it.
     rto_s: float
+    #: The fault (or switchover request) → that write.
+    after_fault_s: float
     acked: int
     lost: int
-    lost_bytes: int | None
+    #: None when the primary stayed where it was (nothing had to rejoin).
+    rejoin_s: float | None
 
 
-def one_run(
-    *, base: Path, settings: StackSettings, synchronous: bool, interval: float, threshold: int
-) -> Run:
-    conf = {"fsync": "off"}
-    if synchronous:
-        conf["synchronous_standby_names"] = f"'FIRST 1 ({SLOT})'"
-    workdir = Path(tempfile.mkdtemp(prefix="pair-", dir=base))
-    workdir.chmod(0o755)  # the servers run as the unprivileged service account
-    primary = PostgresPrimary(
-        settings=settings,
-        workdir=workdir / "primary",
-        ports={"postgres": free_ports(1)[0]},
-        extra_conf=conf,
-    )
-    primary.start()
-    replica = PostgresReplica(
-        settings=settings,
-        workdir=workdir / "replica",
-        ports={"postgres": free_ports(1)[0]},
-        primary=primary,
-        slot=SLOT,
-    )
+def _nodes(cluster: PatroniCluster) -> list[Node]:
+    return [Node(name=m.member, host="127.0.0.1", port=m.port) for m in cluster.members]
+
+
+def one_round(cluster: PatroniCluster, scenario: Scenario, *, ready_timeout: float) -> Round:
+    leader = cluster.wait_ready(ready_timeout)
+    candidate = next(m for m in cluster.members if m is not leader)
+    probe = WriteProbe(nodes=_nodes(cluster), interval=0.01)
+    probe.prepare()
+    probe.start()
     try:
-        replica.start()
-        old = Node(name="primary", host="127.0.0.1", port=primary.port)
-        new = Node(name=SLOT, host="127.0.0.1", port=replica.port)
-        probe = WriteProbe(nodes=[old, new], interval=0.01)
-        probe.prepare()
-        probe.start()
-        state = Watch()
-        result: list[Detection | None] = []
-        watcher = threading.Thread(
-            target=lambda: result.append(
-                watch_primary(
-                    old, interval=interval, threshold=threshold, max_wait=300, state=state
-                )
-            ),
-            daemon=True,
-        )
-        watcher.start()
-        deadline = time.monotonic() + 60
-        while state.healthy_probes < 1 or len(probe.report.acked) < 100:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the pair never became healthy under load")
-            time.sleep(0.02)
-        assert primary.process is not None
-        assert primary.process.pid is not None
-        killed_at = datetime.now(UTC)
-        os.killpg(primary.process.pid, signal.SIGKILL)
-        watcher.join(timeout=320)
-        detection = result[0] if result else None
-        if detection is None:
-            raise RuntimeError("failure not detected")
-        record = fail_over(
-            detection,
-            standbys=[new],
-            fencer=LocalFencer(data_dirs={old.name: primary.data_dir}),
-            rpo=timedelta(minutes=5),
-        )
-        if not record.promoted or record.promoted_at is None:
-            raise RuntimeError(f"not promoted: {record.refused}")
-        if not probe.wait_for_recovery(timeout=60):
-            raise RuntimeError(f"writes did not resume: {probe.report.last_error}")
-        report = probe.stop()
-        assert report.first_success_after_failure_at is not None
-        lost = missing_acknowledged(new, report.acked)
-        return Run(
-            mode="sync" if synchronous else "async",
-            detect_s=(detection.detected_at - killed_at).total_seconds(),
-            promote_s=(record.promoted_at - detection.detected_at).total_seconds(),
-            rto_s=(report.first_success_after_failure_at - killed_at).total_seconds(),
-            acked=len(report.acked),
-            lost=len(lost),
-            lost_bytes=record.lost_bytes,
-        )
+        if not probe.wait_for_writes(WARM_WRITES, timeout=30):
+            raise BenchError(f"no writes before the fault: {probe.report.last_error}")
+        faulted_at = datetime.now(UTC)
+        scenario.inject(cluster, leader, candidate)
+        if not probe.wait_for_recovery(timeout=ready_timeout):
+            raise BenchError(f"writes did not resume: {probe.report.last_error}")
+        # The probe keeps writing while the old primary comes back.
+        back_from = datetime.now(UTC)
+        if scenario.restarts_member:
+            leader.spawn()
+        new_leader = cluster.wait_ready(ready_timeout)
+        whole_at = datetime.now(UTC)
+        probe.wait_for_writes(len(probe.report.acked) + AFTER_WRITES, timeout=30)
     finally:
-        replica.stop()
-        primary.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        report = probe.stop()
+    resumed_at = report.first_success_after_failure_at
+    if report.first_failure_at is None or resumed_at is None:
+        raise BenchError("the probe never saw the primary fail")
+    if report.first_failure_at < faulted_at:
+        raise BenchError(f"a write failed before the fault: {report.last_error}")
+    if not scenario.restarts_member:
+        back_from = resumed_at  # the old primary could follow from the first write on the new
+    lost = missing_acknowledged(
+        Node(name=new_leader.member, host="127.0.0.1", port=new_leader.port), report.acked
+    )
+    return Round(
+        rto_s=(resumed_at - report.first_failure_at).total_seconds(),
+        after_fault_s=(resumed_at - faulted_at).total_seconds(),
+        acked=len(report.acked),
+        lost=len(lost),
+        rejoin_s=None if new_leader is leader else (whole_at - back_from).total_seconds(),
+    )
+
+
+def run_timing(
+    *,
+    settings: StackSettings,
+    base: Path,
+    timing: PatroniTiming,
+    label: str,
+    scenarios: list[Scenario],
+    rounds: int,
+    console: Console,
+) -> dict[str, list[Round]]:
+    """Every scenario ``rounds`` times on one cluster of this timing."""
+    workdir = Path(tempfile.mkdtemp(prefix="patroni-", dir=base))
+    workdir.chmod(0o755)  # the members run as the service account
+    cluster = PatroniCluster.on_free_ports(
+        settings=settings, base=workdir, timing=timing, synchronous_mode=True
+    )
+    ready_timeout = float(3 * timing.ttl + 6 * timing.loop_wait + 60)
+    results: dict[str, list[Round]] = {}
+    cluster.start()
+    try:
+        for scenario in scenarios:
+            for index in range(1, rounds + 1):
+                result = one_round(cluster, scenario, ready_timeout=ready_timeout)
+                results.setdefault(scenario.key, []).append(result)
+                rejoin = "-" if result.rejoin_s is None else f"{result.rejoin_s:.2f} s"
+                console.print(
+                    f"{label} · {scenario.label} [{index}/{rounds}]: RTO {result.rto_s:.2f} s "
+                    f"({result.after_fault_s:.2f} s after the fault), "
+                    f"{result.lost} of {result.acked} acknowledged writes lost, rejoin {rejoin}"
+                )
+    finally:
+        cluster.stop()
+    return results
+
+
+def median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 3) if values else None
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=10, help="synchronous runs (default 10)")
-    parser.add_argument("--async-repeat", type=int, default=3)
-    parser.add_argument("--baseline-repeat", type=int, default=2)
-    parser.add_argument("--interval", type=float, default=0.25, help="probe interval, seconds")
-    parser.add_argument("--threshold", type=int, default=3, help="failed probes to declare failure")
+    parser.add_argument("--rounds", type=int, default=10, help="rounds per fault (default 10)")
+    parser.add_argument(
+        "--baseline-rounds", type=int, default=None, help="rounds with Patroni's default timing"
+    )
     args = parser.parse_args()
+    baseline_rounds = args.rounds if args.baseline_rounds is None else args.baseline_rounds
     console = Console(width=150)
     settings = StackSettings()
     base = Path(tempfile.mkdtemp(prefix="bench-failover-"))
     base.chmod(0o755)
-    plans = (
-        [("ours, synchronous", True, args.interval, args.threshold)] * args.repeat
-        + [("ours, asynchronous", False, args.interval, args.threshold)] * args.async_repeat
-        + [("baseline: Patroni default timing, sync", True, 10.0, 3)] * args.baseline_repeat
-    )
-    runs: dict[str, list[Run]] = {}
+    plans = [
+        ("tuned", FAST_TIMING, args.rounds),
+        ("Patroni default", PATRONI_DEFAULT_TIMING, baseline_rounds),
+    ]
+    measured: dict[tuple[str, str], list[Round]] = {}
     try:
-        for index, (label, synchronous, interval, threshold) in enumerate(plans, start=1):
-            run = one_run(
-                base=base,
+        for label, timing, rounds in plans:
+            results = run_timing(
                 settings=settings,
-                synchronous=synchronous,
-                interval=interval,
-                threshold=threshold,
+                base=base,
+                timing=timing,
+                label=label,
+                scenarios=list(SCENARIOS.values()),
+                rounds=rounds,
+                console=console,
             )
-            runs.setdefault(label, []).append(run)
-            console.print(
-                f"[{index}/{len(plans)}] {label}: RTO {run.rto_s:.2f} s "
-                f"(detect {run.detect_s:.2f} s, promote {run.promote_s:.2f} s), "
-                f"{run.lost} of {run.acked} acknowledged writes lost"
-            )
+            for key, items in results.items():
+                measured[(label, key)] = items
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
-    table = Table(title="Failover: SIGKILL of the primary under write load")
+    table = Table(title="Patroni failover under a numbered write probe, synchronous replication")
     for column in (
-        "configuration",
-        "runs",
+        "timing",
+        "fault",
+        "rounds",
         "RTO median s",
         "RTO max s",
-        "detect median s",
-        "promote median s",
+        "fault → write median s",
+        "acked writes",
         "acked writes lost",
-        "WAL bytes lost (max)",
+        "rejoin median s",
     ):
-        table.add_column(column, justify="left" if column == "configuration" else "right")
-    for label, items in runs.items():
+        table.add_column(column, justify="left" if column in {"timing", "fault"} else "right")
+    for (label, key), items in measured.items():
+        rejoins = [r.rejoin_s for r in items if r.rejoin_s is not None]
         table.add_row(
             label,
+            SCENARIOS[key].label,
             str(len(items)),
             f"{statistics.median(r.rto_s for r in items):.2f}",
             f"{max(r.rto_s for r in items):.2f}",
-            f"{statistics.median(r.detect_s for r in items):.2f}",
-            f"{statistics.median(r.promote_s for r in items):.2f}",
+            f"{statistics.median(r.after_fault_s for r in items):.2f}",
+            str(sum(r.acked for r in items)),
             str(sum(r.lost for r in items)),
-            str(max((r.lost_bytes or 0) for r in items)),
+            f"{statistics.median(rejoins):.2f}" if rejoins else "-",
         )
     console.print(table)
-    ours = runs.get("ours, synchronous", [])
-    baseline = runs.get("baseline: Patroni default timing, sync", [])
+
+    def rto(label: str, key: str) -> float | None:
+        return median([r.rto_s for r in measured.get((label, key), [])])
+
+    tuned_rejoins = [
+        r.rejoin_s
+        for (label, _), items in measured.items()
+        if label == "tuned"
+        for r in items
+        if r.rejoin_s is not None
+    ]
     figures = {
-        "rto_median_s": round(statistics.median(r.rto_s for r in ours), 3) if ours else None,
-        "rto_max_s": round(max(r.rto_s for r in ours), 3) if ours else None,
-        "acked_writes_lost": sum(r.lost for r in ours),
-        "async_acked_writes_lost": sum(r.lost for r in runs.get("ours, asynchronous", [])),
-        "baseline_patroni_timing_rto_median_s": round(
-            statistics.median(r.rto_s for r in baseline), 3
-        )
-        if baseline
-        else None,
+        "patroni_crash_rto_median_s": rto("tuned", "crash"),
+        "patroni_member_kill_rto_median_s": rto("tuned", "member_kill"),
+        "patroni_default_member_kill_rto_median_s": rto("Patroni default", "member_kill"),
+        "switchover_rto_median_s": rto("tuned", "switchover"),
+        "acked_writes_lost": sum(r.lost for items in measured.values() for r in items),
+        "rejoin_median_s": median(tuned_rejoins),
+        "patroni_default_crash_rto_median_s": rto("Patroni default", "crash"),
+        "patroni_default_switchover_rto_median_s": rto("Patroni default", "switchover"),
+        "switchover_after_request_median_s": median(
+            [r.after_fault_s for r in measured.get(("tuned", "switchover"), [])]
+        ),
+        "rounds": sum(len(items) for items in measured.values()),
     }
     print(json.dumps(figures))  # noqa: T201 - the benchmark's last line
 

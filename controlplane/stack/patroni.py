@@ -11,11 +11,13 @@ member frozen past its lease) act on the real processes.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,6 +33,7 @@ from controlplane.core.processes import (
 )
 from controlplane.stack.backends import BOOTSTRAP_HINT, PROBE_ERRORS, Backend, Etcd
 from controlplane.stack.settings import StackSettings
+from slo.maths import SRE_WORKBOOK_WINDOWS
 
 #: The Patroni cluster's name (``scope``): its keys live under ``/service/<scope>/`` in etcd.
 SCOPE = "inventory"
@@ -42,15 +45,22 @@ SUPERUSER = "postgres"
 class PatroniTiming:
     """Patroni's HA loop timing (seconds), checked against Patroni's own rules.
 
-    - ``ttl``: the leader lease. A primary that cannot renew it within ``ttl`` demotes itself,
-      and only after it expires may a replica take over: a whole-member crash costs up to
-      ``ttl`` + ``loop_wait`` before a new primary exists.
-    - ``loop_wait``: the pause between two runs of each member's HA loop (how soon a crashed
-      postmaster is noticed and restarted, or a switchover acted on).
+    - ``ttl``: the leader lease. Only once it expires may a replica take over, so a lost
+      primary member (host, Patroni and PostgreSQL gone at once) is replaced at most ``ttl``
+      after the failure (its last renewal was at most ``loop_wait`` before it); the other
+      members watch the key in etcd and race as soon as it is gone. It is also how long a
+      primary whose Patroni stalls (CPU starvation, a paused VM) keeps its role.
+    - ``loop_wait``: the pause between two runs of each member's HA loop: how soon a crashed
+      postmaster is noticed (within two loops), a switchover acted on, a rejoin begun.
     - ``retry_timeout``: how long etcd and PostgreSQL calls are retried before the member
-      gives up (a primary demotes itself when it cannot reach etcd for this long).
-    - ``primary_start_timeout``: how long a crashed primary may take to start again before a
-      failover is preferred; 0 fails over at once when a synchronous replica can take over.
+      gives up: how long etcd may be out of reach before a primary demotes itself.
+    - ``primary_start_timeout``: how long a crashed primary may take to start again in place
+      before a failover is preferred; 0 fails over at once when a synchronous standby (or,
+      without synchronous mode, a replica within ``maximum_lag_on_failover``) can take over.
+
+    Patroni's rule ``loop_wait + 2 x retry_timeout <= ttl`` makes a primary cut off from etcd
+    demote itself before its lease expires, so two primaries never hold the role at once.
+    ``docs/failover-tuning.md`` explains how the stack chooses these numbers.
     """
 
     ttl: int = 30
@@ -82,12 +92,98 @@ class PatroniTiming:
 
 #: Patroni's own defaults: the baseline the benchmark measures against.
 PATRONI_DEFAULT_TIMING = PatroniTiming()
-#: What the stack runs (critical tier: RTO 15 min is far, but a client should see seconds):
-#: the shortest lease Patroni allows; loop_wait 1 notices a crashed postmaster within a second;
-#: retry_timeout 3 is Patroni's minimum and leaves ttl - (loop_wait + 2 x retry) = 13 s of
-#: slack against etcd hiccups; a crashed primary is restarted in place for up to 10 s (crash
-#: recovery keeps every acknowledged write and needs no new timeline) before a failover.
-FAST_TIMING = PatroniTiming(ttl=20, loop_wait=1, retry_timeout=3, primary_start_timeout=10)
+
+#: Seconds from a free leader key to the first write a client gets on the new primary: the
+#: candidate's promotion (0.2-0.6 s measured by ``make bench-failover``) and the client's
+#: reconnect, with margin for a loaded machine.
+PROMOTION_MARGIN_S = 2
+#: Patroni's shortest lease.
+MIN_TTL = 20
+
+
+def worst_failover_s(timing: PatroniTiming) -> float:
+    """The longest a client waits for a writable primary after one failure with ``timing``: a
+    lost primary member is replaced once its lease expires (at most ``ttl`` later); a crashed
+    postmaster is noticed within two HA loops and restarted in place for up to
+    ``primary_start_timeout`` before a replica takes over. Each ends with a promotion."""
+    crash = 2 * timing.loop_wait + timing.primary_start_timeout
+    return max(timing.ttl, crash) + PROMOTION_MARGIN_S
+
+
+def page_free_outage_s(objective: float, *, period: timedelta = timedelta(days=30)) -> float:
+    """Half the longest total outage an SLO of ``objective`` over ``period`` absorbs without
+    its fast-burn page firing: that page (SRE Workbook, :data:`slo.maths.SRE_WORKBOOK_WINDOWS`)
+    fires once one hour spends 2 % of the period's error budget, e.g. 51.84 s of failing
+    requests at 99.9 % over 30 days. Half leaves room for the clients' retries and a second,
+    unrelated blip in the same hour: one failover alone does not page."""
+    pages = [(long, share) for kind, long, _, share in SRE_WORKBOOK_WINDOWS if kind == "page"]
+    _, share = min(pages)  # the fast page: the shortest long window
+    return float(share) * period.total_seconds() * (1 - objective) / 2
+
+
+def timing_for_rto(rto_s: float, *, synchronous: bool = True) -> PatroniTiming:
+    """The Patroni timing whose worst single failure (:func:`worst_failover_s`) costs a client
+    at most ``rto_s`` seconds without a writable primary, the most tolerant one that fits.
+
+    - A budget that Patroni's defaults meet gets them: the longest lease and retries.
+    - Otherwise ``loop_wait`` 1 (a crash is noticed within two seconds); the longest lease that
+      fits, never longer than Patroni's 30 s (beyond it a longer lease only lengthens the
+      outage of every lost member); the longest ``retry_timeout`` Patroni's rule allows (etcd
+      may be out of reach that long before the primary demotes itself); and, with synchronous
+      replication, ``primary_start_timeout`` 0: the synchronous standby has every
+      acknowledged commit, so failing over to it (measured 2-3 s) beats crash recovery, whose
+      length grows with the WAL written since the last checkpoint. Without synchronous
+      replication a failover may lose acknowledged writes, so a crashed primary is restarted in
+      place for whatever the budget leaves.
+
+    Raises ValueError when no timing fits: the lease is at least 20 s.
+    """
+    if rto_s >= worst_failover_s(PATRONI_DEFAULT_TIMING):
+        return PATRONI_DEFAULT_TIMING
+    lease = math.floor(rto_s - PROMOTION_MARGIN_S)
+    if lease < MIN_TTL:
+        raise ValueError(
+            f"no Patroni timing fails over within {rto_s:g} s: a lost primary is replaced "
+            f"only once its lease (at least {MIN_TTL} s) expires, and promotion takes "
+            f"{PROMOTION_MARGIN_S} s more"
+        )
+    ttl = min(lease, PATRONI_DEFAULT_TIMING.ttl)
+    loop_wait = 1
+    restart = 0
+    if not synchronous:
+        restart = min(PATRONI_DEFAULT_TIMING.primary_start_timeout, lease - 2 * loop_wait)
+    return PatroniTiming(
+        ttl=ttl,
+        loop_wait=loop_wait,
+        retry_timeout=(ttl - loop_wait) // 2,
+        primary_start_timeout=restart,
+    )
+
+
+def timing_for_tier(
+    *,
+    rto: timedelta,
+    availability_objective: float | None = None,
+    availability_period: timedelta = timedelta(days=30),
+) -> PatroniTiming:
+    """The timing of a database of a tier: the tier's RTO bounds one failover, and an
+    availability SLO tightens that budget to the outage it absorbs without paging
+    (:func:`page_free_outage_s`)."""
+    budget = rto.total_seconds()
+    if availability_objective is not None:
+        budget = min(budget, page_free_outage_s(availability_objective, period=availability_period))
+    return timing_for_rto(budget)
+
+
+#: The critical tier: RTO 15 min (``controlplane/policies/dr.yaml``), availability 99.9 % over
+#: 30 days (``slo/specs/inventory-api.yaml``); a unit test keeps these equal to those files.
+CRITICAL_RTO = timedelta(minutes=15)
+CRITICAL_AVAILABILITY_OBJECTIVE = 0.999
+#: What the stack runs: the critical tier's timing, for a failover budget of 25.92 s (ttl 23,
+#: loop_wait 1, retry_timeout 11, primary_start_timeout 0).
+FAST_TIMING = timing_for_tier(
+    rto=CRITICAL_RTO, availability_objective=CRITICAL_AVAILABILITY_OBJECTIVE
+)
 
 
 class PatroniMember(Backend):
@@ -116,6 +212,8 @@ class PatroniMember(Backend):
         self.member = member
         self.name = self.backend_name(member)  # type: ignore[misc]  # one name per member
         self.etcd_url = etcd_url
+        #: Whether ``etcd_url`` is a proxy (see :meth:`reach_etcd_through`).
+        self.etcd_is_proxy = False
         self.timing = timing
         self.synchronous_mode = synchronous_mode
         self.scope = scope
@@ -173,7 +271,12 @@ class PatroniMember(Backend):
                 "listen": f"127.0.0.1:{self.rest_port}",
                 "connect_address": f"127.0.0.1:{self.rest_port}",
             },
-            "etcd3": {"hosts": [self.etcd_url.removeprefix("http://")], "protocol": "http"},
+            "etcd3": {
+                "hosts": [self.etcd_url.removeprefix("http://")],
+                "protocol": "http",
+                # Otherwise Patroni also connects to the addresses etcd advertises.
+                "use_proxies": self.etcd_is_proxy,
+            },
             "bootstrap": {
                 # Cluster-wide settings, written to etcd by the member that initialises the
                 # cluster (``PATCH /config`` changes them afterwards).
@@ -237,6 +340,11 @@ class PatroniMember(Backend):
 
     def command(self) -> list[str]:
         return [str(self.executable()), str(self.config_path)]
+
+    def reach_etcd_through(self, url: str) -> None:
+        """Talk to etcd only through the proxy at ``url`` (call before the member starts)."""
+        self.etcd_url = url
+        self.etcd_is_proxy = True
 
     # -- what Patroni says --------------------------------------------------------------------
     def status(self, timeout: float = 2.0) -> dict[str, Any]:
@@ -339,6 +447,7 @@ class PatroniCluster:
         self.settings = settings
         self.etcd = etcd
         self.timing = timing
+        self.synchronous_mode = synchronous_mode
         self.scope = scope
         self.members = [
             PatroniMember(
@@ -423,7 +532,9 @@ class PatroniCluster:
         return [m for m in self.members if m is not leader]
 
     def ready(self) -> bool:
-        """A leader that takes writes and every other member streaming from it."""
+        """A leader that takes writes and every other member streaming from it; in synchronous
+        mode, one of them named the synchronous standby (until Patroni has recorded one, a lost
+        leader is not replaced: no replica is known to have every acknowledged commit)."""
         try:
             state = self.cluster_state()
         except BackendStartError:
@@ -434,6 +545,8 @@ class PatroniCluster:
         leaders = [e for e in entries if e.get("role") == "leader" and e.get("state") == "running"]
         streaming = [e for e in entries if e.get("state") == "streaming"]
         if len(leaders) != 1 or len(streaming) != len(self.members) - 1:
+            return False
+        if self.synchronous_mode and not any(e.get("role") == "sync_standby" for e in streaming):
             return False
         leader = self.member(str(leaders[0]["name"]))
         try:
@@ -496,11 +609,18 @@ class PatroniCluster:
 
 __all__ = [
     "BOOTSTRAP_HINT",
+    "CRITICAL_AVAILABILITY_OBJECTIVE",
+    "CRITICAL_RTO",
     "FAST_TIMING",
     "PATRONI_DEFAULT_TIMING",
+    "PROMOTION_MARGIN_S",
     "SCOPE",
     "SUPERUSER",
     "PatroniCluster",
     "PatroniMember",
     "PatroniTiming",
+    "page_free_outage_s",
+    "timing_for_rto",
+    "timing_for_tier",
+    "worst_failover_s",
 ]

@@ -241,7 +241,16 @@ class PatroniFactory:
         self.pool = pool
         self.clusters: list[PatroniCluster] = []
 
-    def __call__(self, *, members: int = 2, **options: Any) -> PatroniCluster:
+    def __call__(
+        self,
+        *,
+        members: int = 2,
+        before_start: Callable[[PatroniCluster], None] | None = None,
+        **options: Any,
+    ) -> PatroniCluster:
+        """A cluster of ``members`` started with ``options``; ``before_start`` may change it
+        once its ports are known (e.g. point a member at etcd through a relay)."""
+
         def start() -> PatroniCluster:
             base = self.pool.workdir("patroni")
             base.chmod(0o755)  # the members run as the service account
@@ -252,6 +261,8 @@ class PatroniFactory:
                 **options,
             )
             self.clusters.append(cluster)
+            if before_start is not None:
+                before_start(cluster)
             for backend in cluster.backends:
                 self.pool.start(backend)
             cluster.after_start()
