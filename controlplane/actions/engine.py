@@ -66,6 +66,8 @@ logger = logging.getLogger(__name__)
 BurnReader = Callable[[str, str, str], InputValue]
 
 SCALING: tuple[ActionKind, ...] = ("scale_out", "scale_in")
+#: Actions on a database's backups (their target is the database).
+BACKUP_ACTIONS: tuple[ActionKind, ...] = ("backup", "validate_restore")
 
 #: A burn trigger decides at most once per this period (taken or refused), however often the
 #: engine ticks while the SLO burns.
@@ -379,7 +381,8 @@ class ActionEngine:
     ) -> tuple[ActionRequest, dict[str, Any]]:
         notes: dict[str, Any] = {}
         if action not in SCALING:
-            target = f"database/{service}" if "database" in action else f"service/{service}"
+            on_database = "database" in action or action in BACKUP_ACTIONS
+            target = f"database/{service}" if on_database else f"service/{service}"
             return (
                 ActionRequest(
                     action=action,
@@ -833,4 +836,6 @@ _ACTIONS = {
     "failover_database",
     "switchover_database",
     "run_drill",
+    "backup",
+    "validate_restore",
 }

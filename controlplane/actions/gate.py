@@ -23,6 +23,8 @@ ActionKind = Literal[
     "failover_database",
     "switchover_database",
     "run_drill",
+    "backup",
+    "validate_restore",
 ]
 Mode = Literal["enforce", "dry-run", "approval"]
 Outcome = Literal["act", "dry-run", "await-approval", "refuse"]

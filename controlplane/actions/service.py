@@ -10,6 +10,9 @@
 * With database nodes and their data folders configured, a :class:`FailoverService` watches the
   primary and fails over through the same gate; with ``CONTROLPLANE_DRILL_INTERVAL_HOURS`` too,
   a :class:`ScheduledDrill` runs a switchover drill whenever the newest stored drill is older.
+* With a pgBackRest configuration (``CONTROLPLANE_PGBACKREST_CONFIG``) and database nodes, a
+  :class:`BackupSchedule` takes the DR policy's full and differential backups and runs its
+  restore validations, each through the gate (``backup``, ``validate_restore``).
 
 A job that fails is logged by the scheduler and runs again at its next time. Only the leader
 acts; a replica that loses the lease mid-decision is refused by its fencing token in the store.
@@ -25,12 +28,16 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from psycopg.conninfo import make_conninfo
 
+from controlplane.actions.backups import BackupCadence, BackupSchedule
 from controlplane.actions.database import FailoverService
 from controlplane.actions.drills import ScheduledDrill, local_node_control
 from controlplane.actions.engine import ActionEngine
 from controlplane.actions.policy import load_action_policy
 from controlplane.actions.signals import prometheus_burn_reader
+from controlplane.backups.pgbackrest import PgBackRest
+from controlplane.backups.validation import InvariantQuery, ValidationSettings
 from controlplane.core.config import ControlPlaneSettings, FailoverSettings
 from controlplane.core.specs import load_spec_paths
 from controlplane.failover.fencing import LocalFencer
@@ -44,8 +51,9 @@ from controlplane.targets.policy import (
     load_capacity_policy,
     load_dr_policy,
 )
+from controlplane.targets.reconcile import NodeTopology
 
-__all__ = ["ALERT_LOOKBACK", "ActionService"]
+__all__ = ["ALERT_LOOKBACK", "ActionService", "backup_schedule", "validation_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +62,8 @@ ALERT_LOOKBACK = timedelta(minutes=15)
 
 TICK_JOB = "actions-tick"
 DRILL_JOB = "actions-drill"
+BACKUP_JOB = "actions-backup"
+VALIDATION_JOB = "actions-restore-validation"
 #: How often the leader checks whether the scheduled drill is due.
 DRILL_CHECK_EVERY = timedelta(minutes=1)
 
@@ -69,12 +79,16 @@ class ActionService:
         failover: FailoverService | None = None,
         drill: ScheduledDrill | None = None,
         interval: float = 5.0,
+        backups: BackupSchedule | None = None,
+        backup_interval: float = 60.0,
     ) -> None:
         self.runtime = runtime
         self.engine = engine
         self.failover = failover
         self.drill = drill
         self.interval = interval
+        self.backups = backups
+        self.backup_interval = backup_interval
         self._offered: set[int] = set()
         self._offered_lock = threading.Lock()
         self._scheduler: Any = None
@@ -110,6 +124,8 @@ class ActionService:
                 settings.failover, dr_policy=dr_policy, engine=engine, failover=failover
             ),
             interval=settings.actions.action_interval_seconds,
+            backups=backup_schedule(settings, engine=engine),
+            backup_interval=settings.backups.backup_check_interval_seconds,
         )
 
     # -- BackgroundService ---------------------------------------------------------------------
@@ -136,18 +152,28 @@ class ActionService:
                 id=DRILL_JOB,
                 next_run_time=datetime.now(UTC) + DRILL_CHECK_EVERY,
             )
+        if self.backups is not None:
+            for job_id, job in ((BACKUP_JOB, self.backup_now), (VALIDATION_JOB, self.validate_now)):
+                scheduler.add_job(
+                    job,
+                    "interval",
+                    seconds=self.backup_interval,
+                    id=job_id,
+                    next_run_time=datetime.now(UTC) + timedelta(seconds=1),
+                )
         scheduler.start()
         self._scheduler = scheduler
         if self.failover is not None:
             self.failover.start()
         logger.info(
             "action engine started: policy %s v%d, tick every %g s, automatic failover %s, "
-            "scheduled drills %s",
+            "scheduled drills %s, backups %s",
             self.engine.policy.metadata.name,
             self.engine.policy.metadata.version,
             self.interval,
             "on" if self.failover is not None else "off",
             "on" if self.drill is not None else "off",
+            "on" if self.backups is not None else "off",
         )
 
     def stop(self) -> None:
@@ -207,6 +233,16 @@ class ActionService:
         """The scheduled drill, when due (leader only; it runs for tens of seconds)."""
         if self.drill is not None and self._leads():
             self.drill.run_if_due()
+
+    def backup_now(self) -> None:
+        """The due backup, if any (leader only; it runs as long as pgBackRest takes)."""
+        if self.backups is not None and self._leads():
+            self.backups.run_backup_if_due()
+
+    def validate_now(self) -> None:
+        """The due restore validation, if any (leader only)."""
+        if self.backups is not None and self._leads():
+            self.backups.run_validation_if_due()
 
     def tick_now(self) -> None:
         """One tick (leader only): missed alerts, approvals, verifications, burn triggers."""
@@ -284,4 +320,60 @@ def _drill_for(
         rto_target=targets.rto,
         rpo_target=targets.rpo,
         failover=failover,
+    )
+
+
+def backup_schedule(
+    settings: ControlPlaneSettings, *, engine: ActionEngine
+) -> BackupSchedule | None:
+    """The backup schedule when pgBackRest is configured, scheduled and the database's nodes
+    are known (the restore point is taken on the primary)."""
+    backups = settings.backups
+    if not backups.configured or not backups.backup_schedule_enabled:
+        return None
+    nodes = configured_nodes(settings.failover)
+    database = settings.failover.database_name
+    if not nodes:
+        logger.warning("backups off: no database nodes (CONTROLPLANE_DATABASE_NODES)")
+        return None
+    policy = load_dr_policy(settings.policies.dr_policy)
+    if not any(entry.name == database for entry in policy.spec.databases):
+        raise PolicyError(
+            f"{settings.policies.dr_policy}: database {database} is not in the DR policy"
+        )
+    cadence = policy.spec.backups
+    topology = NodeTopology(nodes=nodes, database=database)
+
+    def source() -> str:
+        """The database itself on the current primary (the nodes name the server)."""
+        return make_conninfo(topology(database), dbname=database)
+
+    return BackupSchedule(
+        engine=engine,
+        pgbackrest=PgBackRest.from_settings(backups),
+        database=database,
+        cadence=BackupCadence(
+            full_every=cadence.full_every,
+            differential_every=cadence.differential_every,
+            validation_every=cadence.validation_every,
+        ),
+        primary=source,
+        validation=validation_settings(settings),
+        backup_timeout=backups.backup_timeout_seconds,
+    )
+
+
+def validation_settings(settings: ControlPlaneSettings) -> ValidationSettings:
+    """Where and how the restore validation runs, from the settings and the DR policy."""
+    backups = settings.backups
+    policy = load_dr_policy(settings.policies.dr_policy)
+    return ValidationSettings(
+        scratch=backups.restore_scratch_dir or settings.store.data_dir / "restore-scratch",
+        port=backups.restore_port,
+        timeout=backups.restore_timeout_seconds,
+        bindir=backups.restore_pg_bindir,
+        invariants=tuple(
+            InvariantQuery(name=check.name, sql=check.sql)
+            for check in policy.spec.backups.restore_checks
+        ),
     )

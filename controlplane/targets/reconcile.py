@@ -25,20 +25,33 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from controlplane.backups.archive import ArchiveStatus
+from controlplane.backups.errors import ArchiveReadError
 from controlplane.core.errors import ControlPlaneError
 from controlplane.failover.nodes import Node, NodeUnreachable, probe
 from controlplane.orchestrator.base import Orchestrator, OrchestratorError
+from controlplane.store.backups import list_backups, list_restore_runs
 from controlplane.store.database import Database
 from controlplane.store.findings import observe_finding, resolve_finding
 from controlplane.store.models import Finding as FindingRow
+from controlplane.targets.backups import (
+    ARCHIVE_KINDS,
+    BACKUP_KINDS,
+    BackupRecord,
+    RestoreRecord,
+    check_archive,
+    check_backups,
+)
 from controlplane.targets.capacity import check_capacity
 from controlplane.targets.dr import DrillRecord, ReplicaStatus, RestoreValidation, check_dr
 from controlplane.targets.findings import Finding
-from controlplane.targets.policy import CapacityPolicy, DRPolicy
+from controlplane.targets.policy import CapacityPolicy, DatabasePolicy, DRPolicy
 from controlplane.targets.replication import ReplicationReadError, read_replication
 
 __all__ = [
     "INPUT_UNAVAILABLE",
+    "ArchiveReader",
+    "BackupHistory",
     "CapacityCheck",
     "CheckRun",
     "DRCheck",
@@ -48,6 +61,7 @@ __all__ = [
     "NoDrillHistory",
     "NodeTopology",
     "Reconciled",
+    "StoreBackupHistory",
     "StoreDrillHistory",
     "TargetCheck",
     "Unknown",
@@ -354,6 +368,70 @@ class StoreDrillHistory:
         ]
 
 
+class BackupHistory(Protocol):
+    """Where the DR check reads the backups the control plane took and its restore
+    validations; None for a database whose backups it does not take."""
+
+    def backups(self, *, database: str) -> Sequence[BackupRecord] | None: ...
+
+    def restores(self, *, database: str) -> Sequence[RestoreRecord]: ...
+
+
+class StoreBackupHistory:
+    """Backups and restores of ``databases`` from the control plane store."""
+
+    def __init__(self, *, database: Database, databases: frozenset[str], limit: int = 200) -> None:
+        self.database = database
+        self.databases = databases
+        self.limit = limit
+
+    def backups(self, *, database: str) -> Sequence[BackupRecord] | None:
+        if database not in self.databases:
+            return None
+        try:
+            with self.database.reader() as session:
+                rows = list_backups(session, database=database, limit=self.limit)
+                fulls = list_backups(
+                    session, database=database, succeeded=True, backup_type="full", limit=1
+                )
+        except SQLAlchemyError as exc:
+            raise DrillHistoryError(f"cannot read the backups of {database}: {exc}") from exc
+        # The newest attempts, and the newest successful full one however many came since.
+        by_id = {row.id: row for row in (*rows, *fulls)}
+        return [
+            BackupRecord(
+                type=row.type,
+                finished_at=row.finished_at,
+                succeeded=row.succeeded,
+                label=row.label,
+                error=row.error,
+            )
+            for row in by_id.values()
+        ]
+
+    def restores(self, *, database: str) -> Sequence[RestoreRecord]:
+        try:
+            with self.database.reader() as session:
+                rows = list_restore_runs(session, database=database, limit=self.limit)
+        except SQLAlchemyError as exc:
+            raise DrillHistoryError(f"cannot read the restores of {database}: {exc}") from exc
+        return [
+            RestoreRecord(
+                kind=row.kind,
+                finished_at=row.finished_at,
+                succeeded=row.succeeded,
+                duration_s=row.duration_s,
+                target=row.target,
+                error=row.error,
+                failed_checks=tuple(c.name for c in row.checks if not c.passed),
+                run_id=row.run_id,
+            )
+            for row in rows
+        ]
+
+
+#: The archiving status of the primary behind a DSN; raises ArchiveReadError.
+ArchiveReader = Callable[[str], ArchiveStatus]
 ReplicationReader = Callable[[str], Sequence[ReplicaStatus]]
 #: The DSN of a database's current primary; raises ReplicationReadError when there is none.
 PrimaryLocator = Callable[[str], str]
@@ -392,7 +470,9 @@ class NodeTopology:
 
 class DRCheck:
     """Replication (``pg_stat_replication`` of each database's primary), restore validations
-    and drills against the DR policy."""
+    and drills against the DR policy; with ``backups`` and ``archive``, the backups taken, the
+    restores' outcome and RTO, and WAL archiving on the primary too
+    (``targets/backups.py``)."""
 
     name = "dr"
 
@@ -404,11 +484,15 @@ class DRCheck:
         history: DrillHistory | None = None,
         read: ReplicationReader | None = None,
         timeout: float = 5.0,
+        backups: BackupHistory | None = None,
+        archive: ArchiveReader | None = None,
     ) -> None:
         self.policy = policy
         self.primary = primary
         self.history: DrillHistory = history or NoDrillHistory()
         self.read: ReplicationReader = read or (lambda dsn: read_replication(dsn, timeout=timeout))
+        self.backups = backups
+        self.archive = archive
 
     def run(self, *, now: datetime) -> CheckRun:
         replicas: dict[str, Sequence[ReplicaStatus]] = {}
@@ -417,15 +501,22 @@ class DRCheck:
         drills: list[DrillRecord] = []
         restores: list[RestoreValidation] = []
         history_unknown: set[str] = set()
+        backup_findings: list[Finding] = []
         for database in self.policy.spec.databases:
             name = database.name
+            dsn: str | None = None
             try:
-                replicas[name] = self.read(self.primary(name))
+                dsn = self.primary(name)
+                replicas[name] = self.read(dsn)
             except ReplicationReadError as exc:
                 failures.append(
                     InputFailure(input=f"replication/{name}", source="postgresql", message=str(exc))
                 )
                 unknown.append(Unknown(kinds=REPLICATION_KINDS, subject=f"database/{name}"))
+            found, missing, failed = self._backups_of(database, dsn, now=now)
+            backup_findings.extend(found)
+            unknown.extend(missing)
+            failures.extend(failed)
             try:
                 drills.extend(self.history.drills(database=name))
                 restores.extend(self.history.restores(database=name))
@@ -446,5 +537,46 @@ class DRCheck:
             if not (finding.kind in HISTORY_KINDS and finding.subject in history_unknown)
         )
         return CheckRun(
-            check=self.name, findings=kept, unknown=tuple(unknown), failures=tuple(failures)
+            check=self.name,
+            findings=(*kept, *backup_findings),
+            unknown=tuple(unknown),
+            failures=tuple(failures),
         )
+
+    def _backups_of(
+        self, database: DatabasePolicy, dsn: str | None, *, now: datetime
+    ) -> tuple[list[Finding], list[Unknown], list[InputFailure]]:
+        """The backup, restore and archive findings of one database; what could not be read
+        is unknown (its findings kept as they are) and an input failure."""
+        name = database.name
+        findings: list[Finding] = []
+        unknown: list[Unknown] = []
+        failures: list[InputFailure] = []
+        if self.backups is None:
+            return findings, unknown, failures
+        try:
+            backups = self.backups.backups(database=name)
+            restores = self.backups.restores(database=name) if backups is not None else ()
+        except DrillHistoryError as exc:
+            failures.append(InputFailure(input=f"backups/{name}", source="store", message=str(exc)))
+            unknown.append(Unknown(kinds=BACKUP_KINDS, subject=f"database/{name}"))
+            backups = None
+        else:
+            if backups is None:
+                return findings, unknown, failures  # not a database this control plane backs up
+            findings.extend(
+                check_backups(self.policy, database, now=now, backups=backups, restores=restores)
+            )
+        if self.archive is None:
+            return findings, unknown, failures
+        if dsn is None:
+            unknown.append(Unknown(kinds=ARCHIVE_KINDS, subject=f"database/{name}"))
+            return findings, unknown, failures
+        try:
+            findings.extend(check_archive(self.policy, database, archive=self.archive(dsn)))
+        except ArchiveReadError as exc:
+            failures.append(
+                InputFailure(input=f"archive/{name}", source="postgresql", message=str(exc))
+            )
+            unknown.append(Unknown(kinds=ARCHIVE_KINDS, subject=f"database/{name}"))
+        return findings, unknown, failures
