@@ -68,14 +68,17 @@ class RestoreTarget:
         )
 
     @classmethod
-    def time(cls, at: datetime) -> RestoreTarget:
-        """Every transaction committed at or before ``at`` (pgBackRest picks the newest backup
-        set that ended before it)."""
+    def time(cls, at: datetime, *, backup_set: str | None = None) -> RestoreTarget:
+        """Every transaction committed at or before ``at``, replayed from ``backup_set`` (None:
+        pgBackRest picks the newest set that stopped before it — to the second, so not one
+        that stopped within the same second)."""
         moment = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+        chosen = () if backup_set is None else (f"--set={backup_set}",)
         return cls(
             kind="point_in_time",
-            description=f"point in time {moment}",
-            options=("--type=time", f"--target={moment}", "--target-action=promote"),
+            description=f"point in time {moment}"
+            + ("" if backup_set is None else f" from backup {backup_set}"),
+            options=(*chosen, "--type=time", f"--target={moment}", "--target-action=promote"),
         )
 
 

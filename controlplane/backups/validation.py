@@ -14,7 +14,8 @@ Then the WAL holding the restore point is switched out and waited for in the arc
 restores are checked the same way:
 
 * ``backup``: the newest backup set, recovered to the named restore point;
-* ``point_in_time``: recovery to the instant read in the window (pgBackRest picks the set).
+* ``point_in_time``: recovery to the instant read in the window, from the backup set before the
+  newest one when there is one (so the WAL archived between them is replayed too).
 
 Each must come up promoted and match the snapshot: the row count of every table, the probe
 table's checksum, and every invariant query of the DR policy returning 0 (no negative on-hand,
@@ -35,6 +36,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 
 from controlplane.backups.archive import wal_segment
 from controlplane.backups.errors import BackupError, SourceSnapshotError
@@ -81,6 +83,7 @@ class InvariantQuery:
 class SourceSnapshot:
     """The source at the restore point: what a restore to it must give back."""
 
+    database: str
     restore_point: str
     restore_point_lsn: str
     #: An instant inside the locked window: recovering to it gives the same state.
@@ -181,7 +184,8 @@ def take_source_snapshot(
     except psycopg.Error as exc:
         raise SourceSnapshotError(f"cannot read the source database: {exc}") from exc
     assert row is not None
-    return SourceSnapshot(**{**snapshot, "wal_segment": str(row[0])})
+    database = str(conninfo_to_dict(dsn).get("dbname") or "postgres")
+    return SourceSnapshot(**snapshot, database=database, wal_segment=str(row[0]))
 
 
 def _locked_snapshot(
@@ -331,6 +335,10 @@ def validate_restores(
         latest = info.latest()
         if latest is None:
             raise BackupError("no backup in the repository to restore")
+        usable = sorted((b for b in info.backup if not b.error), key=lambda b: b.timestamp.stop)
+        # The point in time is replayed from the set before the newest one when there is one:
+        # it proves the WAL archived between them replays too.
+        earlier = usable[-2] if len(usable) > 1 else latest
         snapshot = take_source_snapshot(source_dsn, name=restore_point)
         wait_for_archive(source_dsn, segment=snapshot.wal_segment, timeout=settings.archive_timeout)
     except BackupError as exc:
@@ -362,7 +370,7 @@ def validate_restores(
         )
         for target in (
             RestoreTarget.restore_point(snapshot.restore_point, backup_set=latest.label),
-            RestoreTarget.time(snapshot.at),
+            RestoreTarget.time(snapshot.at, backup_set=earlier.label),
         )
     ]
 
@@ -390,7 +398,7 @@ def _one_restore(
         ) as server:
             checking = time.perf_counter()
             checks, reached = check_restored(
-                server.dsn(), snapshot=snapshot, invariants=settings.invariants
+                server.dsn(snapshot.database), snapshot=snapshot, invariants=settings.invariants
             )
             validation_s = time.perf_counter() - checking
     except (BackupError, psycopg.Error) as exc:

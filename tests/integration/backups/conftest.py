@@ -75,13 +75,15 @@ def backed_up(pgbackrest_factory: PgBackRestFactory) -> BackedUp:
     )
 
 
-def scaled_policies(folder: Path) -> dict[str, Path]:
-    """The shipped DR and action policies with the backup cadence and the rails scaled down."""
+def scaled_policies(folder: Path, *, rpo: str = "5m") -> dict[str, Path]:
+    """The shipped DR and action policies with the backup cadence and the rails scaled down
+    (and the critical tier's RPO ``rpo``)."""
     dr = DEFAULT_DR_POLICY.read_text(encoding="utf-8")
     for old, new in (
         ("full_every: 1d", "full_every: 10m"),
         ("differential_every: 1h", "differential_every: 3s"),
         ("restore_validation_every: 30d", "restore_validation_every: 10m"),
+        ("critical: {rto: 15m, rpo: 5m}", f"critical: {{rto: 15m, rpo: {rpo}}}"),
     ):
         assert old in dr
         dr = dr.replace(old, new)
@@ -122,13 +124,13 @@ class ControlPlane:
 
 
 def control_plane_settings(
-    tmp_path: Path, backed_up: BackedUp, **backups: object
+    tmp_path: Path, backed_up: BackedUp, *, rpo: str = "5m", **backups: object
 ) -> ControlPlaneSettings:
     return ControlPlaneSettings.model_validate(
         {
             "store": {"data_dir": tmp_path / "store"},
             "leader": {"leader_acquire_interval_seconds": 0.2},
-            "policies": scaled_policies(tmp_path),
+            "policies": scaled_policies(tmp_path, rpo=rpo),
             "failover": {
                 "database_nodes": f"primary=127.0.0.1:{backed_up.primary.port}",
                 "database_name": DATABASE,
@@ -151,8 +153,9 @@ ControlPlaneFactory = Callable[..., ControlPlane]
 def control_plane_factory(tmp_path: Path, backed_up: BackedUp) -> Iterator[ControlPlaneFactory]:
     runtimes: list[Runtime] = []
 
-    def build(**backups: object) -> ControlPlane:
-        settings = control_plane_settings(tmp_path, backed_up, **backups)
+    def build(*, rpo: str = "5m", **backups: object) -> ControlPlane:
+        """The control plane; ``backups``: its backup settings over the fixture's."""
+        settings = control_plane_settings(tmp_path, backed_up, rpo=rpo, **backups)
         runtime = Runtime.from_settings(settings)
         runtime.start()
         runtimes.append(runtime)
