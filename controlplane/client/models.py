@@ -12,14 +12,19 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from controlplane.core.security import Role
 from controlplane.evaluation.details import SLOStatus
+from controlplane.store.backups import CheckRecord as RestoreCheck
+from controlplane.store.backups import StoredBackup as Backup
+from controlplane.store.backups import StoredRestoreRun as RestoreValidation
 from controlplane.store.findings import StoredFinding as Finding
 
 __all__ = [
     "DR",
     "ActionState",
     "Alert",
+    "ArchiveInfo",
     "AuditEntry",
     "Autoscaler",
+    "Backup",
     "Capacity",
     "DatabaseDR",
     "Drill",
@@ -35,6 +40,8 @@ __all__ = [
     "PolicyCapacity",
     "Quantities",
     "Replica",
+    "RestoreCheck",
+    "RestoreValidation",
     "SLOHistory",
     "SLOStatus",
     "SLOTraces",
@@ -238,6 +245,28 @@ class Drill(_Model):
     succeeded: bool
 
 
+class ArchiveInfo(_Model):
+    """WAL archiving on the database's primary (null numbers: unknown)."""
+
+    database: str
+    configured: bool
+    rpo_s: float
+    observed_at: AwareDatetime | None = None
+    enabled: bool | None = None
+    failing: bool | None = None
+    failure: str | None = None
+    current_wal: str | None = None
+    last_archived_wal: str | None = None
+    last_archived_at: AwareDatetime | None = None
+    last_failed_wal: str | None = None
+    last_failed_at: AwareDatetime | None = None
+    failed_count: int | None = None
+    pending_segments: int | None = None
+    lag_s: float | None = None
+    lag_bytes: int | None = None
+    error: str | None = None
+
+
 class DatabaseDR(_Model):
     database: str
     tier: str
@@ -247,6 +276,10 @@ class DatabaseDR(_Model):
     error: str | None
     drills: list[Drill]
     last_restore_validation: AwareDatetime | None
+    #: Empty / None from a control plane that does not take backups (or an older one).
+    backups: list[Backup] = []
+    restore_validations: list[RestoreValidation] = []
+    archive: ArchiveInfo | None = None
 
 
 class DR(_Model):

@@ -1,5 +1,7 @@
 """``/api/v1/capacity`` and ``/api/v1/dr``: live state against the policies, for the dashboards;
-``POST /api/v1/dr/drills`` stores a drill measured elsewhere (``controlplane drill``).
+``POST /api/v1/dr/drills`` stores a drill measured elsewhere (``controlplane drill``). ``/dr``
+also carries each database's recent backups and restore validations and its primary's WAL
+archiving (``routes/backups.py``).
 
 Both read the live system on each request (orchestrator, ``pg_stat_replication``); a source that
 cannot be read gives ``error`` with the reason and ``null`` live values, never made-up zeros.
@@ -24,9 +26,16 @@ from controlplane.api.deps import (
     SettingsDep,
     WriterDep,
 )
+from controlplane.api.routes.backups import ArchiveView, read_archive_view
 from controlplane.core.config import FailoverSettings
 from controlplane.failover.nodes import NodeUnreachable, configured_nodes, probe
 from controlplane.orchestrator.base import OrchestratorError, OrchestratorInfo, WorkloadState
+from controlplane.store.backups import (
+    StoredBackup,
+    StoredRestoreRun,
+    list_backups,
+    list_restore_runs,
+)
 from controlplane.store.drills import (
     NewDrill,
     StoredDrill,
@@ -266,6 +275,11 @@ class DatabaseDR(BaseModel):
     error: str | None
     drills: list[DrillView]
     last_restore_validation: AwareDatetime | None
+    #: Backups and restores the control plane recorded (newest first, at most 20 each), and
+    #: the primary's WAL archiving (null: not this control plane's database).
+    backups: list[StoredBackup] = []
+    restore_validations: list[StoredRestoreRun] = []
+    archive: ArchiveView | None = None
 
 
 class DR(BaseModel):
@@ -315,6 +329,14 @@ async def dr(session: ReaderDep, settings: SettingsDep) -> DR:
         own = database.name == settings.failover.database_name
         drills = list_drills(session, database=database.name, limit=50)
         restores = list_restore_validations(session, database=database.name, limit=1)
+        archive = None
+        if own:
+            archive = await run_in_threadpool(
+                read_archive_view,
+                settings,
+                database=database.name,
+                rpo_s=targets.rpo.total_seconds(),
+            )
         databases.append(
             DatabaseDR(
                 database=database.name,
@@ -336,6 +358,9 @@ async def dr(session: ReaderDep, settings: SettingsDep) -> DR:
                     for d in drills
                 ],
                 last_restore_validation=restores[0].finished_at if restores else None,
+                backups=list_backups(session, database=database.name, limit=20),
+                restore_validations=list_restore_runs(session, database=database.name, limit=20),
+                archive=archive,
             )
         )
     return DR(databases=databases)
