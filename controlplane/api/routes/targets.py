@@ -274,6 +274,7 @@ class DatabaseDR(BaseModel):
     replicas: list[ReplicaView] | None
     error: str | None
     drills: list[DrillView]
+    #: The newest restore validation that passed.
     last_restore_validation: AwareDatetime | None
     #: Backups and restores the control plane recorded (newest first, at most 20 each), and
     #: the primary's WAL archiving (null: not this control plane's database).
@@ -328,7 +329,9 @@ async def dr(session: ReaderDep, settings: SettingsDep) -> DR:
         targets = policy.spec.tiers[database.tier]
         own = database.name == settings.failover.database_name
         drills = list_drills(session, database=database.name, limit=50)
-        restores = list_restore_validations(session, database=database.name, limit=1)
+        restores = list_restore_validations(
+            session, database=database.name, succeeded=True, limit=1
+        )
         archive = None
         if own:
             archive = await run_in_threadpool(
