@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,13 @@ from controlplane.targets.policy import (
 )
 from controlplane.targets.reconcile import NodeTopology
 
-__all__ = ["ALERT_LOOKBACK", "ActionService", "backup_schedule", "validation_settings"]
+__all__ = [
+    "ALERT_LOOKBACK",
+    "ActionService",
+    "backup_schedule",
+    "source_of",
+    "validation_settings",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -342,12 +348,6 @@ def backup_schedule(
             f"{settings.policies.dr_policy}: database {database} is not in the DR policy"
         )
     cadence = policy.spec.backups
-    topology = NodeTopology(nodes=nodes, database=database)
-
-    def source() -> str:
-        """The database itself on the current primary (the nodes name the server)."""
-        return make_conninfo(topology(database), dbname=database)
-
     return BackupSchedule(
         engine=engine,
         pgbackrest=PgBackRest.from_settings(backups),
@@ -357,10 +357,22 @@ def backup_schedule(
             differential_every=cadence.differential_every,
             validation_every=cadence.validation_every,
         ),
-        primary=source,
+        primary=source_of(settings),
         validation=validation_settings(settings),
         backup_timeout=backups.backup_timeout_seconds,
     )
+
+
+def source_of(settings: ControlPlaneSettings) -> Callable[[], str]:
+    """The DSN of the configured database on its current primary (found among the nodes as
+    the DR check finds it; ReplicationReadError when none is writable)."""
+    database = settings.failover.database_name
+    topology = NodeTopology(nodes=configured_nodes(settings.failover), database=database)
+
+    def source() -> str:
+        return make_conninfo(topology(database), dbname=database)
+
+    return source
 
 
 def validation_settings(settings: ControlPlaneSettings) -> ValidationSettings:
