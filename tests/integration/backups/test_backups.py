@@ -6,17 +6,20 @@ T and none sent after it (the numbered write probe)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from controlplane.actions.service import ActionService
 from controlplane.backups.scratch import RestoreTarget, restored
 from controlplane.backups.validation import wait_for_archive
 from controlplane.failover.nodes import Node
 from controlplane.failover.writeprobe import TABLE, WriteProbe
+from controlplane.runtime import Runtime
 from controlplane.store.audit import list_audit
 from controlplane.store.backups import list_backups
-from tests.integration.backups.conftest import BackedUp, ControlPlane
+from tests.integration.backups.conftest import BackedUp, ControlPlane, control_plane_settings
 from tests.integration.controlplane.evaluation.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -118,3 +121,39 @@ def test_point_in_time_restore_holds_the_writes_acknowledged_before_the_instant_
     assert replayed is not None
     assert replayed[0] <= instant
     assert instant - replayed[0] < timedelta(seconds=5)
+
+
+def test_the_leaders_scheduler_takes_the_backups_and_a_follower_takes_none(
+    backed_up: BackedUp, tmp_path: Path
+) -> None:
+    settings = control_plane_settings(tmp_path, backed_up, backup_check_interval_seconds=0.5)
+    leader = Runtime.from_settings(settings)
+    follower = Runtime.from_settings(settings.with_values(leader={"replica_id": "follower"}))
+    services: list[ActionService] = []
+    try:
+        leader.start()
+        eventually(lambda: leader.leadership.status().is_leader, timeout=10)
+        follower.start()
+        for runtime in (leader, follower):
+            services.append(ActionService.from_settings(settings, runtime=runtime))
+        assert all(service.backups is not None for service in services)
+        for service in services:
+            service.start()
+
+        def kinds() -> list[str]:
+            with leader.database.reader() as session:
+                return [b.type for b in list_backups(session, succeeded=True)]
+
+        eventually(lambda: {"full", "diff"} <= set(kinds()), timeout=120)
+        assert not follower.leadership.status().is_leader
+    finally:
+        for service in services:
+            service.stop()
+        follower.stop()
+        leader.stop()
+    with leader.database.reader() as session:
+        audit = list_audit(session, action="backup")
+    # Every backup is the leader's: one audited decision each, none refused or doubled.
+    assert {entry.actor for entry in audit} == {"controlplane"}
+    assert [entry.decision for entry in audit] == ["taken"] * len(audit)
+    assert len(audit) == len(kinds())
