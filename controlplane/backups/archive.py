@@ -24,11 +24,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from controlplane.backups.errors import ArchiveReadError
 from controlplane.backups.pgbackrest import error_message
 
 __all__ = [
+    "ArchiveReport",
     "ArchiveStatus",
     "read_archive_status",
     "segment_start",
@@ -199,3 +201,51 @@ def last_logged_error(log: Path, *, window: int = 256 * 1024) -> str | None:
     except OSError:
         return None
     return error_message(text)
+
+
+class ArchiveReport(BaseModel):
+    """What the API serves of a database's archiving (null numbers: unknown, never 0)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    database: str
+    configured: bool
+    rpo_s: float
+    observed_at: AwareDatetime | None = None
+    enabled: bool | None = None
+    failing: bool | None = None
+    #: pgBackRest's message for the newest failure, when readable.
+    failure: str | None = None
+    current_wal: str | None = None
+    last_archived_wal: str | None = None
+    last_archived_at: AwareDatetime | None = None
+    last_failed_wal: str | None = None
+    last_failed_at: AwareDatetime | None = None
+    failed_count: int | None = None
+    pending_segments: int | None = None
+    lag_s: float | None = None
+    lag_bytes: int | None = None
+    #: Why the archive could not be read (no primary, not configured, ...).
+    error: str | None = None
+
+    @classmethod
+    def of(cls, status: ArchiveStatus, *, database: str, rpo_s: float) -> ArchiveReport:
+        lag = status.lag
+        return cls(
+            database=database,
+            configured=True,
+            rpo_s=rpo_s,
+            observed_at=status.observed_at,
+            enabled=status.enabled,
+            failing=status.failing,
+            failure=status.error,
+            current_wal=status.current_wal,
+            last_archived_wal=status.last_archived_wal,
+            last_archived_at=status.last_archived_at,
+            last_failed_wal=status.last_failed_wal,
+            last_failed_at=status.last_failed_at,
+            failed_count=status.failed_count,
+            pending_segments=status.pending_segments,
+            lag_s=None if lag is None else lag.total_seconds(),
+            lag_bytes=status.lag_bytes,
+        )

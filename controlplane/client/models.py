@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from controlplane.backups.archive import ArchiveReport as ArchiveInfo
 from controlplane.core.security import Role
 from controlplane.evaluation.details import SLOStatus
 from controlplane.store.backups import CheckRecord as RestoreCheck
@@ -243,28 +244,6 @@ class Drill(_Model):
     measured_rpo_s: float | None
     lost_acknowledged_writes: int | None
     succeeded: bool
-
-
-class ArchiveInfo(_Model):
-    """WAL archiving on the database's primary (null numbers: unknown)."""
-
-    database: str
-    configured: bool
-    rpo_s: float
-    observed_at: AwareDatetime | None = None
-    enabled: bool | None = None
-    failing: bool | None = None
-    failure: str | None = None
-    current_wal: str | None = None
-    last_archived_wal: str | None = None
-    last_archived_at: AwareDatetime | None = None
-    last_failed_wal: str | None = None
-    last_failed_at: AwareDatetime | None = None
-    failed_count: int | None = None
-    pending_segments: int | None = None
-    lag_s: float | None = None
-    lag_bytes: int | None = None
-    error: str | None = None
 
 
 class DatabaseDR(_Model):

@@ -28,6 +28,8 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +39,7 @@ import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from controlplane.actions.backups import restore_summary
 from controlplane.actions.drills import switchover_drill_record
@@ -151,6 +154,13 @@ def _record(*, home: Path, drill: NewDrill, control_plane: ControlPlaneClient | 
             err.print(f"the control plane did not store the drill: {exc}")
             raise typer.Exit(1) from exc
         return
+    with _stack_store(home) as session:
+        record_drill(session, drill=drill)
+
+
+@contextmanager
+def _stack_store(home: Path) -> Iterator[Session]:
+    """A write transaction on the stack's control-plane store (migrated first)."""
     backend = _stack(home).backends[ControlPlane.name]
     assert isinstance(backend, ControlPlane)
     backend.workdir.mkdir(parents=True, exist_ok=True)
@@ -158,7 +168,7 @@ def _record(*, home: Path, drill: NewDrill, control_plane: ControlPlaneClient | 
     try:
         database.migrate()
         with database.writer() as session:
-            record_drill(session, drill=drill)
+            yield session
     finally:
         database.dispose()
 
@@ -586,17 +596,9 @@ def _store_restores(
             err.print(f"the control plane did not store the restore validation: {exc}")
             raise typer.Exit(1) from exc
         return
-    backend = _stack(home).backends[ControlPlane.name]
-    assert isinstance(backend, ControlPlane)
-    backend.workdir.mkdir(parents=True, exist_ok=True)
-    database = Database.from_url(backend.database_url)
-    try:
-        database.migrate()
-        with database.writer() as session:
-            for run in runs:
-                record_restore_run(session, run=run)
-    finally:
-        database.dispose()
+    with _stack_store(home) as session:
+        for run in runs:
+            record_restore_run(session, run=run)
 
 
 def _print_restores(runs: list[RestoreRun], *, rto_target: timedelta) -> None:

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AwareDatetime, BaseModel
 
 from controlplane.api.deps import CurrentOperator, ReaderDep, SettingsDep, WriterDep
-from controlplane.backups.archive import ArchiveStatus
+from controlplane.backups.archive import ArchiveReport
 from controlplane.backups.errors import ArchiveReadError
 from controlplane.core.config import ControlPlaneSettings
 from controlplane.evaluation.service import archive_reader
@@ -33,79 +32,36 @@ from controlplane.targets.replication import ReplicationReadError
 
 router = APIRouter(tags=["backups"])
 
-__all__ = ["ArchiveView", "read_archive_view", "router"]
-
-
-class ArchiveView(BaseModel):
-    """WAL archiving on the current primary (null numbers: unknown, never 0)."""
-
-    database: str
-    configured: bool
-    rpo_s: float
-    observed_at: AwareDatetime | None = None
-    enabled: bool | None = None
-    failing: bool | None = None
-    #: pgBackRest's message for the newest failure, when readable.
-    failure: str | None = None
-    current_wal: str | None = None
-    last_archived_wal: str | None = None
-    last_archived_at: AwareDatetime | None = None
-    last_failed_wal: str | None = None
-    last_failed_at: AwareDatetime | None = None
-    failed_count: int | None = None
-    pending_segments: int | None = None
-    lag_s: float | None = None
-    lag_bytes: int | None = None
-    #: Why the archive could not be read (no primary, not configured, ...).
-    error: str | None = None
-
-
-def _from_status(view: ArchiveView, archive: ArchiveStatus) -> ArchiveView:
-    lag = archive.lag
-    return view.model_copy(
-        update={
-            "observed_at": archive.observed_at,
-            "enabled": archive.enabled,
-            "failing": archive.failing,
-            "failure": archive.error,
-            "current_wal": archive.current_wal,
-            "last_archived_wal": archive.last_archived_wal,
-            "last_archived_at": archive.last_archived_at,
-            "last_failed_wal": archive.last_failed_wal,
-            "last_failed_at": archive.last_failed_at,
-            "failed_count": archive.failed_count,
-            "pending_segments": archive.pending_segments,
-            "lag_s": None if lag is None else lag.total_seconds(),
-            "lag_bytes": archive.lag_bytes,
-        }
-    )
+__all__ = ["read_archive_view", "router"]
 
 
 def read_archive_view(
     settings: ControlPlaneSettings, *, database: str, rpo_s: float
-) -> ArchiveView:
+) -> ArchiveReport:
     """The archive of ``database``'s current primary, or why it could not be read."""
-    view = ArchiveView(database=database, configured=settings.backups.configured, rpo_s=rpo_s)
-    if not settings.backups.configured:
-        return view.model_copy(
-            update={"error": "no pgBackRest configuration (CONTROLPLANE_PGBACKREST_CONFIG)"}
-        )
+    configured = settings.backups.configured
+
+    def unread(error: str) -> ArchiveReport:
+        return ArchiveReport(database=database, configured=configured, rpo_s=rpo_s, error=error)
+
+    if not configured:
+        return unread("no pgBackRest configuration (CONTROLPLANE_PGBACKREST_CONFIG)")
     if database != settings.failover.database_name:
-        return view.model_copy(update={"error": "not the configured database"})
+        return unread("not the configured database")
     topology = NodeTopology(nodes=configured_nodes(settings.failover), database=database)
     try:
         archive = archive_reader(settings.backups, timeout=2.0)(topology(database))
     except (ReplicationReadError, ArchiveReadError) as exc:
-        return view.model_copy(update={"error": str(exc)})
-    return _from_status(view, archive)
+        return unread(str(exc))
+    return ArchiveReport.of(archive, database=database, rpo_s=rpo_s)
 
 
 @router.get(
     "/dr/archive",
-    response_model=list[ArchiveView],
+    response_model=list[ArchiveReport],
     summary="WAL archiving of each database's primary against its RPO",
 )
-async def archive(settings: SettingsDep) -> list[ArchiveView]:
+async def archive(settings: SettingsDep) -> list[ArchiveReport]:
     policy = load_dr_policy(settings.policies.dr_policy)
     views = []
     for database in policy.spec.databases:

@@ -26,7 +26,8 @@ from controlplane.api.deps import (
     SettingsDep,
     WriterDep,
 )
-from controlplane.api.routes.backups import ArchiveView, read_archive_view
+from controlplane.api.routes.backups import read_archive_view
+from controlplane.backups.archive import ArchiveReport
 from controlplane.core.config import FailoverSettings
 from controlplane.failover.nodes import NodeUnreachable, configured_nodes, probe
 from controlplane.orchestrator.base import OrchestratorError, OrchestratorInfo, WorkloadState
@@ -280,7 +281,7 @@ class DatabaseDR(BaseModel):
     #: the primary's WAL archiving (null: not this control plane's database).
     backups: list[StoredBackup] = []
     restore_validations: list[StoredRestoreRun] = []
-    archive: ArchiveView | None = None
+    archive: ArchiveReport | None = None
 
 
 class DR(BaseModel):

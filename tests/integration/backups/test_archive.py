@@ -12,8 +12,14 @@ import psycopg
 import pytest
 
 from controlplane.backups.archive import read_archive_status
-from tests.integration.backups.conftest import BackedUp, ControlPlane, ControlPlaneFactory
+from tests.integration.backups.conftest import (
+    BackedUp,
+    ControlPlane,
+    ControlPlaneFactory,
+    control_plane_settings,
+)
 from tests.integration.controlplane.evaluation.support import eventually
+from tests.unit.controlplane.conftest import running_api, settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -73,3 +79,22 @@ def test_archiving_broken_on_purpose_opens_a_finding_naming_pgbackrests_error(
     status = read_archive_status(backed_up.dsn())
     assert not status.failing
     assert status.pending_segments == 0
+
+
+def test_the_api_serves_the_archive_of_the_current_primary_against_the_rpo(
+    backed_up: BackedUp, tmp_path: Path
+) -> None:
+    settings = control_plane_settings(tmp_path, backed_up)
+    groups = {name: dict(getattr(settings, name)) for name in ("failover", "backups", "policies")}
+    with running_api(settings_for(tmp_path / "api", **groups)) as api:
+        switch_wal(backed_up)
+        eventually(lambda: read_archive_status(backed_up.dsn()).lag_bytes == 0, timeout=30)
+        (archive,) = api.client.get("/api/v1/dr/archive", headers=api.headers()).json()
+        (database,) = api.client.get("/api/v1/dr", headers=api.headers()).json()["databases"]
+    assert archive["error"] is None
+    assert (archive["configured"], archive["enabled"], archive["failing"]) == (True, True, False)
+    assert archive["rpo_s"] == 300
+    assert archive["lag_s"] is not None
+    assert archive["lag_s"] < 300
+    assert archive["last_archived_wal"] is not None
+    assert database["archive"]["current_wal"] == archive["current_wal"]
