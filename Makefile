@@ -24,8 +24,8 @@ demo-down: ## stop the stack started by `make demo` or `controlplane stack up` (
 demo-scaling: ## on the running demo: inject slowness under load; the control plane adds workers
 	$(BIN)/controlplane drill scaling --home $(STACK_HOME)
 
-demo-failover: ## on the running demo: SIGKILL the primary; the control plane fails over
-	$(BIN)/controlplane drill failover --home $(STACK_HOME)
+demo-failover: ## on the running demo: SIGKILL the Patroni member that leads; RTO, writes lost, rejoin, audit
+	$(BIN)/controlplane drill crash --home $(STACK_HOME)
 
 status: ## show each backend of the local stack, its port, health and version
 	$(BIN)/controlplane stack status --home $(STACK_HOME)
@@ -57,11 +57,11 @@ bench-backup: bootstrap ## pgBackRest on a 1 GB inventory: backup / restore MB/s
 	$(PY) -m bench.backup $(BENCH_ARGS)
 
 # --- inventory API (app/) ------------------------------------------------------------------
-# Defaults point at the demo stack (`make demo`); any INVENTORY_* variable set in the
-# environment wins (see app/README.md).
+# Defaults point at the demo stack (`make demo`: both Patroni members, whichever leads); any
+# INVENTORY_* variable set in the environment wins (see app/README.md).
 .PHONY: app-run app-worker app-traffic bench-api
 APP_ENV = INVENTORY_DATABASE_URL=$${INVENTORY_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432,127.0.0.1:5433/inventory} \
-	INVENTORY_REPLICA_URL=$${INVENTORY_REPLICA_URL-postgresql://postgres@127.0.0.1:5433/inventory} \
+	INVENTORY_REPLICA_URL=$${INVENTORY_REPLICA_URL-postgresql://postgres@127.0.0.1:5432,127.0.0.1:5433/inventory?target_session_attrs=prefer-standby} \
 	INVENTORY_REDIS_URL=$${INVENTORY_REDIS_URL:-redis://127.0.0.1:6379/0}
 
 app-run: ## run the inventory API on :8000 against the demo stack (migrates first)

@@ -2,9 +2,9 @@
 
 The API app factory, the scheduler and the CLI share one :class:`Runtime`: the settings root, the
 store, the leader election, the orchestrator (reader and actuator, one pair for the capacity
-check, the API and the action engine) and the listeners told about alert changes. Building it
-opens nothing; :meth:`Runtime.start` migrates the store (when configured) and starts the
-election.
+check, the API and the action engine), the listeners told about alert changes and the database
+operations operators may ask for (set by the action service when it runs). Building it opens
+nothing; :meth:`Runtime.start` migrates the store (when configured) and starts the election.
 """
 
 from __future__ import annotations
@@ -12,20 +12,33 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
 from controlplane.core.config import ControlPlaneSettings
 from controlplane.leader import Leadership, leadership_for
 from controlplane.orchestrator.registry import Orchestration, build_orchestration
 from controlplane.store.alerts import AlertChange
+from controlplane.store.audit import StoredAuditEntry
 from controlplane.store.database import Database
 
-__all__ = ["AlertListener", "Runtime"]
+__all__ = ["AlertListener", "DatabaseOperations", "Runtime"]
 
 logger = logging.getLogger(__name__)
 
 #: Called after a webhook delivery is committed, with the alerts it opened or closed (repeats are
 #: not passed). Runs in a worker thread; must be quick (hand the work to a queue or a scheduler).
 AlertListener = Callable[[Sequence[AlertChange]], None]
+
+
+class DatabaseOperations(Protocol):
+    """Database actions an operator asks for through the API; each is decided through the gate
+    (and audited) like any other (``controlplane.actions.service.ActionService``)."""
+
+    def run_drill(
+        self, *, kind: Literal["switchover", "failover"], actor: str
+    ) -> StoredAuditEntry: ...
+
+    def request_switchover(self, *, actor: str, candidate: str | None) -> StoredAuditEntry: ...
 
 
 @dataclass
@@ -36,6 +49,8 @@ class Runtime:
     #: The configured orchestrator (None: ``CONTROLPLANE_ORCHESTRATOR=none``).
     orchestration: Orchestration | None = None
     alert_listeners: list[AlertListener] = field(default_factory=list)
+    #: Drills and switchovers on request (None: the action engine does not run here).
+    database_operations: DatabaseOperations | None = None
 
     @classmethod
     def from_settings(cls, settings: ControlPlaneSettings) -> Runtime:

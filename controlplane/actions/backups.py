@@ -15,7 +15,9 @@ Each decision passes the gate (kill switch, policy, cooldown, budget, lease, mod
 due period (the trigger key), however many replicas or ticks see it due — and its outcome,
 with the figures, is written to its audit entry. Only the leader runs them (the caller's job
 checks), in the scheduler's thread: a backup of the configured database never runs twice at
-once.
+once. They are not engine executors (``ActionEngine.register_executor``): an executor runs under
+the engine's lock, and a backup or a restore takes minutes that scaling decisions must not wait
+for; the engine marks the decision ``handed-off`` and the schedule writes the outcome.
 """
 
 from __future__ import annotations

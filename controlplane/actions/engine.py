@@ -6,6 +6,11 @@ most once per action (a unique trigger key in the store), so an alert Alertmanag
 delivers to two replicas, never acts twice. Writes carry the leader's fencing token: a replica
 that lost the lease cannot even record a decision, let alone act.
 
+Actions the engine does not run itself (failover, switchover, drills, a member's rejoin) are run
+by the executor registered for them (:meth:`ActionEngine.register_executor`), whether the gate
+let them act at once or an operator approved them later; their :class:`Execution` becomes the
+decision's outcome. An action without an executor is only marked ``handed-off``.
+
 A scale-out is verified ``verify_after`` later on two counts, both written into its audit entry:
 the replicas ready in the system against those it asked for (fewer: the finding
 :data:`UNFULFILLED`), and the short-window burn (not lower: the finding :data:`INEFFECTIVE` and an
@@ -18,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,6 +48,7 @@ from controlplane.actions.release import (
     restore_target,
 )
 from controlplane.actuators.base import Actuator, ActuatorError
+from controlplane.core.errors import ControlPlaneError
 from controlplane.leader import Leadership
 from controlplane.store.actions import (
     KILL_SWITCH,
@@ -66,8 +72,25 @@ logger = logging.getLogger(__name__)
 BurnReader = Callable[[str, str, str], InputValue]
 
 SCALING: tuple[ActionKind, ...] = ("scale_out", "scale_in")
-#: Actions on a database's backups (their target is the database).
-BACKUP_ACTIONS: tuple[ActionKind, ...] = ("backup", "validate_restore")
+#: Actions on the database (its failover and its backups): their audit target is
+#: ``database/<name>``.
+DATABASE_ACTIONS: frozenset[str] = frozenset(
+    {"failover_database", "switchover_database", "rejoin_member", "backup", "validate_restore"}
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Execution:
+    """What an executor did: the outcome (``succeeded``, ``failed``, ``refused``, ``skipped``
+    ...), one line for people, and facts merged into the decision's evidence."""
+
+    outcome: str
+    detail: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+#: Runs one taken decision of an action the engine does not run itself.
+Executor = Callable[[StoredAuditEntry], Execution]
 
 #: A burn trigger decides at most once per this period (taken or refused), however often the
 #: engine ticks while the SLO burns.
@@ -124,9 +147,16 @@ class ActionEngine:
         self.leader_max_age = leader_max_age
         self.capacity = capacity
         self._verifications: list[_Verification] = []
+        self.executors: dict[str, Executor] = {}
         #: Since when every burn signal of a service has been under its target (scale-in).
         self._calm_since: dict[str, datetime] = {}
         self._lock = threading.RLock()  # tick() holds it around decide()
+
+    def register_executor(self, action: ActionKind, executor: Executor) -> None:
+        """``executor`` runs every taken (or approved) decision of ``action`` from now on. It
+        runs in the deciding thread, under the engine's lock: a failover or a drill holds back
+        other decisions for the seconds it takes, never two database actions at once."""
+        self.executors[action] = executor
 
     # -- triggers ---------------------------------------------------------------------------
     def on_alert_changes(self, changes: Sequence[AlertChange]) -> list[StoredAuditEntry]:
@@ -307,11 +337,19 @@ class ActionEngine:
         trigger_key: str | None,
         trigger: str,
         evidence: dict[str, Any],
+        refusal: str | None = None,
+        actor: str | None = None,
     ) -> StoredAuditEntry | None:
-        """Decide (and, if the gate says so, act). None when the trigger was decided before."""
+        """Decide (and, if the gate says so, act). None when the trigger was decided before.
+
+        ``refusal``: the caller's plan refuses the action (e.g. no failover candidate within
+        the RPO); the decision is audited as refused with that reason if the gate would have
+        let it pass. ``actor``: who asks (an operator), else the engine itself."""
         with self._lock:
             now = self.clock()
             request, notes = self._request(action, service, trigger, evidence, now)
+            if refusal is not None:
+                notes["plan_refusal"] = refusal
             with self.database.reader() as session:
                 kill_switch = get_flag(session, KILL_SWITCH).enabled
                 history = self._history(session, now)
@@ -325,15 +363,21 @@ class ActionEngine:
                 history=history,
             )
             result = evaluate_gate(request, rule=self._rule(action, service), context=context)
-            refusal = notes.get("refusal")
-            if result.allowed and refusal:
+            refused = (
+                f"recommendation: {notes['refusal']}"
+                if notes.get("refusal")
+                else f"plan: {notes['plan_refusal']}"
+                if notes.get("plan_refusal")
+                else None
+            )
+            if result.allowed and refused:
                 result = GateResult(
                     outcome="refuse",
-                    reason=f"recommendation: {refusal}",
+                    reason=refused,
                     checks=result.checks,
                     fencing_token=result.fencing_token,
                 )
-            entry = self._record(request, result, trigger_key, notes, now)
+            entry = self._record(request, result, trigger_key, notes, now, actor=actor)
             if entry is None:
                 return None
             if entry.decision == "refused":  # the gate's or the store's (stale fencing token)
@@ -381,8 +425,7 @@ class ActionEngine:
     ) -> tuple[ActionRequest, dict[str, Any]]:
         notes: dict[str, Any] = {}
         if action not in SCALING:
-            on_database = "database" in action or action in BACKUP_ACTIONS
-            target = f"database/{service}" if on_database else f"service/{service}"
+            target = f"database/{service}" if action in DATABASE_ACTIONS else f"service/{service}"
             return (
                 ActionRequest(
                     action=action,
@@ -564,6 +607,7 @@ class ActionEngine:
         trigger_key: str | None,
         notes: dict[str, Any],
         now: datetime,
+        actor: str | None = None,
     ) -> StoredAuditEntry | None:
         kind = {"act": "taken", "dry-run": "taken", "await-approval": "pending"}.get(
             result.outcome, "refused"
@@ -578,7 +622,7 @@ class ActionEngine:
         }
         decision = AuditDecision(
             at=now,
-            actor=self.actor,
+            actor=actor or self.actor,
             action=request.action,
             target=request.target,
             decision=kind,  # type: ignore[arg-type]
@@ -611,6 +655,7 @@ class ActionEngine:
     # -- acting -----------------------------------------------------------------------------
     def _execute(self, entry: StoredAuditEntry, request: ActionRequest) -> StoredAuditEntry:
         outcome, detail, result = "failed", "", None
+        extra: dict[str, Any] = {}
         if request.action in SCALING and request.desired_replicas is not None:
             if self.actuator is None:
                 detail = "no actuator configured"
@@ -625,10 +670,21 @@ class ActionEngine:
                     detail = (
                         f"{scaled.via}: {scaled.before} → {scaled.after} (asked {scaled.requested})"
                     )
+        elif request.action in self.executors:
+            try:
+                done = self.executors[request.action](entry)
+            except ControlPlaneError as exc:
+                detail = f"{type(exc).__name__}: {exc}"
+            else:
+                outcome, detail, extra = done.outcome, done.detail, done.evidence
         else:
             detail = f"{request.action} is run by its own executor"
             outcome = "handed-off"
         with self.database.writer() as session:
+            if result is not None:
+                extra = {**extra, "result": result}
+            if extra:
+                merge_evidence(session, decision_id=entry.decision_id, extra=extra)
             updated = record_outcome(
                 session,
                 decision_id=entry.decision_id,
@@ -636,8 +692,6 @@ class ActionEngine:
                 at=self.clock(),
                 detail=detail,
             )
-            if result is not None:
-                merge_evidence(session, decision_id=entry.decision_id, extra={"result": result})
             if outcome == "succeeded" and request.action == "scale_in":
                 # The replicas an unfulfilled scale-out asked for are no longer wanted.
                 resolve_finding(
@@ -836,6 +890,7 @@ _ACTIONS = {
     "failover_database",
     "switchover_database",
     "run_drill",
+    "rejoin_member",
     "backup",
     "validate_restore",
 }

@@ -25,6 +25,7 @@ ActionKind = Literal[
     "run_drill",
     "backup",
     "validate_restore",
+    "rejoin_member",
 ]
 Mode = Literal["enforce", "dry-run", "approval"]
 Outcome = Literal["act", "dry-run", "await-approval", "refuse"]

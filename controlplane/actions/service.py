@@ -7,10 +7,17 @@
   trigger keys make a second offer a no-op).
 * Every ``CONTROLPLANE_ACTION_INTERVAL_SECONDS`` the leader ticks the engine: operator-approved
   decisions run, due scale-out verifications are checked, burn-tier triggers are read.
-* With database nodes and their data folders configured, a :class:`FailoverService` watches the
-  primary and fails over through the same gate; with ``CONTROLPLANE_DRILL_INTERVAL_HOURS`` too,
-  a :class:`ScheduledDrill` runs a switchover drill whenever the newest stored drill is older.
-* With a pgBackRest configuration (``CONTROLPLANE_PGBACKREST_CONFIG``) and database nodes, a
+* Database actions follow ``CONTROLPLANE_FAILOVER_DRIVER``. ``patroni``: a
+  :class:`PatroniFailover` watches Patroni's ``GET /cluster`` (``auto``: records the leader
+  changes Patroni makes; ``controlled``: Patroni paused, a lost leader is failed over through
+  the gate) and runs switchovers, failovers and rejoins for the engine. ``local``: with
+  database nodes and their data folders configured, a :class:`FailoverService` watches the
+  primary and fails over through the same gate. Either way a :class:`ScheduledDrill` runs a
+  switchover drill whenever the newest stored drill is older than
+  ``CONTROLPLANE_DRILL_INTERVAL_HOURS``, and operators may ask for drills and switchovers
+  (:meth:`ActionService.run_drill`, :meth:`ActionService.request_switchover`).
+* With a pgBackRest configuration (``CONTROLPLANE_PGBACKREST_CONFIG``) and the database's
+  primary locatable (Patroni's leader, or among the database nodes), a
   :class:`BackupSchedule` takes the DR policy's full and differential backups and runs its
   restore validations, each through the gate (``backup``, ``validate_restore``).
 
@@ -32,8 +39,15 @@ from psycopg.conninfo import make_conninfo
 
 from controlplane.actions.backups import BackupCadence, BackupSchedule
 from controlplane.actions.database import FailoverService
-from controlplane.actions.drills import ScheduledDrill, local_node_control
+from controlplane.actions.drills import (
+    DrillKind,
+    DrillRunner,
+    LocalDrillRunner,
+    ScheduledDrill,
+    local_node_control,
+)
 from controlplane.actions.engine import ActionEngine
+from controlplane.actions.patroni import PatroniDrillRunner, PatroniFailover
 from controlplane.actions.policy import load_action_policy
 from controlplane.actions.signals import prometheus_burn_reader
 from controlplane.backups.pgbackrest import PgBackRest
@@ -42,16 +56,19 @@ from controlplane.core.config import ControlPlaneSettings, FailoverSettings
 from controlplane.core.specs import load_spec_paths
 from controlplane.failover.fencing import LocalFencer
 from controlplane.failover.nodes import Node, configured_nodes
+from controlplane.failover.patroni import PatroniDriver
+from controlplane.failover.switchover import SwitchoverAborted
 from controlplane.runtime import Runtime
 from controlplane.sources.prometheus import PrometheusSource
 from controlplane.store.alerts import AlertChange, list_alerts
+from controlplane.store.audit import StoredAuditEntry
 from controlplane.targets.policy import (
     PolicyError,
     TierTargets,
     load_capacity_policy,
     load_dr_policy,
 )
-from controlplane.targets.reconcile import NodeTopology
+from controlplane.targets.reconcile import locate_primary
 
 __all__ = [
     "ALERT_LOOKBACK",
@@ -82,16 +99,20 @@ class ActionService:
         *,
         runtime: Runtime,
         engine: ActionEngine,
-        failover: FailoverService | None = None,
+        failover: FailoverService | PatroniFailover | None = None,
         drill: ScheduledDrill | None = None,
+        patroni: PatroniFailover | None = None,
         interval: float = 5.0,
         backups: BackupSchedule | None = None,
         backup_interval: float = 60.0,
     ) -> None:
+        """``failover``: the watch started with the service (automatic failover on);
+        ``patroni``: the Patroni executor of switchovers, also when the watch is off."""
         self.runtime = runtime
         self.engine = engine
         self.failover = failover
         self.drill = drill
+        self.patroni = patroni
         self.interval = interval
         self.backups = backups
         self.backup_interval = backup_interval
@@ -121,18 +142,66 @@ class ActionService:
             capacity=capacity,
         )
         dr_policy = settings.policies.dr_policy
-        failover = _failover_for(settings.failover, dr_policy=dr_policy, engine=engine)
-        return cls(
-            runtime=runtime,
-            engine=engine,
-            failover=failover,
-            drill=_drill_for(
-                settings.failover, dr_policy=dr_policy, engine=engine, failover=failover
-            ),
-            interval=settings.actions.action_interval_seconds,
-            backups=backup_schedule(settings, engine=engine),
-            backup_interval=settings.backups.backup_check_interval_seconds,
-        )
+        interval = settings.actions.action_interval_seconds
+        backups = backup_schedule(settings, engine=engine)
+        backup_interval = settings.backups.backup_check_interval_seconds
+        if settings.failover.failover_driver == "patroni":
+            patroni = _patroni_for(
+                settings.failover,
+                dr_policy=dr_policy,
+                engine=engine,
+                timeout=min(settings.sources.source_timeout_seconds, 2.0),
+            )
+            service = cls(
+                runtime=runtime,
+                engine=engine,
+                failover=patroni if settings.failover.failover_enabled else None,
+                drill=_scheduled_drill(
+                    settings.failover,
+                    dr_policy=dr_policy,
+                    engine=engine,
+                    runner=PatroniDrillRunner(patroni),
+                ),
+                patroni=patroni,
+                interval=interval,
+                backups=backups,
+                backup_interval=backup_interval,
+            )
+        else:
+            failover = _failover_for(settings.failover, dr_policy=dr_policy, engine=engine)
+            service = cls(
+                runtime=runtime,
+                engine=engine,
+                failover=failover,
+                drill=_drill_for(
+                    settings.failover, dr_policy=dr_policy, engine=engine, failover=failover
+                ),
+                interval=interval,
+                backups=backups,
+                backup_interval=backup_interval,
+            )
+        runtime.database_operations = service
+        return service
+
+    # -- operators' database actions (the API) ------------------------------------------------
+    def run_drill(self, *, kind: DrillKind, actor: str) -> StoredAuditEntry:
+        """A drill an operator asked for, through the gate; runs at once if the gate says so."""
+        if self.drill is None:
+            raise SwitchoverAborted(
+                "no drill can run: no failover driver with its nodes is configured "
+                "(CONTROLPLANE_FAILOVER_DRIVER, CONTROLPLANE_PATRONI_URLS or "
+                "CONTROLPLANE_DATABASE_NODES and CONTROLPLANE_DATABASE_DATA_DIRS)"
+            )
+        return self.drill.run_now(kind=kind, actor=actor)
+
+    def request_switchover(self, *, actor: str, candidate: str | None) -> StoredAuditEntry:
+        """A planned switchover an operator asked for (``switchover_database``; Patroni)."""
+        if self.patroni is None:
+            raise SwitchoverAborted(
+                "switchovers on request need CONTROLPLANE_FAILOVER_DRIVER=patroni "
+                "(the local driver switches over in drills only)"
+            )
+        return self.patroni.request_switchover(actor=actor, candidate=candidate)
 
     # -- BackgroundService ---------------------------------------------------------------------
     def start(self) -> None:
@@ -150,7 +219,7 @@ class ActionService:
             id=TICK_JOB,
             next_run_time=datetime.now(UTC),
         )
-        if self.drill is not None:
+        if self.drill is not None and self.drill.interval is not None:
             scheduler.add_job(
                 self.drill_now,
                 "interval",
@@ -178,7 +247,7 @@ class ActionService:
             self.engine.policy.metadata.version,
             self.interval,
             "on" if self.failover is not None else "off",
-            "on" if self.drill is not None else "off",
+            "on" if self.drill is not None and self.drill.interval is not None else "off",
             "on" if self.backups is not None else "off",
         )
 
@@ -190,6 +259,8 @@ class ActionService:
             scheduler.shutdown(wait=True)
         if self.failover is not None:
             self.failover.stop()
+        if self.patroni is not None:
+            self.patroni.driver.close()
 
     # -- triggers --------------------------------------------------------------------------------
     def on_alert_changes(self, changes: Sequence[AlertChange]) -> None:
@@ -304,6 +375,22 @@ def _failover_for(
     )
 
 
+def _scheduled_drill(
+    settings: FailoverSettings, *, dr_policy: Path, engine: ActionEngine, runner: DrillRunner
+) -> ScheduledDrill:
+    """Drills through ``runner``: on schedule when the interval is set, else on request."""
+    targets = _tier_targets(settings, dr_policy=dr_policy)
+    hours = settings.drill_interval_hours
+    return ScheduledDrill(
+        engine=engine,
+        runner=runner,
+        database=settings.database_name,
+        interval=timedelta(hours=hours) if hours > 0 else None,
+        rto_target=targets.rto,
+        rpo_target=targets.rpo,
+    )
+
+
 def _drill_for(
     settings: FailoverSettings,
     *,
@@ -311,35 +398,46 @@ def _drill_for(
     engine: ActionEngine,
     failover: FailoverService | None,
 ) -> ScheduledDrill | None:
-    if settings.drill_interval_hours <= 0:
-        return None
-    nodes, data_dirs = _local_nodes(settings, "scheduled drills")
+    nodes, data_dirs = _local_nodes(settings, "drills")
     if not nodes:
         return None
-    targets = _tier_targets(settings, dr_policy=dr_policy)
-    return ScheduledDrill(
+    runner = LocalDrillRunner(
+        nodes=nodes, control=local_node_control(nodes, data_dirs), failover=failover
+    )
+    return _scheduled_drill(settings, dr_policy=dr_policy, engine=engine, runner=runner)
+
+
+def _patroni_for(
+    settings: FailoverSettings, *, dr_policy: Path, engine: ActionEngine, timeout: float
+) -> PatroniFailover:
+    """The Patroni driver and its watch (started when automatic failover is on)."""
+    if settings.database_nodes or settings.database_data_dirs:
+        logger.warning(
+            "CONTROLPLANE_DATABASE_NODES / CONTROLPLANE_DATABASE_DATA_DIRS are not used with "
+            "CONTROLPLANE_FAILOVER_DRIVER=patroni: the members come from Patroni's GET /cluster"
+        )
+    return PatroniFailover(
         engine=engine,
-        nodes=nodes,
-        control=local_node_control(nodes, data_dirs),
+        driver=PatroniDriver(urls=settings.patroni_urls, timeout=timeout),
         database=settings.database_name,
-        interval=timedelta(hours=settings.drill_interval_hours),
-        rto_target=targets.rto,
-        rpo_target=targets.rpo,
-        failover=failover,
+        mode=settings.mode,
+        rpo=_tier_targets(settings, dr_policy=dr_policy).rpo,
+        interval=settings.failover_probe_interval_seconds,
+        threshold=settings.failover_probe_threshold,
     )
 
 
 def backup_schedule(
     settings: ControlPlaneSettings, *, engine: ActionEngine
 ) -> BackupSchedule | None:
-    """The backup schedule when pgBackRest is configured, scheduled and the database's nodes
-    are known (the restore point is taken on the primary)."""
+    """The backup schedule when pgBackRest is configured, scheduled and the database's primary
+    can be located (Patroni's leader, or among the database nodes: the restore point is taken
+    on the primary)."""
     backups = settings.backups
     if not backups.configured or not backups.backup_schedule_enabled:
         return None
-    nodes = configured_nodes(settings.failover)
     database = settings.failover.database_name
-    if not nodes:
+    if settings.failover.failover_driver != "patroni" and not configured_nodes(settings.failover):
         logger.warning("backups off: no database nodes (CONTROLPLANE_DATABASE_NODES)")
         return None
     policy = load_dr_policy(settings.policies.dr_policy)
@@ -364,13 +462,12 @@ def backup_schedule(
 
 
 def source_of(settings: ControlPlaneSettings) -> Callable[[], str]:
-    """The DSN of the configured database on its current primary (found among the nodes as
-    the DR check finds it; ReplicationReadError when none is writable)."""
+    """The DSN of the configured database on its current primary (located as the DR check
+    locates it; ReplicationReadError when there is none)."""
     database = settings.failover.database_name
-    topology = NodeTopology(nodes=configured_nodes(settings.failover), database=database)
 
     def source() -> str:
-        return make_conninfo(topology(database), dbname=database)
+        return make_conninfo(locate_primary(settings.failover, database), dbname=database)
 
     return source
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from controlplane.core.config import ControlPlaneSettings
 from controlplane.core.security import Role
 from controlplane.orchestrator.registry import Orchestration
-from controlplane.runtime import Runtime
+from controlplane.runtime import DatabaseOperations, Runtime
 from controlplane.store.tokens import authenticate
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "RuntimeDep",
     "SettingsDep",
     "WriterDep",
+    "database_operations",
     "require_role",
 ]
 
@@ -59,6 +60,18 @@ def get_orchestration(runtime: RuntimeDep) -> Orchestration | None:
 
 
 OrchestrationDep = Annotated[Orchestration | None, Depends(get_orchestration)]
+
+
+def database_operations(runtime: Runtime) -> DatabaseOperations:
+    """The action engine's database operations (drills, switchovers on request); 409 when the
+    engine does not run in this process. Called in the route, after its body is validated."""
+    if runtime.database_operations is None:
+        raise HTTPException(
+            status_code=status.HTTP_409_CONFLICT,
+            detail="the action engine does not run in this process "
+            "(controlplane serve with CONTROLPLANE_ACTIONS_ENABLED=true runs it)",
+        )
+    return runtime.database_operations
 
 
 def reader_session(runtime: RuntimeDep) -> Iterator[Session]:

@@ -15,7 +15,9 @@ from fastapi.responses import JSONResponse
 
 from controlplane.actuators.base import ActuatorError
 from controlplane.core.errors import ControlPlaneError
+from controlplane.failover.driver import DriverRefused, DriverUnavailable
 from controlplane.failover.nodes import NodeUnreachable
+from controlplane.failover.switchover import SwitchoverAborted
 from controlplane.orchestrator.base import OrchestratorError
 from controlplane.sources.base import SourceQueryError, SourceUnavailable
 from controlplane.store.actions import AlreadyDecided, DuplicateTrigger
@@ -37,6 +39,10 @@ STATUS: tuple[tuple[type[ControlPlaneError], int], ...] = (
     (OrchestratorError, status.HTTP_502_BAD_GATEWAY),
     (ActuatorError, status.HTTP_502_BAD_GATEWAY),
     (NodeUnreachable, status.HTTP_503_SERVICE_UNAVAILABLE),
+    (DriverRefused, status.HTTP_502_BAD_GATEWAY),
+    (DriverUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
+    # A drill or switchover this control plane cannot run (no driver, no candidate).
+    (SwitchoverAborted, status.HTTP_409_CONFLICT),
     # A policy file of this control plane is missing or invalid: its operator must fix it.
     (PolicyError, status.HTTP_500_INTERNAL_SERVER_ERROR),
 )

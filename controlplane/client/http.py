@@ -308,7 +308,25 @@ class ControlPlaneClient:
     def deny(self, decision_id: str, *, comment: str = "") -> AuditEntry:
         return self._verdict(decision_id, verdict="deny", comment=comment)
 
-    # -- drills (operator) -------------------------------------------------------------------------
+    # -- drills and switchovers (operator) ---------------------------------------------------------
+    def run_drill(
+        self, *, kind: Literal["switchover", "failover"], timeout: float = 300.0
+    ) -> AuditEntry:
+        """Ask the control plane to run a drill through its gate; answers once it ran (the
+        decision with its outcome and ``evidence["drill"]``), was refused, or waits for an
+        approval. ``timeout`` covers the drill itself."""
+        answer = self._request("POST", "/dr/drills/run", json={"kind": kind}, timeout=timeout)
+        return self._model(AuditEntry, answer, "drill")
+
+    def request_switchover(
+        self, *, candidate: str | None = None, timeout: float = 300.0
+    ) -> AuditEntry:
+        """Ask for a planned switchover (``switchover_database``, approval mode by default)."""
+        answer = self._request(
+            "POST", "/actions/switchover", json={"candidate": candidate}, timeout=timeout
+        )
+        return self._model(AuditEntry, answer, "switchover")
+
     def record_drill(self, drill: NewDrill) -> Drill:
         """Store a drill measured by this client in the control plane's store."""
         body = drill.model_dump(mode="json")
@@ -371,9 +389,16 @@ class ControlPlaneClient:
         *,
         params: Mapping[str, str | int] | None = None,
         json: Any = None,
+        timeout: float | None = None,
     ) -> Any:
         try:
-            response = self._http.request(method, path, params=params, json=json)
+            response = self._http.request(
+                method,
+                path,
+                params=params,
+                json=json,
+                timeout=self._http.timeout if timeout is None else timeout,
+            )
         except httpx.TransportError as exc:
             raise ControlPlaneUnreachable(
                 f"control plane unreachable at {self.base_url}: {exc!r}"

@@ -251,6 +251,8 @@ class DatabaseDR(_Model):
     tier: str
     rto_s: float
     rpo_s: float
+    #: The writable primary (Patroni: the leader it names); None when unknown.
+    primary: str | None = None
     replicas: list[Replica] | None
     error: str | None
     drills: list[Drill]
@@ -262,6 +264,10 @@ class DatabaseDR(_Model):
 
 
 class DR(_Model):
+    #: ``local`` or ``patroni`` (None: a control plane that does not say).
+    failover_driver: str | None = None
+    #: ``auto`` or ``controlled`` (None: a control plane that does not say).
+    failover_mode: str | None = None
     databases: list[DatabaseDR]
 
 

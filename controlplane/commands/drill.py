@@ -1,13 +1,20 @@
-"""``controlplane drill``: drills on the local stack, measured (DR drills also stored).
+"""``controlplane drill``: drills on the local stack (or the control plane at ``--url``),
+measured and stored.
 
-``switchover`` moves the primary role to the standby under a numbered write probe (no write may
-be lost); ``failover`` SIGKILLs the primary and lets the control plane detect, fence and promote.
-Both print the RTO a client saw and the acknowledged writes lost, compare them with the tier's
-RTO / RPO, and store the drill where the stack's control plane reads it, so its DR checks and
-the console see it: through its API (``POST /api/v1/dr/drills`` with the stack's admin token)
-when it runs, else straight into its store. When the stack's ``controlplane serve`` runs, it is
-the one that fails over (the drill kills and measures, then shows the audited decision), and a
-switchover turns its kill switch on for the planned stop.
+On a control plane whose failover driver is Patroni (``GET /api/v1/dr`` says which), both drills
+are the control plane's own: ``POST /api/v1/dr/drills/run`` decides ``run_drill`` through its
+gate for the operator, and Patroni moves the leader under the control plane's numbered write
+probe — ``switchover`` with ``POST /switchover``, ``failover`` with ``POST /failover`` to the
+candidate the control plane chose. The control plane stores the drill where its DR checks and
+the console read it; the command prints the decision and the figures.
+
+With the local driver (two plain PostgreSQL servers of the stack): ``switchover`` moves the
+primary role to the standby under the write probe (the stack's control plane, when it runs,
+has its kill switch on for the planned stop); ``failover`` SIGKILLs the primary and lets the
+stack's control plane detect, fence and promote (it needs the control plane: this command never
+fences). Both print the RTO a client saw and the acknowledged writes lost, compared with the
+tier's RTO / RPO, and store the drill where the stack's control plane reads it: through its API
+(``POST /api/v1/dr/drills``) when it runs, else straight into its store.
 
 ``scaling`` injects slowness into the stack's API under extra load; the running control plane
 must add workers (TTIN). It prints the reaction time and the audited decisions.
@@ -19,6 +26,10 @@ invariants), stopped and removed. It reads the settings the stack's control plan
 (its pgBackRest configuration, database nodes and DR policy), prints each restore's time to
 come up against the tier's RTO and every check, and stores the restores like the scheduled
 ones, so the DR check and the console see them.
+
+``crash`` (``make demo-failover``) SIGKILLs the Patroni member that leads the stack's database
+(a crashed host) under the write probe, measures what a client sees, starts the killed member
+again (it rejoins as a replica) and shows the failover the stack's control plane audited.
 """
 
 from __future__ import annotations
@@ -26,7 +37,6 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,7 +52,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from controlplane.actions.backups import restore_summary
-from controlplane.actions.drills import switchover_drill_record
+from controlplane.actions.drills import DrillKind, drill_record
 from controlplane.actions.engine import INEFFECTIVE
 from controlplane.actions.policy import ServiceScaling, load_action_policy
 from controlplane.actions.scaling_drill import run_scaling_drill
@@ -57,15 +67,15 @@ from controlplane.client.models import AuditEntry
 from controlplane.core.config import ControlPlaneSettings, environment_names
 from controlplane.core.errors import ControlPlaneError
 from controlplane.core.processes import postmaster_pid
-from controlplane.failover.fencing import LocalFencer
 from controlplane.failover.local import LocalNodeControl
 from controlplane.failover.nodes import Node, NodeUnreachable, probe
-from controlplane.failover.run import Detection, Watch, fail_over, watch_primary
 from controlplane.failover.switchover import SwitchoverAborted, switchover_drill
 from controlplane.failover.writeprobe import ProbeReport, WriteProbe, missing_acknowledged
 from controlplane.stack.backends import PostgresPrimary, PostgresReplica
+from controlplane.stack.patroni import PatroniMember
 from controlplane.stack.runner import ControlPlane, LocalStack
 from controlplane.stack.settings import REPO_ROOT, StackSettings
+from controlplane.stack.topology import MemberView
 from controlplane.stack.workload import InventoryAPI, api_requests
 from controlplane.store.backups import NewRestoreRun, record_restore_run
 from controlplane.store.database import Database
@@ -80,6 +90,18 @@ HomeOption = Annotated[
     Path, typer.Option("--home", envvar="STACK_HOME", help="The local stack's folder.")
 ]
 DatabaseOption = Annotated[str, typer.Option(help="Database name in the DR policy.")]
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="A control plane's base URL (e.g. http://127.0.0.1:8080) to run the drill; "
+        "default: the local stack's, when it runs.",
+    ),
+]
+TokenFileOption = Annotated[
+    Path | None,
+    typer.Option("--token-file", help="File holding an operator token of the --url control plane."),
+]
 
 
 def _stack(home: Path) -> LocalStack:
@@ -101,6 +123,60 @@ def _control_plane(home: Path) -> ControlPlaneClient | None:
     return ControlPlaneClient(base_url=backend.url, token=token, timeout=5)
 
 
+def _reach(home: Path, url: str | None, token_file: Path | None) -> ControlPlaneClient | None:
+    """The control plane at ``--url`` (with ``--token-file``), else the stack's when it runs."""
+    if url is None:
+        return _control_plane(home)
+    if token_file is None:
+        err.print("--url needs --token-file (a file holding an operator token)")
+        raise typer.Exit(2)
+    try:
+        token = token_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        err.print(f"--token-file: cannot read {token_file}: {exc}")
+        raise typer.Exit(2) from exc
+    return ControlPlaneClient(base_url=url, token=token, timeout=10)
+
+
+def _driver(control_plane: ControlPlaneClient) -> str | None:
+    """The control plane's failover driver (``local``, ``patroni``; None: it does not say)."""
+    try:
+        return control_plane.dr().failover_driver
+    except ClientError as exc:
+        err.print(f"the control plane did not answer GET /api/v1/dr: {exc}")
+        raise typer.Exit(1) from exc
+
+
+def _drill_through(control_plane: ControlPlaneClient, kind: DrillKind) -> None:
+    """Have the control plane run the drill through its gate; print the decision and figures."""
+    console.print(f"asking the control plane for a {kind} drill (decided through its gate)")
+    try:
+        entry = control_plane.run_drill(kind=kind)
+    except ClientError as exc:
+        err.print(f"the control plane did not run the drill: {exc}")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"control plane: {entry.action} {entry.decision}"
+        + (f" → {entry.outcome}" if entry.outcome else "")
+        + f" ({entry.outcome_detail or entry.reason}), decision {entry.decision_id}"
+    )
+    if entry.decision == "pending":
+        console.print("the drill runs once an operator approves it (GET /api/v1/actions/pending)")
+        return
+    figures = entry.evidence.get("drill")
+    if entry.decision == "refused" or not isinstance(figures, dict):
+        raise typer.Exit(1)
+    _report(
+        kind,
+        timedelta(seconds=float(figures["measured_rto_s"])),
+        int(figures["lost_acknowledged_writes"]),
+        int(figures["acknowledged_writes"]),
+        timedelta(seconds=float(figures["rto_target_s"])),
+    )
+    if entry.outcome != "succeeded":
+        raise typer.Exit(1)
+
+
 def _audit_since(
     control_plane: ControlPlaneClient, since: datetime, action: str | None = None
 ) -> list[AuditEntry]:
@@ -116,8 +192,13 @@ def _topology(home: Path) -> tuple[Node, Node, dict[str, PostgresPrimary]]:
     backends: dict[str, PostgresPrimary] = {}
     nodes: list[Node] = []
     for name in (PostgresPrimary.name, PostgresReplica.name):
-        backend = stack.backends[name]
-        assert isinstance(backend, PostgresPrimary)
+        backend = stack.backends.get(name)
+        if not isinstance(backend, PostgresPrimary):
+            err.print(
+                f"the stack in {home} runs no plain PostgreSQL pair: its drills run through its "
+                "control plane (start it, or give --url)"
+            )
+            raise typer.Exit(1)
         node = Node(name=name, host="127.0.0.1", port=backend.port)
         backends[name] = backend
         nodes.append(node)
@@ -193,15 +274,21 @@ def _report(kind: str, rto: timedelta, lost: int, acked: int, rto_target: timede
 
 @app.command("switchover")
 def switchover_command(
-    home: HomeOption = REPO_ROOT / ".stack", database: DatabaseOption = "inventory"
+    home: HomeOption = REPO_ROOT / ".stack",
+    database: DatabaseOption = "inventory",
+    url: UrlOption = None,
+    token_file: TokenFileOption = None,
 ) -> None:
     """Planned switchover under a write probe; the old primary follows the new one."""
+    control_plane = _reach(home, url, token_file)
+    if control_plane is not None and (url is not None or _driver(control_plane) == "patroni"):
+        _drill_through(control_plane, "switchover")
+        return
     rto_target, rpo_target = _targets(database)
     primary, standby, backends = _topology(home)
     control = LocalNodeControl(dict(backends), on_started=_stack(home).adopt)
     console.print(f"switching over {primary.name} → {standby.name} under a write probe")
     started = datetime.now(UTC)
-    control_plane = _control_plane(home)
     # A planned switchover stops the primary on purpose: the stack's control plane must not
     # take that for a failure. Its kill switch is on meanwhile (any failover decision it makes
     # is refused and audited), and put back as it was.
@@ -229,7 +316,7 @@ def switchover_command(
             console.print("control plane: kill switch off again")
     _record(
         home=home,
-        drill=switchover_drill_record(
+        drill=drill_record(
             result,
             started=started,
             details={"old_primary_following": record.old_primary_following},
@@ -247,78 +334,36 @@ def switchover_command(
 
 @app.command("failover")
 def failover_command(
-    home: HomeOption = REPO_ROOT / ".stack", database: DatabaseOption = "inventory"
+    home: HomeOption = REPO_ROOT / ".stack",
+    database: DatabaseOption = "inventory",
+    url: UrlOption = None,
+    token_file: TokenFileOption = None,
 ) -> None:
-    """SIGKILL the primary under a write probe; detect, fence and promote; measure and store."""
+    """A failover under a write probe, by the control plane: through Patroni (POST /failover to
+    the candidate it chose), or, with the local driver, SIGKILL of the stack's primary and the
+    control plane's detection, fencing and promotion. Measured and stored."""
+    control_plane = _reach(home, url, token_file)
+    if control_plane is None:
+        err.print(
+            f"a failover drill needs the stack's control plane (it fails over; this command "
+            f"never fences): the control plane of {home} is not running (make demo), or give --url"
+        )
+        raise typer.Exit(1)
+    if url is not None or _driver(control_plane) == "patroni":
+        _drill_through(control_plane, "failover")
+        return
     rto_target, rpo_target = _targets(database)
     primary, standby, backends = _topology(home)
-    control_plane = _control_plane(home)
-    if control_plane is not None:
-        _failover_by_control_plane(
-            home=home,
-            control_plane=control_plane,
-            database=database,
-            primary=primary,
-            standby=standby,
-            backends=backends,
-            rto_target=rto_target,
-            rpo_target=rpo_target,
-        )
-        return
-    writes = WriteProbe(nodes=[primary, standby])
-    writes.prepare()
-    writes.start()
-    state = Watch()
-    found: list[Detection | None] = []
-    watcher = threading.Thread(
-        target=lambda: found.append(
-            watch_primary(primary, interval=0.25, threshold=3, max_wait=120, state=state)
-        ),
-        daemon=True,
-    )
-    watcher.start()
-    try:
-        if not writes.wait_for_writes(100, timeout=30):
-            raise typer.Exit(1)
-        while state.healthy_probes < 2:
-            threading.Event().wait(0.05)
-        started = datetime.now(UTC)
-        process = backends[primary.name].process
-        pid = postmaster_pid(backends[primary.name].data_dir) if process is None else process.pid
-        if pid is None:
-            err.print(f"no postmaster pid for {primary.name}")
-            raise typer.Exit(1)
-        console.print(f"SIGKILL {primary.name} (pid {pid}) under a write probe")
-        os.killpg(pid, signal.SIGKILL)
-        watcher.join(timeout=150)
-        detection = found[0] if found else None
-        if detection is None:
-            err.print("the primary failure was not detected")
-            raise typer.Exit(1)
-        record = fail_over(
-            detection,
-            standbys=[standby],
-            fencer=LocalFencer(data_dirs={primary.name: backends[primary.name].data_dir}),
-            rpo=rpo_target,
-        )
-        if not record.promoted:
-            err.print(f"failover refused: {record.refused}")
-            raise typer.Exit(1)
-        writes.wait_for_recovery(timeout=60)
-    finally:
-        report = writes.stop()
-    _store_failover(
+    _failover_by_control_plane(
         home=home,
-        control_plane=None,
+        control_plane=control_plane,
         database=database,
-        started=started,
-        report=report,
+        primary=primary,
         standby=standby,
-        targets=(rto_target, rpo_target),
-        details=record.evidence(),
-        limit=60,
+        backends=backends,
+        rto_target=rto_target,
+        rpo_target=rpo_target,
     )
-    console.print(f"{primary.name} is fenced: a restart brings it back read-only")
 
 
 @app.command("scaling")
@@ -677,3 +722,179 @@ def restore_command(
     console.print(restore_summary(runs))
     if not all(run.succeeded for run in runs):
         raise typer.Exit(1)
+
+
+# -- a crashed leader on the Patroni stack (make demo-failover) -------------------------------
+
+#: Seconds a client may go without a write before the crash drill gives up on Patroni (the
+#: lease alone is 20 s on the stack).
+CRASH_LIMIT_S = 90.0
+#: Seconds the stack's database may take to settle (before the drill, and for the restarted
+#: member to rejoin).
+SETTLE_LIMIT_S = 120.0
+#: Seconds to wait for the control plane's audited failover decision.
+DECISION_WAIT_S = 30.0
+#: Outcomes of an audit entry whose action has not finished ("handed-off": the engine's note
+#: before the failover runs).
+PENDING_OUTCOMES = (None, "handed-off")
+#: The control plane's audit actions for a failover: its own decision, or the leader change it
+#: records when Patroni fails over by itself (``CONTROLPLANE_FAILOVER_MODE=auto``).
+FAILOVER_ACTIONS = ("failover_database", "leader_change")
+
+
+@app.command("crash")
+def crash_command(
+    home: HomeOption = REPO_ROOT / ".stack", database: DatabaseOption = "inventory"
+) -> None:
+    """SIGKILL the stack's Patroni member that leads (Patroni and its PostgreSQL at once: a
+    crashed host) under a write probe; a new leader takes the writes. Print the client RTO and
+    the acknowledged writes lost, start the killed member again (it rejoins as a replica,
+    through pg_rewind when its WAL went further) and show the failover the stack's control
+    plane audited. Stored as a failover drill."""
+    rto_target, rpo_target = _targets(database)
+    stack, leader = _settled_stack(home)
+    control_plane = _control_plane(home)
+    writes = WriteProbe(nodes=[_member_node(m) for m in stack.database.members])
+    writes.prepare()
+    writes.start()
+    try:
+        if not writes.wait_for_writes(100, timeout=30):
+            err.print(f"the write probe could not write: {writes.report.last_error}")
+            raise typer.Exit(1)
+        started = datetime.now(UTC)
+        console.print(
+            f"SIGKILL {leader.name} (Patroni and its PostgreSQL, a crashed host) "
+            "under a write probe; Patroni elects a new leader"
+        )
+        leader.kill()
+        recovered = writes.wait_for_recovery(timeout=CRASH_LIMIT_S)
+    finally:
+        report = writes.stop()
+    new_leader = stack.database.leader()
+    others = [m for m in stack.database.members if m is not leader]
+    survivor = new_leader if new_leader in others else None
+    if recovered and survivor is not None:
+        console.print(f"{survivor.member} leads now: writes go through it again")
+    rejoined, rewound = _rejoin(stack, leader, as_replica=recovered and survivor is not None)
+    if not recovered or survivor is None:
+        err.print(
+            f"no other member took the writes within {CRASH_LIMIT_S:g} s of the kill: "
+            + stack.describe_database()
+        )
+        raise typer.Exit(1)
+    entry = _failover_decision(control_plane, since=started)
+    details: dict[str, Any] = {
+        "engine": "patroni",
+        "killed": leader.member,
+        "new_leader": survivor.member,
+        "rejoined": rejoined is not None,
+        "pg_rewind": rewound,
+        "timeline": None if rejoined is None else rejoined.timeline,
+    }
+    if entry is not None:
+        details["decision_id"] = entry.decision_id
+    # Stored and printed: the client RTO, and the acknowledged writes the new leader lacks.
+    _store_failover(
+        home=home,
+        control_plane=control_plane,
+        database=database,
+        started=started,
+        report=report,
+        standby=_member_node(survivor),
+        targets=(rto_target, rpo_target),
+        details=details,
+        limit=CRASH_LIMIT_S,
+    )
+    if rejoined is None:
+        err.print(
+            f"{leader.member} did not rejoin within {SETTLE_LIMIT_S:g} s: see {leader.log_path}"
+        )
+        raise typer.Exit(1)
+
+
+def _settled_stack(home: Path) -> tuple[LocalStack, PatroniMember]:
+    """The running stack and the Patroni member that leads its settled database (every other
+    member streaming, one of them its synchronous standby in synchronous mode)."""
+    stack = _stack(home)
+    if not stack.running():
+        err.print(f"the local stack in {home} is not running (controlplane stack up)")
+        raise typer.Exit(1)
+    # Right after a start or a rejoin the cluster may need a few seconds more.
+    leader = (
+        stack.database.leader() if stack.wait_database_settled(timeout=SETTLE_LIMIT_S) else None
+    )
+    if leader is None:
+        err.print(
+            "need a leader with every other member streaming (one of them its synchronous "
+            "standby in synchronous mode) in the stack's Patroni cluster; found "
+            + stack.describe_database()
+        )
+        raise typer.Exit(1)
+    return stack, leader
+
+
+def _member_node(member: PatroniMember) -> Node:
+    return Node(name=member.member, host="127.0.0.1", port=member.port)
+
+
+def _rejoin(
+    stack: LocalStack, member: PatroniMember, *, as_replica: bool
+) -> tuple[MemberView | None, bool]:
+    """Start a killed member again on its data folder: it rejoins as a replica of the new
+    leader (``as_replica``; else in whatever role Patroni gives it). Its view once the database
+    is settled (None if it was not within the limit), and whether Patroni ran pg_rewind for it
+    (its WAL had gone past the new leader's timeline switch)."""
+    log_start = member.log_path.stat().st_size if member.log_path.is_file() else 0
+    member.spawn()
+    assert member.process is not None
+    assert member.process.pid is not None
+    stack.adopt(member.name, member.process.pid)
+    view = stack.wait_for_member(
+        member.member, leads=False if as_replica else None, timeout=SETTLE_LIMIT_S
+    )
+    with member.log_path.open("rb") as log:
+        log.seek(log_start)
+        rewound = b"running pg_rewind" in log.read()
+    if view is not None:
+        how = "through pg_rewind" if rewound else "without a rewind (its WAL had not diverged)"
+        console.print(f"{member.member} rejoined {how}: {view.describe()}")
+    return view, rewound
+
+
+def _failover_decision(
+    control_plane: ControlPlaneClient | None, *, since: datetime
+) -> AuditEntry | None:
+    """The newest failover entry (:data:`FAILOVER_ACTIONS`) the stack's control plane audited
+    since the kill (waiting up to DECISION_WAIT_S for one with an outcome), printed."""
+    if control_plane is None:
+        console.print("the stack's control plane is not running: no audited decision to show")
+        return None
+    deadline = time.monotonic() + DECISION_WAIT_S
+    entry: AuditEntry | None = None
+    while True:
+        try:
+            audited = [
+                e for e in _audit_since(control_plane, since) if e.action in FAILOVER_ACTIONS
+            ]
+        except ClientError as exc:
+            err.print(f"could not read the control plane's audit log: {exc}")
+            return None
+        if audited:
+            entry = audited[-1]
+        if (entry is not None and entry.outcome not in PENDING_OUTCOMES) or (
+            time.monotonic() > deadline
+        ):
+            break
+        time.sleep(0.5)
+    if entry is None:
+        err.print(
+            f"the control plane audited no {' or '.join(FAILOVER_ACTIONS)} within "
+            f"{DECISION_WAIT_S:g} s of the kill (GET /api/v1/audit; its log: "
+            "logs/controlplane.log in the stack's folder)"
+        )
+        return None
+    console.print(
+        f"control plane: {entry.action} {entry.decision} → {entry.outcome or 'no outcome yet'} "
+        f"({entry.outcome_detail or entry.reason}), decision {entry.decision_id}"
+    )
+    return entry

@@ -12,11 +12,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from controlplane.core.processes import BackendStartError
-from controlplane.stack.backends import PROBE_ERRORS
+from controlplane.core.processes import BackendStartError, require_executable, run_checked
+from controlplane.stack.backends import BOOTSTRAP_HINT, PROBE_ERRORS
 from controlplane.stack.errors import StackError
+from controlplane.stack.patroni import PatroniMember
 from controlplane.stack.runner import DEMO_PORTS, LocalStack
 from controlplane.stack.settings import REPO_ROOT, StackSettings
+from controlplane.stack.topology import format_lag
 
 VERSION_ERRORS: tuple[type[Exception], ...] = (StackError, BackendStartError, *PROBE_ERRORS)
 
@@ -25,8 +27,8 @@ err_console = Console(stderr=True)
 
 app = typer.Typer(
     name="stack",
-    help="Run the real backends (PostgreSQL primary + replica, Redis, Prometheus, Alertmanager, "
-    "Elasticsearch, Jaeger) on loopback at their demo ports.",
+    help="Run the real backends (PostgreSQL as a Patroni cluster on etcd, Redis, Prometheus, "
+    "Alertmanager, Elasticsearch, Jaeger) on loopback at their demo ports.",
     no_args_is_help=True,
 )
 HomeOption = Annotated[
@@ -79,6 +81,29 @@ def _status_table(stack: LocalStack) -> tuple[Table, bool]:
     return table, all_healthy
 
 
+def _database_table(stack: LocalStack) -> Table | str:
+    """Each Patroni member as ``GET /cluster`` shows it, or why it cannot be shown."""
+    try:
+        members = stack.database_members()
+    except BackendStartError as exc:
+        return f"Patroni cluster: {exc}"
+    table = Table(title="PostgreSQL: Patroni cluster on 127.0.0.1")
+    for column in ("member", "port", "REST port", "role", "state", "timeline", "lag"):
+        table.add_column(column)
+    for view in members:
+        ports = stack.ports.get(view.backend, {})
+        table.add_row(
+            view.member,
+            str(ports.get("postgres", "-")),
+            str(ports.get("rest", "-")),
+            f"[bold]{view.role}[/bold]" if view.leads else view.role,
+            view.state,
+            "-" if view.timeline is None else str(view.timeline),
+            format_lag(view.lag),
+        )
+    return table
+
+
 @app.command("up")
 def stack_up(
     home: HomeOption = DEFAULT_HOME,
@@ -114,6 +139,7 @@ def stack_up(
         raise typer.Exit(1) from exc
     table, _ = _status_table(stack)
     console.print(table)
+    console.print(_database_table(stack))
     console.print("All processes are up.")
     if stack.cluster is not None:
         console.print(
@@ -157,20 +183,37 @@ def stack_status(home: HomeOption = DEFAULT_HOME) -> None:
     stack = _stack(home)
     table, all_healthy = _status_table(stack)
     console.print(table)
+    if stack.running():
+        console.print(_database_table(stack))
     if stack.cluster is not None:
         console.print(f"kubeconfig: {stack.kubeconfig}")
     if not all_healthy:
         raise typer.Exit(1)
 
 
+def _postgres_version(member: PatroniMember) -> str:
+    """``postgres --version`` of the PostgreSQL build a Patroni member runs."""
+    postgres = member.settings.pg_bindir / "postgres"
+    require_executable("postgresql", postgres, BOOTSTRAP_HINT)
+    output = run_checked("postgresql", [str(postgres), "--version"], user=None, timeout=30)
+    return output.strip().splitlines()[0] if output.strip() else "postgres ?"
+
+
 @app.command("versions")
 def stack_versions(home: HomeOption = DEFAULT_HOME) -> None:
-    """Print each backend's version as its installed binary reports it (no server needed)."""
+    """Print each backend's version as its installed binary reports it (no server needed);
+    backends that run the same binary (the etcds, the Patroni members) share one line."""
     stack = _stack(home, kubernetes=True)
     failed = False
+    sharing: dict[tuple[type, Path], list[str]] = {}
     for name, backend in stack.backends.items():
+        sharing.setdefault((type(backend), backend.executable()), []).append(name)
+    for names in sharing.values():
+        name, backend = ", ".join(names), stack.backends[names[0]]
         try:
             version = backend.binary_version()
+            if isinstance(backend, PatroniMember):  # and the PostgreSQL it runs
+                version += f", {_postgres_version(backend)}"
         except VERSION_ERRORS as exc:
             console.print(f"  {name:20} [red]unavailable: {exc}[/red]", soft_wrap=True)
             failed = True

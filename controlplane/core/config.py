@@ -41,6 +41,7 @@ import slo
 from controlplane.core.errors import ControlPlaneError
 from controlplane.core.validation import (
     HttpUrl,
+    HttpUrlList,
     NameList,
     PathList,
     PositiveSeconds,
@@ -60,6 +61,8 @@ __all__ = [
     "BackupSettings",
     "ControlPlaneSettings",
     "EvaluationSettings",
+    "FailoverDriverKind",
+    "FailoverMode",
     "FailoverSettings",
     "LeaderSettings",
     "NodeAddress",
@@ -89,6 +92,12 @@ DEFAULT_CAPACITY_POLICY = POLICY_DIR / "capacity.yaml"
 DEFAULT_DR_POLICY = POLICY_DIR / "dr.yaml"
 
 OrchestratorKind = Literal["none", "local", "kubernetes"]
+#: Who moves the primary role: the control plane itself (promote and fence PostgreSQL servers
+#: whose data folders it holds) or Patroni, through its REST API.
+FailoverDriverKind = Literal["local", "patroni"]
+#: ``auto``: Patroni fails over by itself, the control plane records what it did;
+#: ``controlled``: Patroni is paused, the control plane decides through the gate.
+FailoverMode = Literal["auto", "controlled"]
 
 
 class SettingsError(ControlPlaneError, ValueError):
@@ -350,8 +359,27 @@ def _data_dirs(value: Any) -> Any:
 
 
 class FailoverSettings(_Group):
-    """The PostgreSQL topology: nodes, automatic failover and scheduled drills."""
+    """The PostgreSQL topology: the failover driver, its nodes or Patroni, automatic failover
+    and scheduled drills."""
 
+    failover_driver: FailoverDriverKind = Field(
+        default="local",
+        description="Who moves the primary role: local (the control plane promotes and fences "
+        "the servers of CONTROLPLANE_DATABASE_NODES) or patroni (Patroni, through the REST "
+        "API at CONTROLPLANE_PATRONI_URLS).",
+    )
+    patroni_urls: HttpUrlList = Field(
+        default=(),
+        description="Patroni REST API base URLs, comma separated "
+        "(e.g. http://127.0.0.1:8008,http://127.0.0.1:8009); the patroni driver needs one.",
+    )
+    failover_mode: FailoverMode | None = Field(
+        default=None,
+        description="patroni driver: auto (Patroni fails over by itself; the control plane "
+        "records it) or controlled (Patroni paused; the control plane decides through the "
+        "gate and calls POST /failover). Unset: auto with patroni, controlled with local (the "
+        "only mode the local driver has).",
+    )
     database_nodes: Annotated[tuple[NodeAddress, ...], BeforeValidator(_node_addresses)] = Field(
         default=(),
         description="PostgreSQL nodes as name=host:port, comma separated, primary first "
@@ -376,6 +404,32 @@ class FailoverSettings(_Group):
     failover_probe_threshold: int = Field(
         default=3, ge=1, description="Consecutive failed probes that declare the primary down."
     )
+
+    @model_validator(mode="after")
+    def _driver_settings_agree(self) -> FailoverSettings:
+        if self.failover_driver == "patroni" and not self.patroni_urls:
+            raise ValueError(
+                "CONTROLPLANE_FAILOVER_DRIVER=patroni needs CONTROLPLANE_PATRONI_URLS "
+                "(Patroni REST API URLs, comma separated)"
+            )
+        if self.failover_driver == "local" and self.patroni_urls:
+            raise ValueError(
+                "CONTROLPLANE_PATRONI_URLS is set but CONTROLPLANE_FAILOVER_DRIVER is local: "
+                "set CONTROLPLANE_FAILOVER_DRIVER=patroni to fail over through Patroni"
+            )
+        if self.failover_driver == "local" and self.failover_mode == "auto":
+            raise ValueError(
+                "CONTROLPLANE_FAILOVER_MODE=auto needs CONTROLPLANE_FAILOVER_DRIVER=patroni: "
+                "the local driver has no engine that fails over by itself (only controlled)"
+            )
+        return self
+
+    @property
+    def mode(self) -> FailoverMode:
+        """The failover mode in effect (the driver's default when unset)."""
+        if self.failover_mode is not None:
+            return self.failover_mode
+        return "auto" if self.failover_driver == "patroni" else "controlled"
 
 
 class BackupSettings(_Group):

@@ -20,6 +20,7 @@ from slo.durations import DurationError, parse_duration
 __all__ = [
     "Duration",
     "HttpUrl",
+    "HttpUrlList",
     "NameList",
     "PathList",
     "PositiveSeconds",
@@ -81,6 +82,8 @@ HttpUrl = Annotated[str, AfterValidator(_http_url)]
 PathList = Annotated[tuple[Path, ...], BeforeValidator(_split_paths)]
 #: Names in one string, separated by commas, or a sequence of names.
 NameList = Annotated[tuple[str, ...], BeforeValidator(_split_names)]
+#: http(s) URLs in one string, separated by commas, or a sequence of URLs; each checked.
+HttpUrlList = Annotated[tuple[HttpUrl, ...], BeforeValidator(_split_names)]
 
 
 class SecretUnreadable(ValueError):

@@ -37,6 +37,7 @@ from controlplane.core.specs import load_spec_paths
 from controlplane.evaluation.evaluator import Cycle, SLOEvaluator
 from controlplane.evaluation.metrics import ControlPlaneMetrics
 from controlplane.failover.nodes import configured_nodes
+from controlplane.failover.patroni import PatroniDriver
 from controlplane.leader import LeaderStatus
 from controlplane.orchestrator.registry import Orchestration
 from controlplane.runtime import Runtime
@@ -53,6 +54,7 @@ from controlplane.targets.reconcile import (
     DRCheck,
     DrillHistory,
     NodeTopology,
+    PatroniReplication,
     Reconciled,
     StoreBackupHistory,
     StoreDrillHistory,
@@ -329,8 +331,9 @@ def build_target_checks(
     backup_history: BackupHistory | None = None,
 ) -> list[TargetCheck]:
     """The capacity check (when an orchestrator is configured) and the DR check, on the
-    policies and database nodes of the settings (with pgBackRest configured, and a
-    ``backup_history``, also its backups, restores and WAL archiving)."""
+    policies and the database of the settings (Patroni's cluster, or the database nodes);
+    with pgBackRest configured, and a ``backup_history``, also its backups, restores and WAL
+    archiving (read on the primary)."""
     checks: list[TargetCheck] = []
     capacity_policy = load_capacity_policy(settings.policies.capacity_policy)
     if orchestration is not None:
@@ -342,22 +345,41 @@ def build_target_checks(
             )
         )
     timeout = settings.sources.source_timeout_seconds
-    checks.append(
-        DRCheck(
-            policy=load_dr_policy(settings.policies.dr_policy),
+    failover = settings.failover
+    dr_policy = load_dr_policy(settings.policies.dr_policy)
+    archive = (
+        archive_reader(settings.backups, timeout=timeout) if backup_history is not None else None
+    )
+    if failover.failover_driver == "patroni":
+        # The leader Patroni names, its pg_stat_replication, and the members not connected.
+        patroni = PatroniReplication(
+            driver=PatroniDriver(urls=failover.patroni_urls, timeout=min(timeout, 2.0)),
+            database=failover.database_name,
+            timeout=min(timeout, 2.0),
+        )
+        dr = DRCheck(
+            policy=dr_policy,
+            replication=patroni,
+            primary=patroni.primary,
+            history=drill_history,
+            timeout=timeout,
+            backups=backup_history,
+            archive=archive,
+        )
+    else:
+        dr = DRCheck(
+            policy=dr_policy,
             primary=NodeTopology(
-                nodes=configured_nodes(settings.failover),
-                database=settings.failover.database_name,
+                nodes=configured_nodes(failover),
+                database=failover.database_name,
                 timeout=min(timeout, 2.0),
             ),
             history=drill_history,
             timeout=timeout,
             backups=backup_history,
-            archive=archive_reader(settings.backups, timeout=timeout)
-            if backup_history is not None
-            else None,
+            archive=archive,
         )
-    )
+    checks.append(dr)
     return checks
 
 

@@ -8,17 +8,19 @@ clean shutdown means it has nothing the new primary lacks, so it follows the new
 
 A drill runs a switchover (or a failover: SIGKILL and automatic promotion) under the numbered
 write probe and reports the RTO a client saw and the acknowledged writes lost, compared with the
-tier's targets.
+tier's targets. :func:`drill_under_probe` is that measurement around any way of moving the
+primary role (this module's local switchover, or Patroni's through ``operations.move_leader``).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 import psycopg
 
@@ -143,24 +145,30 @@ class DrillResult:
         )
 
 
-def switchover_drill(
+T = TypeVar("T")
+
+
+def drill_under_probe(
     *,
+    kind: Literal["switchover", "failover"],
     database: str,
-    primary: Node,
-    standby: Node,
-    control: NodeControl,
+    nodes: Sequence[Node],
+    act: Callable[[], T],
+    new_primary: Callable[[T], Node],
     rto_target: timedelta,
     rpo_target: timedelta,
     warmup_writes: int = 50,
-) -> tuple[DrillResult, SwitchoverRecord]:
-    """Switchover under the write probe; the RTO is the outage the probe saw."""
-    writes = WriteProbe(nodes=[primary, standby])
+) -> tuple[DrillResult, T]:
+    """Run ``act`` (the switchover or failover) under the numbered write probe through every
+    node; the RTO is the outage the probe saw, the RPO the acknowledged writes missing on
+    ``new_primary(act's result)`` afterwards."""
+    writes = WriteProbe(nodes=nodes)
     writes.prepare()
     writes.start()
     try:
         if not writes.wait_for_writes(warmup_writes, timeout=30):
             raise SwitchoverAborted(f"the write probe could not write: {writes.report.last_error}")
-        record = switchover(primary=primary, standby=standby, control=control)
+        record = act()
         recovered = writes.wait_for_recovery(timeout=60)
         acked_after = len(writes.report.acked) + 10
         writes.wait_for_writes(acked_after, timeout=30)
@@ -172,10 +180,10 @@ def switchover_drill(
         rto = report.first_success_after_failure_at - report.first_failure_at
     else:
         rto = timedelta(seconds=60)
-    lost = missing_acknowledged(standby, report.acked)
+    lost = missing_acknowledged(new_primary(record), report.acked)
     return (
         DrillResult(
-            kind="switchover",
+            kind=kind,
             database=database,
             finished_at=datetime.now(UTC),
             measured_rto=rto,
@@ -185,4 +193,27 @@ def switchover_drill(
             rpo_target=rpo_target,
         ),
         record,
+    )
+
+
+def switchover_drill(
+    *,
+    database: str,
+    primary: Node,
+    standby: Node,
+    control: NodeControl,
+    rto_target: timedelta,
+    rpo_target: timedelta,
+    warmup_writes: int = 50,
+) -> tuple[DrillResult, SwitchoverRecord]:
+    """Switchover under the write probe; the RTO is the outage the probe saw."""
+    return drill_under_probe(
+        kind="switchover",
+        database=database,
+        nodes=[primary, standby],
+        act=lambda: switchover(primary=primary, standby=standby, control=control),
+        new_primary=lambda _record: standby,
+        rto_target=rto_target,
+        rpo_target=rpo_target,
+        warmup_writes=warmup_writes,
     )

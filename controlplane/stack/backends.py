@@ -762,7 +762,8 @@ class Jaeger(Backend):
 
 
 # ---------------------------------------------------------------------------------------------
-# etcd (the Kubernetes API server's store; built by `make bootstrap` from the Go module proxy)
+# etcd (Patroni's leader lease, and the Kubernetes API server's store: one etcd build of
+# `make bootstrap`, from the Go module proxy)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -771,6 +772,18 @@ class Etcd(Backend):
 
     name = "etcd"
     port_labels: ClassVar[tuple[str, ...]] = ("client", "peer")
+
+    def __init__(
+        self,
+        *,
+        settings: StackSettings,
+        workdir: Path,
+        ports: Mapping[str, int],
+        name: str | None = None,
+    ) -> None:
+        super().__init__(settings=settings, workdir=workdir, ports=ports)
+        if name is not None:  # a second etcd beside the first (its own log and member name)
+            self.name = name  # type: ignore[misc]
 
     @property
     def url(self) -> str:

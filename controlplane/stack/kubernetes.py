@@ -46,6 +46,7 @@ from controlplane.stack.settings import REPO_ROOT, StackSettings
 
 __all__ = [
     "KUBERNETES_ORDER",
+    "KUBE_ETCD",
     "KubeAPIServer",
     "KubeControllerManager",
     "KubeScheduler",
@@ -67,6 +68,9 @@ PRODUCTION_OVERLAY = MANIFESTS / "overlays" / "production"
 PEER_SERVICES = Path(__file__).with_name("k8s") / "peer-services.yaml"
 #: The namespace of deploy/k8s (and of the capacity policy).
 INVENTORY_NAMESPACE = "inventory"
+
+#: The cluster's own etcd (the stack's ``etcd`` is Patroni's): its backend name.
+KUBE_ETCD = "kube-etcd"
 
 #: The APIService metrics-server answers for (through the aggregation layer).
 METRICS_API = "v1beta1.metrics.k8s.io"
@@ -307,7 +311,7 @@ class MetricsServer(_SecureComponent):
 
 #: Start order of the cluster's backends (stop runs in reverse).
 KUBERNETES_ORDER: tuple[str, ...] = (
-    Etcd.name,
+    KUBE_ETCD,
     KubeAPIServer.name,
     KubeControllerManager.name,
     KubeScheduler.name,
@@ -643,7 +647,9 @@ class KubernetesCluster:
         self.metric_resolution_s = metric_resolution_s
         self.with_metrics = with_metrics
         self.pki = ClusterPKI(home / "pki")
-        self.etcd = Etcd(settings=settings, workdir=workdirs[Etcd.name], ports=ports[Etcd.name])
+        self.etcd = Etcd(
+            settings=settings, workdir=workdirs[KUBE_ETCD], ports=ports[KUBE_ETCD], name=KUBE_ETCD
+        )
         self.apiserver = KubeAPIServer(
             settings=settings,
             workdir=workdirs[KubeAPIServer.name],

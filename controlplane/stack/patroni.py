@@ -114,12 +114,17 @@ class PatroniMember(Backend):
     ) -> None:
         super().__init__(settings=settings, workdir=workdir, ports=ports)
         self.member = member
-        self.name = f"patroni-{member}"  # type: ignore[misc]  # one name per member
+        self.name = self.backend_name(member)  # type: ignore[misc]  # one name per member
         self.etcd_url = etcd_url
         self.timing = timing
         self.synchronous_mode = synchronous_mode
         self.scope = scope
         self.parameters = dict(parameters or {})
+
+    @staticmethod
+    def backend_name(member: str) -> str:
+        """The backend name of Patroni member ``member`` (its log file, its row in the stack)."""
+        return f"patroni-{member}"
 
     # -- where things are -------------------------------------------------------------------
     @property

@@ -3,6 +3,10 @@
 ``controlplane stack up`` starts the processes detached (own sessions) and records them in
 ``<home>/state.json``; ``down`` and ``status`` work from that file in any later process.
 
+PostgreSQL runs as a Patroni cluster (:mod:`controlplane.stack.topology`): an etcd and two
+members whose data stays in the home, so a stopped stack starts again on the same data with
+whichever member Patroni lets lead; the control plane gets Patroni as its failover driver.
+
 With ``--kubernetes`` the stack also runs a Kubernetes control plane (etcd, API server,
 controllers, scheduler, KWOK nodes, metrics-server; :mod:`controlplane.stack.kubernetes`),
 deploys ``deploy/k8s`` to it, writes the admin kubeconfig to ``<home>/kubeconfig`` and runs the
@@ -19,7 +23,8 @@ import os
 import secrets
 import shutil
 import sys
-from collections.abc import Callable, Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError
@@ -37,9 +42,8 @@ from controlplane.stack.backends import (
     Alertmanager,
     Backend,
     Elasticsearch,
+    Etcd,
     Jaeger,
-    PostgresPrimary,
-    PostgresReplica,
     Prometheus,
     Redis,
 )
@@ -47,17 +51,28 @@ from controlplane.stack.console import Dashboards
 from controlplane.stack.errors import StackError
 from controlplane.stack.kubernetes import (
     INVENTORY_NAMESPACE,
+    KUBE_ETCD,
     KUBERNETES_ORDER,
     KubernetesCluster,
     MetricsServer,
 )
+from controlplane.stack.patroni import FAST_TIMING, PatroniCluster
 from controlplane.stack.settings import REPO_ROOT, StackSettings
+from controlplane.stack.topology import (
+    DCS,
+    MEMBER_BACKENDS,
+    MemberView,
+    database_nodes,
+    member_views,
+    patroni_urls,
+)
 from controlplane.stack.workload import InventoryAPI, InventoryWorker, TrafficGenerator
 from controlplane.store.database import Database
 from controlplane.store.errors import UnknownTokenName
 from controlplane.store.tokens import authenticate, create_token, revoke_token
 
 STATUS_ERRORS: tuple[type[Exception], ...] = (*PROBE_ERRORS, KeyError)
+SETTLE_ERRORS: tuple[type[Exception], ...] = (*PROBE_ERRORS, BackendStartError)
 
 ALERTMANAGER_CONFIG = REPO_ROOT / "alerts" / "alertmanager.yml"
 ADMIN_TOKEN_NAME = "stack-admin"
@@ -159,10 +174,9 @@ class ControlPlane(Backend):
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
         env.pop("CONTROLPLANE_WEBHOOK_TOKEN", None)  # the stack's token file is the one
+        # Patroni owns the members' data folders: local fencing must never act on them.
+        env.pop("CONTROLPLANE_DATABASE_DATA_DIRS", None)
         ports = self.stack_ports
-        primary = ports[PostgresPrimary.name]["postgres"]
-        replica = ports[PostgresReplica.name]["postgres"]
-        data = self.home / "data"
         env.update(
             {
                 "CONTROLPLANE_HOST": "127.0.0.1",
@@ -175,17 +189,14 @@ class ControlPlane(Backend):
                     f"http://127.0.0.1:{ports[Elasticsearch.name]['http']}"
                 ),
                 "CONTROLPLANE_JAEGER_URL": f"http://127.0.0.1:{ports[Jaeger.name]['query_http']}",
-                "CONTROLPLANE_DATABASE_NODES": (
-                    f"primary=127.0.0.1:{primary},replica=127.0.0.1:{replica}"
-                ),
-                # The stack's own PostgreSQL folders: what local fencing needs, so the control
-                # plane fails the primary over automatically.
-                "CONTROLPLANE_DATABASE_DATA_DIRS": (
-                    f"primary={data / PostgresPrimary.name / 'data'},"
-                    f"replica={data / PostgresReplica.name / 'data'}"
-                ),
+                # The members' PostgreSQL (DR checks and view) and their Patroni REST APIs:
+                # Patroni fails over, the control plane follows, decides and audits.
+                "CONTROLPLANE_DATABASE_NODES": database_nodes(ports),
+                "CONTROLPLANE_FAILOVER_DRIVER": "patroni",
+                "CONTROLPLANE_PATRONI_URLS": patroni_urls(ports),
             }
         )
+        env.setdefault("CONTROLPLANE_FAILOVER_MODE", "auto")
         if KubernetesCluster.API_SERVER in ports:  # Deployments and HPAs of the stack's cluster
             env.setdefault("CONTROLPLANE_ORCHESTRATOR", "kubernetes")
             env.setdefault("CONTROLPLANE_KUBERNETES_NAMESPACE", INVENTORY_NAMESPACE)
@@ -244,8 +255,9 @@ def _ensure_token(database: Database, path: Path, *, name: str, role: Role) -> b
 
 #: Demo ports on loopback (DESIGN.md). Tests never use these: they pick free ports.
 DEMO_PORTS: dict[str, dict[str, int]] = {
-    PostgresPrimary.name: {"postgres": 5432},
-    PostgresReplica.name: {"postgres": 5433},
+    DCS: {"client": 2379, "peer": 2380},
+    MEMBER_BACKENDS[0]: {"postgres": 5432, "rest": 8008},
+    MEMBER_BACKENDS[1]: {"postgres": 5433, "rest": 8009},
     Redis.name: {"redis": 6379},
     Prometheus.name: {"http": 9090},
     Alertmanager.name: {"http": 9093},
@@ -258,7 +270,7 @@ DEMO_PORTS: dict[str, dict[str, int]] = {
         "health": 13133,
         "metrics": 8888,
     },
-    "etcd": {"client": 2379, "peer": 2380},
+    KUBE_ETCD: {"client": 2381, "peer": 2382},
     "kube-apiserver": {"https": 6443},
     "kube-controller-manager": {"https": 10257},
     "kube-scheduler": {"https": 10259},
@@ -271,12 +283,14 @@ DEMO_PORTS: dict[str, dict[str, int]] = {
     TrafficGenerator.name: {},
 }
 
-#: Start order; stop runs in reverse. The replica needs the primary up for its base backup.
-#: A stack with Kubernetes starts the cluster (KUBERNETES_ORDER) after Jaeger: see order_for.
+#: Start order; stop runs in reverse (but the Patroni members replicas first, the leader last).
+#: The members start together once etcd runs (Patroni decides who leads); the stack goes on
+#: once one leads and the other streams from it. A stack with Kubernetes starts the cluster
+#: (KUBERNETES_ORDER) after Jaeger: see order_for.
 ORDER: tuple[str, ...] = (
     Elasticsearch.name,
-    PostgresPrimary.name,
-    PostgresReplica.name,
+    DCS,
+    *MEMBER_BACKENDS,
     Redis.name,
     Prometheus.name,
     Alertmanager.name,
@@ -311,18 +325,15 @@ def shifted_ports(offset: int) -> dict[str, dict[str, int]]:
     return shifted
 
 
-def _in_recovery(data_dir: Path) -> bool:
-    """A PostgreSQL data folder that starts as a standby (``standby.signal``)."""
-    return (data_dir / "PG_VERSION").is_file() and (data_dir / "standby.signal").is_file()
-
-
-def _is_primary(data_dir: Path) -> bool:
-    """A PostgreSQL data folder that starts as a primary (no standby or recovery signal)."""
-    return (
-        (data_dir / "PG_VERSION").is_file()
-        and not (data_dir / "standby.signal").exists()
-        and not (data_dir / "recovery.signal").exists()
+def stop_order(order: Sequence[str], *, leader: str | None) -> list[str]:
+    """Reverse start order, but the Patroni members replicas first and ``leader`` last: a
+    leader stopped first would hand its lease to a replica that is about to stop too."""
+    names = list(reversed(order))
+    members = sorted(
+        (name for name in names if name in MEMBER_BACKENDS), key=lambda name: name == leader
     )
+    spots = iter(members)
+    return [next(spots) if name in MEMBER_BACKENDS else name for name in names]
 
 
 def _read_state_file(path: Path) -> dict[str, Any]:
@@ -442,6 +453,14 @@ class LocalStack:
         self.log_dir = home / "logs"
         self.state_path = home / "state.json"
         self.cluster: KubernetesCluster | None = None
+        self.database = PatroniCluster(
+            settings=settings,
+            etcd=Etcd(settings=settings, workdir=home / "data" / DCS, ports=self.ports[DCS]),
+            member_workdirs=[home / "data" / name for name in MEMBER_BACKENDS],
+            member_ports=[self.ports[name] for name in MEMBER_BACKENDS],
+            timing=FAST_TIMING,
+            synchronous_mode=settings.patroni_synchronous_mode,
+        )
         self.backends = self._build()
 
     @property
@@ -464,24 +483,13 @@ class LocalStack:
             home=self.home,
             stack_ports=self.ports,
         )
-        primary = PostgresPrimary(
-            settings=self.settings,
-            workdir=data / PostgresPrimary.name,
-            ports=self.ports[PostgresPrimary.name],
-        )
         built: list[Backend] = [
             Elasticsearch(
                 settings=self.settings,
                 workdir=data / Elasticsearch.name,
                 ports=self.ports[Elasticsearch.name],
             ),
-            primary,
-            PostgresReplica(
-                settings=self.settings,
-                workdir=data / PostgresReplica.name,
-                ports=self.ports[PostgresReplica.name],
-                primary=primary,
-            ),
+            *self.database.backends,
             Redis(settings=self.settings, workdir=data / Redis.name, ports=self.ports[Redis.name]),
             Prometheus(
                 settings=self.settings,
@@ -596,7 +604,7 @@ class LocalStack:
             )
         self.home.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.restore_database_roles(on_event=on_event)
+        self._note_former_database(on_event=on_event)
         control_plane = self.backends[ControlPlane.name]
         assert isinstance(control_plane, ControlPlane)
         control_plane.prepare_secrets(on_event=on_event)  # Alertmanager and Prometheus use them
@@ -617,6 +625,10 @@ class LocalStack:
                 assert backend.process.pid is not None
                 pids[name] = backend.process.pid
                 self._write_state(pids)
+                if name in MEMBER_BACKENDS:  # they start together: Patroni elects the leader
+                    if name == MEMBER_BACKENDS[-1]:
+                        self._wait_for_database(on_event=on_event)
+                    continue
                 if name != Elasticsearch.name:  # the slow one warms up while the rest start
                     backend.wait_healthy()
                     on_event(name, "healthy")
@@ -650,41 +662,54 @@ class LocalStack:
         )
         on_event("kubernetes", f"kubeconfig for kubectl: {self.kubeconfig}")
 
-    def restore_database_roles(self, *, on_event: Callable[[str, str], None]) -> None:
-        """Start from the topology a failover or switchover left: when the replica's folder
-        holds the promoted primary and the primary's folder the fenced (or demoted) old one, the
-        promoted data becomes the primary's folder and the old primary is rebuilt from it as
-        the replica (a fresh base backup; what it had and the promoted node has not was already
-        lost at the failover). The primary's folder in recovery with no promoted replica is a
-        stack no start can repair: stop with the command that does."""
-        primary = self.backends[PostgresPrimary.name]
-        replica = self.backends[PostgresReplica.name]
-        assert isinstance(primary, PostgresPrimary)
-        assert isinstance(replica, PostgresReplica)
-        if not _in_recovery(primary.data_dir):
-            return
-        if not _is_primary(replica.data_dir):
-            raise StackError(
-                f"{primary.name}: its data folder is fenced (standby.signal: a failover or "
-                f"switchover demoted it) and {replica.name} holds no promoted primary; "
-                f"`rm {primary.data_dir / 'standby.signal'}` starts it as the primary again, "
-                f"or `rm -rf {self.home / 'data'}/postgresql-*` starts from a new database"
+    def _wait_for_database(self, *, on_event: Callable[[str, str], None]) -> None:
+        """Once every member runs: one leads and the others stream from it (whichever Patroni
+        chose: on a second start, the member with the newest data). The cluster's
+        ``synchronous_mode`` is then set to the stack's setting (``PATCH /config``)."""
+        leader = self.database.wait_ready(timeout=self.settings.start_timeout)
+        wanted = self.settings.patroni_synchronous_mode
+        try:
+            config = httpx.get(f"{leader.api_url}/config", timeout=5).json()
+            if config.get("synchronous_mode") is not wanted:
+                httpx.patch(
+                    f"{leader.api_url}/config", json={"synchronous_mode": wanted}, timeout=5
+                ).raise_for_status()
+            views = member_views(self.database.cluster_state())
+        except PROBE_ERRORS as exc:
+            raise BackendStartError(
+                leader.name, f"could not set synchronous_mode {wanted}: {exc}"
+            ) from exc
+        if not self.wait_database_settled(timeout=self.settings.start_timeout):
+            raise BackendStartError(
+                leader.name, "no member became its synchronous standby", log_tail=leader.log_tail()
             )
+        for view in views:
+            on_event(view.backend, "healthy")
         on_event(
-            primary.name,
-            f"{replica.name} was promoted: its data becomes the primary, the old primary "
-            "is rebuilt as its replica",
+            "patroni",
+            f"{leader.member} leads; synchronous_mode {'on' if wanted else 'off'}",
         )
-        shutil.rmtree(primary.data_dir)
-        replica.data_dir.rename(primary.data_dir)
-        # Slots of the old topology serve no one now (the replica is rebuilt with its own).
-        for slot in (primary.data_dir / "pg_replslot").iterdir():
-            shutil.rmtree(slot)
+
+    def _note_former_database(self, *, on_event: Callable[[str, str], None]) -> None:
+        """Say so when the home still holds the data of the stack's former PostgreSQL pair
+        (primary + streaming replica without Patroni): it is not used any more."""
+        former = [
+            self.home / "data" / name
+            for name in ("postgresql-primary", "postgresql-replica")
+            if (self.home / "data" / name).is_dir()
+        ]
+        if former:
+            on_event(
+                "patroni",
+                "the former primary / replica data in "
+                + " and ".join(str(path) for path in former)
+                + " is not used (the Patroni members keep their own); remove it when done",
+            )
 
     def down(self, *, on_event: Callable[[str, str], None] = lambda name, event: None) -> None:
         """Stop every recorded backend (reverse start order) and forget the state."""
         pids = self._read_state()
-        for name in reversed(self.order):
+        for name in self._stop_order():
             pid = pids.get(name)
             if pid is None:
                 continue
@@ -696,6 +721,63 @@ class LocalStack:
             on_event(name, "stopped")
         if self.state_path.exists():
             self.state_path.unlink()
+
+    def _stop_order(self) -> list[str]:
+        leader = self.database.leader()  # None when no member answers
+        return stop_order(self.order, leader=None if leader is None else leader.name)
+
+    def database_settled(self) -> bool:
+        """A leader, every other member streaming from it and, when the cluster commits
+        synchronously, one of them its synchronous standby (the only kind Patroni lets take
+        over then)."""
+        leader = self.database.leader() if self.database.ready() else None
+        if leader is None:
+            return False
+        try:
+            config = httpx.get(f"{leader.api_url}/config", timeout=2).json()
+            views = self.database_members()
+        except SETTLE_ERRORS:
+            return False
+        return not config.get("synchronous_mode") or any(
+            view.role == "sync_standby" for view in views
+        )
+
+    def wait_database_settled(self, timeout: float) -> bool:
+        """Until :meth:`database_settled` (True), or False after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while not self.database_settled():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+        return True
+
+    def wait_for_member(
+        self, member: str, *, leads: bool | None, timeout: float
+    ) -> MemberView | None:
+        """Until the database is settled (:meth:`database_settled`) with ``member`` leading
+        (``leads`` True), streaming from the leader (False) or either (None); its view, or None
+        after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.database_settled():
+                with contextlib.suppress(BackendStartError):
+                    for view in self.database_members():
+                        if view.member == member and leads in (None, view.leads):
+                            return view
+            time.sleep(0.5)
+        return None
+
+    def describe_database(self) -> str:
+        """One line per member of what Patroni says, or why it says nothing."""
+        try:
+            return "; ".join(f"{v.member}: {v.describe()}" for v in self.database_members())
+        except BackendStartError as exc:
+            return str(exc)
+
+    def database_members(self) -> list[MemberView]:
+        """Each Patroni member as ``GET /cluster`` shows it (role, state, timeline, lag);
+        raises :class:`BackendStartError` when no member answers."""
+        return member_views(self.database.cluster_state())
 
     def status(self) -> Iterator[BackendStatus]:
         pids = self._read_state()

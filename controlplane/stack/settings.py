@@ -102,6 +102,9 @@ class StackSettings(BaseSettings):
     #: Patroni's virtualenv (``bin/patroni``, ``bin/patronictl``); default: the versioned
     #: install of ``make bootstrap`` in the cache.
     patroni_home: Path | None = None
+    #: The stack's Patroni cluster commits synchronously (a failover loses no acknowledged
+    #: write); applied to the running cluster's configuration at every ``stack up``.
+    patroni_synchronous_mode: bool = True
     #: etcd without fsync (tests and the demo: no durability against power loss needed).
     etcd_unsafe_no_fsync: bool = True
     #: Account for PostgreSQL and Elasticsearch when running as root (they refuse root).

@@ -17,17 +17,17 @@ from controlplane.core.config import DEFAULT_CAPACITY_POLICY
 from controlplane.core.processes import BackendStartError
 from controlplane.stack.backends import Backend
 from controlplane.stack.settings import StackSettings
+from controlplane.stack.topology import read_url, write_url
 from controlplane.targets.policy import PolicyError, load_capacity_policy
 
 
 def workload_environment(stack_ports: Mapping[str, Mapping[str, int]]) -> dict[str, str]:
-    """``INVENTORY_*`` settings pointing at the stack's backends (multi-host write DSN)."""
-    primary = stack_ports["postgresql-primary"]["postgres"]
-    replica = stack_ports["postgresql-replica"]["postgres"]
+    """``INVENTORY_*`` settings pointing at the stack's backends: every Patroni member in the
+    write DSN (libpq finds the leader) and in the read DSN (a standby preferred)."""
     env = dict(os.environ)
     env.update(
-        INVENTORY_DATABASE_URL=f"postgresql://postgres@127.0.0.1:{primary},127.0.0.1:{replica}/inventory",
-        INVENTORY_REPLICA_URL=f"postgresql://postgres@127.0.0.1:{replica}/inventory",
+        INVENTORY_DATABASE_URL=write_url(stack_ports),
+        INVENTORY_REPLICA_URL=read_url(stack_ports),
         INVENTORY_REDIS_URL=f"redis://127.0.0.1:{stack_ports['redis']['redis']}/0",
         INVENTORY_OTLP_ENDPOINT=f"http://127.0.0.1:{stack_ports['jaeger']['otlp_http']}",
         INVENTORY_ELASTICSEARCH_URL=f"http://127.0.0.1:{stack_ports['elasticsearch']['http']}",

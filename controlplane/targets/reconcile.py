@@ -27,8 +27,11 @@ from sqlalchemy.orm import Session
 
 from controlplane.backups.archive import ArchiveStatus
 from controlplane.backups.errors import ArchiveReadError
+from controlplane.core.config import FailoverSettings
 from controlplane.core.errors import ControlPlaneError
-from controlplane.failover.nodes import Node, NodeUnreachable, probe
+from controlplane.failover.driver import FailoverDriver
+from controlplane.failover.nodes import Node, NodeUnreachable, configured_nodes, probe
+from controlplane.failover.patroni import PatroniDriver
 from controlplane.orchestrator.base import Orchestrator, OrchestratorError
 from controlplane.store.backups import list_backups, list_restore_runs
 from controlplane.store.database import Database
@@ -46,7 +49,12 @@ from controlplane.targets.capacity import check_capacity
 from controlplane.targets.dr import DrillRecord, ReplicaStatus, RestoreValidation, check_dr
 from controlplane.targets.findings import Finding
 from controlplane.targets.policy import CapacityPolicy, DatabasePolicy, DRPolicy
-from controlplane.targets.replication import ReplicationReadError, read_replication
+from controlplane.targets.replication import (
+    ReplicationReadError,
+    leader_node,
+    leader_replication,
+    read_replication,
+)
 
 __all__ = [
     "INPUT_UNAVAILABLE",
@@ -60,11 +68,13 @@ __all__ = [
     "InputFailure",
     "NoDrillHistory",
     "NodeTopology",
+    "PatroniReplication",
     "Reconciled",
     "StoreBackupHistory",
     "StoreDrillHistory",
     "TargetCheck",
     "Unknown",
+    "locate_primary",
     "reconcile",
 ]
 
@@ -433,6 +443,8 @@ class StoreBackupHistory:
 #: The archiving status of the primary behind a DSN; raises ArchiveReadError.
 ArchiveReader = Callable[[str], ArchiveStatus]
 ReplicationReader = Callable[[str], Sequence[ReplicaStatus]]
+#: The replication of a database (by name); raises ReplicationReadError when it cannot be read.
+DatabaseReplication = Callable[[str], Sequence[ReplicaStatus]]
 #: The DSN of a database's current primary; raises ReplicationReadError when there is none.
 PrimaryLocator = Callable[[str], str]
 
@@ -468,6 +480,55 @@ class NodeTopology:
         raise ReplicationReadError("no writable primary: " + "; ".join(problems))
 
 
+class PatroniReplication:
+    """The replication of the configured database as Patroni's leader reports it: the leader
+    from ``GET /cluster``, its ``pg_stat_replication``, and the members Patroni lists that are
+    not connected (``CONTROLPLANE_FAILOVER_DRIVER=patroni``)."""
+
+    def __init__(self, *, driver: FailoverDriver, database: str, timeout: float = 2.0) -> None:
+        self.driver = driver
+        self.database = database
+        self.timeout = timeout
+
+    def _configured(self, database: str) -> None:
+        if database != self.database:
+            raise ReplicationReadError(
+                f"no Patroni cluster configured for database {database} "
+                f"(CONTROLPLANE_DATABASE_NAME is {self.database})"
+            )
+
+    def __call__(self, database: str) -> Sequence[ReplicaStatus]:
+        self._configured(database)
+        _, rows = leader_replication(self.driver, timeout=self.timeout)
+        return rows
+
+    def primary(self, database: str) -> str:
+        """The DSN of the leader Patroni names (a :data:`PrimaryLocator`: where the DR check
+        reads WAL archiving)."""
+        self._configured(database)
+        _, node = leader_node(self.driver)
+        return node.dsn(timeout=self.timeout)
+
+
+def locate_primary(settings: FailoverSettings, database: str, *, timeout: float = 2.0) -> str:
+    """The DSN of ``database``'s current primary: the leader Patroni names
+    (``CONTROLPLANE_FAILOVER_DRIVER=patroni``), else the first writable node of
+    ``CONTROLPLANE_DATABASE_NODES``. ReplicationReadError when there is none."""
+    if settings.failover_driver == "patroni":
+        driver = PatroniDriver(urls=settings.patroni_urls, timeout=timeout, attempts=1)
+        try:
+            patroni = PatroniReplication(
+                driver=driver, database=settings.database_name, timeout=timeout
+            )
+            return patroni.primary(database)
+        finally:
+            driver.close()
+    topology = NodeTopology(
+        nodes=configured_nodes(settings), database=settings.database_name, timeout=timeout
+    )
+    return topology(database)
+
+
 class DRCheck:
     """Replication (``pg_stat_replication`` of each database's primary), restore validations
     and drills against the DR policy; with ``backups`` and ``archive``, the backups taken, the
@@ -480,19 +541,34 @@ class DRCheck:
         self,
         *,
         policy: DRPolicy,
-        primary: PrimaryLocator,
+        primary: PrimaryLocator | None = None,
         history: DrillHistory | None = None,
         read: ReplicationReader | None = None,
         timeout: float = 5.0,
+        replication: DatabaseReplication | None = None,
         backups: BackupHistory | None = None,
         archive: ArchiveReader | None = None,
     ) -> None:
+        """The replication of a database is ``replication(name)`` when given (Patroni), else
+        ``read`` (``pg_stat_replication``) of the DSN ``primary(name)`` locates. The archive
+        is read on the DSN ``primary(name)`` locates (no primary locator: archiving unknown)."""
+        if replication is None and primary is None:
+            raise ValueError("a DR check needs a primary locator or a replication reader")
         self.policy = policy
         self.primary = primary
         self.history: DrillHistory = history or NoDrillHistory()
         self.read: ReplicationReader = read or (lambda dsn: read_replication(dsn, timeout=timeout))
+        self.replication = replication
         self.backups = backups
         self.archive = archive
+
+    def _replication(self, database: str) -> tuple[str | None, Sequence[ReplicaStatus]]:
+        """The replication of ``database``, and its primary's DSN when that was located."""
+        if self.replication is not None:
+            return None, self.replication(database)
+        assert self.primary is not None  # checked when built
+        dsn = self.primary(database)
+        return dsn, self.read(dsn)
 
     def run(self, *, now: datetime) -> CheckRun:
         replicas: dict[str, Sequence[ReplicaStatus]] = {}
@@ -506,8 +582,7 @@ class DRCheck:
             name = database.name
             dsn: str | None = None
             try:
-                dsn = self.primary(name)
-                replicas[name] = self.read(dsn)
+                dsn, replicas[name] = self._replication(name)
             except ReplicationReadError as exc:
                 failures.append(
                     InputFailure(input=f"replication/{name}", source="postgresql", message=str(exc))
@@ -569,6 +644,13 @@ class DRCheck:
             )
         if self.archive is None:
             return findings, unknown, failures
+        if dsn is None and self.replication is not None and self.primary is not None:
+            try:  # the replication came from the HA engine: locate its leader for the archive
+                dsn = self.primary(name)
+            except ReplicationReadError as exc:
+                failures.append(
+                    InputFailure(input=f"archive/{name}", source="postgresql", message=str(exc))
+                )
         if dsn is None:
             unknown.append(Unknown(kinds=ARCHIVE_KINDS, subject=f"database/{name}"))
             return findings, unknown, failures

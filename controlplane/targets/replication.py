@@ -1,4 +1,5 @@
-"""Read streaming-replication status from a PostgreSQL primary (``pg_stat_replication``)."""
+"""Read streaming-replication status from a PostgreSQL primary (``pg_stat_replication``), or
+from the leader a failover driver names (:func:`leader_replication`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from datetime import timedelta
 import psycopg
 
 from controlplane.core.errors import ControlPlaneError
+from controlplane.failover.driver import REPLICATING, ClusterState, DriverError, FailoverDriver
+from controlplane.failover.nodes import Node
 from controlplane.targets.dr import ReplicaStatus
 
 QUERY = """
@@ -44,3 +47,45 @@ def read_replication(dsn: str, *, timeout: float = 5.0) -> list[ReplicaStatus]:
             )
         )
     return statuses
+
+
+def leader_node(driver: FailoverDriver) -> tuple[ClusterState, Node]:
+    """The cluster the HA engine reports (``GET /cluster``) and its running leader's PostgreSQL
+    server; ReplicationReadError when the engine does not answer or names no running leader."""
+    try:
+        state = driver.cluster()
+    except DriverError as exc:
+        raise ReplicationReadError(f"cannot read the cluster: {exc}") from exc
+    leader = state.leader
+    if leader is None:
+        members = ", ".join(f"{m.name} {m.role} {m.state}" for m in state.members) or "none"
+        raise ReplicationReadError(f"no running leader (members: {members})")
+    node = leader.node()
+    if node is None:
+        raise ReplicationReadError(f"{leader.name}: no PostgreSQL address in the cluster state")
+    return state, node
+
+
+def leader_replication(
+    driver: FailoverDriver, *, timeout: float = 5.0
+) -> tuple[str, list[ReplicaStatus]]:
+    """The leader the HA engine names (``GET /cluster``) and the replication it reports: its
+    ``pg_stat_replication`` rows (state, bytes and replay time behind), then every other member
+    the engine lists that is not connected, with the engine's state for it (``stopped``,
+    ``starting`` ...), so a missing replica is named with the reason."""
+    state, node = leader_node(driver)
+    rows = read_replication(node.dsn(timeout=timeout), timeout=timeout)
+    connected = {row.name for row in rows}
+    rows += [
+        ReplicaStatus(
+            name=member.name,
+            client_addr=member.host,
+            # Not in pg_stat_replication: never counted as streaming, whatever the DCS says.
+            state="not connected" if member.state == REPLICATING else member.state or "unknown",
+            lag_bytes=member.lag_bytes,
+            replay_lag=None,
+        )
+        for member in state.replicas
+        if member.name not in connected
+    ]
+    return node.name, rows

@@ -1,5 +1,5 @@
-"""A control plane runtime (SQLite store, leader lease) that leads, for tests that drive the
-action engine or the services in-process."""
+"""A control plane runtime (SQLite store, leader lease) that leads, and an action engine on it
+for database actions, for tests that drive the engine or the services in-process."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from controlplane.core.config import ControlPlaneSettings
+from controlplane.actions.engine import ActionEngine
+from controlplane.actions.gate import ActionKind, InputValue, Mode
+from controlplane.actions.policy import load_action_policy
+from controlplane.core.config import DEFAULT_ACTION_POLICY, ControlPlaneSettings
 from controlplane.runtime import Runtime
 
 
@@ -36,3 +39,20 @@ def leading_runtime(folder: Path, *, timeout: float = 10.0) -> Iterator[Runtime]
         yield runtime
     finally:
         runtime.stop()
+
+
+def database_engine(
+    runtime: Runtime, *, modes: dict[ActionKind, Mode] | None = None
+) -> ActionEngine:
+    """The shipped action policy (with ``modes`` changed), nothing to scale: database actions."""
+    policy = load_action_policy(DEFAULT_ACTION_POLICY)
+    for action, mode in (modes or {}).items():
+        policy = policy.with_mode(action, mode)
+    return ActionEngine(
+        policy=policy,
+        database=runtime.database,
+        leadership=runtime.leadership,
+        lease_name=runtime.settings.leader.leader_name,
+        actuator=None,
+        burn_reader=lambda *_: InputValue(value=None, observed_at=None),
+    )

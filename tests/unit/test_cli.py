@@ -34,4 +34,4 @@ def test_status_of_a_stack_that_never_ran_says_stopped_and_exits_1(tmp_path: Pat
     done = run("stack", "status", "--home", str(tmp_path))
     assert done.returncode == 1
     assert "stopped" in done.stdout
-    assert "postgresql-replica" in done.stdout
+    assert "patroni-member-2" in done.stdout

@@ -1,4 +1,5 @@
-"""``/api/v1/actions``: the kill switch and the decisions waiting for an operator."""
+"""``/api/v1/actions``: the kill switch, the decisions waiting for an operator, and a planned
+database switchover asked for by one."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, Field
 
-from controlplane.api.deps import CurrentOperator, ReaderDep, WriterDep
+from controlplane.api.deps import (
+    CurrentOperator,
+    ReaderDep,
+    RuntimeDep,
+    WriterDep,
+    database_operations,
+)
 from controlplane.store.actions import (
     KILL_SWITCH,
     get_flag,
@@ -41,6 +48,11 @@ class PendingAction(BaseModel):
     target: str
     reason: str
     evidence: dict[str, Any]
+
+
+class SwitchoverRequest(BaseModel):
+    #: The member to hand over to; none: the control plane chooses (smallest lag).
+    candidate: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class Verdict(BaseModel):
@@ -130,3 +142,18 @@ def deny(
     decision_id: str, verdict: Verdict, operator: CurrentOperator, session: WriterDep
 ) -> StoredAuditEntry:
     return _resolve(decision_id, approve=False, verdict=verdict, operator=operator, session=session)
+
+
+@router.post(
+    "/switchover",
+    response_model=StoredAuditEntry,
+    summary="Ask for a planned database switchover (operator); decided through the gate",
+)
+def switchover(
+    request: SwitchoverRequest, operator: CurrentOperator, runtime: RuntimeDep
+) -> StoredAuditEntry:
+    """The ``switchover_database`` decision: pending (approval mode, the shipped policy's), taken
+    and run (Patroni's ``POST /switchover``; the outcome says how it went), or refused."""
+    return database_operations(runtime).request_switchover(
+        actor=f"operator:{operator.name}", candidate=request.candidate
+    )

@@ -17,7 +17,6 @@ from controlplane.backups.archive import ArchiveReport
 from controlplane.backups.errors import ArchiveReadError
 from controlplane.core.config import ControlPlaneSettings
 from controlplane.evaluation.service import archive_reader
-from controlplane.failover.nodes import configured_nodes
 from controlplane.store.backups import (
     NewRestoreRun,
     StoredBackup,
@@ -27,7 +26,7 @@ from controlplane.store.backups import (
     record_restore_run,
 )
 from controlplane.targets.policy import load_dr_policy
-from controlplane.targets.reconcile import NodeTopology
+from controlplane.targets.reconcile import locate_primary
 from controlplane.targets.replication import ReplicationReadError
 
 router = APIRouter(tags=["backups"])
@@ -48,9 +47,9 @@ def read_archive_view(
         return unread("no pgBackRest configuration (CONTROLPLANE_PGBACKREST_CONFIG)")
     if database != settings.failover.database_name:
         return unread("not the configured database")
-    topology = NodeTopology(nodes=configured_nodes(settings.failover), database=database)
     try:
-        archive = archive_reader(settings.backups, timeout=2.0)(topology(database))
+        primary = locate_primary(settings.failover, database, timeout=2.0)
+        archive = archive_reader(settings.backups, timeout=2.0)(primary)
     except (ReplicationReadError, ArchiveReadError) as exc:
         return unread(str(exc))
     return ArchiveReport.of(archive, database=database, rpo_s=rpo_s)

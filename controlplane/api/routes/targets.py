@@ -1,5 +1,6 @@
 """``/api/v1/capacity`` and ``/api/v1/dr``: live state against the policies, for the dashboards;
-``POST /api/v1/dr/drills`` stores a drill measured elsewhere (``controlplane drill``). ``/dr``
+``POST /api/v1/dr/drills`` stores a drill measured elsewhere (``controlplane drill``);
+``POST /api/v1/dr/drills/run`` asks this control plane to run one (through the gate). ``/dr``
 also carries each database's recent backups and restore validations and its primary's WAL
 archiving (``routes/backups.py``).
 
@@ -23,14 +24,18 @@ from controlplane.api.deps import (
     CurrentOperator,
     OrchestrationDep,
     ReaderDep,
+    RuntimeDep,
     SettingsDep,
     WriterDep,
+    database_operations,
 )
 from controlplane.api.routes.backups import read_archive_view
 from controlplane.backups.archive import ArchiveReport
 from controlplane.core.config import FailoverSettings
 from controlplane.failover.nodes import NodeUnreachable, configured_nodes, probe
+from controlplane.failover.patroni import PatroniDriver
 from controlplane.orchestrator.base import OrchestratorError, OrchestratorInfo, WorkloadState
+from controlplane.store.audit import StoredAuditEntry
 from controlplane.store.backups import (
     StoredBackup,
     StoredRestoreRun,
@@ -44,8 +49,13 @@ from controlplane.store.drills import (
     list_restore_validations,
     record_drill,
 )
+from controlplane.targets.dr import ReplicaStatus
 from controlplane.targets.policy import load_capacity_policy, load_dr_policy
-from controlplane.targets.replication import ReplicationReadError, read_replication
+from controlplane.targets.replication import (
+    ReplicationReadError,
+    leader_replication,
+    read_replication,
+)
 
 router = APIRouter(tags=["targets"])
 
@@ -285,12 +295,43 @@ class DatabaseDR(BaseModel):
 
 
 class DR(BaseModel):
+    #: Who moves the primary role (``CONTROLPLANE_FAILOVER_DRIVER``) and how (``auto``:
+    #: Patroni by itself; ``controlled``: the control plane decides).
+    failover_driver: Literal["local", "patroni"]
+    failover_mode: Literal["auto", "controlled"]
     databases: list[DatabaseDR]
+
+
+def _views(rows: list[ReplicaStatus]) -> list[ReplicaView]:
+    return [
+        ReplicaView(
+            name=r.name,
+            state=r.state,
+            lag_bytes=r.lag_bytes,
+            replay_lag_s=None if r.replay_lag is None else r.replay_lag.total_seconds(),
+        )
+        for r in rows
+    ]
+
+
+def _patroni_replication(
+    settings: FailoverSettings,
+) -> tuple[str | None, list[ReplicaView] | None, str | None]:
+    driver = PatroniDriver(urls=settings.patroni_urls, timeout=2, attempts=1)
+    try:
+        leader, rows = leader_replication(driver, timeout=2)
+    except ReplicationReadError as exc:
+        return None, None, f"Patroni: {exc}"
+    finally:
+        driver.close()
+    return leader, _views(rows), None
 
 
 def _replication(
     settings: FailoverSettings,
 ) -> tuple[str | None, list[ReplicaView] | None, str | None]:
+    if settings.failover_driver == "patroni":
+        return _patroni_replication(settings)
     nodes = configured_nodes(settings)
     if not nodes:
         return None, None, "no database nodes configured (CONTROLPLANE_DATABASE_NODES)"
@@ -305,19 +346,7 @@ def _replication(
             rows = read_replication(node.dsn(timeout=2), timeout=2)
         except ReplicationReadError as exc:
             return node.name, None, str(exc)
-        return (
-            node.name,
-            [
-                ReplicaView(
-                    name=r.name,
-                    state=r.state,
-                    lag_bytes=r.lag_bytes,
-                    replay_lag_s=None if r.replay_lag is None else r.replay_lag.total_seconds(),
-                )
-                for r in rows
-            ],
-            None,
-        )
+        return node.name, _views(rows), None
     return None, None, "no writable primary among " + ", ".join(n.name for n in nodes)
 
 
@@ -367,7 +396,11 @@ async def dr(session: ReaderDep, settings: SettingsDep) -> DR:
                 archive=archive,
             )
         )
-    return DR(databases=databases)
+    return DR(
+        failover_driver=settings.failover.failover_driver,
+        failover_mode=settings.failover.mode,
+        databases=databases,
+    )
 
 
 @router.post(
@@ -378,3 +411,23 @@ async def dr(session: ReaderDep, settings: SettingsDep) -> DR:
 )
 def add_drill(drill: NewDrill, _operator: CurrentOperator, session: WriterDep) -> StoredDrill:
     return record_drill(session, drill=drill)
+
+
+class DrillRequest(BaseModel):
+    kind: Literal["switchover", "failover"] = "switchover"
+
+
+@router.post(
+    "/dr/drills/run",
+    response_model=StoredAuditEntry,
+    summary="Run a drill now, through the gate (operator); the decision with its outcome",
+)
+def run_drill(
+    request: DrillRequest, operator: CurrentOperator, runtime: RuntimeDep
+) -> StoredAuditEntry:
+    """The ``run_drill`` decision: refused (the reason says why: kill switch, cooldown, not the
+    leader ...), pending an approval, or taken and run (its outcome and the drill's figures in
+    ``evidence.drill``; the drill is stored like any other)."""
+    return database_operations(runtime).run_drill(
+        kind=request.kind, actor=f"operator:{operator.name}"
+    )

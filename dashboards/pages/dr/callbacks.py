@@ -14,6 +14,7 @@ from dashboards.pages.dr.views import (
     backups_table,
     databases_table,
     drills_table,
+    failover_text,
     findings_table,
     restores_table,
 )
@@ -52,7 +53,11 @@ def register(app: Dash, *, client: ControlPlaneClient) -> None:
             return error_state(exc), None, None, None, None, None, None, findings
         databases = found.databases
         return (
-            databases_table(databases, now=now),
+            databases_table(
+                databases,
+                now=now,
+                failover=failover_text(found.failover_driver, found.failover_mode),
+            ),
             dcc.Graph(figure=replication_lag_figure(databases), config=GRAPH_CONFIG),
             dcc.Graph(figure=drills_figure(databases), config=GRAPH_CONFIG),
             drills_table(databases),

@@ -16,6 +16,7 @@ __all__ = [
     "backups_table",
     "databases_table",
     "drills_table",
+    "failover_text",
     "findings_table",
     "restores_table",
 ]
@@ -23,6 +24,16 @@ __all__ = [
 NO_BACKUP = "no backup on record"
 NO_RESTORE = "no restore validation on record"
 MB = 1024 * 1024
+DRIVERS = {"patroni": "Patroni", "local": "control plane"}
+
+
+def failover_text(driver: str | None, mode: str | None) -> str:
+    """Who fails the database over: ``Patroni, auto`` / ``Patroni, controlled`` /
+    ``control plane`` (the local driver), or nothing when the control plane does not say."""
+    if driver is None:
+        return ""
+    name = DRIVERS.get(driver, driver)
+    return f"{name}, {mode}" if driver == "patroni" and mode else name
 
 
 def _check(value: float | None, target: float) -> html.Span:
@@ -35,7 +46,10 @@ def _check(value: float | None, target: float) -> html.Span:
     )
 
 
-def databases_table(databases: Sequence[DatabaseDR], *, now: datetime) -> html.Div:
+def databases_table(
+    databases: Sequence[DatabaseDR], *, now: datetime, failover: str = ""
+) -> html.Div:
+    """One row per database; ``failover`` (:func:`failover_text`) beside the primary."""
     if not databases:
         return empty_state("no databases in the DR policy")
     rows = []
@@ -65,6 +79,12 @@ def databases_table(databases: Sequence[DatabaseDR], *, now: datetime) -> html.D
                 database.tier,
                 duration_text(database.rto_s),
                 duration_text(database.rpo_s),
+                html.Span(
+                    [
+                        database.primary or html.Span(DASH, className="no-data"),
+                        f" ({failover})" if failover else "",
+                    ]
+                ),
                 replicas,
                 f"{ago(last_drill, now=now)} ({utc(last_drill)})" if last_drill else "never",
                 f"{ago(database.last_restore_validation, now=now)} "
@@ -80,6 +100,7 @@ def databases_table(databases: Sequence[DatabaseDR], *, now: datetime) -> html.D
                 "Tier",
                 "RTO target",
                 "RPO target",
+                "Primary (failover by)",
                 "Replicas: lag / RPO",
                 "Last drill",
                 "Last restore validation",

@@ -13,10 +13,6 @@ from pathlib import Path
 import pytest
 
 from controlplane.actions.database import FailoverService
-from controlplane.actions.engine import ActionEngine
-from controlplane.actions.gate import InputValue
-from controlplane.actions.policy import load_action_policy
-from controlplane.core.config import DEFAULT_ACTION_POLICY
 from controlplane.failover.fencing import LocalFencer
 from controlplane.failover.nodes import Node, probe
 from controlplane.failover.writeprobe import WriteProbe, missing_acknowledged
@@ -25,7 +21,7 @@ from controlplane.stack.backends import PostgresPrimary, PostgresReplica
 from controlplane.store.actions import KILL_SWITCH, set_flag
 from controlplane.store.audit import list_audit
 from tests.support.backends import TEST_PG_CONF, BackendPool, launch
-from tests.support.runtime import leading_runtime
+from tests.support.runtime import database_engine, leading_runtime
 
 pytestmark = pytest.mark.integration
 
@@ -57,18 +53,6 @@ def pair(backend_pool: BackendPool) -> Iterator[tuple[PostgresPrimary, Node, Nod
     )
     backend_pool.stop(replica)
     backend_pool.stop(primary)
-
-
-def database_engine(runtime: Runtime) -> ActionEngine:
-    """The shipped policy, nothing to scale: database actions only."""
-    return ActionEngine(
-        policy=load_action_policy(DEFAULT_ACTION_POLICY),
-        database=runtime.database,
-        leadership=runtime.leadership,
-        lease_name=runtime.settings.leader.leader_name,
-        actuator=None,
-        burn_reader=lambda *_: InputValue(value=None, observed_at=None),
-    )
 
 
 def service_for(

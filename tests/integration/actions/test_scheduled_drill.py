@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from controlplane.actions.database import FailoverService
-from controlplane.actions.drills import ScheduledDrill, local_node_control
+from controlplane.actions.drills import LocalDrillRunner, ScheduledDrill, local_node_control
 from controlplane.failover.fencing import LocalFencer
 from controlplane.failover.local import LocalNodeControl
 from controlplane.failover.nodes import Node, probe
@@ -19,8 +19,9 @@ from controlplane.stack.backends import PostgresPrimary, PostgresReplica
 from controlplane.store.actions import KILL_SWITCH, set_flag
 from controlplane.store.audit import list_audit
 from controlplane.store.drills import list_drills
-from tests.integration.actions.test_failover_service import database_engine, runtime
+from tests.integration.actions.test_failover_service import runtime
 from tests.support.backends import TEST_PG_CONF, BackendPool, launch
+from tests.support.runtime import database_engine
 
 pytestmark = pytest.mark.integration
 
@@ -64,13 +65,11 @@ def drill_for(runtime: Runtime, pair: Pair) -> tuple[ScheduledDrill, FailoverSer
     )
     drill = ScheduledDrill(
         engine=engine,
-        nodes=pair.nodes,
-        control=pair.control,
+        runner=LocalDrillRunner(nodes=pair.nodes, control=pair.control, failover=failover),
         database="inventory",
         interval=timedelta(hours=24),
         rto_target=timedelta(minutes=15),
         rpo_target=timedelta(0),
-        failover=failover,
     )
     return drill, failover
 

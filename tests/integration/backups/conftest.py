@@ -149,60 +149,73 @@ def control_plane_settings(
 ControlPlaneFactory = Callable[..., ControlPlane]
 
 
-@pytest.fixture
-def control_plane_factory(tmp_path: Path, backed_up: BackedUp) -> Iterator[ControlPlaneFactory]:
-    runtimes: list[Runtime] = []
+def start_control_plane(settings: ControlPlaneSettings, runtimes: list[Runtime]) -> ControlPlane:
+    """The control plane of ``settings``, leading (its runtime appended to ``runtimes``, which
+    the caller stops): the backup schedule, the action engine and the DR check."""
+    runtime = Runtime.from_settings(settings)
+    runtime.start()
+    runtimes.append(runtime)
+    eventually(lambda: runtime.leadership.status().is_leader, timeout=10)
+    engine = ActionEngine(
+        policy=load_action_policy(settings.policies.action_policy),
+        database=runtime.database,
+        leadership=runtime.leadership,
+        lease_name=settings.leader.leader_name,
+        actuator=None,
+        burn_reader=lambda service, slo, window: InputValue(value=None, observed_at=None),
+    )
+    schedule = backup_schedule(settings, engine=engine)
+    assert schedule is not None
+    checks = build_target_checks(
+        settings,
+        orchestration=None,
+        drill_history=StoreDrillHistory(
+            database=runtime.database,
+            list_drills=list_drills,
+            list_restores=list_restore_validations,
+        ),
+        backup_history=StoreBackupHistory(
+            database=runtime.database, databases=frozenset({DATABASE})
+        ),
+    )
+    evaluation = EvaluationService(
+        runtime=runtime,
+        evaluator=SLOEvaluator(
+            slos=(), metrics=PrometheusSource.from_settings(settings), logs=None
+        ),
+        metrics=ControlPlaneMetrics(process=False),
+        checks=checks,
+    )
+    return ControlPlane(
+        settings=settings,
+        runtime=runtime,
+        engine=engine,
+        schedule=schedule,
+        evaluation=evaluation,
+    )
 
+
+@pytest.fixture
+def runtimes() -> Iterator[list[Runtime]]:
+    """The control planes' runtimes a test started, stopped at its end."""
+    started: list[Runtime] = []
+    try:
+        yield started
+    finally:
+        for runtime in started:
+            runtime.stop()
+
+
+@pytest.fixture
+def control_plane_factory(
+    tmp_path: Path, backed_up: BackedUp, runtimes: list[Runtime]
+) -> ControlPlaneFactory:
     def build(*, rpo: str = "5m", **backups: object) -> ControlPlane:
         """The control plane; ``backups``: its backup settings over the fixture's."""
         settings = control_plane_settings(tmp_path, backed_up, rpo=rpo, **backups)
-        runtime = Runtime.from_settings(settings)
-        runtime.start()
-        runtimes.append(runtime)
-        eventually(lambda: runtime.leadership.status().is_leader, timeout=10)
-        engine = ActionEngine(
-            policy=load_action_policy(settings.policies.action_policy),
-            database=runtime.database,
-            leadership=runtime.leadership,
-            lease_name=settings.leader.leader_name,
-            actuator=None,
-            burn_reader=lambda service, slo, window: InputValue(value=None, observed_at=None),
-        )
-        schedule = backup_schedule(settings, engine=engine)
-        assert schedule is not None
-        checks = build_target_checks(
-            settings,
-            orchestration=None,
-            drill_history=StoreDrillHistory(
-                database=runtime.database,
-                list_drills=list_drills,
-                list_restores=list_restore_validations,
-            ),
-            backup_history=StoreBackupHistory(
-                database=runtime.database, databases=frozenset({DATABASE})
-            ),
-        )
-        evaluation = EvaluationService(
-            runtime=runtime,
-            evaluator=SLOEvaluator(
-                slos=(), metrics=PrometheusSource.from_settings(settings), logs=None
-            ),
-            metrics=ControlPlaneMetrics(process=False),
-            checks=checks,
-        )
-        return ControlPlane(
-            settings=settings,
-            runtime=runtime,
-            engine=engine,
-            schedule=schedule,
-            evaluation=evaluation,
-        )
+        return start_control_plane(settings, runtimes)
 
-    try:
-        yield build
-    finally:
-        for runtime in runtimes:
-            runtime.stop()
+    return build
 
 
 @pytest.fixture

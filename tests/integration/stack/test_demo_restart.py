@@ -1,10 +1,11 @@
 """The demo as a new user meets it on the whole local stack: started, it shows no finding that
-its own set-up causes; after `make demo-failover`, `make demo-down` then `make demo` start it
-again from the topology the failover left (the promoted node as primary, the old one rebuilt as
-its replica)."""
+its own set-up causes; `make demo-failover` kills the Patroni member that leads, the API goes on
+writing through the member that takes over and the killed one rejoins; `make demo-down` then
+`make demo` start again on the same data, with the member that led at the stop leading."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -13,13 +14,15 @@ import psycopg
 import pytest
 
 from controlplane.stack.runner import shifted_ports
-from tests.integration.stack.test_demo_closed_loop import (
+from tests.integration.stack.test_demo_closed_loop import run, stack_home
+from tests.integration.stack.test_local_stack import (
     assert_api_writes,
-    run,
-    stack_home,
+    assert_status_healthy,
+    database_members,
+    free_offset,
+    processes_mentioning,
     wait_for_items,
 )
-from tests.integration.stack.test_local_stack import assert_status_healthy, free_offset
 
 pytestmark = pytest.mark.integration
 
@@ -78,26 +81,46 @@ def test_the_demo_starts_in_its_policy_and_again_after_a_failover(
 
     wait_for_items(api)
     before_failover = assert_api_writes(api)
-    failover = run(
-        "drill", "failover", home=stack_home, env={"CONTROLPLANE_DATA_DIR": str(tmp_path)}
-    )
+    leader_before = leader_of(run("stack", "status", home=stack_home).stdout)
+    identity = system_identifier(ports, leader_before)
+    failover = run("drill", "crash", home=stack_home, env={"CONTROLPLANE_DATA_DIR": str(tmp_path)})
     assert failover.returncode == 0, failover.stdout + failover.stderr
+    assert re.search(r"failover drill: RTO \d+\.\d+ s", failover.stdout), failover.stdout
+    assert f"SIGKILL patroni-{leader_before}" in failover.stdout
+    assert f"{leader_before} rejoined" in failover.stdout
+    leader = leader_of(run("stack", "status", home=stack_home).stdout)
+    assert leader != leader_before
+    assert_api_writes(api)  # through the member that took over, without a restart
+
     down = run("stack", "down", home=stack_home)
     assert down.returncode == 0, down.stdout + down.stderr
+    assert processes_mentioning(str(stack_home)) == []
 
     again = run("stack", "up", "--port-offset", str(offset), home=stack_home, env=FAST_CHECKS)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "postgresql-replica was promoted" in again.stdout
-    assert_status_healthy(stack_home, offset)
+    assert f"{leader} leads" in again.stdout  # Patroni's choice: the member that led at the stop
+    status = assert_status_healthy(stack_home, offset)
+    assert sorted(database_members(status).values()) == [
+        ("leader", "running"),
+        ("sync_standby", "streaming"),
+    ]
+    assert leader_of(status) == leader
+    assert system_identifier(ports, leader) == identity  # the same database, not a new one
     with httpx.Client(base_url=api, timeout=10) as client:  # what was written survived
         kept = client.get(f"/api/v1/movements/{before_failover}")
         assert kept.status_code == 200, kept.text
         assert kept.json()["status"] == "applied"
     assert_api_writes(api)
-    primary = f"postgresql://postgres@127.0.0.1:{ports['postgresql-primary']['postgres']}/postgres"
-    with psycopg.connect(primary, autocommit=True) as conn:
-        assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
-        streaming = conn.execute(
-            "SELECT application_name, state FROM pg_stat_replication"
-        ).fetchall()
-    assert [state for _, state in streaming] == ["streaming"], streaming
+
+
+def leader_of(status: str) -> str:
+    (leader,) = [m for m, (role, _) in database_members(status).items() if role == "leader"]
+    return leader
+
+
+def system_identifier(ports: dict[str, dict[str, int]], member: str) -> int:
+    port = ports[f"patroni-{member}"]["postgres"]
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres") as conn:
+        row = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()
+    assert row is not None
+    return int(row[0])

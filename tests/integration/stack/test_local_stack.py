@@ -9,10 +9,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from controlplane.core.processes import port_is_free
@@ -99,7 +101,59 @@ def assert_console_reads_the_control_plane(home: Path, offset: int) -> None:
     assert me.json()["role"] == "operator"
 
 
+def assert_api_writes(api: str) -> str:
+    """A movement is accepted and applied by the API at ``api``; its id is returned."""
+    with httpx.Client(base_url=api, timeout=10) as client:
+        sku = client.get("/api/v1/items", params={"limit": 1}).json()["items"][0]["sku"]
+        body = {"kind": "receive", "sku": sku, "warehouse": "W-NORTH", "quantity": 1}
+        accepted = client.post(
+            "/api/v1/movements", json=body, headers={"Idempotency-Key": uuid.uuid4().hex}
+        )
+        assert accepted.status_code == 202, accepted.text
+        movement = str(accepted.json()["id"])
+        deadline = time.monotonic() + 60
+        while client.get(f"/api/v1/movements/{movement}").json()["status"] != "applied":
+            assert time.monotonic() < deadline, f"movement {movement} was not applied"
+            time.sleep(0.5)
+    return movement
+
+
+def wait_for_items(api: str) -> None:
+    deadline = time.monotonic() + 60  # the demo traffic creates the items first
+    while not httpx.get(f"{api}/api/v1/items", timeout=5).json()["items"]:
+        assert time.monotonic() < deadline, "the demo traffic created no items"
+        time.sleep(1)
+
+
+def database_members(status: str) -> dict[str, tuple[str, str]]:
+    """member → (role, state) from the Patroni table of ``stack status``."""
+    found = {}
+    for line in status.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("│").split("│")]
+        if len(cells) == 7 and cells[0].startswith("member-"):
+            found[cells[0]] = (cells[3], cells[4])
+    return found
+
+
+def on_every_member(offset: int, movement: str) -> list[int]:
+    """The members' ports whose PostgreSQL has the movement ``movement``."""
+    ports = shifted_ports(offset)
+    having = []
+    for member in ("patroni-member-1", "patroni-member-2"):
+        port = ports[member]["postgres"]
+        with psycopg.connect(
+            f"postgresql://postgres@127.0.0.1:{port}/inventory", autocommit=True
+        ) as conn:
+            row = conn.execute("SELECT 1 FROM movements WHERE id = %s", (movement,)).fetchone()
+        if row is not None:
+            having.append(port)
+    return having
+
+
 def test_up_status_down_leaves_no_process(stack_home: Path) -> None:
+    """etcd and two Patroni members come up with the rest; status names the leader and its
+    synchronous standby; the API writes through its multi-host string and the write is on
+    both members; down leaves no process."""
     offset = free_offset()
     up = subprocess.run(
         [CLI, "stack", "up", "--home", str(stack_home), "--port-offset", str(offset)],
@@ -109,8 +163,19 @@ def test_up_status_down_leaves_no_process(stack_home: Path) -> None:
         check=False,
     )
     assert up.returncode == 0, up.stdout + up.stderr
-    assert_status_healthy(stack_home, offset)
+    status = assert_status_healthy(stack_home, offset)
+    roles = database_members(status)
+    assert sorted(roles.values()) == [("leader", "running"), ("sync_standby", "streaming")]
     assert_console_reads_the_control_plane(stack_home, offset)
+    api = f"http://127.0.0.1:{shifted_ports(offset)['inventory-api']['http']}"
+    wait_for_items(api)
+    movement = assert_api_writes(api)
+    ports = shifted_ports(offset)
+    both = [ports["patroni-member-1"]["postgres"], ports["patroni-member-2"]["postgres"]]
+    deadline = time.monotonic() + 10  # the standby replays what it has acknowledged
+    while (having := on_every_member(offset, movement)) != both and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert having == both
     again = cli("up", home=stack_home)
     assert again.returncode == 1
     assert "already running" in again.stderr

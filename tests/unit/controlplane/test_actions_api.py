@@ -146,3 +146,24 @@ def test_a_drill_posted_by_an_operator_shows_on_the_dr_view(api: Api) -> None:
     assert stored.status_code == 201, stored.text
     (database,) = api.client.get("/api/v1/dr", headers=api.headers()).json()["databases"]
     assert [(d["kind"], d["measured_rto_s"]) for d in database["drills"]] == [("failover", 2.5)]
+
+
+def test_drills_and_switchovers_on_request_need_the_action_engine(api: Api) -> None:
+    """``alerts.wiring.create_app`` runs the API alone: no engine to decide or run them."""
+    for path, body in (
+        ("/api/v1/dr/drills/run", {"kind": "switchover"}),
+        ("/api/v1/actions/switchover", {}),
+    ):
+        denied = api.client.post(path, json=body, headers=api.headers(Role.VIEWER))
+        assert denied.status_code == 403
+        refused = api.client.post(path, json=body, headers=api.headers(Role.OPERATOR))
+        assert refused.status_code == 409
+        assert "the action engine does not run in this process" in refused.json()["detail"]
+
+
+def test_a_drill_of_an_unknown_kind_is_422_naming_the_field(api: Api) -> None:
+    response = api.client.post(
+        "/api/v1/dr/drills/run", json={"kind": "meteor"}, headers=api.headers(Role.OPERATOR)
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "kind"]

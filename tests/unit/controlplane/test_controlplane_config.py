@@ -49,7 +49,9 @@ VARIABLES = {
         "evaluation_enabled",
         "evaluation_interval_seconds",
         "evaluation_retention_days",
+        "failover_driver",
         "failover_enabled",
+        "failover_mode",
         "failover_probe_interval_seconds",
         "failover_probe_threshold",
         "host",
@@ -71,6 +73,7 @@ VARIABLES = {
         "max_webhook_body_bytes",
         "migrate_on_start",
         "orchestrator",
+        "patroni_urls",
         "pgbackrest_binary",
         "pgbackrest_config",
         "pgbackrest_stanza",
@@ -192,6 +195,9 @@ def test_the_acting_side_reads_the_same_environment(
         ("CONTROLPLANE_DATABASE_NODES", "primary=h:1,primary=h:2"),
         ("CONTROLPLANE_DATABASE_DATA_DIRS", "primary"),
         ("CONTROLPLANE_FAILOVER_PROBE_THRESHOLD", "0"),
+        ("CONTROLPLANE_FAILOVER_DRIVER", "kubernetes"),
+        ("CONTROLPLANE_FAILOVER_MODE", "manual"),
+        ("CONTROLPLANE_PATRONI_URLS", "127.0.0.1:8008"),
     ],
 )
 def test_unusable_values_fail_naming_the_variable(
@@ -202,6 +208,35 @@ def test_unusable_values_fail_naming_the_variable(
         ControlPlaneSettings()
     (error,) = caught.value.errors()
     assert setting_name(error["loc"]) == variable
+
+
+def test_the_patroni_driver_reads_its_urls_and_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONTROLPLANE_FAILOVER_DRIVER", "patroni")
+    monkeypatch.setenv("CONTROLPLANE_PATRONI_URLS", "http://127.0.0.1:8008/, http://127.0.0.1:8009")
+    settings = ControlPlaneSettings().failover
+    assert settings.patroni_urls == ("http://127.0.0.1:8008", "http://127.0.0.1:8009")
+    assert settings.mode == "auto"  # Patroni fails over by itself unless told otherwise
+
+    monkeypatch.setenv("CONTROLPLANE_FAILOVER_MODE", "controlled")
+    assert ControlPlaneSettings().failover.mode == "controlled"
+
+
+def test_the_local_driver_is_the_default_and_only_controlled() -> None:
+    settings = ControlPlaneSettings().failover
+    assert (settings.failover_driver, settings.mode) == ("local", "controlled")
+
+
+@pytest.mark.parametrize(
+    ("failover", "named"),
+    [
+        ({"failover_driver": "patroni"}, "needs CONTROLPLANE_PATRONI_URLS"),
+        ({"patroni_urls": "http://127.0.0.1:8008"}, "CONTROLPLANE_FAILOVER_DRIVER is local"),
+        ({"failover_mode": "auto"}, "CONTROLPLANE_FAILOVER_MODE=auto needs"),
+    ],
+)
+def test_failover_settings_that_disagree_are_refused(failover: dict[str, str], named: str) -> None:
+    with pytest.raises(ValidationError, match=named):
+        ControlPlaneSettings.model_validate({"failover": failover})
 
 
 def test_webhook_token_comes_from_a_file(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from dash import html
 
-from controlplane.client.models import ServiceCapacity
+from controlplane.client.models import DatabaseDR, ServiceCapacity
 from dashboards.history import Point
 from dashboards.pages.capacity.views import (
     capacity_table,
@@ -15,6 +15,7 @@ from dashboards.pages.capacity.views import (
     workloads_section,
     workloads_table,
 )
+from dashboards.pages.dr.views import databases_table, failover_text
 from dashboards.pages.overview.views import filter_statuses, overview_table_html
 from dashboards.pages.slo_detail.views import (
     actions_for,
@@ -260,3 +261,34 @@ def test_no_deployments_table_locally_and_a_note_when_the_cluster_is_unreadable(
     _, note = unreadable.children
     assert note.className == "state state-no-data"
     assert "could not be read" in note.children
+
+
+def _text(component: Any) -> str:
+    if isinstance(component, str):
+        return component
+    children = getattr(component, "children", None)
+    if children is None:
+        return ""
+    if isinstance(children, list | tuple):
+        return "".join(_text(child) for child in children)
+    return _text(children)
+
+
+def test_the_dr_table_names_the_primary_and_who_fails_it_over() -> None:
+    assert failover_text("patroni", "controlled") == "Patroni, controlled"
+    assert failover_text("local", "controlled") == "control plane"
+    assert failover_text(None, None) == ""  # a control plane that does not say
+    database = DatabaseDR(
+        database="inventory",
+        tier="critical",
+        rto_s=900,
+        rpo_s=300,
+        primary="member-2",
+        replicas=[],
+        error=None,
+        drills=[],
+        last_restore_validation=None,
+    )
+    text = _text(databases_table([database], now=NOW, failover="Patroni, auto"))
+    assert "member-2 (Patroni, auto)" in text
+    assert "no replica streaming" in text

@@ -41,8 +41,10 @@ def test_bad_heap_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_demo_ports_follow_the_design_document() -> None:
-    assert DEMO_PORTS["postgresql-primary"]["postgres"] == 5432
-    assert DEMO_PORTS["postgresql-replica"]["postgres"] == 5433
+    assert DEMO_PORTS["patroni-member-1"] == {"postgres": 5432, "rest": 8008}
+    assert DEMO_PORTS["patroni-member-2"] == {"postgres": 5433, "rest": 8009}
+    assert DEMO_PORTS["etcd"]["client"] == 2379
+    assert DEMO_PORTS["kube-etcd"]["client"] == 2381  # Kubernetes' own etcd
     assert DEMO_PORTS["redis"]["redis"] == 6379
     assert DEMO_PORTS["prometheus"]["http"] == 9090
     assert DEMO_PORTS["alertmanager"]["http"] == 9093
