@@ -52,6 +52,10 @@ test-integration: ## integration tests only (real servers)
 bench-failover: bootstrap ## Patroni: postmaster / member SIGKILL and switchover 10x each, tuned vs default timing: RTO, writes lost, rejoin
 	$(PY) -m bench.failover
 
+.PHONY: bench-backup
+bench-backup: bootstrap ## pgBackRest on a 1 GB inventory: backup / restore MB/s, PITR accuracy, archive lag under ingest, restore validation (table + JSON line)
+	$(PY) -m bench.backup $(BENCH_ARGS)
+
 # --- inventory API (app/) ------------------------------------------------------------------
 # Defaults point at the demo stack (`make demo`: both Patroni members, whichever leads); any
 # INVENTORY_* variable set in the environment wins (see app/README.md).

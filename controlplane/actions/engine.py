@@ -72,9 +72,10 @@ logger = logging.getLogger(__name__)
 BurnReader = Callable[[str, str, str], InputValue]
 
 SCALING: tuple[ActionKind, ...] = ("scale_out", "scale_in")
-#: Actions on the database: their audit target is ``database/<name>``.
+#: Actions on the database (its failover and its backups): their audit target is
+#: ``database/<name>``.
 DATABASE_ACTIONS: frozenset[str] = frozenset(
-    {"failover_database", "switchover_database", "rejoin_member"}
+    {"failover_database", "switchover_database", "rejoin_member", "backup", "validate_restore"}
 )
 
 
@@ -890,4 +891,6 @@ _ACTIONS = {
     "switchover_database",
     "run_drill",
     "rejoin_member",
+    "backup",
+    "validate_restore",
 }

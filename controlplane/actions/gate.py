@@ -23,6 +23,8 @@ ActionKind = Literal[
     "failover_database",
     "switchover_database",
     "run_drill",
+    "backup",
+    "validate_restore",
     "rejoin_member",
 ]
 Mode = Literal["enforce", "dry-run", "approval"]

@@ -16,6 +16,10 @@
   switchover drill whenever the newest stored drill is older than
   ``CONTROLPLANE_DRILL_INTERVAL_HOURS``, and operators may ask for drills and switchovers
   (:meth:`ActionService.run_drill`, :meth:`ActionService.request_switchover`).
+* With a pgBackRest configuration (``CONTROLPLANE_PGBACKREST_CONFIG``) and the database's
+  primary locatable (Patroni's leader, or among the database nodes), a
+  :class:`BackupSchedule` takes the DR policy's full and differential backups and runs its
+  restore validations, each through the gate (``backup``, ``validate_restore``).
 
 A job that fails is logged by the scheduler and runs again at its next time. Only the leader
 acts; a replica that loses the lease mid-decision is refused by its fencing token in the store.
@@ -25,13 +29,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from psycopg.conninfo import make_conninfo
 
+from controlplane.actions.backups import BackupCadence, BackupSchedule
 from controlplane.actions.database import FailoverService
 from controlplane.actions.drills import (
     DrillKind,
@@ -44,6 +50,8 @@ from controlplane.actions.engine import ActionEngine
 from controlplane.actions.patroni import PatroniDrillRunner, PatroniFailover
 from controlplane.actions.policy import load_action_policy
 from controlplane.actions.signals import prometheus_burn_reader
+from controlplane.backups.pgbackrest import PgBackRest
+from controlplane.backups.validation import InvariantQuery, ValidationSettings
 from controlplane.core.config import ControlPlaneSettings, FailoverSettings
 from controlplane.core.specs import load_spec_paths
 from controlplane.failover.fencing import LocalFencer
@@ -61,8 +69,15 @@ from controlplane.targets.policy import (
     load_dr_policy,
     slo_tiers,
 )
+from controlplane.targets.reconcile import locate_primary
 
-__all__ = ["ALERT_LOOKBACK", "ActionService"]
+__all__ = [
+    "ALERT_LOOKBACK",
+    "ActionService",
+    "backup_schedule",
+    "source_of",
+    "validation_settings",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +86,8 @@ ALERT_LOOKBACK = timedelta(minutes=15)
 
 TICK_JOB = "actions-tick"
 DRILL_JOB = "actions-drill"
+BACKUP_JOB = "actions-backup"
+VALIDATION_JOB = "actions-restore-validation"
 #: How often the leader checks whether the scheduled drill is due.
 DRILL_CHECK_EVERY = timedelta(minutes=1)
 
@@ -87,6 +104,8 @@ class ActionService:
         drill: ScheduledDrill | None = None,
         patroni: PatroniFailover | None = None,
         interval: float = 5.0,
+        backups: BackupSchedule | None = None,
+        backup_interval: float = 60.0,
     ) -> None:
         """``failover``: the watch started with the service (automatic failover on);
         ``patroni``: the Patroni executor of switchovers, also when the watch is off."""
@@ -96,6 +115,8 @@ class ActionService:
         self.drill = drill
         self.patroni = patroni
         self.interval = interval
+        self.backups = backups
+        self.backup_interval = backup_interval
         self._offered: set[int] = set()
         self._offered_lock = threading.Lock()
         self._scheduler: Any = None
@@ -125,6 +146,8 @@ class ActionService:
         )
         dr_policy = settings.policies.dr_policy
         interval = settings.actions.action_interval_seconds
+        backups = backup_schedule(settings, engine=engine)
+        backup_interval = settings.backups.backup_check_interval_seconds
         if settings.failover.failover_driver == "patroni":
             patroni = _patroni_for(
                 settings.failover,
@@ -144,6 +167,8 @@ class ActionService:
                 ),
                 patroni=patroni,
                 interval=interval,
+                backups=backups,
+                backup_interval=backup_interval,
             )
         else:
             failover = _failover_for(settings.failover, dr_policy=dr_policy, engine=engine)
@@ -155,6 +180,8 @@ class ActionService:
                     settings.failover, dr_policy=dr_policy, engine=engine, failover=failover
                 ),
                 interval=interval,
+                backups=backups,
+                backup_interval=backup_interval,
             )
         runtime.database_operations = service
         return service
@@ -203,18 +230,28 @@ class ActionService:
                 id=DRILL_JOB,
                 next_run_time=datetime.now(UTC) + DRILL_CHECK_EVERY,
             )
+        if self.backups is not None:
+            for job_id, job in ((BACKUP_JOB, self.backup_now), (VALIDATION_JOB, self.validate_now)):
+                scheduler.add_job(
+                    job,
+                    "interval",
+                    seconds=self.backup_interval,
+                    id=job_id,
+                    next_run_time=datetime.now(UTC) + timedelta(seconds=1),
+                )
         scheduler.start()
         self._scheduler = scheduler
         if self.failover is not None:
             self.failover.start()
         logger.info(
             "action engine started: policy %s v%d, tick every %g s, automatic failover %s, "
-            "scheduled drills %s",
+            "scheduled drills %s, backups %s",
             self.engine.policy.metadata.name,
             self.engine.policy.metadata.version,
             self.interval,
             "on" if self.failover is not None else "off",
             "on" if self.drill is not None and self.drill.interval is not None else "off",
+            "on" if self.backups is not None else "off",
         )
 
     def stop(self) -> None:
@@ -276,6 +313,16 @@ class ActionService:
         """The scheduled drill, when due (leader only; it runs for tens of seconds)."""
         if self.drill is not None and self._leads():
             self.drill.run_if_due()
+
+    def backup_now(self) -> None:
+        """The due backup, if any (leader only; it runs as long as pgBackRest takes)."""
+        if self.backups is not None and self._leads():
+            self.backups.run_backup_if_due()
+
+    def validate_now(self) -> None:
+        """The due restore validation, if any (leader only)."""
+        if self.backups is not None and self._leads():
+            self.backups.run_validation_if_due()
 
     def tick_now(self) -> None:
         """One tick (leader only): missed alerts, approvals, verifications, burn triggers."""
@@ -380,4 +427,65 @@ def _patroni_for(
         rpo=_tier_targets(settings, dr_policy=dr_policy).rpo,
         interval=settings.failover_probe_interval_seconds,
         threshold=settings.failover_probe_threshold,
+    )
+
+
+def backup_schedule(
+    settings: ControlPlaneSettings, *, engine: ActionEngine
+) -> BackupSchedule | None:
+    """The backup schedule when pgBackRest is configured, scheduled and the database's primary
+    can be located (Patroni's leader, or among the database nodes: the restore point is taken
+    on the primary)."""
+    backups = settings.backups
+    if not backups.configured or not backups.backup_schedule_enabled:
+        return None
+    database = settings.failover.database_name
+    if settings.failover.failover_driver != "patroni" and not configured_nodes(settings.failover):
+        logger.warning("backups off: no database nodes (CONTROLPLANE_DATABASE_NODES)")
+        return None
+    policy = load_dr_policy(settings.policies.dr_policy)
+    if not any(entry.name == database for entry in policy.spec.databases):
+        raise PolicyError(
+            f"{settings.policies.dr_policy}: database {database} is not in the DR policy"
+        )
+    cadence = policy.spec.backups
+    return BackupSchedule(
+        engine=engine,
+        pgbackrest=PgBackRest.from_settings(backups),
+        database=database,
+        cadence=BackupCadence(
+            full_every=cadence.full_every,
+            differential_every=cadence.differential_every,
+            validation_every=cadence.validation_every,
+        ),
+        primary=source_of(settings),
+        validation=validation_settings(settings),
+        backup_timeout=backups.backup_timeout_seconds,
+    )
+
+
+def source_of(settings: ControlPlaneSettings) -> Callable[[], str]:
+    """The DSN of the configured database on its current primary (located as the DR check
+    locates it; ReplicationReadError when there is none)."""
+    database = settings.failover.database_name
+
+    def source() -> str:
+        return make_conninfo(locate_primary(settings.failover, database), dbname=database)
+
+    return source
+
+
+def validation_settings(settings: ControlPlaneSettings) -> ValidationSettings:
+    """Where and how the restore validation runs, from the settings and the DR policy."""
+    backups = settings.backups
+    policy = load_dr_policy(settings.policies.dr_policy)
+    return ValidationSettings(
+        scratch=backups.restore_scratch_dir or settings.store.data_dir / "restore-scratch",
+        port=backups.restore_port,
+        timeout=backups.restore_timeout_seconds,
+        bindir=backups.restore_pg_bindir,
+        invariants=tuple(
+            InvariantQuery(name=check.name, sql=check.sql)
+            for check in policy.spec.backups.restore_checks
+        ),
     )

@@ -28,6 +28,7 @@ from controlplane.api.routes import (
     actions,
     alerts,
     audit,
+    backups,
     findings,
     health,
     slos,
@@ -180,7 +181,18 @@ def create_app(
 
     viewer = [Depends(require_role(Role.VIEWER))]
     api = APIRouter(prefix=API_PREFIX)
-    for module in (health, slos, findings, alerts, audit, tokens, actions, targets, traces):
+    for module in (
+        health,
+        slos,
+        findings,
+        alerts,
+        audit,
+        tokens,
+        actions,
+        targets,
+        backups,
+        traces,
+    ):
         api.include_router(module.router, dependencies=viewer)
 
     @api.get("/openapi.json", include_in_schema=False, dependencies=viewer)

@@ -27,19 +27,23 @@ from controlplane.client.models import (
     DR,
     ActionState,
     Alert,
+    ArchiveInfo,
     AuditEntry,
+    Backup,
     Capacity,
     Drill,
     Evaluation,
     Finding,
     Me,
     PendingAction,
+    RestoreValidation,
     SLOHistory,
     SLOStatus,
     SLOTraces,
     TraceLogs,
 )
 from controlplane.core.errors import ControlPlaneError
+from controlplane.store.backups import NewRestoreRun
 from controlplane.store.drills import NewDrill
 
 __all__ = [
@@ -67,6 +71,9 @@ _FINDINGS = TypeAdapter(list[Finding])
 _ALERTS = TypeAdapter(list[Alert])
 _AUDIT = TypeAdapter(list[AuditEntry])
 _PENDING = TypeAdapter(list[PendingAction])
+_BACKUPS = TypeAdapter(list[Backup])
+_RESTORES = TypeAdapter(list[RestoreValidation])
+_ARCHIVES = TypeAdapter(list[ArchiveInfo])
 
 
 class ClientError(ControlPlaneError):
@@ -324,6 +331,29 @@ class ControlPlaneClient:
         """Store a drill measured by this client in the control plane's store."""
         body = drill.model_dump(mode="json")
         return self._model(Drill, self._request("POST", "/dr/drills", json=body), "drill")
+
+    def record_restore_validation(self, run: NewRestoreRun) -> RestoreValidation:
+        """Store a restore validated by this client in the control plane's store."""
+        body = run.model_dump(mode="json")
+        answer = self._request("POST", "/dr/restore-validations", json=body)
+        return self._model(RestoreValidation, answer, "restore validation")
+
+    # -- backups -----------------------------------------------------------------------------------
+    def backups(self, *, database: str | None = None, limit: int = 100) -> list[Backup]:
+        """Backups taken, newest first."""
+        params = _params(database=database, limit=limit)
+        return _parse(_BACKUPS, self._request("GET", "/dr/backups", params=params))
+
+    def restore_validations(
+        self, *, database: str | None = None, limit: int = 100
+    ) -> list[RestoreValidation]:
+        """Restores validated, newest first."""
+        params = _params(database=database, limit=limit)
+        return _parse(_RESTORES, self._request("GET", "/dr/restore-validations", params=params))
+
+    def archive(self) -> list[ArchiveInfo]:
+        """WAL archiving of each database's primary, read live."""
+        return _parse(_ARCHIVES, self._request("GET", "/dr/archive"))
 
     # -- targets -----------------------------------------------------------------------------------
     def capacity(self) -> Capacity:

@@ -10,16 +10,22 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from controlplane.backups.archive import ArchiveReport as ArchiveInfo
 from controlplane.core.security import Role
 from controlplane.evaluation.details import SLOStatus
+from controlplane.store.backups import CheckRecord as RestoreCheck
+from controlplane.store.backups import StoredBackup as Backup
+from controlplane.store.backups import StoredRestoreRun as RestoreValidation
 from controlplane.store.findings import StoredFinding as Finding
 
 __all__ = [
     "DR",
     "ActionState",
     "Alert",
+    "ArchiveInfo",
     "AuditEntry",
     "Autoscaler",
+    "Backup",
     "Capacity",
     "DatabaseDR",
     "Drill",
@@ -35,6 +41,8 @@ __all__ = [
     "PolicyCapacity",
     "Quantities",
     "Replica",
+    "RestoreCheck",
+    "RestoreValidation",
     "SLOHistory",
     "SLOStatus",
     "SLOTraces",
@@ -249,6 +257,10 @@ class DatabaseDR(_Model):
     error: str | None
     drills: list[Drill]
     last_restore_validation: AwareDatetime | None
+    #: Empty / None from a control plane that does not take backups (or an older one).
+    backups: list[Backup] = []
+    restore_validations: list[RestoreValidation] = []
+    archive: ArchiveInfo | None = None
 
 
 class DR(_Model):

@@ -19,6 +19,14 @@ tier's RTO / RPO, and store the drill where the stack's control plane reads it: 
 ``scaling`` injects slowness into the stack's API under extra load; the running control plane
 must add workers (TTIN). It prints the reaction time and the audited decisions.
 
+``restore`` validates a restore now with pgBackRest: the newest backup restored to a fresh
+restore point and, separately, a point in time, each started in a scratch server on a free port,
+checked against the source (row counts, the probe table's checksum, the DR policy's
+invariants), stopped and removed. It reads the settings the stack's control plane runs with
+(its pgBackRest configuration, database nodes and DR policy), prints each restore's time to
+come up against the tier's RTO and every check, and stores the restores like the scheduled
+ones, so the DR check and the console see them.
+
 ``crash`` (``make demo-failover``) SIGKILLs the Patroni member that leads the stack's database
 (a crashed host) under the write probe, measures what a client sees, starts the killed member
 again (it rejoins as a replica) and shows the failover the stack's control plane audited.
@@ -30,6 +38,9 @@ import itertools
 import os
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,16 +48,24 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session
 
+from controlplane.actions.backups import restore_summary
 from controlplane.actions.drills import DrillKind, drill_record
 from controlplane.actions.engine import INEFFECTIVE
 from controlplane.actions.policy import ServiceScaling, load_action_policy
 from controlplane.actions.scaling_drill import run_scaling_drill
+from controlplane.actions.service import source_of, validation_settings
 from controlplane.actuators.base import ActuatorError
 from controlplane.actuators.local import LocalGunicornActuator
+from controlplane.backups.pgbackrest import PgBackRest
+from controlplane.backups.records import restore_record
+from controlplane.backups.validation import RestoreRun, validate_restores
 from controlplane.client.http import ClientError, ControlPlaneClient
 from controlplane.client.models import AuditEntry
-from controlplane.core.config import ControlPlaneSettings
+from controlplane.core.config import ControlPlaneSettings, environment_names
+from controlplane.core.errors import ControlPlaneError
 from controlplane.core.processes import postmaster_pid
 from controlplane.failover.local import LocalNodeControl
 from controlplane.failover.nodes import Node, NodeUnreachable, probe
@@ -58,6 +77,7 @@ from controlplane.stack.runner import ControlPlane, LocalStack
 from controlplane.stack.settings import REPO_ROOT, StackSettings
 from controlplane.stack.topology import MemberView
 from controlplane.stack.workload import InventoryAPI, api_requests
+from controlplane.store.backups import NewRestoreRun, record_restore_run
 from controlplane.store.database import Database
 from controlplane.store.drills import NewDrill, record_drill
 from controlplane.targets.policy import PolicyError, load_dr_policy
@@ -215,6 +235,13 @@ def _record(*, home: Path, drill: NewDrill, control_plane: ControlPlaneClient | 
             err.print(f"the control plane did not store the drill: {exc}")
             raise typer.Exit(1) from exc
         return
+    with _stack_store(home) as session:
+        record_drill(session, drill=drill)
+
+
+@contextmanager
+def _stack_store(home: Path) -> Iterator[Session]:
+    """A write transaction on the stack's control-plane store (migrated first)."""
     backend = _stack(home).backends[ControlPlane.name]
     assert isinstance(backend, ControlPlane)
     backend.workdir.mkdir(parents=True, exist_ok=True)
@@ -222,7 +249,7 @@ def _record(*, home: Path, drill: NewDrill, control_plane: ControlPlaneClient | 
     try:
         database.migrate()
         with database.writer() as session:
-            record_drill(session, drill=drill)
+            yield session
     finally:
         database.dispose()
 
@@ -585,6 +612,116 @@ def _store_failover(
         control_plane=control_plane,
     )
     _report("failover", rto, len(lost), len(report.acked), rto_target)
+
+
+def _stack_settings(home: Path) -> ControlPlaneSettings:
+    """The settings the stack's control plane runs with (its environment) when the stack runs,
+    else those of this process's ``CONTROLPLANE_*`` variables."""
+    stack = _stack(home)
+    backend = stack.backends.get(ControlPlane.name)
+    environ = dict(os.environ)
+    if isinstance(backend, ControlPlane) and stack.running():
+        environ = backend.environment()
+    values: dict[str, dict[str, str]] = {}
+    for variable, (group, field) in environment_names().items():
+        if variable in environ:
+            values.setdefault(group, {})[field] = environ[variable]
+    return ControlPlaneSettings.model_validate(values)
+
+
+def _store_restores(
+    *, home: Path, runs: list[NewRestoreRun], control_plane: ControlPlaneClient | None
+) -> None:
+    """Where the stack's control plane reads them: its API when it runs, else its store."""
+    if control_plane is not None:
+        try:
+            for run in runs:
+                control_plane.record_restore_validation(run)
+        except ClientError as exc:
+            err.print(f"the control plane did not store the restore validation: {exc}")
+            raise typer.Exit(1) from exc
+        return
+    with _stack_store(home) as session:
+        for run in runs:
+            record_restore_run(session, run=run)
+
+
+def _print_restores(runs: list[RestoreRun], *, rto_target: timedelta) -> None:
+    table = Table(title="restore validation")
+    for column in ("restore", "backup set", "copy", "recovery", "up after (RTO)", "checks"):
+        table.add_column(column)
+    for run in runs:
+        passed = sum(1 for check in run.checks if check.passed)
+        up = "—" if run.duration_s is None else f"{run.duration_s:.1f} s"
+        verdict = (
+            ""
+            if run.duration_s is None
+            else (
+                " [green]✓[/green]"
+                if run.duration_s <= rto_target.total_seconds()
+                else " [red]✗[/red]"
+            )
+        )
+        table.add_row(
+            f"{run.kind.replace('_', ' ')}: {run.target}",
+            run.backup_set or "—",
+            "—" if run.restore_s is None else f"{run.restore_s:.1f} s",
+            "—" if run.recovery_s is None else f"{run.recovery_s:.1f} s",
+            up + verdict,
+            f"{passed} of {len(run.checks)} passed",
+        )
+    console.print(table)
+    for run in runs:
+        for check in run.checks:
+            if not check.passed:
+                err.print(
+                    f"{run.kind}: {check.name}: expected {check.expected!r}, got {check.actual!r}"
+                )
+
+
+@app.command("restore")
+def restore_command(
+    home: HomeOption = REPO_ROOT / ".stack", database: DatabaseOption = "inventory"
+) -> None:
+    """Validate a restore now: the newest backup and a point in time, each restored into a
+    scratch server, checked against the source, stopped and removed; measured and stored."""
+    rto_target, _ = _targets(database)
+    try:
+        settings = _stack_settings(home)
+    except ValueError as exc:
+        err.print(f"the control plane's settings are not valid: {exc}")
+        raise typer.Exit(2) from exc
+    if not settings.backups.configured:
+        err.print(
+            "no pgBackRest configuration: set CONTROLPLANE_PGBACKREST_CONFIG (and "
+            "CONTROLPLANE_DATABASE_NODES), or run the stack that sets them"
+        )
+        raise typer.Exit(2)
+    if settings.failover.database_name != database:
+        err.print(f"the control plane backs up {settings.failover.database_name}, not {database}")
+        raise typer.Exit(2)
+    validation = validation_settings(settings)
+    # Beside the control plane's own scratch folder: a scheduled validation may run meanwhile.
+    validation = replace(validation, scratch=validation.scratch.with_name("restore-drill"))
+    try:
+        source = source_of(settings)()
+    except ControlPlaneError as exc:
+        err.print(f"no primary to take the restore point on: {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"validating a restore of {database} (scratch folder {validation.scratch})")
+    runs = validate_restores(
+        PgBackRest.from_settings(settings.backups), source_dsn=source, settings=validation
+    )
+    run_id = f"drill-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    _store_restores(
+        home=home,
+        runs=[restore_record(run, database=database, run_id=run_id) for run in runs],
+        control_plane=_control_plane(home),
+    )
+    _print_restores(runs, rto_target=rto_target)
+    console.print(restore_summary(runs))
+    if not all(run.succeeded for run in runs):
+        raise typer.Exit(1)
 
 
 # -- a crashed leader on the Patroni stack (make demo-failover) -------------------------------

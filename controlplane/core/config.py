@@ -58,6 +58,7 @@ __all__ = [
     "POLICY_DIR",
     "ActionsSettings",
     "ApiSettings",
+    "BackupSettings",
     "ControlPlaneSettings",
     "EvaluationSettings",
     "FailoverDriverKind",
@@ -431,6 +432,52 @@ class FailoverSettings(_Group):
         return "auto" if self.failover_driver == "patroni" else "controlled"
 
 
+class BackupSettings(_Group):
+    """Backups, WAL archiving and restore validation with pgBackRest (off without a config)."""
+
+    pgbackrest_config: Path | None = Field(
+        default=None,
+        description="pgBackRest configuration of the database's stanza; unset: no backups, "
+        "no archive or restore checks.",
+    )
+    pgbackrest_stanza: str = Field(default="inventory", min_length=1)
+    pgbackrest_binary: Path = Path("/usr/bin/pgbackrest")
+    pgbackrest_user: str | None = Field(
+        default=None,
+        description="OS account that runs pgBackRest and the scratch server of a restore "
+        "(PostgreSQL's own; needed when the control plane runs as root).",
+    )
+    backup_schedule_enabled: bool = Field(
+        default=True,
+        description="Take the DR policy's full and differential backups and run its restore "
+        "validations (leader only, through the action gate).",
+    )
+    backup_check_interval_seconds: PositiveSeconds = Field(
+        default=60.0, description="How often the leader looks whether a backup is due."
+    )
+    backup_timeout_seconds: PositiveSeconds = 6 * 3600.0
+    restore_scratch_dir: Path | None = Field(
+        default=None,
+        description="Folder the restore validation restores into (default: "
+        "<data_dir>/restore-scratch); emptied after each restore.",
+    )
+    restore_port: int = Field(
+        default=0, ge=0, le=65535, description="Port of the scratch server; 0: a free one."
+    )
+    restore_timeout_seconds: PositiveSeconds = Field(
+        default=3600.0, description="Longest a restore and its recovery may take."
+    )
+    restore_pg_bindir: Path | None = Field(
+        default=None,
+        description="PostgreSQL binaries of the scratch server; default: "
+        "/usr/lib/postgresql/<major of the backup>/bin.",
+    )
+
+    @property
+    def configured(self) -> bool:
+        return self.pgbackrest_config is not None
+
+
 class LeaderSettings(_Group):
     """Leader election between replicas of the control plane."""
 
@@ -483,6 +530,7 @@ class ControlPlaneSettings(BaseSettings):
     orchestrator: OrchestratorSettings = Field(default_factory=OrchestratorSettings)
     actions: ActionsSettings = Field(default_factory=ActionsSettings)
     failover: FailoverSettings = Field(default_factory=FailoverSettings)
+    backups: BackupSettings = Field(default_factory=BackupSettings)
     leader: LeaderSettings = Field(default_factory=LeaderSettings)
 
     @classmethod

@@ -29,7 +29,10 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from controlplane.core.config import ControlPlaneSettings
+from controlplane.backups.archive import ArchiveStatus, read_archive_status
+from controlplane.backups.errors import PgBackRestError
+from controlplane.backups.pgbackrest import PgBackRest
+from controlplane.core.config import BackupSettings, ControlPlaneSettings
 from controlplane.core.specs import load_spec_paths
 from controlplane.evaluation.evaluator import Cycle, SLOEvaluator
 from controlplane.evaluation.metrics import ControlPlaneMetrics
@@ -45,12 +48,15 @@ from controlplane.store.evaluations import EvaluationRecord
 from controlplane.store.models import SLOEvaluation
 from controlplane.targets.policy import load_capacity_policy, load_dr_policy, slo_tiers
 from controlplane.targets.reconcile import (
+    ArchiveReader,
+    BackupHistory,
     CapacityCheck,
     DRCheck,
     DrillHistory,
     NodeTopology,
     PatroniReplication,
     Reconciled,
+    StoreBackupHistory,
     StoreDrillHistory,
     TargetCheck,
     reconcile,
@@ -58,6 +64,7 @@ from controlplane.targets.reconcile import (
 
 __all__ = [
     "EvaluationService",
+    "archive_reader",
     "build_target_checks",
     "insert_evaluations",
 ]
@@ -154,7 +161,15 @@ class EvaluationService:
             evaluator=evaluator,
             metrics=metrics,
             checks=build_target_checks(
-                settings, orchestration=runtime.orchestration, drill_history=history
+                settings,
+                orchestration=runtime.orchestration,
+                drill_history=history,
+                backup_history=StoreBackupHistory(
+                    database=runtime.database,
+                    databases=frozenset({settings.failover.database_name}),
+                )
+                if settings.backups.configured
+                else None,
             ),
             interval=evaluation.evaluation_interval_seconds,
             checks_interval=evaluation.target_checks_interval_seconds,
@@ -315,9 +330,12 @@ def build_target_checks(
     *,
     orchestration: Orchestration | None,
     drill_history: DrillHistory | None = None,
+    backup_history: BackupHistory | None = None,
 ) -> list[TargetCheck]:
     """The capacity check (when an orchestrator is configured) and the DR check, on the
-    policies and the database of the settings (Patroni's cluster, or the database nodes)."""
+    policies and the database of the settings (Patroni's cluster, or the database nodes);
+    with pgBackRest configured, and a ``backup_history``, also its backups, restores and WAL
+    archiving (read on the primary)."""
     checks: list[TargetCheck] = []
     capacity_policy = load_capacity_policy(settings.policies.capacity_policy)
     if orchestration is not None:
@@ -331,16 +349,24 @@ def build_target_checks(
     timeout = settings.sources.source_timeout_seconds
     failover = settings.failover
     dr_policy = load_dr_policy(settings.policies.dr_policy)
+    archive = (
+        archive_reader(settings.backups, timeout=timeout) if backup_history is not None else None
+    )
     if failover.failover_driver == "patroni":
         # The leader Patroni names, its pg_stat_replication, and the members not connected.
+        patroni = PatroniReplication(
+            driver=PatroniDriver(urls=failover.patroni_urls, timeout=min(timeout, 2.0)),
+            database=failover.database_name,
+            timeout=min(timeout, 2.0),
+        )
         dr = DRCheck(
             policy=dr_policy,
-            replication=PatroniReplication(
-                driver=PatroniDriver(urls=failover.patroni_urls, timeout=min(timeout, 2.0)),
-                database=failover.database_name,
-                timeout=min(timeout, 2.0),
-            ),
+            replication=patroni,
+            primary=patroni.primary,
             history=drill_history,
+            timeout=timeout,
+            backups=backup_history,
+            archive=archive,
         )
     else:
         dr = DRCheck(
@@ -352,6 +378,24 @@ def build_target_checks(
             ),
             history=drill_history,
             timeout=timeout,
+            backups=backup_history,
+            archive=archive,
         )
     checks.append(dr)
     return checks
+
+
+def archive_reader(settings: BackupSettings, *, timeout: float) -> ArchiveReader:
+    """Reads the primary's archiving status, with pgBackRest's message for a failure from the
+    archive-push log its configuration names (read on each call: the file may come later)."""
+    pgbackrest = PgBackRest.from_settings(settings)
+
+    def read(dsn: str) -> ArchiveStatus:
+        try:
+            log = pgbackrest.read_config().archive_push_log(pgbackrest.stanza)
+        except PgBackRestError as exc:
+            logger.warning("archive check: %s", exc)
+            log = None
+        return read_archive_status(dsn, timeout=timeout, error_log=log)
+
+    return read

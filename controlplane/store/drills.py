@@ -87,10 +87,16 @@ def record_restore_validation(
 
 
 def list_restore_validations(
-    session: Session, *, database: str | None = None, limit: int = 100
+    session: Session,
+    *,
+    database: str | None = None,
+    succeeded: bool | None = None,
+    limit: int = 100,
 ) -> list[StoredRestoreValidation]:
     statement = select(RestoreValidationRun)
     if database is not None:
         statement = statement.where(RestoreValidationRun.database == database)
+    if succeeded is not None:
+        statement = statement.where(RestoreValidationRun.succeeded.is_(succeeded))
     statement = statement.order_by(RestoreValidationRun.finished_at.desc()).limit(limit)
     return [StoredRestoreValidation.model_validate(row) for row in session.scalars(statement)]

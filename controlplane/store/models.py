@@ -34,6 +34,7 @@ __all__ = [
     "AlertDelivery",
     "ApiToken",
     "AuditEntry",
+    "BackupRun",
     "Base",
     "Finding",
     "LeaderLease",
@@ -263,6 +264,58 @@ class RestoreValidationRun(Base):
     database: Mapped[str] = mapped_column(String(200))
     finished_at: Mapped[datetime]
     succeeded: Mapped[bool] = mapped_column(Boolean)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
+    #: ``backup`` (the newest backup set to a restore point) or ``point_in_time``.
+    kind: Mapped[str | None] = mapped_column(String(32))
+    #: The validation this restore belongs to (its restores share it).
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime | None]
+    target: Mapped[str | None] = mapped_column(Text)
+    backup_set: Mapped[str | None] = mapped_column(String(100))
+    #: Copying plus recovery until the server took connections: the restore's RTO.
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    restore_s: Mapped[float | None] = mapped_column(Float)
+    recovery_s: Mapped[float | None] = mapped_column(Float)
+    validation_s: Mapped[float | None] = mapped_column(Float)
+    #: The last transaction the restored copy replayed, and the instant asked for (time target).
+    reached_at: Mapped[datetime | None]
+    target_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class BackupRun(Base):
+    """A backup the control plane took (or tried to) with pgBackRest, as pgBackRest described
+    it: type, start / stop, sizes, WAL range and LSNs."""
+
+    __tablename__ = "backups"
+    __table_args__ = (Index("ix_backups_database_finished_at", "database", "finished_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    database: Mapped[str] = mapped_column(String(200))
+    stanza: Mapped[str] = mapped_column(String(200))
+    #: pgBackRest's label (``20261205-065804F``); null when the backup failed.
+    label: Mapped[str | None] = mapped_column(String(100))
+    #: ``full``, ``diff`` or ``incr``: what pgBackRest took (a diff without a full is a full).
+    type: Mapped[str] = mapped_column(String(8))
+    requested_type: Mapped[str] = mapped_column(String(8))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime]
+    duration_s: Mapped[float] = mapped_column(Float)
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    #: The database's size, what this backup copied, and both in the repository (compressed).
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    delta_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    repo_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    repo_delta_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    wal_start: Mapped[str | None] = mapped_column(String(40))
+    wal_stop: Mapped[str | None] = mapped_column(String(40))
+    lsn_start: Mapped[str | None] = mapped_column(String(40))
+    lsn_stop: Mapped[str | None] = mapped_column(String(40))
+    #: The backup a differential or incremental one is based on.
+    prior: Mapped[str | None] = mapped_column(String(100))
+    error: Mapped[str | None] = mapped_column(Text)
+    #: The audited decision that took it.
+    decision_id: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(JSONDocument, default=dict)
 
 

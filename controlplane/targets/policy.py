@@ -8,6 +8,7 @@ Errors name the file and the field path.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -140,11 +141,39 @@ class TierTargets(_Strict):
     rpo: Duration
 
 
+class RestoreCheckQuery(_Strict):
+    """An invariant of the restored data: ``sql`` counts the rows that break it (0 expected)."""
+
+    name: str = Field(min_length=1)
+    sql: str = Field(min_length=1)
+
+
 class BackupPolicy(_Strict):
     full_every: Duration
     differential_every: Duration
     point_in_time_retention: Duration
     restore_validation_max_age: Duration
+    #: How often the control plane validates a restore (default: the allowed age, less a day).
+    restore_validation_every: Duration | None = None
+    #: Invariants every restored copy must hold, besides the row counts and the probe checksum.
+    restore_checks: tuple[RestoreCheckQuery, ...] = ()
+
+    @model_validator(mode="after")
+    def _cadences(self) -> BackupPolicy:
+        if self.differential_every > self.full_every:
+            raise ValueError("differential_every is longer than full_every")
+        every = self.restore_validation_every
+        if every is not None and every > self.restore_validation_max_age:
+            raise ValueError("restore_validation_every is longer than restore_validation_max_age")
+        return self
+
+    @property
+    def validation_every(self) -> timedelta:
+        if self.restore_validation_every is not None:
+            return self.restore_validation_every
+        return max(
+            self.restore_validation_max_age - timedelta(days=1), self.restore_validation_max_age / 2
+        )
 
 
 class DrillPolicy(_Strict):

@@ -25,25 +25,41 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from controlplane.backups.archive import ArchiveStatus
+from controlplane.backups.errors import ArchiveReadError
+from controlplane.core.config import FailoverSettings
 from controlplane.core.errors import ControlPlaneError
 from controlplane.failover.driver import FailoverDriver
-from controlplane.failover.nodes import Node, NodeUnreachable, probe
+from controlplane.failover.nodes import Node, NodeUnreachable, configured_nodes, probe
+from controlplane.failover.patroni import PatroniDriver
 from controlplane.orchestrator.base import Orchestrator, OrchestratorError
+from controlplane.store.backups import list_backups, list_restore_runs
 from controlplane.store.database import Database
 from controlplane.store.findings import observe_finding, resolve_finding
 from controlplane.store.models import Finding as FindingRow
+from controlplane.targets.backups import (
+    ARCHIVE_KINDS,
+    BACKUP_KINDS,
+    BackupRecord,
+    RestoreRecord,
+    check_archive,
+    check_backups,
+)
 from controlplane.targets.capacity import check_capacity
 from controlplane.targets.dr import DrillRecord, ReplicaStatus, RestoreValidation, check_dr
 from controlplane.targets.findings import Finding
-from controlplane.targets.policy import CapacityPolicy, DRPolicy
+from controlplane.targets.policy import CapacityPolicy, DatabasePolicy, DRPolicy
 from controlplane.targets.replication import (
     ReplicationReadError,
+    leader_node,
     leader_replication,
     read_replication,
 )
 
 __all__ = [
     "INPUT_UNAVAILABLE",
+    "ArchiveReader",
+    "BackupHistory",
     "CapacityCheck",
     "CheckRun",
     "DRCheck",
@@ -54,9 +70,11 @@ __all__ = [
     "NodeTopology",
     "PatroniReplication",
     "Reconciled",
+    "StoreBackupHistory",
     "StoreDrillHistory",
     "TargetCheck",
     "Unknown",
+    "locate_primary",
     "reconcile",
 ]
 
@@ -360,6 +378,70 @@ class StoreDrillHistory:
         ]
 
 
+class BackupHistory(Protocol):
+    """Where the DR check reads the backups the control plane took and its restore
+    validations; None for a database whose backups it does not take."""
+
+    def backups(self, *, database: str) -> Sequence[BackupRecord] | None: ...
+
+    def restores(self, *, database: str) -> Sequence[RestoreRecord]: ...
+
+
+class StoreBackupHistory:
+    """Backups and restores of ``databases`` from the control plane store."""
+
+    def __init__(self, *, database: Database, databases: frozenset[str], limit: int = 200) -> None:
+        self.database = database
+        self.databases = databases
+        self.limit = limit
+
+    def backups(self, *, database: str) -> Sequence[BackupRecord] | None:
+        if database not in self.databases:
+            return None
+        try:
+            with self.database.reader() as session:
+                rows = list_backups(session, database=database, limit=self.limit)
+                fulls = list_backups(
+                    session, database=database, succeeded=True, backup_type="full", limit=1
+                )
+        except SQLAlchemyError as exc:
+            raise DrillHistoryError(f"cannot read the backups of {database}: {exc}") from exc
+        # The newest attempts, and the newest successful full one however many came since.
+        by_id = {row.id: row for row in (*rows, *fulls)}
+        return [
+            BackupRecord(
+                type=row.type,
+                finished_at=row.finished_at,
+                succeeded=row.succeeded,
+                label=row.label,
+                error=row.error,
+            )
+            for row in by_id.values()
+        ]
+
+    def restores(self, *, database: str) -> Sequence[RestoreRecord]:
+        try:
+            with self.database.reader() as session:
+                rows = list_restore_runs(session, database=database, limit=self.limit)
+        except SQLAlchemyError as exc:
+            raise DrillHistoryError(f"cannot read the restores of {database}: {exc}") from exc
+        return [
+            RestoreRecord(
+                kind=row.kind,
+                finished_at=row.finished_at,
+                succeeded=row.succeeded,
+                duration_s=row.duration_s,
+                target=row.target,
+                error=row.error,
+                failed_checks=tuple(c.name for c in row.checks if not c.passed),
+                run_id=row.run_id,
+            )
+            for row in rows
+        ]
+
+
+#: The archiving status of the primary behind a DSN; raises ArchiveReadError.
+ArchiveReader = Callable[[str], ArchiveStatus]
 ReplicationReader = Callable[[str], Sequence[ReplicaStatus]]
 #: The replication of a database (by name); raises ReplicationReadError when it cannot be read.
 DatabaseReplication = Callable[[str], Sequence[ReplicaStatus]]
@@ -408,19 +490,50 @@ class PatroniReplication:
         self.database = database
         self.timeout = timeout
 
-    def __call__(self, database: str) -> Sequence[ReplicaStatus]:
+    def _configured(self, database: str) -> None:
         if database != self.database:
             raise ReplicationReadError(
                 f"no Patroni cluster configured for database {database} "
                 f"(CONTROLPLANE_DATABASE_NAME is {self.database})"
             )
+
+    def __call__(self, database: str) -> Sequence[ReplicaStatus]:
+        self._configured(database)
         _, rows = leader_replication(self.driver, timeout=self.timeout)
         return rows
+
+    def primary(self, database: str) -> str:
+        """The DSN of the leader Patroni names (a :data:`PrimaryLocator`: where the DR check
+        reads WAL archiving)."""
+        self._configured(database)
+        _, node = leader_node(self.driver)
+        return node.dsn(timeout=self.timeout)
+
+
+def locate_primary(settings: FailoverSettings, database: str, *, timeout: float = 2.0) -> str:
+    """The DSN of ``database``'s current primary: the leader Patroni names
+    (``CONTROLPLANE_FAILOVER_DRIVER=patroni``), else the first writable node of
+    ``CONTROLPLANE_DATABASE_NODES``. ReplicationReadError when there is none."""
+    if settings.failover_driver == "patroni":
+        driver = PatroniDriver(urls=settings.patroni_urls, timeout=timeout, attempts=1)
+        try:
+            patroni = PatroniReplication(
+                driver=driver, database=settings.database_name, timeout=timeout
+            )
+            return patroni.primary(database)
+        finally:
+            driver.close()
+    topology = NodeTopology(
+        nodes=configured_nodes(settings), database=settings.database_name, timeout=timeout
+    )
+    return topology(database)
 
 
 class DRCheck:
     """Replication (``pg_stat_replication`` of each database's primary), restore validations
-    and drills against the DR policy."""
+    and drills against the DR policy; with ``backups`` and ``archive``, the backups taken, the
+    restores' outcome and RTO, and WAL archiving on the primary too
+    (``targets/backups.py``)."""
 
     name = "dr"
 
@@ -433,20 +546,29 @@ class DRCheck:
         read: ReplicationReader | None = None,
         timeout: float = 5.0,
         replication: DatabaseReplication | None = None,
+        backups: BackupHistory | None = None,
+        archive: ArchiveReader | None = None,
     ) -> None:
         """The replication of a database is ``replication(name)`` when given (Patroni), else
-        ``read`` (``pg_stat_replication``) of the DSN ``primary(name)`` locates."""
+        ``read`` (``pg_stat_replication``) of the DSN ``primary(name)`` locates. The archive
+        is read on the DSN ``primary(name)`` locates (no primary locator: archiving unknown)."""
         if replication is None and primary is None:
             raise ValueError("a DR check needs a primary locator or a replication reader")
         self.policy = policy
         self.primary = primary
         self.history: DrillHistory = history or NoDrillHistory()
         self.read: ReplicationReader = read or (lambda dsn: read_replication(dsn, timeout=timeout))
-        self.replication: DatabaseReplication = replication or self._primary_replication
+        self.replication = replication
+        self.backups = backups
+        self.archive = archive
 
-    def _primary_replication(self, database: str) -> Sequence[ReplicaStatus]:
+    def _replication(self, database: str) -> tuple[str | None, Sequence[ReplicaStatus]]:
+        """The replication of ``database``, and its primary's DSN when that was located."""
+        if self.replication is not None:
+            return None, self.replication(database)
         assert self.primary is not None  # checked when built
-        return self.read(self.primary(database))
+        dsn = self.primary(database)
+        return dsn, self.read(dsn)
 
     def run(self, *, now: datetime) -> CheckRun:
         replicas: dict[str, Sequence[ReplicaStatus]] = {}
@@ -455,15 +577,21 @@ class DRCheck:
         drills: list[DrillRecord] = []
         restores: list[RestoreValidation] = []
         history_unknown: set[str] = set()
+        backup_findings: list[Finding] = []
         for database in self.policy.spec.databases:
             name = database.name
+            dsn: str | None = None
             try:
-                replicas[name] = self.replication(name)
+                dsn, replicas[name] = self._replication(name)
             except ReplicationReadError as exc:
                 failures.append(
                     InputFailure(input=f"replication/{name}", source="postgresql", message=str(exc))
                 )
                 unknown.append(Unknown(kinds=REPLICATION_KINDS, subject=f"database/{name}"))
+            found, missing, failed = self._backups_of(database, dsn, now=now)
+            backup_findings.extend(found)
+            unknown.extend(missing)
+            failures.extend(failed)
             try:
                 drills.extend(self.history.drills(database=name))
                 restores.extend(self.history.restores(database=name))
@@ -484,5 +612,53 @@ class DRCheck:
             if not (finding.kind in HISTORY_KINDS and finding.subject in history_unknown)
         )
         return CheckRun(
-            check=self.name, findings=kept, unknown=tuple(unknown), failures=tuple(failures)
+            check=self.name,
+            findings=(*kept, *backup_findings),
+            unknown=tuple(unknown),
+            failures=tuple(failures),
         )
+
+    def _backups_of(
+        self, database: DatabasePolicy, dsn: str | None, *, now: datetime
+    ) -> tuple[list[Finding], list[Unknown], list[InputFailure]]:
+        """The backup, restore and archive findings of one database; what could not be read
+        is unknown (its findings kept as they are) and an input failure."""
+        name = database.name
+        findings: list[Finding] = []
+        unknown: list[Unknown] = []
+        failures: list[InputFailure] = []
+        if self.backups is None:
+            return findings, unknown, failures
+        try:
+            backups = self.backups.backups(database=name)
+            restores = self.backups.restores(database=name) if backups is not None else ()
+        except DrillHistoryError as exc:
+            failures.append(InputFailure(input=f"backups/{name}", source="store", message=str(exc)))
+            unknown.append(Unknown(kinds=BACKUP_KINDS, subject=f"database/{name}"))
+            backups = None
+        else:
+            if backups is None:
+                return findings, unknown, failures  # not a database this control plane backs up
+            findings.extend(
+                check_backups(self.policy, database, now=now, backups=backups, restores=restores)
+            )
+        if self.archive is None:
+            return findings, unknown, failures
+        if dsn is None and self.replication is not None and self.primary is not None:
+            try:  # the replication came from the HA engine: locate its leader for the archive
+                dsn = self.primary(name)
+            except ReplicationReadError as exc:
+                failures.append(
+                    InputFailure(input=f"archive/{name}", source="postgresql", message=str(exc))
+                )
+        if dsn is None:
+            unknown.append(Unknown(kinds=ARCHIVE_KINDS, subject=f"database/{name}"))
+            return findings, unknown, failures
+        try:
+            findings.extend(check_archive(self.policy, database, archive=self.archive(dsn)))
+        except ArchiveReadError as exc:
+            failures.append(
+                InputFailure(input=f"archive/{name}", source="postgresql", message=str(exc))
+            )
+            unknown.append(Unknown(kinds=ARCHIVE_KINDS, subject=f"database/{name}"))
+        return findings, unknown, failures

@@ -8,7 +8,8 @@ from datetime import timedelta
 import psycopg
 
 from controlplane.core.errors import ControlPlaneError
-from controlplane.failover.driver import REPLICATING, DriverError, FailoverDriver
+from controlplane.failover.driver import REPLICATING, ClusterState, DriverError, FailoverDriver
+from controlplane.failover.nodes import Node
 from controlplane.targets.dr import ReplicaStatus
 
 QUERY = """
@@ -48,13 +49,9 @@ def read_replication(dsn: str, *, timeout: float = 5.0) -> list[ReplicaStatus]:
     return statuses
 
 
-def leader_replication(
-    driver: FailoverDriver, *, timeout: float = 5.0
-) -> tuple[str, list[ReplicaStatus]]:
-    """The leader the HA engine names (``GET /cluster``) and the replication it reports: its
-    ``pg_stat_replication`` rows (state, bytes and replay time behind), then every other member
-    the engine lists that is not connected, with the engine's state for it (``stopped``,
-    ``starting`` ...), so a missing replica is named with the reason."""
+def leader_node(driver: FailoverDriver) -> tuple[ClusterState, Node]:
+    """The cluster the HA engine reports (``GET /cluster``) and its running leader's PostgreSQL
+    server; ReplicationReadError when the engine does not answer or names no running leader."""
     try:
         state = driver.cluster()
     except DriverError as exc:
@@ -66,6 +63,17 @@ def leader_replication(
     node = leader.node()
     if node is None:
         raise ReplicationReadError(f"{leader.name}: no PostgreSQL address in the cluster state")
+    return state, node
+
+
+def leader_replication(
+    driver: FailoverDriver, *, timeout: float = 5.0
+) -> tuple[str, list[ReplicaStatus]]:
+    """The leader the HA engine names (``GET /cluster``) and the replication it reports: its
+    ``pg_stat_replication`` rows (state, bytes and replay time behind), then every other member
+    the engine lists that is not connected, with the engine's state for it (``stopped``,
+    ``starting`` ...), so a missing replica is named with the reason."""
+    state, node = leader_node(driver)
     rows = read_replication(node.dsn(timeout=timeout), timeout=timeout)
     connected = {row.name for row in rows}
     rows += [
@@ -80,4 +88,4 @@ def leader_replication(
         for member in state.replicas
         if member.name not in connected
     ]
-    return leader.name, rows
+    return node.name, rows

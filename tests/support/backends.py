@@ -5,7 +5,9 @@ Fixtures (session-scoped): ``postgres_primary``, ``postgres_replica``, ``redis_s
 test's own configuration and rule files) and ``kubernetes_cluster`` (etcd, the Kubernetes control
 plane, KWOK's fake nodes and metrics-server). Function-scoped: ``patroni_factory`` (a callable
 starting a Patroni cluster on etcd with the test's options; every cluster it made is stopped
-when the test ends) and ``patroni_cluster`` (two members, synchronous mode). A backend that
+when the test ends), ``patroni_cluster`` (two members, synchronous mode) and
+``pgbackrest_factory`` (pgBackRest repositories, with PostgreSQL servers archiving into them;
+stopped when the test ends). A backend that
 cannot start fails the test when ``CI=true`` or ``REQUIRE_BACKENDS=1``; elsewhere the test is
 skipped with the reason. When a test fails, the log tail of every backend it used is attached to
 its report. The terminal summary lists each backend the session started with its version and
@@ -42,7 +44,8 @@ from controlplane.stack.backends import (
     Redis,
 )
 from controlplane.stack.kubernetes import KubernetesCluster
-from controlplane.stack.patroni import PatroniCluster
+from controlplane.stack.patroni import PatroniCluster, PatroniMember
+from controlplane.stack.pgbackrest import PgBackRestRepository, PgInstance
 from controlplane.stack.settings import StackSettings
 
 B = TypeVar("B", bound=Backend)
@@ -294,6 +297,74 @@ def patroni_cluster(patroni_factory: PatroniFactory) -> PatroniCluster:
     return patroni_factory(synchronous_mode=True)
 
 
+class PgBackRestFactory:
+    """pgBackRest repositories of one test (under the session's folder) and the PostgreSQL
+    servers it starts archiving into them; :meth:`close` stops those servers."""
+
+    def __init__(self, pool: BackendPool) -> None:
+        self.pool = pool
+        self.servers: list[PostgresPrimary] = []
+
+    def repository(self, **options: Any) -> PgBackRestRepository:
+        """A repository in a folder of its own (configuration written by :meth:`configure`)."""
+        base = self.pool.workdir("pgbackrest")
+        repository = PgBackRestRepository(settings=self.pool.settings, base=base, **options)
+        repository.prepare()
+        return repository
+
+    def scratch(self) -> Path:
+        """A folder the service account can reach, for restores (tmp_path's parents are not)."""
+        folder = self.pool.workdir("restore")
+        folder.chmod(0o755)
+        return folder / "scratch"
+
+    def configure(self, repository: PgBackRestRepository, instances: list[PgInstance]) -> None:
+        """Name the nodes, create the stanza and check that WAL reaches the archive."""
+
+        def configure() -> None:
+            repository.write_config(instances)
+            repository.stanza_create()
+            repository.check()
+
+        _start_or_report(configure)
+
+    def archiving_primary(self, repository: PgBackRestRepository) -> PostgresPrimary:
+        """A PostgreSQL primary of its own archiving into ``repository``, the stanza created."""
+        primary = launch(
+            self.pool, PostgresPrimary, extra_conf={**TEST_PG_CONF, **repository.postgres_conf()}
+        )
+        self.servers.append(primary)
+        self.configure(
+            repository,
+            [
+                PgInstance(
+                    data_dir=primary.data_dir, port=primary.port, socket_dir=primary.socket_dir
+                )
+            ],
+        )
+        return primary
+
+    def close(self) -> None:
+        for server in reversed(self.servers):
+            self.pool.stop(server)
+        self.servers.clear()
+
+
+def patroni_instances(cluster: PatroniCluster) -> list[PgInstance]:
+    """Every member of a Patroni cluster as a node of a pgBackRest stanza."""
+    members: list[PatroniMember] = cluster.members
+    return [PgInstance(data_dir=m.data_dir, port=m.port, socket_dir=m.socket_dir) for m in members]
+
+
+@pytest.fixture
+def pgbackrest_factory(backend_pool: BackendPool) -> Iterator[PgBackRestFactory]:
+    factory = PgBackRestFactory(backend_pool)
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
 # -- reporting --------------------------------------------------------------------------------
 
 
@@ -311,6 +382,8 @@ def _backends_used(item: pytest.Item) -> list[Backend]:
         elif isinstance(value, PatroniFactory):
             for cluster in value.clusters:
                 found.extend(cluster.backends)
+        elif isinstance(value, PgBackRestFactory):
+            found.extend(value.servers)
     return found
 
 

@@ -1,6 +1,8 @@
 """``/api/v1/capacity`` and ``/api/v1/dr``: live state against the policies, for the dashboards;
 ``POST /api/v1/dr/drills`` stores a drill measured elsewhere (``controlplane drill``);
-``POST /api/v1/dr/drills/run`` asks this control plane to run one (through the gate).
+``POST /api/v1/dr/drills/run`` asks this control plane to run one (through the gate). ``/dr``
+also carries each database's recent backups and restore validations and its primary's WAL
+archiving (``routes/backups.py``).
 
 Both read the live system on each request (orchestrator, ``pg_stat_replication``); a source that
 cannot be read gives ``error`` with the reason and ``null`` live values, never made-up zeros.
@@ -27,11 +29,19 @@ from controlplane.api.deps import (
     WriterDep,
     database_operations,
 )
+from controlplane.api.routes.backups import read_archive_view
+from controlplane.backups.archive import ArchiveReport
 from controlplane.core.config import FailoverSettings
 from controlplane.failover.nodes import NodeUnreachable, configured_nodes, probe
 from controlplane.failover.patroni import PatroniDriver
 from controlplane.orchestrator.base import OrchestratorError, OrchestratorInfo, WorkloadState
 from controlplane.store.audit import StoredAuditEntry
+from controlplane.store.backups import (
+    StoredBackup,
+    StoredRestoreRun,
+    list_backups,
+    list_restore_runs,
+)
 from controlplane.store.drills import (
     NewDrill,
     StoredDrill,
@@ -275,7 +285,13 @@ class DatabaseDR(BaseModel):
     replicas: list[ReplicaView] | None
     error: str | None
     drills: list[DrillView]
+    #: The newest restore validation that passed.
     last_restore_validation: AwareDatetime | None
+    #: Backups and restores the control plane recorded (newest first, at most 20 each), and
+    #: the primary's WAL archiving (null: not this control plane's database).
+    backups: list[StoredBackup] = []
+    restore_validations: list[StoredRestoreRun] = []
+    archive: ArchiveReport | None = None
 
 
 class DR(BaseModel):
@@ -343,7 +359,17 @@ async def dr(session: ReaderDep, settings: SettingsDep) -> DR:
         targets = policy.spec.tiers[database.tier]
         own = database.name == settings.failover.database_name
         drills = list_drills(session, database=database.name, limit=50)
-        restores = list_restore_validations(session, database=database.name, limit=1)
+        restores = list_restore_validations(
+            session, database=database.name, succeeded=True, limit=1
+        )
+        archive = None
+        if own:
+            archive = await run_in_threadpool(
+                read_archive_view,
+                settings,
+                database=database.name,
+                rpo_s=targets.rpo.total_seconds(),
+            )
         databases.append(
             DatabaseDR(
                 database=database.name,
@@ -365,6 +391,9 @@ async def dr(session: ReaderDep, settings: SettingsDep) -> DR:
                     for d in drills
                 ],
                 last_restore_validation=restores[0].finished_at if restores else None,
+                backups=list_backups(session, database=database.name, limit=20),
+                restore_validations=list_restore_runs(session, database=database.name, limit=20),
+                archive=archive,
             )
         )
     return DR(

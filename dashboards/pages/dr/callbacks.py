@@ -10,10 +10,13 @@ from controlplane.client.http import ClientError, ControlPlaneClient
 from dashboards.pages.dr.figures import drills_figure, replication_lag_figure
 from dashboards.pages.dr.layout import DRIds
 from dashboards.pages.dr.views import (
+    archive_table,
+    backups_table,
     databases_table,
     drills_table,
     failover_text,
     findings_table,
+    restores_table,
 )
 from dashboards.ui import GRAPH_CONFIG, error_state, now_utc
 
@@ -26,6 +29,9 @@ def register(app: Dash, *, client: ControlPlaneClient) -> None:
         Output(DRIds.LAG, "children"),
         Output(DRIds.DRILLS, "children"),
         Output(DRIds.DRILL_TABLE, "children"),
+        Output(DRIds.ARCHIVE, "children"),
+        Output(DRIds.BACKUPS, "children"),
+        Output(DRIds.RESTORES, "children"),
         Output(DRIds.FINDINGS, "children"),
         Input(DRIds.TRIGGER, "children"),
     )
@@ -44,7 +50,7 @@ def register(app: Dash, *, client: ControlPlaneClient) -> None:
         try:
             found = client.dr()
         except ClientError as exc:
-            return error_state(exc), None, None, None, findings
+            return error_state(exc), None, None, None, None, None, None, findings
         databases = found.databases
         return (
             databases_table(
@@ -55,5 +61,8 @@ def register(app: Dash, *, client: ControlPlaneClient) -> None:
             dcc.Graph(figure=replication_lag_figure(databases), config=GRAPH_CONFIG),
             dcc.Graph(figure=drills_figure(databases), config=GRAPH_CONFIG),
             drills_table(databases),
+            archive_table(databases, now=now),
+            backups_table(databases, now=now),
+            restores_table(databases),
             findings,
         )

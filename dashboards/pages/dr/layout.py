@@ -1,5 +1,6 @@
 """DR: replication lag against the tier's RPO, each drill against its RTO / RPO targets, time
-since the last drill and restore validation, and the open DR findings."""
+since the last drill and restore validation, WAL archiving against the RPO, the backups taken
+and the restores validated, and the open DR findings."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ class DRIds:
     LAG = "dr-lag"
     DRILLS = "dr-drills"
     DRILL_TABLE = "dr-drill-table"
+    ARCHIVE = "dr-archive"
+    BACKUPS = "dr-backups"
+    RESTORES = "dr-restores"
     FINDINGS = "dr-findings"
     LOADING = "dr-loading"
 
@@ -35,6 +39,12 @@ def layout() -> html.Div:
                         html.Div(id=DRIds.LAG, className="chart"),
                         html.Div(id=DRIds.DRILLS, className="chart"),
                         html.Div(id=DRIds.DRILL_TABLE),
+                        html.H3("WAL archive"),
+                        html.Div(id=DRIds.ARCHIVE),
+                        html.H3("Backups"),
+                        html.Div(id=DRIds.BACKUPS),
+                        html.H3("Restore validations"),
+                        html.Div(id=DRIds.RESTORES),
                         html.H3("Open DR findings"),
                         html.Div(id=DRIds.FINDINGS),
                     ]

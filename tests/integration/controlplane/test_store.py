@@ -44,6 +44,7 @@ TABLES = {
     "control_flags",
     "drills",
     "restore_validations",
+    "backups",
     "alembic_version",
 }
 

@@ -60,6 +60,37 @@ def test_dr_policy_carries_the_seed_tiers() -> None:
     )
     backups = load_dr_policy().spec.backups
     assert backups.point_in_time_retention == timedelta(days=35)
+    assert (backups.full_every, backups.differential_every) == (
+        timedelta(days=1),
+        timedelta(hours=1),
+    )
+    assert backups.validation_every < backups.restore_validation_max_age
+    assert [check.name for check in backups.restore_checks] == [
+        "no negative on-hand",
+        "reservations within on-hand",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("differential_every: 1h", "differential_every: 2d", "longer than full_every"),
+        (
+            "restore_validation_every: 30d",
+            "restore_validation_every: 40d",
+            "longer than restore_validation_max_age",
+        ),
+    ],
+)
+def test_backup_cadences_that_cannot_hold_are_refused(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    text = Path("controlplane/policies/dr.yaml").read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "dr.yaml"
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    with pytest.raises(PolicyError, match=message):
+        load_dr_policy(path)
 
 
 @pytest.mark.parametrize(
