@@ -126,6 +126,8 @@ class InfoArchive(_Info):
 
 
 class InfoDatabase(_Info):
+    #: pgBackRest's number of the database in the repository (a new one per stanza-upgrade).
+    id: int
     version: str
     system_id: int = Field(alias="system-id")
 
@@ -143,6 +145,12 @@ class StanzaInfo(_Info):
     def exists(self) -> bool:
         """The stanza has been created (status 1 is pgBackRest's "missing stanza path")."""
         return self.status.code != 1
+
+    @property
+    def system_id(self) -> int | None:
+        """The system identifier of the database the stanza archives now (None: no stanza)."""
+        current = max(self.db, key=lambda db: db.id, default=None)
+        return None if current is None else current.system_id
 
     def latest(self, *, usable: bool = True) -> InfoBackup | None:
         """The newest backup (``usable``: not one pgBackRest marks as having errors)."""

@@ -321,6 +321,9 @@ class PatroniMember(Backend):
                     "unix_socket_directories": str(self.socket_dir),
                     "logging_collector": "off",
                     "log_line_prefix": "%m [%p] ",
+                    # Also here (the member's own configuration wins over etcd's): a cluster
+                    # initialised before they were given gets them at its next start.
+                    **self.parameters,
                 },
                 "basebackup": [{"checkpoint": "fast"}],
             },
@@ -441,7 +444,9 @@ class PatroniCluster:
         parameters: Mapping[str, Any] | None = None,
     ) -> None:
         """``parameters``: PostgreSQL settings for every member (Patroni keeps them in etcd,
-        so a promoted replica runs with the same ones, ``archive_command`` say)."""
+        so a promoted replica runs with the same ones, ``archive_command`` say; each member's
+        own configuration carries them too, so a cluster whose etcd was initialised without
+        them runs with them from its next start)."""
         if len(member_workdirs) != len(member_ports) or len(member_workdirs) < 2:
             raise ValueError("a Patroni cluster needs two or more members, each with ports")
         self.settings = settings

@@ -72,8 +72,6 @@ class PgBackRestRepository:
         process_max: int = 2,
         binary: Path = PGBACKREST,
     ) -> None:
-        if retention < timedelta(days=1):
-            raise ValueError("pgBackRest keeps time-based retention in whole days (at least 1)")
         self.settings = settings
         self.base = base
         self.stanza = stanza
@@ -81,6 +79,17 @@ class PgBackRestRepository:
         self.archive_timeout = archive_timeout
         self.process_max = process_max
         self.binary = binary
+
+    @property
+    def retention(self) -> timedelta:
+        """How far back point-in-time recovery reaches (the full backups kept, whole days)."""
+        return self._retention
+
+    @retention.setter
+    def retention(self, value: timedelta) -> None:
+        if value < timedelta(days=1):
+            raise ValueError("pgBackRest keeps time-based retention in whole days (at least 1)")
+        self._retention = value
 
     # -- where things are -------------------------------------------------------------------
     @property

@@ -6,6 +6,9 @@
 PostgreSQL runs as a Patroni cluster (:mod:`controlplane.stack.topology`): an etcd and two
 members whose data stays in the home, so a stopped stack starts again on the same data with
 whichever member Patroni lets lead; the control plane gets Patroni as its failover driver.
+Every member archives its WAL into one pgBackRest repository in the home
+(:mod:`controlplane.stack.pgbackrest`, stanza ``inventory``, the DR policy's retention), kept
+across stops like the data; the control plane takes the backups and validates restores.
 
 With ``--kubernetes`` the stack also runs a Kubernetes control plane (etcd, API server,
 controllers, scheduler, KWOK nodes, metrics-server; :mod:`controlplane.stack.kubernetes`),
@@ -35,7 +38,16 @@ from typing import Any
 import httpx
 import yaml
 
-from controlplane.core.processes import BackendStartError, group_alive, stop_process_group
+from controlplane.backups.errors import PgBackRestError
+from controlplane.backups.pgbackrest import PgBackRest
+from controlplane.core.config import DEFAULT_DR_POLICY
+from controlplane.core.errors import ControlPlaneError
+from controlplane.core.processes import (
+    BackendStartError,
+    group_alive,
+    kill_processes_under,
+    stop_process_group,
+)
 from controlplane.core.security import Role
 from controlplane.stack.backends import (
     PROBE_ERRORS,
@@ -56,10 +68,12 @@ from controlplane.stack.kubernetes import (
     KubernetesCluster,
     MetricsServer,
 )
-from controlplane.stack.patroni import FAST_TIMING, PatroniCluster
+from controlplane.stack.patroni import FAST_TIMING, PatroniCluster, PatroniMember
+from controlplane.stack.pgbackrest import PgBackRestRepository, PgInstance
 from controlplane.stack.settings import REPO_ROOT, StackSettings
 from controlplane.stack.topology import (
     DCS,
+    INVENTORY_DATABASE,
     MEMBER_BACKENDS,
     MemberView,
     database_nodes,
@@ -70,11 +84,16 @@ from controlplane.stack.workload import InventoryAPI, InventoryWorker, TrafficGe
 from controlplane.store.database import Database
 from controlplane.store.errors import UnknownTokenName
 from controlplane.store.tokens import authenticate, create_token, revoke_token
+from controlplane.targets.policy import load_dr_policy
 
 STATUS_ERRORS: tuple[type[Exception], ...] = (*PROBE_ERRORS, KeyError)
 SETTLE_ERRORS: tuple[type[Exception], ...] = (*PROBE_ERRORS, BackendStartError)
+#: Reading the repository's database and the leader's system identifier.
+SYSTEM_ID_ERRORS: tuple[type[Exception], ...] = (*STATUS_ERRORS, PgBackRestError, ValueError)
 
 ALERTMANAGER_CONFIG = REPO_ROOT / "alerts" / "alertmanager.yml"
+#: The pgBackRest repository's folder under ``<home>/data`` (and its name in the stack's events).
+BACKUPS = "pgbackrest"
 ADMIN_TOKEN_NAME = "stack-admin"
 METRICS_TOKEN_NAME = "stack-prometheus"
 CONSOLE_TOKEN_NAME = "stack-dashboards"
@@ -83,9 +102,10 @@ CONSOLE_TOKEN_NAME = "stack-dashboards"
 class ControlPlane(Backend):
     """``controlplane serve`` on the stack's backends: SQLite store under the stack home, the
     webhook token Alertmanager sends, an admin token (``<home>/admin.token``), a viewer token
-    Prometheus scrapes ``/metrics`` with and an operator token for the console. Any other
-    ``CONTROLPLANE_*`` variable set in the environment (interval, orchestrator, ...) passes
-    through."""
+    Prometheus scrapes ``/metrics`` with and an operator token for the console; the stack's
+    pgBackRest repository for its backups and restore validations. Any other
+    ``CONTROLPLANE_*`` variable set in the environment (interval, orchestrator, DR policy, ...)
+    passes through."""
 
     name = "controlplane"
 
@@ -97,10 +117,12 @@ class ControlPlane(Backend):
         ports: Mapping[str, int],
         home: Path,
         stack_ports: Mapping[str, Mapping[str, int]],
+        backups: PgBackRestRepository,
     ) -> None:
         super().__init__(settings=settings, workdir=workdir, ports=ports)
         self.home = home
         self.stack_ports = stack_ports
+        self.backups = backups
 
     # -- files -------------------------------------------------------------------------------
     @property
@@ -136,6 +158,11 @@ class ControlPlane(Backend):
         """The control plane's kubeconfig on a stack with Kubernetes: its ServiceAccount's
         token, so it gets exactly deploy/k8s's Role."""
         return self.workdir / "kubeconfig"
+
+    @property
+    def dr_policy(self) -> Path:
+        """The DR policy the control plane reads (``CONTROLPLANE_DR_POLICY`` passes through)."""
+        return Path(os.environ.get("CONTROLPLANE_DR_POLICY") or DEFAULT_DR_POLICY)
 
     def prepare_secrets(self, *, on_event: Callable[[str, str], None]) -> None:
         """Before any backend starts: migrate the store, make the webhook token, and make sure
@@ -192,8 +219,11 @@ class ControlPlane(Backend):
                 # The members' PostgreSQL (DR checks and view) and their Patroni REST APIs:
                 # Patroni fails over, the control plane follows, decides and audits.
                 "CONTROLPLANE_DATABASE_NODES": database_nodes(ports),
+                "CONTROLPLANE_DATABASE_NAME": INVENTORY_DATABASE,
                 "CONTROLPLANE_FAILOVER_DRIVER": "patroni",
                 "CONTROLPLANE_PATRONI_URLS": patroni_urls(ports),
+                # Its backups and restore validations, in the stack's repository.
+                **self.backups.control_plane_environment(),
             }
         )
         env.setdefault("CONTROLPLANE_FAILOVER_MODE", "auto")
@@ -208,6 +238,11 @@ class ControlPlane(Backend):
                 str(self.home / "data" / InventoryAPI.name / "gunicorn.pid"),
             )
         return env
+
+    def kill_leftovers(self) -> None:
+        """A restore validation's scratch server (in the control plane's folder, in a session
+        of its own) when the control plane was stopped in the middle of one."""
+        kill_processes_under(self.workdir)
 
     def _headers(self) -> dict[str, str]:
         token = self.admin_token_file.read_text(encoding="utf-8").strip()
@@ -453,6 +488,11 @@ class LocalStack:
         self.log_dir = home / "logs"
         self.state_path = home / "state.json"
         self.cluster: KubernetesCluster | None = None
+        #: The repository every member archives into (its retention set at each start, from
+        #: the DR policy).
+        self.backups = PgBackRestRepository(
+            settings=settings, base=home / "data" / BACKUPS, stanza=INVENTORY_DATABASE
+        )
         self.database = PatroniCluster(
             settings=settings,
             etcd=Etcd(settings=settings, workdir=home / "data" / DCS, ports=self.ports[DCS]),
@@ -460,6 +500,7 @@ class LocalStack:
             member_ports=[self.ports[name] for name in MEMBER_BACKENDS],
             timing=FAST_TIMING,
             synchronous_mode=settings.patroni_synchronous_mode,
+            parameters=self.backups.postgres_parameters(),
         )
         self.backends = self._build()
 
@@ -482,6 +523,7 @@ class LocalStack:
             ports=self.ports[ControlPlane.name],
             home=self.home,
             stack_ports=self.ports,
+            backups=self.backups,
         )
         built: list[Backend] = [
             Elasticsearch(
@@ -608,6 +650,7 @@ class LocalStack:
         control_plane = self.backends[ControlPlane.name]
         assert isinstance(control_plane, ControlPlane)
         control_plane.prepare_secrets(on_event=on_event)  # Alertmanager and Prometheus use them
+        self.prepare_backups(dr_policy=control_plane.dr_policy)
         pids: dict[str, int] = {}
         try:
             elasticsearch_ready = False
@@ -627,7 +670,8 @@ class LocalStack:
                 self._write_state(pids)
                 if name in MEMBER_BACKENDS:  # they start together: Patroni elects the leader
                     if name == MEMBER_BACKENDS[-1]:
-                        self._wait_for_database(on_event=on_event)
+                        leader = self._wait_for_database(on_event=on_event)
+                        self.configure_backups(leader, on_event=on_event)
                     continue
                 if name != Elasticsearch.name:  # the slow one warms up while the rest start
                     backend.wait_healthy()
@@ -662,10 +706,11 @@ class LocalStack:
         )
         on_event("kubernetes", f"kubeconfig for kubectl: {self.kubeconfig}")
 
-    def _wait_for_database(self, *, on_event: Callable[[str, str], None]) -> None:
+    def _wait_for_database(self, *, on_event: Callable[[str, str], None]) -> PatroniMember:
         """Once every member runs: one leads and the others stream from it (whichever Patroni
         chose: on a second start, the member with the newest data). The cluster's
-        ``synchronous_mode`` is then set to the stack's setting (``PATCH /config``)."""
+        ``synchronous_mode`` is then set to the stack's setting (``PATCH /config``). The
+        member that leads."""
         leader = self.database.wait_ready(timeout=self.settings.start_timeout)
         wanted = self.settings.patroni_synchronous_mode
         try:
@@ -688,6 +733,76 @@ class LocalStack:
         on_event(
             "patroni",
             f"{leader.member} leads; synchronous_mode {'on' if wanted else 'off'}",
+        )
+        return leader
+
+    def prepare_backups(self, *, dr_policy: Path) -> None:
+        """Before PostgreSQL starts (its archive command names the repository): the
+        repository's folders, and its retention the DR policy's point-in-time recovery."""
+        try:
+            policy = load_dr_policy(dr_policy)
+            self.backups.retention = policy.spec.backups.point_in_time_retention
+        except (ControlPlaneError, ValueError) as exc:
+            raise StackError(f"the DR policy {dr_policy} gives no retention: {exc}") from exc
+        self.backups.prepare()
+
+    def configure_backups(
+        self, leader: PatroniMember, *, on_event: Callable[[str, str], None]
+    ) -> None:
+        """Once the database runs: the stanza names every member, exists (``stanza-create``
+        leaves an existing one as it is) and archives (``pgbackrest check`` switches WAL and
+        waits until it is in the repository)."""
+        repository = self.backups
+        repository.write_config(
+            [
+                PgInstance(data_dir=m.data_dir, port=m.port, socket_dir=m.socket_dir)
+                for m in self.database.members
+            ]
+        )
+        self._set_aside_former_repository(leader, on_event=on_event)
+        repository.stanza_create()
+        repository.check()
+        on_event(
+            BACKUPS,
+            f"stanza {repository.stanza} archives into {repository.repo_path} "
+            f"(point-in-time recovery {repository.retention.days} days)",
+        )
+
+    def _set_aside_former_repository(
+        self, leader: PatroniMember, *, on_event: Callable[[str, str], None]
+    ) -> None:
+        """When the database was initialised anew (its system identifier is not the one the
+        repository archives), the repository cannot serve it: move it aside, kept under a name
+        with the former identifier, so that ``stanza-create`` starts a new one."""
+        repository = self.backups
+        pgbackrest = PgBackRest(
+            config=repository.config_path,
+            stanza=repository.stanza,
+            binary=repository.binary,
+            user=repository.user,
+        )
+        try:
+            archived = pgbackrest.info().system_id
+            current = int(leader.status()["database_system_identifier"])
+        except SYSTEM_ID_ERRORS as exc:
+            raise BackendStartError(
+                BACKUPS, f"cannot compare the repository with the database: {exc}"
+            ) from exc
+        if archived is None or archived == current:
+            return
+        former = repository.base / f"repo-system-{archived}"
+        if former.exists():
+            raise BackendStartError(
+                BACKUPS,
+                f"the repository archives database system {archived}, this one is {current}, "
+                f"and {former} exists already: move one of them away",
+            )
+        repository.repo_path.rename(former)
+        repository.prepare()
+        on_event(
+            BACKUPS,
+            f"the database is a new one (system {current}): the repository of system "
+            f"{archived} is kept in {former}; remove it when done",
         )
 
     def _note_former_database(self, *, on_event: Callable[[str, str], None]) -> None:

@@ -8,18 +8,17 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from controlplane.core.config import ControlPlaneSettings, StoreSettings
-from controlplane.core.processes import free_ports
-from controlplane.stack.runner import DEMO_PORTS, ORDER, ControlPlane, LocalStack
+from controlplane.stack.runner import ControlPlane, LocalStack
 from controlplane.stack.settings import StackSettings
 from controlplane.store.database import Database
 from controlplane.store.drills import StoredDrill, list_drills
+from tests.integration.stack.support import stack_on_free_ports
 from tests.support.backends import BackendPool
 
 pytestmark = pytest.mark.integration
@@ -31,13 +30,8 @@ CLI = str(Path(sys.executable).with_name("controlplane"))
 def stack_home(backend_pool: BackendPool) -> Iterator[Path]:
     """A stack home whose state file records its running Patroni cluster (etcd and two members
     on free ports, member-1 leading): the part of the stack the crash drill acts on."""
-    home = Path(tempfile.mkdtemp(prefix="crash-home-", dir=backend_pool.base))
-    home.chmod(0o755)
-    ports = {
-        name: dict(zip(DEMO_PORTS[name], free_ports(len(DEMO_PORTS[name])), strict=True))
-        for name in ORDER
-    }
-    stack = LocalStack(settings=backend_pool.settings, home=home, ports=ports)
+    stack = stack_on_free_ports(backend_pool, prefix="crash-home-")
+    home = stack.home
     stack.database.start()
     for backend in stack.database.backends:
         assert backend.process is not None

@@ -1,13 +1,16 @@
 """The demo as a new user meets it on the whole local stack: started, it shows no finding that
-its own set-up causes; `make demo-failover` kills the Patroni member that leads, the API goes on
-writing through the member that takes over and the killed one rejoins; `make demo-down` then
-`make demo` start again on the same data, with the member that led at the stop leading."""
+its own set-up causes, and its control plane takes the first backup and validates a restore by
+itself; `make demo-failover` kills the Patroni member that leads, the API goes on writing through
+the member that takes over and the killed one rejoins; `make demo-down` then `make demo` start
+again on the same data and the same backup repository, with the member that led at the stop
+leading and WAL archived again."""
 
 from __future__ import annotations
 
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -28,9 +31,15 @@ pytestmark = pytest.mark.integration
 
 __all__ = ["stack_home"]
 
-#: Findings a new stack has because nothing was ever done yet (no drill, no restore test): true,
-#: and cleared by doing those. Anything else open after start comes from the set-up.
-NOTHING_DONE_YET = {"dr.drill_stale", "dr.restore_validation_stale"}
+#: Findings a new stack has because nothing was ever done yet (no drill, no backup, no restore
+#: test): true, and cleared by doing those. Anything else open after start comes from the set-up.
+NOTHING_DONE_YET = {"dr.drill_stale", "dr.backup_stale", "dr.restore_validation_stale"}
+#: Of those, what the stack's control plane does by itself: a full backup at once, a restore
+#: validation at its next look (every minute) once a backup exists.
+DONE_BY_ITSELF = {"dr.backup_stale", "dr.restore_validation_stale"}
+#: Seconds for that first backup and restore validation (two restores into scratch servers on a
+#: loaded machine) and the target check after them.
+FIRST_BACKUPS_S = 360
 
 #: Target checks every few seconds, so that the test sees their first runs.
 FAST_CHECKS = {"CONTROLPLANE_TARGET_CHECKS_INTERVAL_SECONDS": "3"}
@@ -46,6 +55,15 @@ def capacity_checked(control_plane: str, headers: dict[str, str]) -> bool:
     )
 
 
+def open_findings(control_plane: str, headers: dict[str, str]) -> dict[str, str]:
+    """Open findings, kind → summary."""
+    found = httpx.get(
+        f"{control_plane}/api/v1/findings", params={"open": "true"}, headers=headers, timeout=10
+    )
+    found.raise_for_status()
+    return {f["kind"]: f["summary"] for f in found.json()}
+
+
 def open_findings_after_checks(control_plane: str, headers: dict[str, str]) -> dict[str, str]:
     """Open findings (kind → summary) once the capacity check has run twice (its CPU needs two
     reads)."""
@@ -53,11 +71,26 @@ def open_findings_after_checks(control_plane: str, headers: dict[str, str]) -> d
     while not capacity_checked(control_plane, headers):
         assert time.monotonic() < deadline, "the capacity check did not run"
         time.sleep(1)
-    found = httpx.get(
-        f"{control_plane}/api/v1/findings", params={"open": "true"}, headers=headers, timeout=10
-    )
-    found.raise_for_status()
-    return {f["kind"]: f["summary"] for f in found.json()}
+    return open_findings(control_plane, headers)
+
+
+def first_backups_done(control_plane: str, headers: dict[str, str]) -> dict[str, str]:
+    """Open findings once those the control plane clears by itself are gone (every finding
+    seen meanwhile must be one a new stack has)."""
+    deadline = time.monotonic() + FIRST_BACKUPS_S
+    while True:
+        found = open_findings(control_plane, headers)
+        assert set(found) <= NOTHING_DONE_YET, found
+        if not set(found) & DONE_BY_ITSELF:
+            return found
+        assert time.monotonic() < deadline, f"not cleared within {FIRST_BACKUPS_S} s: {found}"
+        time.sleep(3)
+
+
+def get(control_plane: str, path: str, headers: dict[str, str]) -> Any:
+    answer = httpx.get(f"{control_plane}/api/v1{path}", headers=headers, timeout=30)
+    answer.raise_for_status()
+    return answer.json()
 
 
 def test_the_demo_starts_in_its_policy_and_again_after_a_failover(
@@ -78,6 +111,18 @@ def test_the_demo_starts_in_its_policy_and_again_after_a_failover(
     capacity = httpx.get(f"{control_plane}/api/v1/capacity", headers=headers, timeout=10).json()
     inventory = next(s for s in capacity["services"] if s["service"] == "inventory")
     assert inventory["live"]["current_replicas"] == inventory["policy"]["min_replicas"]
+
+    # The control plane backs the new database up and validates a restore on its own, each
+    # decided through the gate: the backup and restore findings clear, nothing failed.
+    assert set(first_backups_done(control_plane, headers)) <= {"dr.drill_stale"}
+    (full,) = get(control_plane, "/dr/backups", headers)
+    assert (full["type"], full["succeeded"]) == ("full", True), full
+    assert full["decision_id"] is not None
+    restores = get(control_plane, "/dr/restore-validations", headers)
+    assert sorted((r["kind"], r["succeeded"]) for r in restores) == [
+        ("backup", True),
+        ("point_in_time", True),
+    ], restores
 
     wait_for_items(api)
     before_failover = assert_api_writes(api)
@@ -106,6 +151,12 @@ def test_the_demo_starts_in_its_policy_and_again_after_a_failover(
     ]
     assert leader_of(status) == leader
     assert system_identifier(ports, leader) == identity  # the same database, not a new one
+    # The same repository (its stanza created once), archiving again from the leader.
+    assert "stanza inventory archives into" in again.stdout
+    assert "is a new one" not in again.stdout
+    (archive,) = get(control_plane, "/dr/archive", headers)
+    assert (archive["error"], archive["enabled"], archive["failing"]) == (None, True, False)
+    assert [b["label"] for b in get(control_plane, "/dr/backups", headers)] == [full["label"]]
     with httpx.Client(base_url=api, timeout=10) as client:  # what was written survived
         kept = client.get(f"/api/v1/movements/{before_failover}")
         assert kept.status_code == 200, kept.text

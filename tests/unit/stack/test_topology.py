@@ -98,6 +98,31 @@ def test_the_control_plane_gets_patroni_as_its_failover_driver(
     assert control_plane.environment()["CONTROLPLANE_FAILOVER_MODE"] == "controlled"
 
 
+def test_every_member_archives_into_the_repository_the_control_plane_backs_up_with(
+    tmp_path: Path,
+) -> None:
+    stack = LocalStack(settings=StackSettings(), home=tmp_path)
+    repository = stack.backups
+    assert repository.base == tmp_path / "data" / "pgbackrest"  # kept across restarts
+    assert repository.stanza == "inventory"
+    for name in MEMBER_BACKENDS:
+        member = stack.backends[name]
+        assert isinstance(member, PatroniMember)
+        config = member.config()
+        # In etcd for a new cluster, and in the member's own settings for one made before.
+        for parameters in (
+            config["bootstrap"]["dcs"]["postgresql"]["parameters"],
+            config["postgresql"]["parameters"],
+        ):
+            assert parameters["archive_mode"] == "on"
+            assert f"--config={repository.config_path}" in parameters["archive_command"]
+            assert "--stanza=inventory" in parameters["archive_command"]
+    env = stack.backends[ControlPlane.name].environment()
+    assert env["CONTROLPLANE_PGBACKREST_CONFIG"] == str(repository.config_path)
+    assert env["CONTROLPLANE_PGBACKREST_STANZA"] == "inventory"
+    assert env["CONTROLPLANE_DATABASE_NAME"] == "inventory"
+
+
 def test_the_leader_stops_last_and_the_rest_in_reverse_start_order() -> None:
     order = order_for(kubernetes=False)
     plain = list(reversed(order))  # member-2, then member-1
