@@ -6,7 +6,7 @@ the critical tier's (:data:`controlplane.stack.patroni.FAST_TIMING`, chosen by
 :func:`~controlplane.stack.patroni.timing_for_tier`; docs/failover-tuning.md), and the baseline
 with Patroni's default timing. Each round runs a numbered write probe through the multi-host
 connection string (libpq finds the writable member), injects one fault into whichever member
-leads, and measures:
+leads, at a random point of its HA loop, and measures:
 
 - postmaster SIGKILL: the primary's PostgreSQL killed, its Patroni alive;
 - member SIGKILL: the primary's Patroni and PostgreSQL killed at once (a lost host); the member
@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import shutil
 import statistics
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -123,6 +125,9 @@ def one_round(cluster: PatroniCluster, scenario: Scenario, *, ready_timeout: flo
     try:
         if not probe.wait_for_writes(WARM_WRITES, timeout=30):
             raise BenchError(f"no writes before the fault: {probe.report.last_error}")
+        # A real fault lands anywhere in the leader's HA loop (since its last lease renewal);
+        # rounds of equal length would otherwise all hit the same point of it.
+        time.sleep(random.uniform(0, cluster.timing.loop_wait))
         faulted_at = datetime.now(UTC)
         scenario.inject(cluster, leader, candidate)
         if not probe.wait_for_recovery(timeout=ready_timeout):

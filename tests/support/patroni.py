@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
@@ -135,24 +136,17 @@ class PrimaryWatch:
             return self._counter
 
     def _sample(self, member: PatroniMember) -> None:
-        log = self.logs[member.member]
-        conn: psycopg.Connection[tuple[object, ...]] | None = None
-        while not self._stop.is_set():
-            try:
-                if conn is None or conn.closed:
-                    conn = psycopg.connect(member.dsn(), autocommit=True, connect_timeout=1)
-                row = conn.execute("SELECT NOT pg_is_in_recovery()").fetchone()
-                with self._lock:
-                    log.samples.append((time.monotonic(), bool(row and row[0])))
-            except psycopg.Error:
-                if conn is not None:
-                    conn.close()
-                conn = None
-            self._stop.wait(self.interval)
-        if conn is not None:
-            conn.close()
+        self._each_interval(member, self._sample_once)
 
     def _write(self, member: PatroniMember) -> None:
+        self._each_interval(member, self._write_once)
+
+    def _each_interval(
+        self,
+        member: PatroniMember,
+        step: Callable[[psycopg.Connection[tuple[object, ...]], MemberLog, str], None],
+    ) -> None:
+        """``step`` every ``interval`` on a connection of its own, made again after an error."""
         log = self.logs[member.member]
         conn: psycopg.Connection[tuple[object, ...]] | None = None
         while not self._stop.is_set():
@@ -165,26 +159,36 @@ class PrimaryWatch:
                         connect_timeout=1,
                         options="-c log_min_messages=fatal -c log_min_error_statement=panic",
                     )
-            except psycopg.Error:
-                self._stop.wait(self.interval)
-                continue
-            n = self._next()
-            sent_at = time.monotonic()
-            acknowledged = False
-            try:
-                conn.execute(f"INSERT INTO {TABLE} (n, member) VALUES (%s, %s)", (n, member.member))
-                acknowledged = True
-            except psycopg.errors.ReadOnlySqlTransaction:
-                pass  # a replica: refused at once, the connection stays good
+                step(conn, log, member.member)
             except psycopg.Error:
                 if conn is not None:
                     conn.close()
                 conn = None
-            with self._lock:
-                log.writes.append(Write(member.member, n, sent_at, time.monotonic(), acknowledged))
             self._stop.wait(self.interval)
         if conn is not None:
             conn.close()
+
+    def _sample_once(
+        self, conn: psycopg.Connection[tuple[object, ...]], log: MemberLog, _: str
+    ) -> None:
+        row = conn.execute("SELECT NOT pg_is_in_recovery()").fetchone()
+        with self._lock:
+            log.samples.append((time.monotonic(), bool(row and row[0])))
+
+    def _write_once(
+        self, conn: psycopg.Connection[tuple[object, ...]], log: MemberLog, member: str
+    ) -> None:
+        n = self._next()
+        sent_at = time.monotonic()
+        acknowledged = False
+        try:
+            conn.execute(f"INSERT INTO {TABLE} (n, member) VALUES (%s, %s)", (n, member))
+            acknowledged = True
+        except psycopg.errors.ReadOnlySqlTransaction:
+            pass  # a replica: refused at once, the connection stays good
+        finally:
+            with self._lock:
+                log.writes.append(Write(member, n, sent_at, time.monotonic(), acknowledged))
 
     # -- what was seen ------------------------------------------------------------------------
     def acked(self, member: str | None = None) -> list[Write]:
