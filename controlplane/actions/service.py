@@ -99,6 +99,7 @@ class ActionService:
             actuator=None if orchestration is None else orchestration.actuator,
             burn_reader=prometheus_burn_reader(PrometheusSource.from_settings(settings), slos),
             capacity=capacity,
+            crash_point=settings.actions.actions_crash_point,
         )
         dr_policy = settings.policies.dr_policy
         failover = _failover_for(settings.failover, dr_policy=dr_policy, engine=engine)

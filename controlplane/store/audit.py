@@ -54,6 +54,8 @@ class StoredAuditEntry(AuditDecision):
     outcome: str | None
     outcome_detail: str | None
     outcome_at: AwareDatetime | None
+    #: The token of the leader that claimed the execution (None: not started).
+    executed_token: int | None = None
 
 
 def record_decision(

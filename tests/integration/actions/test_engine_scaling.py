@@ -21,9 +21,15 @@ from controlplane.core.processes import free_ports
 from controlplane.leader import LeaderStatus
 from controlplane.runtime import Runtime
 from controlplane.sources.prometheus import PrometheusSource
-from controlplane.store.actions import KILL_SWITCH, resolve_pending, set_flag
+from controlplane.store.actions import (
+    KILL_SWITCH,
+    claim_execution,
+    decide_once,
+    resolve_pending,
+    set_flag,
+)
 from controlplane.store.alerts import AlertChange
-from controlplane.store.audit import list_audit
+from controlplane.store.audit import AuditDecision, list_audit
 from tests.support.backends import PrometheusFactory
 from tests.support.gunicorn import running_gunicorn
 from tests.support.runtime import leading_runtime
@@ -277,3 +283,87 @@ def test_unreachable_metrics_hold_and_never_scale_in(rig: Rig, runtime: Runtime)
     assert scale_in is not None
     assert scale_in.decision == "refused"
     assert rig.actuator.current_replicas("inventory") == 4
+
+
+def _left_by_a_dead_leader(
+    runtime: Runtime, *, trigger: str, current: int, desired: int, at: datetime, claimed: bool
+) -> str:
+    """A taken scale-out recorded (and maybe claimed) under an older token, never finished."""
+    token = runtime.leadership.status().fencing_token
+    assert token is not None
+    decision = AuditDecision(
+        at=at,
+        actor="dead-leader",
+        action="scale_out",
+        target="service/inventory",
+        decision="taken",
+        reason="all checks passed",
+        evidence={"service": "inventory", "current_replicas": current, "desired_replicas": desired},
+        fencing_token=token - 1,
+        trigger_key=trigger,
+    )
+    with runtime.database.writer() as session:
+        entry = decide_once(session, decision=decision)
+        if claimed:
+            assert claim_execution(
+                session, decision_id=entry.decision_id, at=at, by="dead-leader", token=token - 1
+            )
+    return entry.decision_id
+
+
+def test_an_execution_a_dead_leader_left_is_finished_once_by_the_next_leader(
+    rig: Rig, runtime: Runtime
+) -> None:
+    reset_workers(rig)
+    now = datetime.now(UTC)
+    engine = engine_for(rig, runtime)
+    # Decided, not started: the next leader runs it.
+    untouched = _left_by_a_dead_leader(
+        runtime, trigger="dead:1", current=2, desired=3, at=now, claimed=False
+    )
+    # Started, and the old leader got as far as scaling before it died: 3 → 4 done already.
+    assert rig.actuator.scale("inventory", replicas=3).reached
+    halfway = _left_by_a_dead_leader(
+        runtime, trigger="dead:2", current=3, desired=4, at=now, claimed=True
+    )
+    assert rig.actuator.scale("inventory", replicas=4).reached
+    # Too old to act on: closed, not run.
+    stale = _left_by_a_dead_leader(
+        runtime,
+        trigger="dead:3",
+        current=4,
+        desired=8,
+        at=now - timedelta(minutes=10),
+        claimed=False,
+    )
+    finished = {entry.decision_id: entry for entry in engine.resume_interrupted()}
+    assert set(finished) == {untouched, halfway, stale}
+    # 2 → 3 and 3 → 4: four run already, so neither changes anything (a resumed scale-out
+    # never scales in); each is closed once.
+    for decision_id in (untouched, halfway):
+        assert finished[decision_id].outcome == "succeeded"
+        assert finished[decision_id].evidence["result"]["after"] == 4
+        assert "resumed after a leader change" in (finished[decision_id].outcome_detail or "")
+    assert finished[stale].outcome == "abandoned"
+    assert rig.actuator.current_replicas("inventory") == 4  # not 5, not 8
+    assert engine.resume_interrupted() == []  # once
+    assert rig.actuator.current_replicas("inventory") == 4
+
+
+def test_a_decision_whose_leader_died_before_acting_is_run_by_the_next_one(
+    rig: Rig, runtime: Runtime
+) -> None:
+    reset_workers(rig)
+    engine = engine_for(rig, runtime)
+    left = _left_by_a_dead_leader(
+        runtime, trigger="dead:4", current=2, desired=3, at=datetime.now(UTC), claimed=True
+    )
+    (done,) = engine.resume_interrupted()
+    assert done.decision_id == left
+    assert (done.outcome, done.evidence["result"]) == (
+        "succeeded",
+        {"before": 2, "after": 3, "via": "workers"},
+    )
+    assert done.executed_token == runtime.leadership.status().fencing_token
+    assert rig.actuator.current_replicas("inventory") == 3
+    assert engine.resume_interrupted() == []

@@ -90,8 +90,18 @@ class ControlPlaneProcess:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=30)
 
+    def freeze(self) -> None:
+        """SIGSTOP: the process keeps its sockets and database sessions but runs nothing."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            self.thaw()  # a stopped process would not see SIGTERM
             self.process.terminate()
             try:
                 self.process.wait(timeout=30)
