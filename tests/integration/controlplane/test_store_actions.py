@@ -116,72 +116,45 @@ def test_an_execution_is_claimed_once_under_a_current_token_and_resumed_by_a_lat
     database: Database,
 ) -> None:
     now = datetime.now(UTC)
+
+    def claim(decision_id: str, *, token: int, resume: bool = False) -> bool:
+        with database.writer() as session:
+            return claim_execution(
+                session,
+                decision_id=decision_id,
+                at=now,
+                by=f"holder of {token}",
+                token=token,
+                lease_name="controlplane",
+                resume=resume,
+            )
+
     with database.writer() as session:
         old = take_over_lease(session, name="controlplane", holder="replica-a", at=now, ttl=60)
-        started = decide_once(
-            session, decision=decision("t:started").model_copy(update={"fencing_token": old})
-        )
-        untouched = decide_once(
-            session, decision=decision("t:untouched").model_copy(update={"fencing_token": old})
-        )
-        finished = decide_once(
-            session, decision=decision("t:finished").model_copy(update={"fencing_token": old})
+        started, untouched, finished = (
+            decide_once(
+                session, decision=decision(f"t:{name}").model_copy(update={"fencing_token": old})
+            )
+            for name in ("started", "untouched", "finished")
         )
         refused = decide_once(session, decision=decision("t:refused", kind="refused"))
+    assert claim(started.decision_id, token=old)
+    assert not claim(started.decision_id, token=old)  # claimed once
+    assert claim(finished.decision_id, token=old)
     with database.writer() as session:
-        assert claim_execution(
-            session,
-            decision_id=started.decision_id,
-            at=now,
-            by="a",
-            token=old,
-            lease_name="controlplane",
-        )
-        assert not claim_execution(  # claimed once
-            session,
-            decision_id=started.decision_id,
-            at=now,
-            by="a",
-            token=old,
-            lease_name="controlplane",
-        )
-        assert claim_execution(
-            session,
-            decision_id=finished.decision_id,
-            at=now,
-            by="a",
-            token=old,
-            lease_name="controlplane",
-        )
         record_outcome(session, decision_id=finished.decision_id, outcome="succeeded", at=now)
     # Replica a dies mid-way; b takes over with a new token.
     with database.writer() as session:
         new = take_over_lease(session, name="controlplane", holder="replica-b", at=now, ttl=60)
-    with pytest.raises(FencingTokenStale), database.writer() as session:
-        claim_execution(
-            session,
-            decision_id=untouched.decision_id,
-            at=now,
-            by="a",
-            token=old,
-            lease_name="controlplane",
-        )
+    with pytest.raises(FencingTokenStale):
+        claim(untouched.decision_id, token=old)
     with database.reader() as session:
         assert list_interrupted(session, token=old, actions=["scale_out"]) == []
         interrupted = list_interrupted(session, token=new, actions=["scale_out"])
     assert [e.decision_id for e in interrupted] == [started.decision_id, untouched.decision_id]
     assert refused.decision_id not in [e.decision_id for e in interrupted]
-    with database.writer() as session:
-        for entry in interrupted:
-            assert claim_execution(
-                session,
-                decision_id=entry.decision_id,
-                at=now,
-                by="b",
-                token=new,
-                lease_name="controlplane",
-                resume=True,
-            )
+    for entry in interrupted:
+        assert claim(entry.decision_id, token=new, resume=True)
     with database.reader() as session:
         assert list_interrupted(session, token=new, actions=["scale_out"]) == []
         claimed = {e.decision_id: e.executed_token for e in list_audit(session)}
