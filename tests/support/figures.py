@@ -1,5 +1,9 @@
 """pytest plugin: figures the fault and fuzz tests measure, for ``make chaos`` (``bench/chaos.py``).
 
+The fault tests live in ``tests/chaos`` (marker ``chaos``): they take minutes, so a run selects
+them only when its ``-m`` expression names ``chaos`` (``make chaos``); every other run leaves
+them out.
+
 A test records what it saw through the session fixture ``figures``: one row per fault (what was
 done, what must hold, what was seen, whether it held, and the counts the chaos summary adds up:
 acknowledged writes lost, actions taken twice, destructive actions on stale or missing data),
@@ -111,6 +115,20 @@ def figures(request: pytest.FixtureRequest) -> Figures:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     item.config.stash[_KEY].current_test = item.nodeid
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests under tests/chaos are ``chaos`` (and ``integration``: real servers); they run
+    only when the ``-m`` expression names ``chaos``."""
+    chaos: list[pytest.Item] = []
+    for item in items:
+        if "chaos" in Path(str(item.fspath)).parts:
+            item.add_marker(pytest.mark.chaos)
+            chaos.append(item)
+    if "chaos" in (config.getoption("markexpr") or "") or not chaos:
+        return
+    config.hook.pytest_deselected(items=chaos)
+    items[:] = [item for item in items if item not in chaos]
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -52,6 +52,14 @@ def stock_drift(query: Query) -> list[tuple[Any, ...]]:
     return query(DRIFT_SQL) + query(BROKEN_SQL)
 
 
+def stream_pending(*, redis_url: str, stream: str) -> int:
+    """Entries delivered to a worker and not yet acknowledged: a batch in hand."""
+    with redis.Redis.from_url(redis_url) as client:
+        if not client.exists(stream):
+            return 0
+        return sum(int(g["pending"]) for g in client.xinfo_groups(stream))
+
+
 def stream_backlog(*, redis_url: str, stream: str) -> int:
     """Entries of the movement stream not yet acknowledged by a worker (pending or not yet
     delivered to the group); 0 once every accepted movement was applied or dead-lettered."""
