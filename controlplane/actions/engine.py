@@ -700,15 +700,28 @@ class ActionEngine:
         if resume:
             detail = f"resumed after a leader change: {detail}"
         with self.database.writer() as session:
-            if result is not None:
-                merge_evidence(session, decision_id=entry.decision_id, extra={"result": result})
             updated = record_outcome(
                 session,
                 decision_id=entry.decision_id,
                 outcome=outcome,
                 at=self.clock(),
                 detail=detail,
+                executed_token=token,
             )
+            if updated is None:
+                # A later leader took this execution over (this replica froze or was cut off
+                # mid-way): the outcome is its to record.
+                logger.warning(
+                    "%s %s: outcome %s not recorded, another leader took the execution over",
+                    entry.action,
+                    entry.decision_id,
+                    outcome,
+                )
+                return None
+            if result is not None:
+                updated = merge_evidence(
+                    session, decision_id=entry.decision_id, extra={"result": result}
+                )
             if outcome == "succeeded" and request.action == "scale_in":
                 # The replicas an unfulfilled scale-out asked for are no longer wanted.
                 resolve_finding(
@@ -716,7 +729,7 @@ class ActionEngine:
                 )
         if outcome == "succeeded" and request.action == "scale_out":
             self._schedule_verification(entry, request)
-        return updated or entry
+        return updated
 
     def _reached(self, request: ActionRequest) -> int | None:
         """The current replica count when it already went the way ``request`` asks (a resumed

@@ -237,8 +237,11 @@ def list_interrupted(
     return [StoredAuditEntry.model_validate(row) for row in rows]
 
 
-def merge_evidence(session: Session, *, decision_id: str, extra: dict[str, Any]) -> None:
+def merge_evidence(
+    session: Session, *, decision_id: str, extra: dict[str, Any]
+) -> StoredAuditEntry:
     """Add keys to a decision's evidence (e.g. what the actuator reported after acting)."""
     row = session.scalars(select(AuditEntry).where(AuditEntry.decision_id == decision_id)).one()
     row.evidence = {**row.evidence, **extra}
     session.flush()
+    return StoredAuditEntry.model_validate(row)

@@ -121,8 +121,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Tests under tests/chaos are ``chaos`` (and ``integration``: real servers); they run
     only when the ``-m`` expression names ``chaos``."""
     chaos: list[pytest.Item] = []
+    folder = config.rootpath / "tests" / "chaos"
     for item in items:
-        if "chaos" in Path(str(item.fspath)).parts:
+        if item.path.is_relative_to(folder):
             item.add_marker(pytest.mark.chaos)
             chaos.append(item)
     if "chaos" in (config.getoption("markexpr") or "") or not chaos:
