@@ -637,11 +637,7 @@ class ActionEngine:
         if not claimed:
             logger.info("%s %s is claimed by another run", entry.action, entry.decision_id)
             return False
-        status = self.leadership.status()
-        if token is not None and (
-            status.fencing_token != token
-            or not status.leads(now=self.clock(), max_age=self.leader_max_age)
-        ):
+        if token is not None and not self._still_leads(token):
             logger.warning(
                 "%s %s claimed, not run: the leadership ended meanwhile",
                 entry.action,
@@ -649,6 +645,14 @@ class ActionEngine:
             )
             return False
         return True
+
+    def _still_leads(self, token: int) -> bool:
+        """Whether this replica still leads with ``token`` (its lease valid on its own clock):
+        asked by the actuator before each change it makes."""
+        status = self.leadership.status()
+        return status.fencing_token == token and status.leads(
+            now=self.clock(), max_age=self.leader_max_age
+        )
 
     def _crash_at(self, point: CrashPoint) -> None:
         """Fault injection (``CONTROLPLANE_ACTIONS_CRASH_POINT``): SIGKILL this process."""
@@ -684,7 +688,11 @@ class ActionEngine:
                 result = {"before": reached, "after": reached, "via": "none"}
             else:
                 try:
-                    scaled = self.actuator.scale(request.service, replicas=request.desired_replicas)
+                    scaled = self.actuator.scale(
+                        request.service,
+                        replicas=request.desired_replicas,
+                        guard=None if token is None else lambda: self._still_leads(token),
+                    )
                 except ActuatorError as exc:
                     detail = str(exc)
                 else:

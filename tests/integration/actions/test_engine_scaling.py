@@ -3,21 +3,16 @@ scraping a burn-rate target, the SQLite store with its leader lease, and the aud
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from controlplane.actions.engine import ActionEngine
 from controlplane.actions.policy import ActionPolicy, load_action_policy
 from controlplane.actions.signals import prometheus_burn_reader
-from controlplane.actuators.local import LocalGunicornActuator
 from controlplane.core.config import DEFAULT_ACTION_POLICY
-from controlplane.core.processes import free_ports
 from controlplane.leader import LeaderStatus
 from controlplane.runtime import Runtime
 from controlplane.sources.prometheus import PrometheusSource
@@ -31,74 +26,21 @@ from controlplane.store.actions import (
 from controlplane.store.alerts import AlertChange
 from controlplane.store.audit import AuditDecision, list_audit
 from tests.support.backends import PrometheusFactory
-from tests.support.gunicorn import running_gunicorn
+from tests.support.burn import BurnRig, burn_rig, wait_for
 from tests.support.runtime import leading_runtime
 
 pytestmark = pytest.mark.integration
 
 
-@dataclass
-class Rig:
-    actuator: LocalGunicornActuator
-    burn: Gauge
-    prometheus_url: str
-    stop_target: Callable[[], None]
-
-
-def wait_for(check: Callable[[], bool], *, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.2)
+Rig = BurnRig
 
 
 @pytest.fixture(scope="module")
 def rig(
     tmp_path_factory: pytest.TempPathFactory, prometheus_factory: PrometheusFactory
 ) -> Iterator[Rig]:
-    port, target_port = free_ports(2)  # one call: the two ports differ
-    registry = CollectorRegistry()
-    # The app exports the raw signal; Prometheus turns it into the recording-rule series the
-    # engine reads, exactly as the generated SLO rules do.
-    burn = Gauge("test_burn_rate", "burn", ["service", "slo"], registry=registry)
-    server, thread = start_http_server(target_port, addr="127.0.0.1", registry=registry)
-    stopped = False
-
-    def stop_target() -> None:
-        nonlocal stopped
-        if not stopped:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
-            stopped = True
-
-    try:
-        with running_gunicorn(tmp_path_factory.mktemp("gunicorn"), port=port) as gunicorn:
-            prometheus = prometheus_factory(
-                config={
-                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "scrape_configs": [
-                        {
-                            "job_name": "burn",
-                            "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}],
-                        }
-                    ],
-                },
-                rules={
-                    "burn.yml": "groups:\n- name: burn\n  interval: 1s\n  rules:\n"
-                    "  - record: slo:burn_rate:rate30s\n    expr: test_burn_rate\n"
-                },
-            )
-            actuator = LocalGunicornActuator(pidfile=gunicorn.pidfile)
-            wait_for(lambda: actuator.current_replicas("inventory") == 2)  # both workers forked
-            yield Rig(
-                actuator=actuator,
-                burn=burn,
-                prometheus_url=prometheus.url,
-                stop_target=stop_target,
-            )
-    finally:
-        stop_target()
+    with burn_rig(tmp_path_factory.mktemp("gunicorn"), prometheus_factory) as started:
+        yield started
 
 
 @pytest.fixture

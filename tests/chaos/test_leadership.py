@@ -1,0 +1,266 @@
+"""Two control-plane replicas on PostgreSQL, scaling a real gunicorn master on a real burn
+signal, and the leader taken away mid-action:
+
+* SIGKILLed in the middle of a decision (``CONTROLPLANE_ACTIONS_CRASH_POINT``: right after it
+  claimed the execution, or right after it scaled and before it recorded the outcome): the
+  follower leads within 15 s, the action is done exactly once, the dead leader's token is
+  refused;
+* frozen (SIGSTOP) in the middle of an action, its lease held by a live database session: the
+  follower leads within 15 s once the lease expires and finishes the action; the old leader,
+  thawed, does not lead, its outcome and any write under its token are refused, and it takes no
+  action.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controlplane.store.audit import AuditDecision, StoredAuditEntry, list_audit, record_decision
+from controlplane.store.errors import FencingTokenStale
+from tests.chaos.conftest import WEBHOOK_TOKEN, Replicas, Store, health
+from tests.chaos.tools import ServeProcess, eventually
+from tests.support.backends import PrometheusFactory
+from tests.support.burn import BurnRig, burn_rig
+from tests.support.figures import Figures
+
+TAKEOVER_LIMIT_S = 15.0
+
+#: An SLO of another service: the engine reads inventory's burn from the recording rule.
+PROBE_SPEC = """\
+apiVersion: controlplane.slo/v1
+kind: SLO
+metadata:
+  name: probe-availability
+spec:
+  service: chaos-probe
+  tier: standard
+  description: A service the test never scales.
+  objective: 0.99
+  window: 30d
+  sli:
+    ratio:
+      bad: probe_requests_total{code="500"}
+      total: probe_requests_total
+"""
+
+
+@pytest.fixture(scope="module")
+def rig(
+    tmp_path_factory: pytest.TempPathFactory, prometheus_factory: PrometheusFactory
+) -> Iterator[BurnRig]:
+    with burn_rig(tmp_path_factory.mktemp("gunicorn"), prometheus_factory) as started:
+        yield started
+
+
+@pytest.fixture
+def calm(rig: BurnRig) -> Iterator[BurnRig]:
+    """The rig at rest: no burn, two workers; put back so after the test."""
+    rig.burn.labels(service="inventory", slo="read-latency").set(0)
+    assert rig.actuator.scale("inventory", replicas=2).reached
+    yield rig
+    rig.burn.labels(service="inventory", slo="read-latency").set(0)
+    rig.actuator.scale("inventory", replicas=2)
+
+
+def settings_for(rig: BurnRig, store: Store, folder: Path) -> dict[str, str]:
+    specs = folder / "specs"
+    specs.mkdir(exist_ok=True)
+    (specs / "probe.yaml").write_text(PROBE_SPEC, encoding="utf-8")
+    return {
+        "database_url": store.url,
+        "data_dir": str(folder / "data"),
+        "webhook_token": WEBHOOK_TOKEN,
+        "orchestrator": "local",
+        "local_pidfile": str(rig.pidfile),
+        "local_service": "inventory",
+        "prometheus_url": rig.prometheus_url,
+        "slo_specs": str(specs),
+        "evaluation_enabled": "false",
+        "action_interval_seconds": "1",
+    }
+
+
+def leader_of(process: ServeProcess, store: Store) -> dict[str, Any] | None:
+    view = health(process, store.headers)
+    return view if view is not None and view["is_leader"] else None
+
+
+def two_replicas(
+    replicas: Replicas, settings: dict[str, str], store: Store, *, crash_point: str | None
+) -> tuple[ServeProcess, ServeProcess, int]:
+    """A leads (started first), B follows; A's fencing token."""
+    a_settings = dict(settings)
+    if crash_point is not None:
+        a_settings["actions_crash_point"] = crash_point
+    a = replicas.start("replica-a", a_settings)
+    view = eventually(lambda: leader_of(a, store), timeout=30, what="replica-a leading")
+    b = replicas.start("replica-b", settings)
+    eventually(
+        lambda: (h := health(b, store.headers)) is not None and h["lease_holder"] == "replica-a",
+        timeout=30,
+        what="replica-b following",
+    )
+    return a, b, int(view["fencing_token"])
+
+
+def scale_outs(store: Store) -> list[StoredAuditEntry]:
+    """The scale-outs taken, oldest first."""
+    with store.database.reader() as session:
+        return list(reversed(list_audit(session, action="scale_out", decision="taken")))
+
+
+def stale_write_refused(store: Store, token: int) -> bool:
+    try:
+        with store.database.writer() as session:
+            record_decision(
+                session,
+                decision=AuditDecision(
+                    at=datetime.now(UTC),
+                    actor="replica-a",
+                    action="scale_out",
+                    target="service/inventory",
+                    decision="taken",
+                    fencing_token=token,
+                ),
+                lease_name="controlplane",
+            )
+    except FencingTokenStale:
+        return True
+    return False
+
+
+def watch_workers(rig: BurnRig, *, seconds: float) -> set[int]:
+    """The worker counts seen over ``seconds`` (an action done twice shows as a count above
+    the one asked for)."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        seen.add(rig.actuator.current_replicas("inventory"))
+        time.sleep(0.2)
+    return seen
+
+
+@pytest.mark.parametrize("crash_point", ["after_decision", "after_act"])
+def test_the_leader_sigkilled_mid_decision_is_replaced_and_the_action_done_once(
+    crash_point: str,
+    calm: BurnRig,
+    store: Store,
+    replicas: Replicas,
+    tmp_path: Path,
+    figures: Figures,
+) -> None:
+    rig = calm
+    a, b, old_token = two_replicas(
+        replicas, settings_for(rig, store, tmp_path), store, crash_point=crash_point
+    )
+    # 2× the page factor over 30 s: the leader decides 2 → 4 workers, claims it and dies.
+    rig.burn.labels(service="inventory", slo="read-latency").set(28.8)
+    eventually(lambda: not a.alive(), timeout=60, every=0.05, what="replica-a's crash")
+    died_at = time.monotonic()
+    view = eventually(lambda: leader_of(b, store), timeout=30, every=0.1, what="replica-b leads")
+    took = time.monotonic() - died_at
+    (entry,) = eventually(
+        lambda: [e for e in scale_outs(store) if e.outcome not in (None, "running")],
+        timeout=30,
+        what="the scale-out finished",
+    )
+    workers = watch_workers(rig, seconds=5)
+    decisions = scale_outs(store)
+    refused = stale_write_refused(store, old_token)
+    new_token = int(view["fencing_token"])
+    doubled = max(len(decisions) - 1, 0) + max(max(workers) - 4, 0)
+    held = (
+        took < TAKEOVER_LIMIT_S
+        and entry.outcome == "succeeded"
+        and entry.executed_token == new_token
+        and workers == {4}
+        and doubled == 0
+        and refused
+    )
+    figures.fault(
+        f"leader SIGKILLed mid-decision ({crash_point.replace('_', ' ')})",
+        must_hold="the follower leads within 15 s; the action is done exactly once; a write "
+        "under the dead leader's token is refused",
+        seen=f"replica-b led {took:.1f} s after the kill (token {old_token} → {new_token}); "
+        f"{len(decisions)} scale-out decision, {entry.outcome} under token "
+        f"{entry.executed_token} ({entry.outcome_detail}); workers seen {sorted(workers)}; "
+        f"stale write {'refused' if refused else 'ACCEPTED'}",
+        survived=held,
+        actions_doubled=doubled,
+        takeover_s=round(took, 2),
+    )
+    assert held, (took, entry.outcome, entry.executed_token, new_token, workers, refused)
+
+
+def test_the_leader_frozen_mid_action_is_replaced_and_fenced_when_it_thaws(
+    calm: BurnRig, store: Store, replicas: Replicas, tmp_path: Path, figures: Figures
+) -> None:
+    rig = calm
+    a, b, old_token = two_replicas(
+        replicas, settings_for(rig, store, tmp_path), store, crash_point=None
+    )
+    rig.burn.labels(service="inventory", slo="read-latency").set(28.8)
+    # Freeze it the moment it has claimed the scale-out (its actuator is waiting for gunicorn
+    # to fork the new workers): it holds the lease through a live database session.
+    eventually(
+        lambda: any(e.outcome is not None for e in scale_outs(store)),
+        timeout=60,
+        every=0.005,
+        what="replica-a claiming a scale-out",
+    )
+    a.freeze()
+    frozen_at = time.monotonic()
+    claimed = scale_outs(store)[0]
+    view = eventually(lambda: leader_of(b, store), timeout=30, every=0.1, what="replica-b leads")
+    took = time.monotonic() - frozen_at
+    new_token = int(view["fencing_token"])
+    eventually(
+        lambda: scale_outs(store)[0].outcome not in (None, "running"),
+        timeout=30,
+        what="the scale-out finished by replica-b",
+    )
+    a.thaw()
+    # Thawed: from its first answer on it does not lead, and does not act.
+    views = []
+    for _ in range(25):
+        views.append(health(a, store.headers))
+        time.sleep(0.2)
+    led_after_thaw = any(v is not None and v["is_leader"] for v in views)
+    workers = watch_workers(rig, seconds=3)
+    decisions = scale_outs(store)
+    final = decisions[0]
+    with store.database.reader() as session:
+        by_old = [
+            e for e in list_audit(session) if e.fencing_token == old_token and e.id != claimed.id
+        ]
+    refused = stale_write_refused(store, old_token)
+    doubled = max(len(decisions) - 1, 0) + max(max(workers) - 4, 0)
+    held = (
+        took < TAKEOVER_LIMIT_S
+        and not led_after_thaw
+        and final.executed_token == new_token
+        and final.outcome == "succeeded"
+        and not by_old
+        and workers == {4}
+        and doubled == 0
+        and refused
+    )
+    figures.fault(
+        "leader frozen (SIGSTOP) mid-action, its session alive",
+        must_hold="the follower leads within 15 s (lease expiry); thawed, the old leader does "
+        "not lead, its writes are refused, its actions not taken",
+        seen=f"replica-b led {took:.1f} s after the freeze (token {old_token} → {new_token}) "
+        f"and finished the action ({final.outcome_detail}); thawed replica-a led: "
+        f"{'YES' if led_after_thaw else 'no'}, decisions under its token since: {len(by_old)}, "
+        f"stale write {'refused' if refused else 'ACCEPTED'}; workers seen {sorted(workers)}",
+        survived=held,
+        actions_doubled=doubled,
+        takeover_s=round(took, 2),
+    )
+    assert held, (took, led_after_thaw, final.executed_token, new_token, by_old, workers)
