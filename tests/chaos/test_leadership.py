@@ -8,7 +8,9 @@ signal, and the leader taken away mid-action:
 * frozen (SIGSTOP) in the middle of an action, its lease held by a live database session: the
   follower leads within 15 s once the lease expires and finishes the action; the old leader,
   thawed, does not lead, its outcome and any write under its token are refused, and it takes no
-  action.
+  action;
+* cut off from the store by a network partition (a proxy that stops forwarding and resets
+  nothing): the same, once the partition heals.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from typing import Any
 
 import pytest
 
+from controlplane.stack.backends import PostgresPrimary
 from controlplane.store.audit import AuditDecision, StoredAuditEntry, list_audit, record_decision
 from controlplane.store.errors import FencingTokenStale
 from tests.chaos.conftest import WEBHOOK_TOKEN, Replicas, Store, health
-from tests.chaos.tools import ServeProcess, eventually
+from tests.chaos.tools import FaultProxy, ServeProcess, eventually
 from tests.support.backends import PrometheusFactory
 from tests.support.burn import BurnRig, burn_rig
 from tests.support.figures import Figures
@@ -264,3 +267,85 @@ def test_the_leader_frozen_mid_action_is_replaced_and_fenced_when_it_thaws(
         takeover_s=round(took, 2),
     )
     assert held, (took, led_after_thaw, final.executed_token, new_token, by_old, workers)
+
+
+def test_the_leader_cut_off_from_the_store_is_replaced_and_fenced_when_it_reconnects(
+    calm: BurnRig,
+    store: Store,
+    replicas: Replicas,
+    postgres_primary: PostgresPrimary,
+    tmp_path: Path,
+    figures: Figures,
+) -> None:
+    """A network partition between the leader and PostgreSQL: its sessions stay open on the
+    server (nothing resets them), so its lock is held and only the lease's expiry frees it."""
+    rig = calm
+    proxy = FaultProxy(f"127.0.0.1:{postgres_primary.port}").start()
+    try:
+        settings = settings_for(rig, store, tmp_path)
+        cut_settings = {
+            **settings,
+            "database_url": store.url.replace(f"127.0.0.1:{postgres_primary.port}", proxy.address),
+        }
+        a = replicas.start("replica-a", cut_settings)
+        view = eventually(lambda: leader_of(a, store), timeout=30, what="replica-a leading")
+        old_token = int(view["fencing_token"])
+        b = replicas.start("replica-b", settings)
+        eventually(
+            lambda: (
+                (h := health(b, store.headers)) is not None and h["lease_holder"] == "replica-a"
+            ),
+            timeout=30,
+            what="replica-b following",
+        )
+        proxy.set_mode("blackhole")
+        cut_at = time.monotonic()
+        cut_wall = datetime.now(UTC)
+        view = eventually(lambda: leader_of(b, store), timeout=30, every=0.1, what="b leads")
+        took = time.monotonic() - cut_at
+        new_token = int(view["fencing_token"])
+        rig.burn.labels(service="inventory", slo="read-latency").set(28.8)
+        (done,) = eventually(
+            lambda: [e for e in scale_outs(store) if e.outcome == "succeeded"],
+            timeout=60,
+            what="replica-b scaling out",
+        )
+        proxy.set_mode("pass")
+        views = []
+        for _ in range(25):  # reconnected: never leads again while b holds the lease
+            views.append(health(a, store.headers))
+            time.sleep(0.2)
+        led_after = any(v is not None and v["is_leader"] for v in views)
+        answered = [v for v in views if v is not None]
+        workers = watch_workers(rig, seconds=3)
+        with store.database.reader() as session:
+            by_old = [
+                e for e in list_audit(session) if e.fencing_token == old_token and e.at >= cut_wall
+            ]
+        refused = stale_write_refused(store, old_token)
+    finally:
+        proxy.stop()
+    doubled = max(len(scale_outs(store)) - 1, 0) + max(max(workers) - 4, 0)
+    held = (
+        took < TAKEOVER_LIMIT_S
+        and done.executed_token == new_token
+        and not led_after
+        and bool(answered)
+        and not by_old
+        and workers == {4}
+        and doubled == 0
+        and refused
+    )
+    figures.fault(
+        "leader cut off from the store (partition, sessions left open)",
+        must_hold="the follower leads within 15 s (lease expiry); reconnected, the old leader "
+        "does not lead, its writes are refused, its actions not taken",
+        seen=f"replica-b led {took:.1f} s after the cut (token {old_token} → {new_token}) and "
+        f"scaled 2 → 4; reconnected replica-a led: {'YES' if led_after else 'no'} "
+        f"({len(answered)} answers), decisions under its token since the cut: {len(by_old)}, "
+        f"stale write {'refused' if refused else 'ACCEPTED'}; workers seen {sorted(workers)}",
+        survived=held,
+        actions_doubled=doubled,
+        takeover_s=round(took, 2),
+    )
+    assert held, (took, led_after, answered, by_old, workers, refused)
