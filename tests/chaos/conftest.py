@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 
@@ -19,6 +18,9 @@ from controlplane.stack.backends import PostgresPrimary
 from controlplane.store.database import Database
 from controlplane.store.tokens import create_token
 from tests.chaos.tools import ServeProcess
+from tests.integration.controlplane.processes import leader_view
+from tests.support.backends import PrometheusFactory
+from tests.support.burn import BurnRig, burn_rig
 
 WEBHOOK_TOKEN = "chaos-webhook-token-0123456789abcdef"
 
@@ -91,11 +93,13 @@ def replicas(tmp_path: Path) -> Iterator[Replicas]:
 
 def health(process: ServeProcess, headers: dict[str, str]) -> dict[str, Any] | None:
     """The replica's view of the leadership (``/api/v1/health``), None when it does not answer."""
-    try:
-        answer = httpx.get(f"{process.url}/api/v1/health", headers=headers, timeout=2)
-    except httpx.TransportError:
-        return None
-    if answer.status_code != 200:
-        return None
-    leader: dict[str, Any] = answer.json()["leader"]
-    return leader
+    return leader_view(process.url, headers)
+
+
+@pytest.fixture(scope="module")
+def rig(
+    tmp_path_factory: pytest.TempPathFactory, prometheus_factory: PrometheusFactory
+) -> Iterator[BurnRig]:
+    """A burn the test sets, read by a real Prometheus, and a gunicorn master to scale."""
+    with burn_rig(tmp_path_factory.mktemp("gunicorn"), prometheus_factory) as started:
+        yield started

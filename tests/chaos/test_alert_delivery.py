@@ -35,22 +35,14 @@ from controlplane.store.alerts import list_alerts
 from controlplane.store.audit import list_audit
 from tests.chaos.conftest import WEBHOOK_TOKEN, Replicas, Store, new_store
 from tests.chaos.test_leadership import settings_for
-from tests.chaos.tools import eventually
-from tests.support.backends import TEST_PG_CONF, BackendPool, PrometheusFactory, launch
-from tests.support.burn import BurnRig, burn_rig
+from tests.integration.app.conftest import eventually
+from tests.support.backends import TEST_PG_CONF, BackendPool, launch
+from tests.support.burn import BurnRig
 from tests.support.figures import Figures
 
 REPO = Path(__file__).resolve().parents[2]
 RECEIVER_DOWN_S = 60.0
 STORM = 100
-
-
-@pytest.fixture(scope="module")
-def rig(
-    tmp_path_factory: pytest.TempPathFactory, prometheus_factory: PrometheusFactory
-) -> Iterator[BurnRig]:
-    with burn_rig(tmp_path_factory.mktemp("gunicorn"), prometheus_factory) as started:
-        yield started
 
 
 @pytest.fixture

@@ -27,9 +27,9 @@ from controlplane.stack.backends import PostgresPrimary
 from controlplane.store.audit import AuditDecision, StoredAuditEntry, list_audit, record_decision
 from controlplane.store.errors import FencingTokenStale
 from tests.chaos.conftest import WEBHOOK_TOKEN, Replicas, Store, health
-from tests.chaos.tools import FaultProxy, ServeProcess, eventually
-from tests.support.backends import PrometheusFactory
-from tests.support.burn import BurnRig, burn_rig
+from tests.chaos.tools import FaultProxy, ServeProcess
+from tests.integration.app.conftest import eventually
+from tests.support.burn import BurnRig
 from tests.support.figures import Figures
 
 TAKEOVER_LIMIT_S = 15.0
@@ -51,14 +51,6 @@ spec:
       bad: probe_requests_total{code="500"}
       total: probe_requests_total
 """
-
-
-@pytest.fixture(scope="module")
-def rig(
-    tmp_path_factory: pytest.TempPathFactory, prometheus_factory: PrometheusFactory
-) -> Iterator[BurnRig]:
-    with burn_rig(tmp_path_factory.mktemp("gunicorn"), prometheus_factory) as started:
-        yield started
 
 
 @pytest.fixture
@@ -138,6 +130,18 @@ def stale_write_refused(store: Store, token: int) -> bool:
     return False
 
 
+def leads_again(process: ServeProcess, store: Store, *, seconds: float = 5.0) -> tuple[bool, int]:
+    """Whether the replica claims to lead at any time over ``seconds`` (from its first answer
+    on), and how many times it answered."""
+    views = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        views.append(health(process, store.headers))
+        time.sleep(0.2)
+    answered = [v for v in views if v is not None]
+    return any(v["is_leader"] for v in answered), len(answered)
+
+
 def watch_workers(rig: BurnRig, *, seconds: float) -> set[int]:
     """The worker counts seen over ``seconds`` (an action done twice shows as a count above
     the one asked for)."""
@@ -164,9 +168,9 @@ def test_the_leader_sigkilled_mid_decision_is_replaced_and_the_action_done_once(
     )
     # 2× the page factor over 30 s: the leader decides 2 → 4 workers, claims it and dies.
     rig.burn.labels(service="inventory", slo="read-latency").set(28.8)
-    eventually(lambda: not a.alive(), timeout=60, every=0.05, what="replica-a's crash")
+    eventually(lambda: not a.alive(), timeout=60, interval=0.05, what="replica-a's crash")
     died_at = time.monotonic()
-    view = eventually(lambda: leader_of(b, store), timeout=30, every=0.1, what="replica-b leads")
+    view = eventually(lambda: leader_of(b, store), timeout=30, interval=0.1, what="replica-b leads")
     took = time.monotonic() - died_at
     (entry,) = eventually(
         lambda: [e for e in scale_outs(store) if e.outcome not in (None, "running")],
@@ -214,13 +218,13 @@ def test_the_leader_frozen_mid_action_is_replaced_and_fenced_when_it_thaws(
     eventually(
         lambda: any(e.outcome is not None for e in scale_outs(store)),
         timeout=60,
-        every=0.005,
+        interval=0.005,
         what="replica-a claiming a scale-out",
     )
     a.freeze()
     frozen_at = time.monotonic()
     claimed = scale_outs(store)[0]
-    view = eventually(lambda: leader_of(b, store), timeout=30, every=0.1, what="replica-b leads")
+    view = eventually(lambda: leader_of(b, store), timeout=30, interval=0.1, what="replica-b leads")
     took = time.monotonic() - frozen_at
     new_token = int(view["fencing_token"])
     eventually(
@@ -230,11 +234,7 @@ def test_the_leader_frozen_mid_action_is_replaced_and_fenced_when_it_thaws(
     )
     a.thaw()
     # Thawed: from its first answer on it does not lead, and does not act.
-    views = []
-    for _ in range(25):
-        views.append(health(a, store.headers))
-        time.sleep(0.2)
-    led_after_thaw = any(v is not None and v["is_leader"] for v in views)
+    led_after_thaw, _ = leads_again(a, store)
     workers = watch_workers(rig, seconds=3)
     decisions = scale_outs(store)
     final = decisions[0]
@@ -301,7 +301,7 @@ def test_the_leader_cut_off_from_the_store_is_replaced_and_fenced_when_it_reconn
         proxy.set_mode("blackhole")
         cut_at = time.monotonic()
         cut_wall = datetime.now(UTC)
-        view = eventually(lambda: leader_of(b, store), timeout=30, every=0.1, what="b leads")
+        view = eventually(lambda: leader_of(b, store), timeout=30, interval=0.1, what="b leads")
         took = time.monotonic() - cut_at
         new_token = int(view["fencing_token"])
         rig.burn.labels(service="inventory", slo="read-latency").set(28.8)
@@ -311,12 +311,7 @@ def test_the_leader_cut_off_from_the_store_is_replaced_and_fenced_when_it_reconn
             what="replica-b scaling out",
         )
         proxy.set_mode("pass")
-        views = []
-        for _ in range(25):  # reconnected: never leads again while b holds the lease
-            views.append(health(a, store.headers))
-            time.sleep(0.2)
-        led_after = any(v is not None and v["is_leader"] for v in views)
-        answered = [v for v in views if v is not None]
+        led_after, answered = leads_again(a, store)
         workers = watch_workers(rig, seconds=3)
         with store.database.reader() as session:
             by_old = [
@@ -330,7 +325,7 @@ def test_the_leader_cut_off_from_the_store_is_replaced_and_fenced_when_it_reconn
         took < TAKEOVER_LIMIT_S
         and done.executed_token == new_token
         and not led_after
-        and bool(answered)
+        and answered > 0
         and not by_old
         and workers == {4}
         and doubled == 0
@@ -342,7 +337,7 @@ def test_the_leader_cut_off_from_the_store_is_replaced_and_fenced_when_it_reconn
         "does not lead, its writes are refused, its actions not taken",
         seen=f"replica-b led {took:.1f} s after the cut (token {old_token} → {new_token}) and "
         f"scaled 2 → 4; reconnected replica-a led: {'YES' if led_after else 'no'} "
-        f"({len(answered)} answers), decisions under its token since the cut: {len(by_old)}, "
+        f"({answered} answers), decisions under its token since the cut: {len(by_old)}, "
         f"stale write {'refused' if refused else 'ACCEPTED'}; workers seen {sorted(workers)}",
         survived=held,
         actions_doubled=doubled,

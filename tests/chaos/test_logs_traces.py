@@ -21,12 +21,13 @@ import pytest
 from elasticsearch import Elasticsearch as ElasticsearchClient
 
 from controlplane.stack.backends import Elasticsearch, Jaeger
-from dashboards.testing import chromium_paths
+from controlplane.targets.reconcile import INPUT_UNAVAILABLE
 from tests.chaos.conftest import WEBHOOK_TOKEN, Replicas, Store
-from tests.chaos.tools import eventually
-from tests.integration.dashboards.browser import Browser, ConsoleProcess
+from tests.chaos.tools import open_findings
+from tests.integration.app.conftest import eventually
+from tests.integration.dashboards.browser import Browser, ConsoleProcess, headless_browser
 from tests.integration.dashboards.seed import index_logs, send_traces
-from tests.support.backends import BackendPool, PrometheusFactory, backends_required, launch
+from tests.support.backends import BackendPool, PrometheusFactory, launch
 from tests.support.figures import Figures
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,17 +37,8 @@ FINDING = "check/slo-evaluation/elasticsearch"
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    paths = chromium_paths()
-    if paths is None:
-        message = "chromium and chromedriver are not installed (run `make bootstrap`)"
-        if backends_required():
-            pytest.fail(f"{message} (CI mode: a missing tool is a failure)", pytrace=False)
-        pytest.skip(message)
-    found = Browser(chromium=paths[0], chromedriver=paths[1])
-    try:
+    with headless_browser() as found:
         yield found
-    finally:
-        found.quit()
 
 
 def index_traffic(url: str, *, now: datetime) -> None:
@@ -73,17 +65,6 @@ def index_traffic(url: str, *, now: datetime) -> None:
 def status_of(url: str, headers: dict[str, str], slo: str) -> dict[str, Any] | None:
     answer = httpx.get(f"{url}/api/v1/slos/{slo}", headers=headers, timeout=10)
     return answer.json() if answer.status_code == 200 else None
-
-
-def open_findings(url: str, headers: dict[str, str]) -> set[str]:
-    answer = httpx.get(
-        f"{url}/api/v1/findings",
-        params={"open": "true", "kind": "check.input_unavailable"},
-        headers=headers,
-        timeout=10,
-    )
-    answer.raise_for_status()
-    return {finding["subject"] for finding in answer.json()}
 
 
 def page_text(browser: Browser, url: str, css: str, *, contains: str) -> str:
@@ -169,7 +150,7 @@ def test_elasticsearch_and_jaeger_down_log_slis_no_data_and_the_detail_page_says
         )
         no_data_s = time.monotonic() - down_at
         finding = eventually(
-            lambda: FINDING in open_findings(control.url, store.headers),
+            lambda: FINDING in open_findings(control.url, store.headers, kind=INPUT_UNAVAILABLE),
             timeout=30,
             what="the finding",
         )
@@ -198,7 +179,7 @@ def test_elasticsearch_and_jaeger_down_log_slis_no_data_and_the_detail_page_says
             lambda: (
                 (s := status_of(control.url, store.headers, LOG_SLO))
                 and s["state"] == "ok"
-                and FINDING not in open_findings(control.url, store.headers)
+                and FINDING not in open_findings(control.url, store.headers, kind=INPUT_UNAVAILABLE)
             ),
             timeout=60,
             what="the log SLO back and the finding resolved",

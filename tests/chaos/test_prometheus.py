@@ -38,13 +38,15 @@ from controlplane.actions.scaling_drill import OpenLoopLoad
 from controlplane.actuators.local import LocalGunicornActuator
 from controlplane.stack.backends import PostgresPrimary, PostgresReplica, Prometheus, Redis
 from controlplane.store.audit import StoredAuditEntry, list_audit
+from controlplane.targets.reconcile import INPUT_UNAVAILABLE
 from tests.chaos.conftest import WEBHOOK_TOKEN, Replicas, Store
-from tests.chaos.tools import FaultProxy, eventually
+from tests.chaos.tools import FaultProxy, open_findings
 from tests.integration.app.conftest import (
     Api,
     Databases,
     Stack,
     create_database,
+    eventually,
     make_item,
     stack_env,
     unique,
@@ -136,17 +138,6 @@ def slo_status(url: str, headers: dict[str, str]) -> dict[str, Any] | None:
     return answer.json() if answer.status_code == 200 else None
 
 
-def open_findings(url: str, headers: dict[str, str]) -> set[str]:
-    answer = httpx.get(
-        f"{url}/api/v1/findings",
-        params={"open": "true", "kind": "check.input_unavailable"},
-        headers=headers,
-        timeout=5,
-    )
-    answer.raise_for_status()
-    return {finding["subject"] for finding in answer.json()}
-
-
 def scaling_decisions(store: Store) -> list[StoredAuditEntry]:
     with store.database.reader() as session:
         return [e for e in list_audit(session, limit=2000) if e.action in ("scale_out", "scale_in")]
@@ -190,7 +181,7 @@ def watch(
         if status is not None:
             states.add(status["state"])
             reasons.add((status.get("no_data_reason") or "")[:80])
-        finding = finding or FINDING in open_findings(url, store.headers)
+        finding = finding or FINDING in open_findings(url, store.headers, kind=INPUT_UNAVAILABLE)
         workers.add(burning.actuator.current_replicas("inventory"))
         time.sleep(1)
     taken = [
@@ -294,7 +285,7 @@ def test_prometheus_frozen_then_answering_garbage_during_a_burn(
             lambda: (
                 (s := slo_status(control.url, store.headers)) is not None
                 and s["state"] == "ok"
-                and FINDING not in open_findings(control.url, store.headers)
+                and FINDING not in open_findings(control.url, store.headers, kind=INPUT_UNAVAILABLE)
                 and s
             ),
             timeout=60,

@@ -21,7 +21,6 @@ import json
 import os
 import signal
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -325,18 +324,16 @@ def reconcile(query: Query, *, sku: str, warehouse: str, report: IngestReport) -
     )
 
 
-def eventually(
-    check: Callable[[], Any], *, timeout: float, every: float = 0.2, what: str = ""
-) -> Any:
-    """Poll ``check`` until it returns something truthy (bounded)."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"{what or 'condition'} not met within {timeout} s (last: {last!r})")
+def open_findings(url: str, headers: dict[str, str], *, kind: str) -> set[str]:
+    """Subjects of the open findings of ``kind`` (``GET /api/v1/findings``)."""
+    answer = httpx.get(
+        f"{url}/api/v1/findings",
+        params={"open": "true", "kind": kind},
+        headers=headers,
+        timeout=10,
+    )
+    answer.raise_for_status()
+    return {finding["subject"] for finding in answer.json()}
 
 
 def summary(answers: dict[str, int]) -> str:

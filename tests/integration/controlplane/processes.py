@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -110,3 +111,16 @@ class ControlPlaneProcess:
 
     def log_tail(self, lines: int = 40) -> str:
         return tail(self.log_path, lines)
+
+
+def leader_view(url: str, headers: dict[str, str]) -> dict[str, Any] | None:
+    """A replica's view of the leadership (``leader`` of ``/api/v1/health``), None when it
+    does not answer."""
+    try:
+        answer = httpx.get(f"{url}/api/v1/health", headers=headers, timeout=2)
+    except httpx.TransportError:
+        return None
+    if answer.status_code != 200:
+        return None
+    leader: dict[str, Any] = answer.json()["leader"]
+    return leader

@@ -25,7 +25,7 @@ from controlplane.store.errors import FencingTokenStale
 from controlplane.store.leases import read_lease
 from controlplane.store.tokens import create_token
 from tests.integration.controlplane.conftest import sqlalchemy_url
-from tests.integration.controlplane.processes import ControlPlaneProcess
+from tests.integration.controlplane.processes import ControlPlaneProcess, leader_view
 
 TAKEOVER_LIMIT_SECONDS = 15.0
 
@@ -127,17 +127,6 @@ def test_a_leader_that_stops_releases_the_lease_at_once(pg_database: Database) -
         b.stop()
 
 
-def _health(process: ControlPlaneProcess, headers: dict[str, str]) -> dict[str, Any] | None:
-    try:
-        answer = httpx.get(f"{process.url}/api/v1/health", headers=headers, timeout=2)
-    except httpx.TransportError:
-        return None
-    if answer.status_code != 200:
-        return None
-    leader: dict[str, Any] = answer.json()["leader"]
-    return leader
-
-
 @pytest.mark.parametrize("fault", ["sigkill", "sigstop"])
 def test_two_control_planes_one_leader_kill_or_freeze_it_and_the_other_leads_within_15_s(
     fault: str, pg_url: str, pg_database: Database, tmp_path: Path
@@ -167,7 +156,7 @@ def test_two_control_planes_one_leader_kill_or_freeze_it_and_the_other_leads_wit
             process.start()
 
         def views() -> dict[str, dict[str, Any] | None]:
-            return {name: _health(process, headers) for name, process in processes.items()}
+            return {name: leader_view(process.url, headers) for name, process in processes.items()}
 
         deadline = time.monotonic() + TAKEOVER_LIMIT_SECONDS
         seen = views()
@@ -189,11 +178,11 @@ def test_two_control_planes_one_leader_kill_or_freeze_it_and_the_other_leads_wit
         assert len(leaders) == 1
         (leader,) = leaders
         (follower,) = set(processes) - leaders
-        leader_view = seen[leader]
+        leading_view = seen[leader]
         follower_view = seen[follower]
-        assert leader_view is not None
+        assert leading_view is not None
         assert follower_view is not None
-        old_token = leader_view["fencing_token"]
+        old_token = leading_view["fencing_token"]
         assert follower_view["lease_holder"] == leader
         assert follower_view["lease_token"] == old_token
         assert follower_view["fencing_token"] is None
@@ -205,7 +194,7 @@ def test_two_control_planes_one_leader_kill_or_freeze_it_and_the_other_leads_wit
         faulted_at = time.monotonic()
         new_view = None
         while time.monotonic() - faulted_at < TAKEOVER_LIMIT_SECONDS:
-            new_view = _health(processes[follower], headers)
+            new_view = leader_view(processes[follower].url, headers)
             if new_view and new_view["is_leader"]:
                 break
             time.sleep(0.1)
@@ -224,7 +213,7 @@ def test_two_control_planes_one_leader_kill_or_freeze_it_and_the_other_leads_wit
         if fault == "sigstop":
             processes[leader].thaw()
             for _ in range(10):  # from its first answer on, the old leader never claims to lead
-                old_view = _health(processes[leader], headers)
+                old_view = leader_view(processes[leader].url, headers)
                 assert old_view is not None
                 assert not old_view["is_leader"], old_view
                 time.sleep(0.2)
