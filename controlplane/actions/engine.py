@@ -315,7 +315,8 @@ class ActionEngine:
         trigger: str,
         evidence: dict[str, Any],
     ) -> StoredAuditEntry | None:
-        """Decide (and, if the gate says so, act). None when the trigger was decided before."""
+        """Decide (and, if the gate says so, act). None when the trigger was decided before, or
+        when this replica lost the leadership before it could claim the execution."""
         with self._lock:
             now = self.clock()
             request, notes = self._request(action, service, trigger, evidence, now)
@@ -346,7 +347,9 @@ class ActionEngine:
             if entry.decision == "refused":  # the gate's or the store's (stale fencing token)
                 return entry
             if result.outcome == "act":
-                return self._execute(entry, request, token=result.fencing_token) or entry
+                # None when its execution was not this replica's to run (its lease lapsed
+                # between decision and claim): an executor of its own (failover) must not run.
+                return self._execute(entry, request, token=result.fencing_token)
             if result.outcome == "dry-run":
                 with self.database.writer() as session:
                     updated = record_outcome(
