@@ -80,6 +80,11 @@ bench-scaling: bootstrap ## burn onset → added worker serving traffic, 3 round
 bench-api: ## benchmark the inventory API (own PostgreSQL + Redis): table + JSON line
 	$(PY) -m bench.bench_api $(BENCH_ARGS)
 
+# --- reliability under faults --------------------------------------------------------------
+.PHONY: chaos
+chaos: bootstrap ## faults on real servers (Prometheus, leader, Alertmanager, Redis, workers, PostgreSQL) + API fuzzing: table + JSON line
+	$(PY) -m bench.chaos $(BENCH_ARGS)
+
 # --- control plane ---------------------------------------------------------------------------
 .PHONY: bench-controlplane
 bench-controlplane: bootstrap ## 1,000 SLOs on a real Prometheus, webhook ingestion, memory: table + JSON line

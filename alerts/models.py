@@ -11,8 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from controlplane.core.validation import POSTGRES_INT_MAX, refuse_nul
 from controlplane.store.alerts import IncomingAlert, IncomingDelivery
 
 __all__ = ["AlertStatus", "WebhookAlert", "WebhookPayload"]
@@ -56,7 +57,7 @@ class WebhookPayload(BaseModel):
 
     version: Literal["4"]
     group_key: str = Field(alias="groupKey")
-    truncated_alerts: int = Field(default=0, ge=0, alias="truncatedAlerts")
+    truncated_alerts: int = Field(default=0, ge=0, le=POSTGRES_INT_MAX, alias="truncatedAlerts")
     status: AlertStatus
     receiver: str = Field(min_length=1, max_length=200)
     group_labels: dict[str, str] = Field(default_factory=dict, alias="groupLabels")
@@ -66,6 +67,13 @@ class WebhookPayload(BaseModel):
     external_url: str = Field(default="", alias="externalURL")
     notification_reason: str | None = Field(default=None, max_length=64)
     alerts: list[WebhookAlert] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _storable(self) -> WebhookPayload:
+        """The payload is stored as received (unknown fields too): one that PostgreSQL cannot
+        store is refused with a 422 naming the field, never a 500 that Alertmanager retries."""
+        refuse_nul(self.model_dump(by_alias=True, mode="json"))
+        return self
 
     def to_delivery(self) -> IncomingDelivery:
         """The delivery in the store's terms (the full payload kept as received)."""

@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 
-from app.api.errors import install_error_handlers
+from app.api.errors import ERROR_RESPONSES, install_error_handlers
 from app.api.middleware import RequestTelemetry
 from app.api.routes import bench, health, items, movements, reservations, stock, warehouses
 from app.core.config import Settings
@@ -97,7 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     for module in (warehouses, items, stock, movements, reservations):
-        app.include_router(module.router, prefix=API_PREFIX)
+        app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     if settings.bench_endpoints:
         app.include_router(bench.router, prefix=API_PREFIX)
     app.include_router(health.router)

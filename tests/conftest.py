@@ -1,3 +1,4 @@
-"""Test configuration shared by every suite: the real-backend fixtures live in tests/support."""
+"""Test configuration shared by every suite: the real-backend fixtures and the figures recorder
+live in tests/support."""
 
-pytest_plugins = ["tests.support.backends"]
+pytest_plugins = ["tests.support.backends", "tests.support.figures"]

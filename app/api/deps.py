@@ -9,7 +9,7 @@ from fastapi import Depends, Header, Query, Request
 
 from app.core.config import Settings
 from app.core.container import Container
-from app.models.common import IdempotencyKey
+from app.models.common import NO_NUL, IdempotencyKey
 from app.services.catalog import Catalog
 from app.services.errors import InvalidRequest
 from app.services.movements import MovementIngest
@@ -85,7 +85,8 @@ async def page_params(
         Query(ge=1, description="Page size; at most the server's maximum (500 by default)."),
     ] = None,
     cursor: Annotated[
-        str | None, Query(max_length=300, description="next_cursor of the previous page.")
+        str | None,
+        Query(max_length=300, pattern=NO_NUL, description="next_cursor of the previous page."),
     ] = None,
 ) -> PageParams:
     settings: Settings = request.app.state.settings

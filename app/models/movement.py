@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, model_validator
 
-from app.models.common import Code, StrictModel
+from app.models.common import NO_NUL, Code, StrictModel
 
 MovementKind = Literal["receive", "ship", "transfer", "adjust"]
 MovementState = Literal["accepted", "applied", "dead_letter", "duplicate"]
@@ -25,7 +25,7 @@ class MovementCreate(StrictModel):
     warehouse: Code
     to_warehouse: Code | None = Field(default=None, description="Destination of a transfer.")
     quantity: int = Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)
-    reason: str | None = Field(default=None, max_length=500)
+    reason: str | None = Field(default=None, max_length=500, pattern=NO_NUL)
 
     @model_validator(mode="after")
     def _rules(self) -> MovementCreate:

@@ -21,11 +21,13 @@ service has stayed under its target for ``scale_in_after`` (``release.py``).
 from __future__ import annotations
 
 import logging
+import os
+import signal as signals
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from controlplane.actions.gate import (
     ActionKind,
@@ -56,6 +58,7 @@ from controlplane.store.actions import (
     claim_execution,
     decide_once,
     get_flag,
+    list_interrupted,
     list_unexecuted,
     merge_evidence,
 )
@@ -67,6 +70,10 @@ from controlplane.store.findings import list_findings, observe_finding, resolve_
 from controlplane.targets.policy import CapacityPolicy
 
 logger = logging.getLogger(__name__)
+
+#: Fault injection points of ``CONTROLPLANE_ACTIONS_CRASH_POINT``: the execution of a taken
+#: decision claimed and nothing done yet, or the actuator done and its outcome not recorded.
+CrashPoint = Literal["after_decision", "after_act"]
 
 #: Reads one SLO's burn rate over one window for a service: (service, slo, window) → value.
 BurnReader = Callable[[str, str, str], InputValue]
@@ -131,6 +138,7 @@ class ActionEngine:
         actor: str = "controlplane",
         leader_max_age: float = 15.0,
         capacity: CapacityPolicy | None = None,
+        crash_point: CrashPoint | None = None,
     ) -> None:
         """``capacity``: the capacity policy, when the orchestrator holds the services to it
         (Kubernetes, whose HPAs carry its bounds). Scaling then also stays within its replica
@@ -146,6 +154,7 @@ class ActionEngine:
         self.actor = actor
         self.leader_max_age = leader_max_age
         self.capacity = capacity
+        self.crash_point = crash_point
         self._verifications: list[_Verification] = []
         self.executors: dict[str, Executor] = {}
         #: Since when every burn signal of a service has been under its target (scale-in).
@@ -340,7 +349,8 @@ class ActionEngine:
         refusal: str | None = None,
         actor: str | None = None,
     ) -> StoredAuditEntry | None:
-        """Decide (and, if the gate says so, act). None when the trigger was decided before.
+        """Decide (and, if the gate says so, act). None when the trigger was decided before, or
+        when this replica lost the leadership before it could claim the execution.
 
         ``refusal``: the caller's plan refuses the action (e.g. no failover candidate within
         the RPO); the decision is audited as refused with that reason if the gate would have
@@ -383,7 +393,9 @@ class ActionEngine:
             if entry.decision == "refused":  # the gate's or the store's (stale fencing token)
                 return entry
             if result.outcome == "act":
-                return self._execute(entry, request)
+                # None when its execution was not this replica's to run (its lease lapsed
+                # between decision and claim): an executor of its own (failover) must not run.
+                return self._execute(entry, request, token=result.fencing_token)
             if result.outcome == "dry-run":
                 with self.database.writer() as session:
                     updated = record_outcome(
@@ -653,15 +665,85 @@ class ActionEngine:
                 return decide_once(session, decision=stale)
 
     # -- acting -----------------------------------------------------------------------------
-    def _execute(self, entry: StoredAuditEntry, request: ActionRequest) -> StoredAuditEntry:
+    def _claim(self, entry: StoredAuditEntry, token: int | None, *, resume: bool) -> bool:
+        """Claim the execution of a taken decision under ``token`` (fenced in the store) and
+        check, on this replica's own clock, that it still leads: a replica that lost its lease
+        (frozen, cut off, replaced) runs nothing. False: not this replica's to run."""
+        now = self.clock()
+        try:
+            with self.database.writer() as session:
+                claimed = claim_execution(
+                    session,
+                    decision_id=entry.decision_id,
+                    at=now,
+                    by=self.actor,
+                    token=token,
+                    lease_name=None if token is None else self.lease_name,
+                    resume=resume,
+                )
+        except FencingTokenStale as exc:
+            logger.warning("%s %s not run: %s", entry.action, entry.decision_id, exc)
+            return False
+        if not claimed:
+            logger.info("%s %s is claimed by another run", entry.action, entry.decision_id)
+            return False
+        if token is not None and not self._still_leads(token):
+            logger.warning(
+                "%s %s claimed, not run: the leadership ended meanwhile",
+                entry.action,
+                entry.decision_id,
+            )
+            return False
+        return True
+
+    def _still_leads(self, token: int) -> bool:
+        """Whether this replica still leads with ``token`` (its lease valid on its own clock):
+        asked by the actuator before each change it makes."""
+        status = self.leadership.status()
+        return status.fencing_token == token and status.leads(
+            now=self.clock(), max_age=self.leader_max_age
+        )
+
+    def _crash_at(self, point: CrashPoint) -> None:
+        """Fault injection (``CONTROLPLANE_ACTIONS_CRASH_POINT``): SIGKILL this process."""
+        if self.crash_point == point:
+            logger.critical("fault injection: SIGKILL at %s", point)
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            os.kill(os.getpid(), signals.SIGKILL)
+
+    def _execute(
+        self,
+        entry: StoredAuditEntry,
+        request: ActionRequest,
+        *,
+        token: int | None,
+        resume: bool = False,
+    ) -> StoredAuditEntry | None:
+        """Claim, act and record the outcome; None when the execution was not this replica's
+        to run (claimed elsewhere, or fenced). Scaling sets an absolute replica count, so an
+        execution resumed after its leader died mid-way does it once, however far that got."""
+        if not self._claim(entry, token, resume=resume):
+            return None
+        self._crash_at("after_decision")
         outcome, detail, result = "failed", "", None
         extra: dict[str, Any] = {}
         if request.action in SCALING and request.desired_replicas is not None:
             if self.actuator is None:
                 detail = "no actuator configured"
+            elif resume and (reached := self._reached(request)) is not None:
+                outcome, detail = (
+                    "succeeded",
+                    f"already {reached} (asked {request.desired_replicas})",
+                )
+                result = {"before": reached, "after": reached, "via": "none"}
             else:
                 try:
-                    scaled = self.actuator.scale(request.service, replicas=request.desired_replicas)
+                    scaled = self.actuator.scale(
+                        request.service,
+                        replicas=request.desired_replicas,
+                        guard=None if token is None else lambda: self._still_leads(token),
+                    )
                 except ActuatorError as exc:
                     detail = str(exc)
                 else:
@@ -680,18 +762,32 @@ class ActionEngine:
         else:
             detail = f"{request.action} is run by its own executor"
             outcome = "handed-off"
+        self._crash_at("after_act")
+        if resume:
+            detail = f"resumed after a leader change: {detail}"
         with self.database.writer() as session:
-            if result is not None:
-                extra = {**extra, "result": result}
-            if extra:
-                merge_evidence(session, decision_id=entry.decision_id, extra=extra)
             updated = record_outcome(
                 session,
                 decision_id=entry.decision_id,
                 outcome=outcome,
                 at=self.clock(),
                 detail=detail,
+                executed_token=token,
             )
+            if updated is None:
+                # A later leader took this execution over (this replica froze or was cut off
+                # mid-way): the outcome is its to record.
+                logger.warning(
+                    "%s %s: outcome %s not recorded, another leader took the execution over",
+                    entry.action,
+                    entry.decision_id,
+                    outcome,
+                )
+                return None
+            if result is not None:
+                extra = {**extra, "result": result}
+            if extra:
+                updated = merge_evidence(session, decision_id=entry.decision_id, extra=extra)
             if outcome == "succeeded" and request.action == "scale_in":
                 # The replicas an unfulfilled scale-out asked for are no longer wanted.
                 resolve_finding(
@@ -699,7 +795,20 @@ class ActionEngine:
                 )
         if outcome == "succeeded" and request.action == "scale_out":
             self._schedule_verification(entry, request)
-        return updated or entry
+        return updated
+
+    def _reached(self, request: ActionRequest) -> int | None:
+        """The current replica count when it already went the way ``request`` asks (a resumed
+        scale-out never scales in, nor a scale-in out); None otherwise or when unreadable."""
+        assert self.actuator is not None
+        assert request.desired_replicas is not None
+        try:
+            current = self.actuator.current_replicas(request.service)
+        except ActuatorError:
+            return None
+        if request.action == "scale_out":
+            return current if current >= request.desired_replicas else None
+        return current if current <= request.desired_replicas else None
 
     def _schedule_verification(self, entry: StoredAuditEntry, request: ActionRequest) -> None:
         scaling = self.policy.spec.scaling.get(request.service)
@@ -716,34 +825,97 @@ class ActionEngine:
             )
         )
 
-    def run_approved(self) -> list[StoredAuditEntry]:
-        """Run decisions an operator approved (leader only; the kill switch still applies)."""
-        now = self.clock()
+    @staticmethod
+    def _request_of(entry: StoredAuditEntry, *, trigger: str) -> ActionRequest:
+        """The request a stored decision was taken for (to run it later)."""
+        return ActionRequest(
+            action=entry.action,  # type: ignore[arg-type]
+            service=str(entry.evidence.get("service", "")),
+            target=entry.target,
+            trigger=str(entry.evidence.get("trigger", trigger)),
+            current_replicas=entry.evidence.get("current_replicas"),
+            desired_replicas=entry.evidence.get("desired_replicas"),
+            evidence=entry.evidence,
+        )
+
+    def _leading_token(self, now: datetime) -> int | None:
+        """This replica's token when it leads and the kill switch is off, else None."""
         status = self.leadership.status()
         if not status.leads(now=now, max_age=self.leader_max_age):
-            return []
+            return None
         with self.database.reader() as session:
             if get_flag(session, KILL_SWITCH).enabled:
-                return []
+                return None
+        return status.fencing_token
+
+    def run_approved(self) -> list[StoredAuditEntry]:
+        """Run decisions an operator approved (leader only; the kill switch still applies)."""
+        token = self._leading_token(self.clock())
+        if token is None:
+            return []
+        with self.database.reader() as session:
             approved = list_unexecuted(session)
         ran = []
         for entry in approved:
-            with self.database.writer() as session:
-                if not claim_execution(
-                    session, decision_id=entry.decision_id, at=now, by=self.actor
-                ):
-                    continue
-            request = ActionRequest(
-                action=entry.action,  # type: ignore[arg-type]
-                service=str(entry.evidence.get("service", "")),
-                target=entry.target,
-                trigger=str(entry.evidence.get("trigger", "approved")),
-                current_replicas=entry.evidence.get("current_replicas"),
-                desired_replicas=entry.evidence.get("desired_replicas"),
-                evidence=entry.evidence,
-            )
-            ran.append(self._execute(entry, request))
+            done = self._execute(entry, self._request_of(entry, trigger="approved"), token=token)
+            if done is not None:
+                ran.append(done)
         return ran
+
+    def resume_interrupted(self) -> list[StoredAuditEntry]:
+        """Finish the scaling decisions a previous leader took and did not see through (it died
+        or lost its lease between its decision and its outcome): once each, under this leader's
+        token. One older than its rule's ``max_input_age`` is not run on inputs that old: it is
+        closed as ``abandoned`` instead."""
+        now = self.clock()
+        token = self._leading_token(now)
+        if token is None:
+            return []
+        with self.database.reader() as session:
+            interrupted = list_interrupted(session, token=token, actions=SCALING)
+        finished = []
+        for entry in interrupted:
+            request = self._request_of(entry, trigger="resumed")
+            rule = self._rule(request.action, request.service)
+            started = entry.outcome_at or entry.at
+            if rule is None or now - started > rule.max_input_age:
+                finished.extend(self._abandon(entry, token=token, started=started))
+                continue
+            logger.warning(
+                "resuming %s %s (%s → %s) interrupted by a leader change",
+                entry.action,
+                entry.decision_id,
+                request.current_replicas,
+                request.desired_replicas,
+            )
+            done = self._execute(entry, request, token=token, resume=True)
+            if done is not None:
+                finished.append(done)
+        return finished
+
+    def _abandon(
+        self, entry: StoredAuditEntry, *, token: int, started: datetime
+    ) -> list[StoredAuditEntry]:
+        age = (self.clock() - started).total_seconds()
+        with self.database.writer() as session:
+            if not claim_execution(
+                session,
+                decision_id=entry.decision_id,
+                at=self.clock(),
+                by=self.actor,
+                token=token,
+                lease_name=self.lease_name,
+                resume=True,
+            ):
+                return []
+            updated = record_outcome(
+                session,
+                decision_id=entry.decision_id,
+                outcome="abandoned",
+                at=self.clock(),
+                detail=f"interrupted by a leader change {age:.0f} s ago: too old to run now",
+            )
+        return [] if updated is None else [updated]
 
     def verify_due(self) -> list[str]:
         """Check scale-outs whose verification time has come: the replicas ready against those
@@ -873,9 +1045,10 @@ class ActionEngine:
         return resolved
 
     def tick(self) -> None:
-        """Periodic work (leader only): approved decisions, due verifications, burn triggers,
-        scale-ins of services calm long enough."""
+        """Periodic work (leader only): executions a previous leader left unfinished, approved
+        decisions, due verifications, burn triggers, scale-ins of services calm long enough."""
         with self._lock:
+            self.resume_interrupted()
             self.run_approved()
             self.verify_due()
             self.recheck_unfulfilled()

@@ -143,6 +143,7 @@ class ActionService:
             actuator=None if orchestration is None else orchestration.actuator,
             burn_reader=prometheus_burn_reader(PrometheusSource.from_settings(settings), slos),
             capacity=capacity,
+            crash_point=settings.actions.actions_crash_point,
         )
         dr_policy = settings.policies.dr_policy
         interval = settings.actions.action_interval_seconds

@@ -3,6 +3,7 @@ many of the replicas are ready (what a scale-out's verification compares with wh
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -11,6 +12,16 @@ from controlplane.core.errors import ControlPlaneError
 
 class ActuatorError(ControlPlaneError):
     """The actuator could not read or change the replica count."""
+
+
+class ActuatorFenced(ActuatorError):
+    """The caller stopped being allowed to act (it lost the leadership) before a change."""
+
+
+#: Asked right before each change an actuator makes: whether the caller may still act (the
+#: leader's lease still valid on its own clock). A leader that froze or was cut off mid-action
+#: makes no further change once it resumes.
+Guard = Callable[[], bool]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,5 +46,7 @@ class Actuator(Protocol):
         """The replicas ready to serve now, read from the system: fewer than asked means the
         orchestrator could not (yet) run what a scale asked for."""
 
-    def scale(self, service: str, *, replicas: int) -> ScaleResult:
-        """Ask for ``replicas`` and report what is running afterwards."""
+    def scale(self, service: str, *, replicas: int, guard: Guard | None = None) -> ScaleResult:
+        """Ask for ``replicas`` (an absolute count: asking twice is asking once) and report what
+        is running afterwards; ``guard`` is asked before each change (:class:`ActuatorFenced`
+        when it says no)."""

@@ -19,7 +19,7 @@ from typing import Any, cast
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from controlplane.actuators.base import ActuatorError, ScaleResult
+from controlplane.actuators.base import ActuatorError, ActuatorFenced, Guard, ScaleResult
 
 
 class KubernetesActuator:
@@ -58,11 +58,13 @@ class KubernetesActuator:
         status = deployment.status
         return int((status.ready_replicas if status is not None else None) or 0)
 
-    def scale(self, service: str, *, replicas: int) -> ScaleResult:
+    def scale(self, service: str, *, replicas: int, guard: Guard | None = None) -> ScaleResult:
         if replicas < 1:
             raise ActuatorError("replicas must be at least 1")
         try:
             before = self.current_replicas(service)
+            if guard is not None and not guard():
+                raise ActuatorFenced(f"{service} not scaled: no longer allowed to act")
             hpa = self._hpa_for(service)
             if hpa is not None:
                 maximum = max(int(hpa.spec.max_replicas), replicas)

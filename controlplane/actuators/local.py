@@ -2,7 +2,10 @@
 
 ``TTIN`` asks the master for one more worker, ``TTOU`` for one less. The count is read back from
 the system: the master's live child processes (``/proc``), so a request the master ignored or a
-worker that died shows up as it is.
+worker that died shows up as it is. A scale sends one signal at a time and waits for the count
+to move before the next, re-reading it each time: it converges on the count asked for rather
+than replaying a difference computed earlier, so a caller that resumes after a freeze (while
+another leader finished the job) sends nothing more.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import signal
 import time
 from pathlib import Path
 
-from controlplane.actuators.base import ActuatorError, ScaleResult
+from controlplane.actuators.base import ActuatorError, ActuatorFenced, Guard, ScaleResult
 from controlplane.core.processes import child_pids, read_pidfile
 
 
@@ -49,22 +52,24 @@ class LocalGunicornActuator:
         is no readiness probe to wait for), and a dead one is gone from ``/proc``."""
         return self.current_replicas(service)
 
-    def scale(self, service: str, *, replicas: int) -> ScaleResult:
+    def scale(self, service: str, *, replicas: int, guard: Guard | None = None) -> ScaleResult:
         self._check(service)
         if replicas < 1:
             raise ActuatorError("a gunicorn master needs at least one worker")
         master = self.master_pid()
-        before = len(child_pids(master))
-        delta = replicas - before
-        sig = signal.SIGTTIN if delta > 0 else signal.SIGTTOU
-        for _ in range(abs(delta)):
-            os.kill(master, sig)
-            time.sleep(0.05)  # gunicorn handles queued signals one by one; don't coalesce them
+        before = current = len(child_pids(master))
         deadline = time.monotonic() + self.settle_timeout
-        after = len(child_pids(master))
-        while after != replicas and time.monotonic() < deadline:
-            time.sleep(0.1)
-            after = len(child_pids(master))
+        while current != replicas and time.monotonic() < deadline:
+            if guard is not None and not guard():
+                raise ActuatorFenced(
+                    f"stopped at {current} workers (asked {replicas}): no longer allowed to act"
+                )
+            os.kill(master, signal.SIGTTIN if current < replicas else signal.SIGTTOU)
+            moved = current
+            while moved == current and time.monotonic() < deadline:
+                time.sleep(0.02)
+                moved = len(child_pids(master))
+            current = moved
         return ScaleResult(
-            service=service, before=before, requested=replicas, after=after, via="workers"
+            service=service, before=before, requested=replicas, after=current, via="workers"
         )

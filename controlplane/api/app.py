@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from controlplane.api.deps import require_role
-from controlplane.api.errors import add_error_handler
+from controlplane.api.errors import ERROR_RESPONSES, add_error_handler
 from controlplane.api.routes import (
     actions,
     alerts,
@@ -180,7 +180,7 @@ def create_app(
     add_error_handler(app)
 
     viewer = [Depends(require_role(Role.VIEWER))]
-    api = APIRouter(prefix=API_PREFIX)
+    api = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
     for module in (
         health,
         slos,
@@ -203,5 +203,5 @@ def create_app(
         api.include_router(extension.router)
         app.extension_schemas.update(extension.openapi_schemas)
     app.include_router(api)
-    app.include_router(metrics_route.router, dependencies=viewer)
+    app.include_router(metrics_route.router, dependencies=viewer, responses=ERROR_RESPONSES)
     return app

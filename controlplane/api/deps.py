@@ -6,12 +6,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from controlplane.core.config import ControlPlaneSettings
 from controlplane.core.security import Role
+from controlplane.core.validation import NO_NUL
 from controlplane.orchestrator.registry import Orchestration
 from controlplane.runtime import DatabaseOperations, Runtime
 from controlplane.store.tokens import authenticate
@@ -25,6 +26,7 @@ __all__ = [
     "ReaderDep",
     "RuntimeDep",
     "SettingsDep",
+    "SloIdPath",
     "WriterDep",
     "database_operations",
     "require_role",
@@ -37,6 +39,9 @@ api_token = HTTPBearer(
 )
 
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Bearer"}
+
+#: An SLO id in a path: its name, or ``<service>:<name>`` (no NUL: the store compares it).
+SloIdPath = Annotated[str, Path(max_length=200, pattern=NO_NUL, description="The SLO's id")]
 
 
 def get_runtime(request: Request) -> Runtime:

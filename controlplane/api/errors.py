@@ -9,9 +9,12 @@ read live (an unreachable orchestrator or primary) is part of the view's own ans
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from controlplane.actuators.base import ActuatorError
 from controlplane.core.errors import ControlPlaneError
@@ -24,7 +27,13 @@ from controlplane.store.actions import AlreadyDecided, DuplicateTrigger
 from controlplane.store.errors import DuplicateTokenName, StoreError, UnknownTokenName
 from controlplane.targets.policy import PolicyError
 
-__all__ = ["add_error_handler", "status_of"]
+__all__ = [
+    "ERROR_RESPONSES",
+    "ErrorAnswer",
+    "add_error_handler",
+    "invalid_request",
+    "status_of",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +55,30 @@ STATUS: tuple[tuple[type[ControlPlaneError], int], ...] = (
     # A policy file of this control plane is missing or invalid: its operator must fix it.
     (PolicyError, status.HTTP_500_INTERNAL_SERVER_ERROR),
 )
+
+
+class ErrorAnswer(BaseModel):
+    """An error answer: why, and for the control plane's own errors, the error's class."""
+
+    detail: str
+    error: str | None = Field(default=None, description="The error class (`AlreadyDecided`, ...)")
+
+
+#: What every API route may answer besides its own results, documented once for all of them
+#: (422, the validation errors, FastAPI documents per route).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorAnswer, "description": "The body could not be read (not JSON)"},
+    401: {"model": ErrorAnswer, "description": "No bearer token, or an unknown or revoked one"},
+    403: {"model": ErrorAnswer, "description": "The token's role is not allowed here"},
+    404: {"model": ErrorAnswer, "description": "No such resource"},
+    503: {"model": ErrorAnswer, "description": "The store (or a source it needs) is unavailable"},
+}
+
+
+def invalid_request(*, loc: tuple[str, ...], message: str) -> RequestValidationError:
+    """A 422 for a rule across parameters (``start`` before ``end``), in the same shape as
+    FastAPI's own validation errors (``detail[].loc`` names the parameter)."""
+    return RequestValidationError([{"loc": loc, "msg": message, "type": "value_error"}])
 
 
 def status_of(error: ControlPlaneError) -> int:

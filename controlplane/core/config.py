@@ -327,6 +327,12 @@ class ActionsSettings(_Group):
     action_interval_seconds: PositiveSeconds = Field(
         default=5.0, description="How often the engine reads burn triggers and approvals."
     )
+    actions_crash_point: Literal["after_decision", "after_act"] | None = Field(
+        default=None,
+        description="Fault injection for drills: SIGKILL the process once a taken decision's "
+        "execution is claimed (after_decision), or once the actuator ran and before its "
+        "outcome is recorded (after_act).",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -483,15 +489,32 @@ class LeaderSettings(_Group):
 
     leader_election: bool = Field(
         default=True,
-        description="Take part in leader election (PostgreSQL: advisory lock; SQLite: a file "
-        "lock beside the database). Off: never leader, API only.",
+        description="Take part in leader election (a lease row in the store, renewed by the "
+        "leader). Off: never leader, API only.",
     )
     leader_name: str = Field(default="controlplane", min_length=1, max_length=64)
     leader_lock_key: int = Field(default=0x51_0C_0B_7E, ge=-(2**63), le=2**63 - 1)
+    leader_lease_ttl_seconds: PositiveSeconds = Field(
+        default=10.0,
+        description="A lease not renewed for this long lapses: a follower takes over and the "
+        "old leader's fencing token is refused.",
+    )
     leader_check_interval_seconds: PositiveSeconds = 2.0
     leader_acquire_interval_seconds: PositiveSeconds = 2.0
     leader_query_timeout_seconds: PositiveSeconds = 2.0
     replica_id: str = Field(default_factory=_default_replica_id, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _renewed_in_time(self) -> LeaderSettings:
+        # The leader must be able to renew (one query) at least twice before the lease lapses.
+        needed = 2 * (self.leader_check_interval_seconds + self.leader_query_timeout_seconds)
+        if self.leader_lease_ttl_seconds < needed:
+            raise ValueError(
+                f"CONTROLPLANE_LEADER_LEASE_TTL_SECONDS must be at least twice the check "
+                f"interval plus the query timeout ({needed:g} s), so the leader can renew "
+                "its lease before it lapses"
+            )
+        return self
 
 
 # -- the root ----------------------------------------------------------------------------------

@@ -7,31 +7,91 @@ seconds, http(s) URLs, ``PATH``-like lists of paths and ``name=value`` lists.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, Field, SecretStr
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, SecretStr
 
 from slo.durations import DurationError, parse_duration
 
 __all__ = [
+    "NO_NUL",
+    "POSTGRES_BIGINT_MAX",
+    "POSTGRES_INT_MAX",
     "Duration",
     "HttpUrl",
     "HttpUrlList",
+    "IsoDateTime",
     "NameList",
     "PathList",
     "PositiveSeconds",
     "SecretUnreadable",
     "Window",
     "duration",
+    "first_nul",
     "parse_pairs",
     "read_secret",
+    "refuse_nul",
 ]
 
 T = TypeVar("T")
+
+#: The largest value of a PostgreSQL ``integer`` column: larger counts are refused with a 422.
+POSTGRES_INT_MAX = 2**31 - 1
+#: The largest ``bigint`` (row ids).
+POSTGRES_BIGINT_MAX = 2**63 - 1
+#: A string without NUL (for query and path parameters compared in the store).
+NO_NUL = r"^[^\x00]*$"
+
+
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _iso_text(value: Any) -> Any:
+    """A date-time must be written as one: pydantic would read a bare number as Unix time."""
+    if isinstance(value, bool | int | float) or (
+        isinstance(value, str) and _NUMBER.fullmatch(value.strip())
+    ):
+        raise ValueError("an ISO 8601 date-time is expected (2026-11-21T10:00:00Z), not a number")
+    return value
+
+
+#: A timezone-aware date-time given as ISO 8601 text (query parameters, request bodies).
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+
+
+def first_nul(value: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
+    """Where the first NUL character is in a JSON-like value (a key or a string, at any depth),
+    or None. PostgreSQL stores no NUL in ``text`` nor in ``jsonb``: a request carrying one is
+    refused at the boundary instead of failing in the database."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in str(key):
+                return (*path, str(key))
+            found = first_nul(item, (*path, str(key)))
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = first_nul(item, (*path, index))
+            if found is not None:
+                return found
+    return None
+
+
+def refuse_nul(value: Any) -> None:
+    """Raise ``ValueError`` naming the field when ``value`` holds a NUL character (for a
+    pydantic model validator: the answer is a 422 that says where)."""
+    found = first_nul(value)
+    if found is not None:
+        where = ".".join(str(part) for part in found) or "the value"
+        raise ValueError(f"{where}: NUL characters (\\u0000) cannot be stored")
 
 
 def duration(value: Any) -> timedelta:

@@ -53,6 +53,7 @@ from controlplane.targets.reconcile import (
     CapacityCheck,
     DRCheck,
     DrillHistory,
+    InputFailure,
     NodeTopology,
     PatroniReplication,
     Reconciled,
@@ -60,6 +61,7 @@ from controlplane.targets.reconcile import (
     StoreDrillHistory,
     TargetCheck,
     reconcile,
+    reconcile_inputs,
 )
 
 __all__ = [
@@ -72,6 +74,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 EVALUATION_JOB = "slo-evaluation"
+#: The check name of the evaluation's own findings: a source it could not read is the open
+#: finding ``check.input_unavailable`` ``check/slo-evaluation/<source>`` until it answers again.
+EVALUATION_CHECK = "slo-evaluation"
 CHECKS_JOB = "target-checks"
 RETENTION_JOB = "evaluation-retention"
 RETENTION_EVERY = timedelta(hours=1)
@@ -247,9 +252,21 @@ class EvaluationService:
         started = time.perf_counter()
         cycle = self.evaluator.evaluate(at=self.clock())
         stored = True
+        failures = [
+            InputFailure(input=failure.source, source=failure.source, message=failure.message)
+            for failure in cycle.failures
+        ]
         try:
             with self.runtime.database.writer() as session:
                 insert_evaluations(session, evaluations=cycle.records)
+                inputs = reconcile_inputs(
+                    session, check=EVALUATION_CHECK, failures=failures, at=cycle.at
+                )
+            for kind, subject in inputs.opened:
+                logger.warning("finding opened: %s %s", kind, subject)
+            for kind, subject in inputs.resolved:
+                logger.info("finding resolved: %s %s", kind, subject)
+            self.metrics.findings_open.labels(check=EVALUATION_CHECK).set(inputs.open_after)
         except SQLAlchemyError:
             stored = False
             logger.exception("could not store the evaluation of %d SLO(s)", len(cycle.records))

@@ -15,7 +15,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import httpx
 import psycopg
@@ -373,7 +373,22 @@ class PostgresReplica(PostgresPrimary):
 
 
 class Redis(Backend):
+    """Redis on loopback. Without persistence by default (the demo's cache and stream); with
+    ``appendfsync`` it keeps an append-only file as production does (``always``: a write is on
+    disk before Redis answers it, so an acknowledged movement survives a SIGKILL)."""
+
     name = "redis"
+
+    def __init__(
+        self,
+        *,
+        settings: StackSettings,
+        workdir: Path,
+        ports: Mapping[str, int],
+        appendfsync: Literal["always", "everysec"] | None = None,
+    ) -> None:
+        super().__init__(settings=settings, workdir=workdir, ports=ports)
+        self.appendfsync = appendfsync
 
     @property
     def port(self) -> int:
@@ -397,8 +412,11 @@ class Redis(Backend):
             str(self.workdir),
             "--save",
             "",
-            "--appendonly",
-            "no",
+            *(
+                ["--appendonly", "yes", "--appendfsync", self.appendfsync]
+                if self.appendfsync
+                else ["--appendonly", "no"]
+            ),
             "--daemonize",
             "no",
             "--protected-mode",

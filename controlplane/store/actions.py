@@ -6,26 +6,31 @@ the same pending decisions, and a restart forgets nothing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from controlplane.store.audit import AuditDecision, StoredAuditEntry, record_decision
 from controlplane.store.errors import StoreError
+from controlplane.store.leases import require_current_token
 from controlplane.store.models import AuditEntry, ControlFlag
 
 __all__ = [
+    "APPROVED",
     "KILL_SWITCH",
+    "RUNNING",
     "AlreadyDecided",
     "DuplicateTrigger",
     "FlagState",
     "claim_execution",
     "decide_once",
     "get_flag",
+    "list_interrupted",
     "list_pending",
     "list_unexecuted",
     "merge_evidence",
@@ -34,6 +39,10 @@ __all__ = [
 ]
 
 KILL_SWITCH = "actions.kill_switch"
+#: The outcome of a decision whose execution has started and not finished.
+RUNNING = "running"
+#: What an operator's approval adds to a decision's reason.
+APPROVED = "approved by"
 
 
 class DuplicateTrigger(StoreError):
@@ -152,7 +161,7 @@ def list_unexecuted(session: Session, *, limit: int = 100) -> list[StoredAuditEn
             AuditEntry.decision == "taken",
             AuditEntry.outcome.is_(None),
             AuditEntry.dry_run.is_(False),
-            AuditEntry.reason.contains("approved by"),
+            AuditEntry.reason.contains(APPROVED),
         )
         .order_by(AuditEntry.at.asc())
         .limit(limit)
@@ -160,19 +169,79 @@ def list_unexecuted(session: Session, *, limit: int = 100) -> list[StoredAuditEn
     return [StoredAuditEntry.model_validate(row) for row in rows]
 
 
-def claim_execution(session: Session, *, decision_id: str, at: datetime, by: str) -> bool:
-    """Mark an approved decision as running, once: True for the one caller that claims it."""
+def claim_execution(
+    session: Session,
+    *,
+    decision_id: str,
+    at: datetime,
+    by: str,
+    token: int | None = None,
+    lease_name: str | None = None,
+    resume: bool = False,
+) -> bool:
+    """Mark a taken decision as running, once: True for the one caller that claims it.
+
+    With ``lease_name`` and ``token`` the claim is fenced: a replica whose token is no longer
+    current (or whose lease expired) is refused with
+    :class:`~controlplane.store.errors.FencingTokenStale` and claims nothing. ``resume``: also
+    claim an execution that a leader of an older token claimed and never finished (it died or
+    lost its lease mid-action).
+    """
+    if lease_name is not None and token is not None:
+        require_current_token(session, name=lease_name, token=token)
+    claimable: ColumnElement[bool] = AuditEntry.outcome.is_(None)
+    if resume and token is not None:
+        claimable = or_(
+            claimable,
+            (AuditEntry.outcome == RUNNING) & (func.coalesce(AuditEntry.executed_token, 0) < token),
+        )
     result = session.execute(
         update(AuditEntry)
-        .where(AuditEntry.decision_id == decision_id, AuditEntry.outcome.is_(None))
-        .values(outcome="running", outcome_detail=f"started by {by}", outcome_at=at)
+        .where(AuditEntry.decision_id == decision_id, claimable)
+        .values(
+            outcome=RUNNING,
+            outcome_detail=f"started by {by}" + ("" if token is None else f" (token {token})"),
+            outcome_at=at,
+            executed_token=token,
+        )
         .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def merge_evidence(session: Session, *, decision_id: str, extra: dict[str, Any]) -> None:
+def list_interrupted(
+    session: Session, *, token: int, actions: Sequence[str], limit: int = 100
+) -> list[StoredAuditEntry]:
+    """Taken decisions of ``actions`` that a leader of an older token recorded or claimed and
+    never finished: decided and not started (operator approvals aside, which wait for
+    :func:`list_unexecuted`), or claimed (``running``) without an outcome."""
+    not_started = (
+        AuditEntry.outcome.is_(None)
+        & (func.coalesce(AuditEntry.fencing_token, 0) < token)
+        & ~AuditEntry.reason.contains(APPROVED)
+    )
+    unfinished = (AuditEntry.outcome == RUNNING) & (
+        func.coalesce(AuditEntry.executed_token, 0) < token
+    )
+    rows = session.scalars(
+        select(AuditEntry)
+        .where(
+            AuditEntry.decision == "taken",
+            AuditEntry.dry_run.is_(False),
+            AuditEntry.action.in_(list(actions)),
+            or_(not_started, unfinished),
+        )
+        .order_by(AuditEntry.at.asc(), AuditEntry.id.asc())
+        .limit(limit)
+    )
+    return [StoredAuditEntry.model_validate(row) for row in rows]
+
+
+def merge_evidence(
+    session: Session, *, decision_id: str, extra: dict[str, Any]
+) -> StoredAuditEntry:
     """Add keys to a decision's evidence (e.g. what the actuator reported after acting)."""
     row = session.scalars(select(AuditEntry).where(AuditEntry.decision_id == decision_id)).one()
     row.evidence = {**row.evidence, **extra}
     session.flush()
+    return StoredAuditEntry.model_validate(row)

@@ -54,6 +54,8 @@ class StoredAuditEntry(AuditDecision):
     outcome: str | None
     outcome_detail: str | None
     outcome_at: AwareDatetime | None
+    #: The token of the leader that claimed the execution (None: not started).
+    executed_token: int | None = None
 
 
 def record_decision(
@@ -70,13 +72,23 @@ def record_decision(
 
 
 def record_outcome(
-    session: Session, *, decision_id: str, outcome: str, at: datetime, detail: str | None = None
+    session: Session,
+    *,
+    decision_id: str,
+    outcome: str,
+    at: datetime,
+    detail: str | None = None,
+    executed_token: int | None = None,
 ) -> StoredAuditEntry | None:
-    """Add the outcome of a decision; None when the decision id is unknown."""
+    """Add the outcome of a decision; None when the decision id is unknown. With
+    ``executed_token``, only the execution claimed under that token may record it: None (and
+    nothing written) once a later leader has taken the execution over."""
     row = session.scalars(
-        select(AuditEntry).where(AuditEntry.decision_id == decision_id)
+        select(AuditEntry).where(AuditEntry.decision_id == decision_id).with_for_update()
     ).one_or_none()
     if row is None:
+        return None
+    if executed_token is not None and row.executed_token != executed_token:
         return None
     row.outcome = outcome
     row.outcome_detail = detail

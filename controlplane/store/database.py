@@ -88,6 +88,7 @@ class Database:
             pool_size=settings.store.database_pool_size,
             pool_timeout=settings.store.database_pool_timeout_seconds,
             sqlite_busy_timeout=settings.store.sqlite_busy_timeout_seconds,
+            idle_in_transaction_timeout=settings.leader.leader_lease_ttl_seconds,
         )
 
     @classmethod
@@ -98,7 +99,11 @@ class Database:
         pool_size: int = 10,
         pool_timeout: float = 30.0,
         sqlite_busy_timeout: float = 30.0,
+        idle_in_transaction_timeout: float = 10.0,
     ) -> Database:
+        """``idle_in_transaction_timeout`` (PostgreSQL): the server ends a session that sits
+        in an open transaction this long, so a frozen process cannot hold row locks (the
+        leader lease's, say) for longer than a lease lives."""
         parsed = make_url(url)
         if parsed.get_backend_name() == "sqlite":
             database = parsed.database
@@ -113,12 +118,14 @@ class Database:
                 )
             _configure_sqlite(engine, busy_timeout_ms=int(sqlite_busy_timeout * 1000))
         else:
+            idle_ms = max(int(idle_in_transaction_timeout * 1000), 1000)
             engine = create_engine(
                 url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
                 pool_timeout=pool_timeout,
                 pool_pre_ping=True,
+                connect_args={"options": f"-c idle_in_transaction_session_timeout={idle_ms}"},
             )
         return cls(engine)
 

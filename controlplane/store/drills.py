@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controlplane.core.validation import POSTGRES_INT_MAX, IsoDateTime, refuse_nul
 from controlplane.store.models import DrillRun, RestoreValidationRun
 
 __all__ = [
@@ -27,14 +28,23 @@ class NewDrill(BaseModel):
 
     database: str = Field(min_length=1, max_length=200)
     kind: str = Field(pattern="^(switchover|failover)$")
-    started_at: AwareDatetime
-    finished_at: AwareDatetime
-    succeeded: bool
-    measured_rto_s: float = Field(ge=0)
-    measured_rpo_s: float | None = Field(default=None, ge=0)
-    lost_acknowledged_writes: int | None = Field(default=None, ge=0)
-    acknowledged_writes: int | None = Field(default=None, ge=0)
+    started_at: IsoDateTime
+    finished_at: IsoDateTime
+    succeeded: bool = Field(strict=True)
+    measured_rto_s: float = Field(ge=0, allow_inf_nan=False, strict=True)
+    measured_rpo_s: float | None = Field(default=None, ge=0, allow_inf_nan=False, strict=True)
+    lost_acknowledged_writes: int | None = Field(
+        default=None, ge=0, le=POSTGRES_INT_MAX, strict=True
+    )
+    acknowledged_writes: int | None = Field(default=None, ge=0, le=POSTGRES_INT_MAX, strict=True)
     details: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _storable(self) -> NewDrill:
+        refuse_nul({"database": self.database, "details": self.details})
+        if self.finished_at < self.started_at:
+            raise ValueError("finished_at is before started_at")
+        return self
 
 
 class StoredDrill(NewDrill):

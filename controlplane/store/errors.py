@@ -24,13 +24,19 @@ class UnknownTokenName(StoreError):
 
 
 class FencingTokenStale(StoreError):
-    """A write carried a fencing token older than the lease's: another replica has taken over."""
+    """A write carried a fencing token that is not the lease's current one (another replica has
+    taken over), or whose lease has expired (its holder stalled and may be replaced any moment)."""
 
-    def __init__(self, *, name: str, token: int, current: int | None) -> None:
-        super().__init__(
-            f"fencing token {token} of {name!r} is stale (current: {current}); "
-            "another replica holds the leadership"
+    def __init__(
+        self, *, name: str, token: int, current: int | None, expired: bool = False
+    ) -> None:
+        why = (
+            "its lease has expired"
+            if expired
+            else f"current: {current}; another replica holds the leadership"
         )
+        super().__init__(f"fencing token {token} of {name!r} is stale ({why})")
         self.name = name
         self.token = token
         self.current = current
+        self.expired = expired

@@ -219,6 +219,9 @@ class AuditEntry(Base):
     outcome_at: Mapped[datetime | None]
     #: What caused the decision (``alert:<fingerprint>:<startsAt>:<action>``, ...); unique.
     trigger_key: Mapped[str | None] = mapped_column(String(300))
+    #: The fencing token of the leader that claimed the execution (``outcome`` ``running``):
+    #: a later leader resumes an execution claimed under an older token, never its own.
+    executed_token: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class ControlFlag(Base):
@@ -342,7 +345,8 @@ class ApiToken(Base):
 
 
 class LeaderLease(Base):
-    """The fencing counter of one leader election: incremented on every takeover."""
+    """The lease of one leader election: its holder, its expiry (renewed by the holder) and a
+    fencing counter incremented on every takeover."""
 
     __tablename__ = "leader_lease"
 
@@ -351,3 +355,7 @@ class LeaderLease(Base):
     holder: Mapped[str | None] = mapped_column(String(200))
     acquired_at: Mapped[datetime | None]
     renewed_at: Mapped[datetime | None]
+    #: The lease lapses at this time unless its holder renews it first.
+    expires_at: Mapped[datetime | None]
+    #: What lets a follower see that the holder died before the expiry (elector-specific).
+    holder_session: Mapped[str | None] = mapped_column(String(200))

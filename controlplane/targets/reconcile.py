@@ -76,6 +76,7 @@ __all__ = [
     "Unknown",
     "locate_primary",
     "reconcile",
+    "reconcile_inputs",
 ]
 
 #: Kind of the finding that records an input a check could not read.
@@ -210,23 +211,9 @@ def reconcile(session: Session, *, run: CheckRun, at: datetime) -> Reconciled:
         resolve_finding(session, kind=row.kind, subject=row.subject, at=at)
         resolved.append(key)
 
-    failing: set[str] = set()
-    for failure in run.failures:
-        subject = f"check/{run.check}/{failure.input}"
-        failing.add(subject)
-        observe_finding(
-            session,
-            kind=INPUT_UNAVAILABLE,
-            subject=subject,
-            severity="warning",
-            at=at,
-            summary=f"the {run.check} check could not read {failure.input}: {failure.message}",
-            evidence={"check": run.check, "source": failure.source, "error": failure.message},
-        )
-    for row in _open_input_failures(session, check=run.check):
-        if row.subject not in failing:
-            resolve_finding(session, kind=row.kind, subject=row.subject, at=at)
-            resolved.append((row.kind, row.subject))
+    resolved.extend(
+        reconcile_inputs(session, check=run.check, failures=run.failures, at=at).resolved
+    )
     open_after = len(seen) + kept
     return Reconciled(
         check=run.check,
@@ -235,6 +222,42 @@ def reconcile(session: Session, *, run: CheckRun, at: datetime) -> Reconciled:
         resolved=tuple(resolved),
         kept_unknown=kept,
         open_after=open_after,
+    )
+
+
+def reconcile_inputs(
+    session: Session, *, check: str, failures: Sequence[InputFailure], at: datetime
+) -> Reconciled:
+    """Keep the ``check.input_unavailable`` findings of ``check`` in step with one run: one
+    open (or refreshed) per input it could not read, and the others resolved."""
+    failing: set[str] = set()
+    opened: list[tuple[str, str]] = []
+    for failure in failures:
+        subject = f"check/{check}/{failure.input}"
+        failing.add(subject)
+        stored = observe_finding(
+            session,
+            kind=INPUT_UNAVAILABLE,
+            subject=subject,
+            severity="warning",
+            at=at,
+            summary=f"the {check} check could not read {failure.input}: {failure.message}",
+            evidence={"check": check, "source": failure.source, "error": failure.message},
+        )
+        if stored.occurrences == 1:
+            opened.append((INPUT_UNAVAILABLE, subject))
+    resolved: list[tuple[str, str]] = []
+    for row in _open_input_failures(session, check=check):
+        if row.subject not in failing:
+            resolve_finding(session, kind=row.kind, subject=row.subject, at=at)
+            resolved.append((row.kind, row.subject))
+    return Reconciled(
+        check=check,
+        opened=tuple(opened),
+        refreshed=len(failing) - len(opened),
+        resolved=tuple(resolved),
+        kept_unknown=0,
+        open_after=len(failing),
     )
 
 

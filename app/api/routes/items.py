@@ -7,15 +7,28 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 
 from app.api.deps import CatalogDep, PageDep
-from app.models.common import Page
+from app.api.errors import link_to
+from app.models.common import NO_NUL, Page
 from app.models.item import ItemCreate, ItemPublic
 
 router = APIRouter(prefix="/items", tags=["items"])
 
-SkuPath = Annotated[str, Path(max_length=64, description="Stock keeping unit.")]
+SkuPath = Annotated[str, Path(max_length=64, pattern=NO_NUL, description="Stock keeping unit.")]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ItemPublic)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ItemPublic,
+    responses={
+        201: {
+            "links": {
+                "item": link_to("/api/v1/items/{sku}", sku="$response.body#/sku"),
+                "stock": link_to("/api/v1/stock/{sku}", sku="$response.body#/sku"),
+            }
+        }
+    },
+)
 async def create_item(body: ItemCreate, catalog: CatalogDep) -> ItemPublic:
     """Create an item (409 if the SKU exists)."""
     return await catalog.create_item(body)
@@ -25,7 +38,7 @@ async def create_item(body: ItemCreate, catalog: CatalogDep) -> ItemPublic:
 async def list_items(
     catalog: CatalogDep,
     page: PageDep,
-    name_contains: Annotated[str | None, Query(max_length=100)] = None,
+    name_contains: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
 ) -> Page[ItemPublic]:
     found, next_cursor = await catalog.list_items(
         after=page.cursor, limit=page.limit, name_contains=name_contains

@@ -11,7 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from app.api.deps import MovementsDep, PageDep, container_of
-from app.models.common import Page
+from app.api.errors import error_responses
+from app.models.common import NO_NUL, Page
 from app.models.movement import (
     DeadLetterPublic,
     MovementAccepted,
@@ -36,7 +37,12 @@ def _submit_openapi() -> dict[str, Any]:
                 "required": True,
                 "description": "Client-chosen key; a repeated key is answered with the first "
                 "movement and nothing new is queued.",
-                "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_KEY_LENGTH,
+                    "pattern": NO_NUL,
+                },
             }
         ],
         "requestBody": {
@@ -50,11 +56,11 @@ def _submit_openapi() -> dict[str, Any]:
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=MovementAccepted,
-    responses={
-        409: {"description": "Idempotency-Key reused with a different body"},
-        422: {"description": "Invalid body, or unknown SKU / warehouse"},
-        503: {"description": "Cannot be queued durably now; see Retry-After"},
-    },
+    responses=error_responses(
+        r409="Idempotency-Key reused with a different body",
+        r422="Invalid body, or unknown SKU / warehouse",
+        r503="Cannot be queued durably now; see Retry-After",
+    ),
     openapi_extra=_submit_openapi(),
 )
 async def submit_movement(request: Request) -> Response:
@@ -106,7 +112,7 @@ async def submit_movement(request: Request) -> Response:
 async def list_movements(
     movements: MovementsDep,
     page: PageDep,
-    sku: str | None = Query(default=None, max_length=64),
+    sku: str | None = Query(default=None, max_length=64, pattern=NO_NUL),
 ) -> Page[MovementPublic]:
     """Applied movements (ordered by id)."""
     rows, next_cursor = await movements.history(sku=sku, after=page.cursor, limit=page.limit)

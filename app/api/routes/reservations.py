@@ -7,6 +7,7 @@ import uuid
 from fastapi import APIRouter, Response, status
 
 from app.api.deps import OptionalIdempotencyKey, ReservationsDep
+from app.api.errors import error_responses
 from app.models.reservation import ReservationCreate, ReservationPublic
 
 router = APIRouter(prefix="/reservations", tags=["reservations"])
@@ -18,8 +19,10 @@ router = APIRouter(prefix="/reservations", tags=["reservations"])
     response_model=ReservationPublic,
     responses={
         200: {"description": "Replay of an Idempotency-Key: the reservation made the first time"},
-        409: {"description": "Not enough available stock, or Idempotency-Key conflict"},
-        422: {"description": "Invalid body, or unknown SKU / warehouse"},
+        **error_responses(
+            r409="Not enough available stock, or Idempotency-Key conflict",
+            r422="Invalid body, or unknown SKU / warehouse",
+        ),
     },
 )
 async def create_reservation(

@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 
 from app.api.deps import PageDep, StockDep
-from app.models.common import Page
+from app.models.common import NO_NUL, Page
 from app.models.stock import StockPublic, StockRowPublic
 
 router = APIRouter(prefix="/stock", tags=["stock"])
 
-SkuPath = Annotated[str, Path(max_length=64, description="Stock keeping unit.")]
+SkuPath = Annotated[str, Path(max_length=64, pattern=NO_NUL, description="Stock keeping unit.")]
 
 
 @router.get(
@@ -34,8 +34,8 @@ async def get_stock(sku: SkuPath, stock: StockDep) -> Response:
 async def list_stock(
     stock: StockDep,
     page: PageDep,
-    warehouse: Annotated[str | None, Query(max_length=64)] = None,
-    sku: Annotated[str | None, Query(max_length=64)] = None,
+    warehouse: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
+    sku: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     max_available: Annotated[
         int | None, Query(description="Only rows with at most this much available.")
     ] = None,

@@ -7,15 +7,27 @@ from typing import Annotated
 from fastapi import APIRouter, Path, status
 
 from app.api.deps import CatalogDep, PageDep
-from app.models.common import Page
+from app.api.errors import link_to
+from app.models.common import NO_NUL, Page
 from app.models.warehouse import WarehouseCreate, WarehousePublic
 
 router = APIRouter(prefix="/warehouses", tags=["warehouses"])
 
-CodePath = Annotated[str, Path(max_length=64, description="Warehouse code.")]
+CodePath = Annotated[str, Path(max_length=64, pattern=NO_NUL, description="Warehouse code.")]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=WarehousePublic)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WarehousePublic,
+    responses={
+        201: {
+            "links": {
+                "warehouse": link_to("/api/v1/warehouses/{code}", code="$response.body#/code")
+            }
+        }
+    },
+)
 async def create_warehouse(body: WarehouseCreate, catalog: CatalogDep) -> WarehousePublic:
     """Create a warehouse (409 if the code exists)."""
     return await catalog.create_warehouse(body)

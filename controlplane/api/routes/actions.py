@@ -4,9 +4,9 @@ database switchover asked for by one."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from pydantic import AwareDatetime, BaseModel, Field
 
 from controlplane.api.deps import (
@@ -16,6 +16,8 @@ from controlplane.api.deps import (
     WriterDep,
     database_operations,
 )
+from controlplane.api.errors import ErrorAnswer
+from controlplane.core.validation import NO_NUL
 from controlplane.store.actions import (
     KILL_SWITCH,
     get_flag,
@@ -36,7 +38,7 @@ class ActionState(BaseModel):
 
 
 class KillSwitchChange(BaseModel):
-    enabled: bool
+    enabled: bool = Field(strict=True)
     reason: str = Field(default="", max_length=1000)
 
 
@@ -122,13 +124,22 @@ def _resolve(
     )
 
 
+DecisionIdPath = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
+
+#: An unknown decision is a 404; one no longer pending (decided by someone else) a 409.
+_DECIDED: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorAnswer, "description": "The decision is no longer pending"}
+}
+
+
 @router.post(
     "/{decision_id}/approve",
     response_model=StoredAuditEntry,
+    responses=_DECIDED,
     summary="Approve a pending action (operator role); the leader then runs it",
 )
 def approve(
-    decision_id: str, verdict: Verdict, operator: CurrentOperator, session: WriterDep
+    decision_id: DecisionIdPath, verdict: Verdict, operator: CurrentOperator, session: WriterDep
 ) -> StoredAuditEntry:
     return _resolve(decision_id, approve=True, verdict=verdict, operator=operator, session=session)
 
@@ -136,10 +147,11 @@ def approve(
 @router.post(
     "/{decision_id}/deny",
     response_model=StoredAuditEntry,
+    responses=_DECIDED,
     summary="Deny a pending action (operator role)",
 )
 def deny(
-    decision_id: str, verdict: Verdict, operator: CurrentOperator, session: WriterDep
+    decision_id: DecisionIdPath, verdict: Verdict, operator: CurrentOperator, session: WriterDep
 ) -> StoredAuditEntry:
     return _resolve(decision_id, approve=False, verdict=verdict, operator=operator, session=session)
 

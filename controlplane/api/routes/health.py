@@ -34,6 +34,8 @@ class LeaderHealth(BaseModel):
     fencing_token: int | None
     since: datetime | None
     confirmed_at: datetime | None
+    #: The lease's expiry as this replica last renewed it (while it leads).
+    lease_expires_at: datetime | None = None
     lease_holder: str | None
     lease_token: int | None
     last_error: str | None
@@ -90,6 +92,7 @@ def ready(runtime: RuntimeDep, response: Response) -> Readiness:
             fencing_token=leader.fencing_token,
             since=leader.since,
             confirmed_at=leader.confirmed_at,
+            lease_expires_at=leader.lease_expires_at,
             lease_holder=leader.lease_holder,
             lease_token=leader.lease_token,
             last_error=leader.last_error,

@@ -9,7 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from controlplane.api.deps import ReaderDep, SettingsDep
+from controlplane.api.deps import ReaderDep, SettingsDep, SloIdPath
+from controlplane.api.errors import invalid_request
+from controlplane.core.validation import NO_NUL, IsoDateTime
 from controlplane.evaluation.details import EvaluationDetails, SLOStatus
 from controlplane.store.evaluations import (
     StoredEvaluation,
@@ -73,7 +75,7 @@ def _status(evaluation: StoredEvaluation, *, stale_after: float, now: datetime) 
 def list_slos(
     session: ReaderDep,
     settings: SettingsDep,
-    service: Annotated[str | None, Query(max_length=200)] = None,
+    service: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
 ) -> list[SLOStatus]:
     now = datetime.now(UTC)
     stale_after = STALE_AFTER_INTERVALS * settings.evaluation.evaluation_interval_seconds
@@ -91,13 +93,13 @@ def list_slos(
 )
 def slos_history(
     session: ReaderDep,
-    since: AwareDatetime,
-    until: AwareDatetime | None = None,
-    service: Annotated[str | None, Query(max_length=200)] = None,
+    since: IsoDateTime,
+    until: IsoDateTime | None = None,
+    service: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     points: Annotated[int, Query(ge=1, le=1_000)] = 120,
 ) -> list[SLOHistory]:
     if until is not None and until < since:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "until is before since")
+        raise invalid_request(loc=("query", "until"), message="until is before since")
     found = histories(session, since=since, until=until, service=service, points=points)
     return [
         SLOHistory(slo_id=slo_id, points=[SLOHistoryPoint.model_validate(p) for p in series])
@@ -106,7 +108,7 @@ def slos_history(
 
 
 @router.get("/{slo_id}", response_model=SLOStatus, summary="Current status of one SLO")
-def get_slo(slo_id: str, session: ReaderDep, settings: SettingsDep) -> SLOStatus:
+def get_slo(slo_id: SloIdPath, session: ReaderDep, settings: SettingsDep) -> SLOStatus:
     history = evaluation_history(session, slo_id=slo_id, limit=1)
     if not history:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no evaluation of SLO {slo_id!r}")
@@ -120,10 +122,10 @@ def get_slo(slo_id: str, session: ReaderDep, settings: SettingsDep) -> SLOStatus
     summary="Evaluations of one SLO, newest first",
 )
 def slo_history(
-    slo_id: str,
+    slo_id: SloIdPath,
     session: ReaderDep,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: IsoDateTime | None = None,
+    until: IsoDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
 ) -> list[SLOEvaluationPublic]:
     if not slo_exists(session, slo_id=slo_id):

@@ -24,7 +24,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import AwareDatetime, BaseModel, Field
 
-from controlplane.api.deps import ReaderDep, SettingsDep
+from controlplane.api.deps import ReaderDep, SettingsDep, SloIdPath
+from controlplane.api.errors import invalid_request
+from controlplane.core.validation import IsoDateTime
 from controlplane.evaluation.details import EvaluationDetails
 from controlplane.sources.base import (
     LogLine,
@@ -127,11 +129,10 @@ def _window(start: datetime | None, end: datetime | None) -> tuple[datetime, dat
     until = end or datetime.now(UTC)
     since = start or until - DEFAULT_WINDOW
     if since >= until:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start must be before end")
+        raise invalid_request(loc=("query", "start"), message="start must be before end")
     if until - since > MAX_WINDOW:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            f"the window is longer than {MAX_WINDOW.days} days",
+        raise invalid_request(
+            loc=("query", "start"), message=f"the window is longer than {MAX_WINDOW.days} days"
         )
     return since, until
 
@@ -166,13 +167,13 @@ def _row(summary: TraceSummary, *, ui_base: str) -> TraceRow:
     responses={404: {"description": "SLO never evaluated"}, 502: {"description": "refused"}},
 )
 def slo_traces(
-    slo_id: str,
+    slo_id: SloIdPath,
     session: ReaderDep,
     settings: SettingsDep,
     jaeger: JaegerDep,
     kind: TraceKind = "slow",
-    start: AwareDatetime | None = None,
-    end: AwareDatetime | None = None,
+    start: IsoDateTime | None = None,
+    end: IsoDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
     min_duration_ms: Annotated[float | None, Query(ge=0)] = None,
 ) -> SLOTraces:
@@ -243,12 +244,12 @@ def _line(line: LogLine) -> LogLinePublic:
 def trace_logs(
     trace_id: Annotated[str, Path(pattern=TRACE_ID_PATTERN)],
     elasticsearch: ElasticsearchDep,
-    start: AwareDatetime | None = None,
-    end: AwareDatetime | None = None,
+    start: IsoDateTime | None = None,
+    end: IsoDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> TraceLogs:
     if start is not None and end is not None and start >= end:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "start must be before end")
+        raise invalid_request(loc=("query", "start"), message="start must be before end")
     wanted = trace_id.lower()
     try:
         found = elasticsearch.logs_for_trace(wanted, start=start, end=end, limit=limit)

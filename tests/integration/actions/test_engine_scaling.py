@@ -3,96 +3,44 @@ scraping a burn-rate target, the SQLite store with its leader lease, and the aud
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from controlplane.actions.engine import ActionEngine
 from controlplane.actions.policy import ActionPolicy, load_action_policy
 from controlplane.actions.signals import prometheus_burn_reader
-from controlplane.actuators.local import LocalGunicornActuator
 from controlplane.core.config import DEFAULT_ACTION_POLICY
-from controlplane.core.processes import free_ports
 from controlplane.leader import LeaderStatus
 from controlplane.runtime import Runtime
 from controlplane.sources.prometheus import PrometheusSource
-from controlplane.store.actions import KILL_SWITCH, resolve_pending, set_flag
+from controlplane.store.actions import (
+    KILL_SWITCH,
+    claim_execution,
+    decide_once,
+    resolve_pending,
+    set_flag,
+)
 from controlplane.store.alerts import AlertChange
-from controlplane.store.audit import list_audit
+from controlplane.store.audit import AuditDecision, list_audit
 from tests.support.backends import PrometheusFactory
-from tests.support.gunicorn import running_gunicorn
+from tests.support.burn import BurnRig, burn_rig, wait_for
 from tests.support.runtime import leading_runtime
 
 pytestmark = pytest.mark.integration
 
 
-@dataclass
-class Rig:
-    actuator: LocalGunicornActuator
-    burn: Gauge
-    prometheus_url: str
-    stop_target: Callable[[], None]
-
-
-def wait_for(check: Callable[[], bool], *, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.2)
+Rig = BurnRig
 
 
 @pytest.fixture(scope="module")
 def rig(
     tmp_path_factory: pytest.TempPathFactory, prometheus_factory: PrometheusFactory
 ) -> Iterator[Rig]:
-    port, target_port = free_ports(2)  # one call: the two ports differ
-    registry = CollectorRegistry()
-    # The app exports the raw signal; Prometheus turns it into the recording-rule series the
-    # engine reads, exactly as the generated SLO rules do.
-    burn = Gauge("test_burn_rate", "burn", ["service", "slo"], registry=registry)
-    server, thread = start_http_server(target_port, addr="127.0.0.1", registry=registry)
-    stopped = False
-
-    def stop_target() -> None:
-        nonlocal stopped
-        if not stopped:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
-            stopped = True
-
-    try:
-        with running_gunicorn(tmp_path_factory.mktemp("gunicorn"), port=port) as gunicorn:
-            prometheus = prometheus_factory(
-                config={
-                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "scrape_configs": [
-                        {
-                            "job_name": "burn",
-                            "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}],
-                        }
-                    ],
-                },
-                rules={
-                    "burn.yml": "groups:\n- name: burn\n  interval: 1s\n  rules:\n"
-                    "  - record: slo:burn_rate:rate30s\n    expr: test_burn_rate\n"
-                },
-            )
-            actuator = LocalGunicornActuator(pidfile=gunicorn.pidfile)
-            wait_for(lambda: actuator.current_replicas("inventory") == 2)  # both workers forked
-            yield Rig(
-                actuator=actuator,
-                burn=burn,
-                prometheus_url=prometheus.url,
-                stop_target=stop_target,
-            )
-    finally:
-        stop_target()
+    with burn_rig(tmp_path_factory.mktemp("gunicorn"), prometheus_factory) as started:
+        yield started
 
 
 @pytest.fixture
@@ -277,3 +225,87 @@ def test_unreachable_metrics_hold_and_never_scale_in(rig: Rig, runtime: Runtime)
     assert scale_in is not None
     assert scale_in.decision == "refused"
     assert rig.actuator.current_replicas("inventory") == 4
+
+
+def _left_by_a_dead_leader(
+    runtime: Runtime, *, trigger: str, current: int, desired: int, at: datetime, claimed: bool
+) -> str:
+    """A taken scale-out recorded (and maybe claimed) under an older token, never finished."""
+    token = runtime.leadership.status().fencing_token
+    assert token is not None
+    decision = AuditDecision(
+        at=at,
+        actor="dead-leader",
+        action="scale_out",
+        target="service/inventory",
+        decision="taken",
+        reason="all checks passed",
+        evidence={"service": "inventory", "current_replicas": current, "desired_replicas": desired},
+        fencing_token=token - 1,
+        trigger_key=trigger,
+    )
+    with runtime.database.writer() as session:
+        entry = decide_once(session, decision=decision)
+        if claimed:
+            assert claim_execution(
+                session, decision_id=entry.decision_id, at=at, by="dead-leader", token=token - 1
+            )
+    return entry.decision_id
+
+
+def test_an_execution_a_dead_leader_left_is_finished_once_by_the_next_leader(
+    rig: Rig, runtime: Runtime
+) -> None:
+    reset_workers(rig)
+    now = datetime.now(UTC)
+    engine = engine_for(rig, runtime)
+    # Decided, not started: the next leader runs it.
+    untouched = _left_by_a_dead_leader(
+        runtime, trigger="dead:1", current=2, desired=3, at=now, claimed=False
+    )
+    # Started, and the old leader got as far as scaling before it died: 3 → 4 done already.
+    assert rig.actuator.scale("inventory", replicas=3).reached
+    halfway = _left_by_a_dead_leader(
+        runtime, trigger="dead:2", current=3, desired=4, at=now, claimed=True
+    )
+    assert rig.actuator.scale("inventory", replicas=4).reached
+    # Too old to act on: closed, not run.
+    stale = _left_by_a_dead_leader(
+        runtime,
+        trigger="dead:3",
+        current=4,
+        desired=8,
+        at=now - timedelta(minutes=10),
+        claimed=False,
+    )
+    finished = {entry.decision_id: entry for entry in engine.resume_interrupted()}
+    assert set(finished) == {untouched, halfway, stale}
+    # 2 → 3 and 3 → 4: four run already, so neither changes anything (a resumed scale-out
+    # never scales in); each is closed once.
+    for decision_id in (untouched, halfway):
+        assert finished[decision_id].outcome == "succeeded"
+        assert finished[decision_id].evidence["result"]["after"] == 4
+        assert "resumed after a leader change" in (finished[decision_id].outcome_detail or "")
+    assert finished[stale].outcome == "abandoned"
+    assert rig.actuator.current_replicas("inventory") == 4  # not 5, not 8
+    assert engine.resume_interrupted() == []  # once
+    assert rig.actuator.current_replicas("inventory") == 4
+
+
+def test_a_decision_whose_leader_died_before_acting_is_run_by_the_next_one(
+    rig: Rig, runtime: Runtime
+) -> None:
+    reset_workers(rig)
+    engine = engine_for(rig, runtime)
+    left = _left_by_a_dead_leader(
+        runtime, trigger="dead:4", current=2, desired=3, at=datetime.now(UTC), claimed=True
+    )
+    (done,) = engine.resume_interrupted()
+    assert done.decision_id == left
+    assert (done.outcome, done.evidence["result"]) == (
+        "succeeded",
+        {"before": 2, "after": 3, "via": "workers"},
+    )
+    assert done.executed_token == runtime.leadership.status().fencing_token
+    assert rig.actuator.current_replicas("inventory") == 3
+    assert engine.resume_interrupted() == []

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from controlplane.actuators.base import ActuatorError
+from controlplane.actuators.base import ActuatorError, ActuatorFenced
 from controlplane.actuators.local import LocalGunicornActuator
 from tests.support.gunicorn import running_gunicorn
 
@@ -57,3 +57,28 @@ def test_bad_requests_and_a_missing_master_are_typed_errors(
     gone = LocalGunicornActuator(pidfile=tmp_path / "absent.pid")
     with pytest.raises(ActuatorError, match="no gunicorn master pid"):
         gone.current_replicas("inventory")
+
+
+def test_a_scale_converges_on_the_count_and_stops_when_its_guard_says_no(
+    gunicorn: tuple[Path, str],
+) -> None:
+    pidfile, _ = gunicorn
+    actuator = LocalGunicornActuator(pidfile=pidfile)
+    deadline = time.monotonic() + 30
+    while actuator.current_replicas("inventory") != 2:
+        assert time.monotonic() < deadline, "gunicorn never ran its 2 workers"
+        time.sleep(0.1)
+    asked: list[int] = []
+
+    def guard() -> bool:  # allows two changes, then the caller "loses the leadership"
+        asked.append(actuator.current_replicas("inventory"))
+        return len(asked) <= 2
+
+    with pytest.raises(ActuatorFenced, match="stopped at 4 workers"):
+        actuator.scale("inventory", replicas=6, guard=guard)
+    assert asked == [2, 3, 4]  # asked before each change, with the count re-read each time
+    assert actuator.current_replicas("inventory") == 4
+    # Asking again for a count already reached changes nothing (an absolute count, not a step).
+    again = actuator.scale("inventory", replicas=4)
+    assert (again.before, again.after) == (4, 4)
+    assert actuator.current_replicas("inventory") == 4

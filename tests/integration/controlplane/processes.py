@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -90,8 +91,18 @@ class ControlPlaneProcess:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=30)
 
+    def freeze(self) -> None:
+        """SIGSTOP: the process keeps its sockets and database sessions but runs nothing."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            self.thaw()  # a stopped process would not see SIGTERM
             self.process.terminate()
             try:
                 self.process.wait(timeout=30)
@@ -100,3 +111,16 @@ class ControlPlaneProcess:
 
     def log_tail(self, lines: int = 40) -> str:
         return tail(self.log_path, lines)
+
+
+def leader_view(url: str, headers: dict[str, str]) -> dict[str, Any] | None:
+    """A replica's view of the leadership (``leader`` of ``/api/v1/health``), None when it
+    does not answer."""
+    try:
+        answer = httpx.get(f"{url}/api/v1/health", headers=headers, timeout=2)
+    except httpx.TransportError:
+        return None
+    if answer.status_code != 200:
+        return None
+    leader: dict[str, Any] = answer.json()["leader"]
+    return leader

@@ -1,7 +1,8 @@
-"""Leader election on the real PostgreSQL: advisory lock + fencing counter.
+"""Leader election on the real PostgreSQL: a lease with an expiry, the fencing counter, and the
+holder's advisory lock that shows a dead holder at once.
 
 In process (deterministic steps) and as two real control plane processes, one of which is
-killed with SIGKILL.
+killed with SIGKILL or frozen with SIGSTOP.
 """
 
 from __future__ import annotations
@@ -17,14 +18,14 @@ import psycopg
 import pytest
 
 from controlplane.core.security import Role
-from controlplane.leader import PostgresLeaderElector
+from controlplane.leader import LeaseElector, PostgresLease
 from controlplane.store.audit import AuditDecision, list_audit, record_decision
 from controlplane.store.database import Database
 from controlplane.store.errors import FencingTokenStale
 from controlplane.store.leases import read_lease
 from controlplane.store.tokens import create_token
 from tests.integration.controlplane.conftest import sqlalchemy_url
-from tests.integration.controlplane.processes import ControlPlaneProcess
+from tests.integration.controlplane.processes import ControlPlaneProcess, leader_view
 
 TAKEOVER_LIMIT_SECONDS = 15.0
 
@@ -37,12 +38,12 @@ def pg_database(pg_url: str) -> Iterator[Database]:
     database.dispose()
 
 
-def _elector(database: Database, replica: str) -> PostgresLeaderElector:
-    return PostgresLeaderElector(
-        database=database,
+def _elector(database: Database, replica: str, *, ttl: float = 30.0) -> LeaseElector:
+    return LeaseElector(
+        store=PostgresLease(database=database, lock_key=424242, replica_id=replica),
         name="controlplane",
-        lock_key=424242,
         replica_id=replica,
+        ttl=ttl,
         check_interval=0.2,
         acquire_interval=0.2,
     )
@@ -73,19 +74,22 @@ def test_exactly_one_leads_and_a_lost_connection_hands_over_with_a_higher_token(
             assert a.step().is_leader
             assert not b.step().is_leader
 
-        # The leader's database session dies (network cut, server-side kill...).
+        # The leader's election session dies (network cut, server-side kill...): its advisory
+        # lock goes with it, so the follower takes over at once, not after the 30 s lease.
         with psycopg.connect(pg_url, autocommit=True) as admin:
             killed = admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE application_name = 'controlplane-leader:replica-a'"
             ).fetchall()
         assert killed == [(True,)]
-        assert not a.step().is_leader  # notices at its next check and steps down
         taken = b.step()
         assert taken.is_leader
         assert taken.fencing_token is not None
         assert taken.fencing_token > old_token
-        assert not a.step().is_leader  # and cannot come back while b holds the lock
+        assert a.step().last_error is not None  # its connection is gone: retried next round
+        assert not a.step().is_leader  # reconnected, its renewal is refused: it steps down
+        assert not a.step().is_leader  # and cannot come back while b holds the lease
+        assert b.step().is_leader
 
         # A write carrying the old token is refused; the new leader's goes through.
         with pytest.raises(FencingTokenStale), pg_database.writer() as session:
@@ -107,7 +111,7 @@ def test_exactly_one_leads_and_a_lost_connection_hands_over_with_a_higher_token(
         b.stop()
 
 
-def test_a_leader_that_stops_releases_the_lock_at_once(pg_database: Database) -> None:
+def test_a_leader_that_stops_releases_the_lease_at_once(pg_database: Database) -> None:
     a, b = _elector(pg_database, "replica-a"), _elector(pg_database, "replica-b")
     try:
         assert a.step().is_leader
@@ -123,20 +127,13 @@ def test_a_leader_that_stops_releases_the_lock_at_once(pg_database: Database) ->
         b.stop()
 
 
-def _health(process: ControlPlaneProcess, headers: dict[str, str]) -> dict[str, Any] | None:
-    try:
-        answer = httpx.get(f"{process.url}/api/v1/health", headers=headers, timeout=2)
-    except httpx.TransportError:
-        return None
-    if answer.status_code != 200:
-        return None
-    leader: dict[str, Any] = answer.json()["leader"]
-    return leader
-
-
-def test_two_control_planes_one_leader_kill_it_and_the_other_leads_within_15_s(
-    pg_url: str, pg_database: Database, tmp_path: Path
+@pytest.mark.parametrize("fault", ["sigkill", "sigstop"])
+def test_two_control_planes_one_leader_kill_or_freeze_it_and_the_other_leads_within_15_s(
+    fault: str, pg_url: str, pg_database: Database, tmp_path: Path
 ) -> None:
+    """Killed: its session ends, the follower takes over at once. Frozen: its session lives on
+    (the lock with it) and only the lease's expiry frees it; once thawed it does not lead, and
+    its token is refused."""
     with pg_database.writer() as session:
         _, secret = create_token(session, name="probe", role=Role.VIEWER, at=datetime.now(UTC))
     headers = {"Authorization": f"Bearer {secret}"}
@@ -159,7 +156,7 @@ def test_two_control_planes_one_leader_kill_it_and_the_other_leads_within_15_s(
             process.start()
 
         def views() -> dict[str, dict[str, Any] | None]:
-            return {name: _health(process, headers) for name, process in processes.items()}
+            return {name: leader_view(process.url, headers) for name, process in processes.items()}
 
         deadline = time.monotonic() + TAKEOVER_LIMIT_SECONDS
         seen = views()
@@ -181,24 +178,27 @@ def test_two_control_planes_one_leader_kill_it_and_the_other_leads_within_15_s(
         assert len(leaders) == 1
         (leader,) = leaders
         (follower,) = set(processes) - leaders
-        leader_view = seen[leader]
+        leading_view = seen[leader]
         follower_view = seen[follower]
-        assert leader_view is not None
+        assert leading_view is not None
         assert follower_view is not None
-        old_token = leader_view["fencing_token"]
+        old_token = leading_view["fencing_token"]
         assert follower_view["lease_holder"] == leader
         assert follower_view["lease_token"] == old_token
         assert follower_view["fencing_token"] is None
 
-        processes[leader].kill()
-        killed_at = time.monotonic()
+        if fault == "sigkill":
+            processes[leader].kill()
+        else:
+            processes[leader].freeze()
+        faulted_at = time.monotonic()
         new_view = None
-        while time.monotonic() - killed_at < TAKEOVER_LIMIT_SECONDS:
-            new_view = _health(processes[follower], headers)
+        while time.monotonic() - faulted_at < TAKEOVER_LIMIT_SECONDS:
+            new_view = leader_view(processes[follower].url, headers)
             if new_view and new_view["is_leader"]:
                 break
             time.sleep(0.1)
-        took = time.monotonic() - killed_at
+        took = time.monotonic() - faulted_at
         assert new_view is not None
         assert new_view["is_leader"], f"no takeover within {TAKEOVER_LIMIT_SECONDS} s: {new_view}"
         assert took < TAKEOVER_LIMIT_SECONDS
@@ -210,6 +210,21 @@ def test_two_control_planes_one_leader_kill_it_and_the_other_leads_within_15_s(
             ).status_code
             == 200
         )
+        if fault == "sigstop":
+            processes[leader].thaw()
+            for _ in range(10):  # from its first answer on, the old leader never claims to lead
+                old_view = leader_view(processes[leader].url, headers)
+                assert old_view is not None
+                assert not old_view["is_leader"], old_view
+                time.sleep(0.2)
+            assert old_view["lease_holder"] == follower
+        # Whatever the old leader still tries to write under its token is refused.
+        with pytest.raises(FencingTokenStale), pg_database.writer() as session:
+            record_decision(
+                session,
+                decision=_decision(actor=leader, token=old_token),
+                lease_name="controlplane",
+            )
     finally:
         for process in processes.values():
             process.stop()

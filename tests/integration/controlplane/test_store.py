@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -27,7 +28,14 @@ from controlplane.store.evaluations import (
     record_evaluations,
 )
 from controlplane.store.findings import list_findings, observe_finding, resolve_finding
-from controlplane.store.leases import read_lease, take_over_lease
+from controlplane.store.leases import (
+    read_lease,
+    release_lease,
+    renew_lease,
+    require_current_token,
+    take_over_lease,
+    try_take_lease,
+)
 from controlplane.store.models import AlertDelivery, ApiToken, Base
 from controlplane.store.tokens import authenticate, create_token, revoke_token
 from tests.integration.controlplane.conftest import sqlalchemy_url
@@ -273,9 +281,10 @@ def test_one_open_finding_per_kind_and_subject(database: Database) -> None:
 
 
 def test_audit_decisions_check_the_fencing_token(database: Database) -> None:
+    now = datetime.now(UTC)
     with database.writer() as session:
-        token = take_over_lease(session, name="controlplane", holder="replica-a", at=NOW)
-        newer = take_over_lease(session, name="controlplane", holder="replica-b", at=NOW)
+        token = take_over_lease(session, name="controlplane", holder="replica-a", at=now)
+        newer = take_over_lease(session, name="controlplane", holder="replica-b", at=now)
     assert newer == token + 1
     decision = AuditDecision(
         at=NOW,
@@ -306,6 +315,61 @@ def test_audit_decisions_check_the_fencing_token(database: Database) -> None:
     assert lease is not None
     assert lease.holder == "replica-b"
     assert lease.fencing_token == newer
+
+
+def test_the_lease_is_taken_once_renewed_by_its_holder_and_lapses_unless_renewed(
+    database: Database,
+) -> None:
+    def take(holder: str, seen: int, *, gone: str | None = None) -> int | None:
+        with database.writer() as session:
+            grant = try_take_lease(
+                session,
+                name="lease-test",
+                holder=holder,
+                at=datetime.now(UTC),
+                ttl=0.8,
+                seen_token=seen,
+                gone_session=gone,
+                session=f"session-of-{holder}",
+            )
+        return None if grant is None else grant.token
+
+    def renew(token: int) -> datetime | None:
+        with database.writer() as session:
+            return renew_lease(
+                session,
+                name="lease-test",
+                token=token,
+                at=datetime.now(UTC),
+                ttl=0.8,
+                session="session-of-replica-a",
+            )
+
+    first = take("replica-a", 0)
+    assert first == 1
+    assert take("replica-b", 0) is None  # the token moved on: another replica was first
+    assert take("replica-b", 1) is None  # held and not expired
+    renewed = renew(1)
+    assert renewed is not None
+    assert renewed > datetime.now(UTC)
+    # A follower that saw the holder's session die takes over before the expiry ...
+    assert take("replica-b", 1, gone="session-of-someone-else") is None
+    assert take("replica-b", 1, gone="session-of-replica-a") == 2
+    assert renew(1) is None  # ... and the old holder can no longer renew
+    # Not renewed for longer than its time to live, the lease lapses: its token is refused.
+    time.sleep(1.0)
+    assert renew(2) is None
+    with pytest.raises(FencingTokenStale, match="expired"), database.writer() as session:
+        require_current_token(session, name="lease-test", token=2)
+    assert take("replica-a", 2) == 3
+    with database.writer() as session:
+        require_current_token(session, name="lease-test", token=3)
+        assert release_lease(session, name="lease-test", token=3, at=datetime.now(UTC))
+    assert take("replica-b", 3) == 4  # released: free at once
+    with database.reader() as session:
+        lease = read_lease(session, name="lease-test")
+    assert lease is not None
+    assert (lease.holder, lease.holder_session) == ("replica-b", "session-of-replica-b")
 
 
 def test_tokens_store_only_a_hash(database: Database) -> None:

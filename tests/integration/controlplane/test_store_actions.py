@@ -12,13 +12,15 @@ from controlplane.store.actions import (
     KILL_SWITCH,
     AlreadyDecided,
     DuplicateTrigger,
+    claim_execution,
     decide_once,
     get_flag,
+    list_interrupted,
     list_pending,
     resolve_pending,
     set_flag,
 )
-from controlplane.store.audit import AuditDecision, list_audit
+from controlplane.store.audit import AuditDecision, list_audit, record_outcome
 from controlplane.store.database import Database
 from controlplane.store.drills import (
     NewDrill,
@@ -27,6 +29,8 @@ from controlplane.store.drills import (
     record_drill,
     record_restore_validation,
 )
+from controlplane.store.errors import FencingTokenStale
+from controlplane.store.leases import take_over_lease
 
 pytestmark = pytest.mark.integration
 
@@ -106,6 +110,57 @@ def test_pending_decisions_are_approved_or_denied_exactly_once(database: Databas
     assert (denied.decision, denied.outcome) == ("refused", "denied")
     with database.reader() as session:
         assert list_pending(session) == []
+
+
+def test_an_execution_is_claimed_once_under_a_current_token_and_resumed_by_a_later_one(
+    database: Database,
+) -> None:
+    now = datetime.now(UTC)
+
+    def claim(decision_id: str, *, token: int, resume: bool = False) -> bool:
+        with database.writer() as session:
+            return claim_execution(
+                session,
+                decision_id=decision_id,
+                at=now,
+                by=f"holder of {token}",
+                token=token,
+                lease_name="controlplane",
+                resume=resume,
+            )
+
+    with database.writer() as session:
+        old = take_over_lease(session, name="controlplane", holder="replica-a", at=now, ttl=60)
+        started, untouched, finished = (
+            decide_once(
+                session, decision=decision(f"t:{name}").model_copy(update={"fencing_token": old})
+            )
+            for name in ("started", "untouched", "finished")
+        )
+        refused = decide_once(session, decision=decision("t:refused", kind="refused"))
+    assert claim(started.decision_id, token=old)
+    assert not claim(started.decision_id, token=old)  # claimed once
+    assert claim(finished.decision_id, token=old)
+    with database.writer() as session:
+        record_outcome(session, decision_id=finished.decision_id, outcome="succeeded", at=now)
+    # Replica a dies mid-way; b takes over with a new token.
+    with database.writer() as session:
+        new = take_over_lease(session, name="controlplane", holder="replica-b", at=now, ttl=60)
+    with pytest.raises(FencingTokenStale):
+        claim(untouched.decision_id, token=old)
+    with database.reader() as session:
+        assert list_interrupted(session, token=old, actions=["scale_out"]) == []
+        interrupted = list_interrupted(session, token=new, actions=["scale_out"])
+    assert [e.decision_id for e in interrupted] == [started.decision_id, untouched.decision_id]
+    assert refused.decision_id not in [e.decision_id for e in interrupted]
+    for entry in interrupted:
+        assert claim(entry.decision_id, token=new, resume=True)
+    with database.reader() as session:
+        assert list_interrupted(session, token=new, actions=["scale_out"]) == []
+        claimed = {e.decision_id: e.executed_token for e in list_audit(session)}
+    assert claimed[started.decision_id] == new
+    assert claimed[untouched.decision_id] == new
+    assert claimed[finished.decision_id] == old
 
 
 def test_drills_and_restore_validations_newest_first(database: Database) -> None:

@@ -10,17 +10,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 
 from controlplane.core.processes import free_ports, tail
-from dashboards.testing import chromium_driver
+from dashboards.testing import chromium_driver, chromium_paths
+from tests.support.backends import backends_required
 
 T = TypeVar("T")
 
@@ -189,3 +192,19 @@ class Browser:
             DOC_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, DOC_SCREENSHOTS / path.name)
         return path
+
+
+@contextmanager
+def headless_browser() -> Iterator[Browser]:
+    """A :class:`Browser`; without Chromium installed a failure in CI mode, else a skip."""
+    paths = chromium_paths()
+    if paths is None:
+        message = "chromium and chromedriver are not installed (run `make bootstrap`)"
+        if backends_required():
+            pytest.fail(f"{message} (CI mode: a missing tool is a failure)", pytrace=False)
+        pytest.skip(message)
+    found = Browser(chromium=paths[0], chromedriver=paths[1])
+    try:
+        yield found
+    finally:
+        found.quit()

@@ -13,9 +13,8 @@ import pytest
 from controlplane.core.security import Role
 from controlplane.stack.backends import Elasticsearch, Jaeger
 from controlplane.store.database import Database
-from dashboards.testing import chromium_paths
 from tests.integration.controlplane.processes import ControlPlaneProcess
-from tests.integration.dashboards.browser import Browser, ConsoleProcess
+from tests.integration.dashboards.browser import Browser, ConsoleProcess, headless_browser
 from tests.integration.dashboards.seed import (
     SeededStore,
     index_logs,
@@ -23,7 +22,6 @@ from tests.integration.dashboards.seed import (
     send_traces,
     utc_now,
 )
-from tests.support.backends import backends_required
 
 
 @dataclass(frozen=True)
@@ -106,15 +104,5 @@ def viewer_console(seeded: SeededControlPlane, workdir: Path) -> Iterator[Consol
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    paths = chromium_paths()
-    if paths is None:
-        message = "chromium and chromedriver are not installed (run `make bootstrap`)"
-        if backends_required():
-            pytest.fail(f"{message} (CI mode: a missing tool is a failure)", pytrace=False)
-        pytest.skip(message)
-    chromium, chromedriver = paths
-    found = Browser(chromium=chromium, chromedriver=chromedriver)
-    try:
+    with headless_browser() as found:
         yield found
-    finally:
-        found.quit()

@@ -76,9 +76,10 @@ def test_health_reports_the_store_and_the_leadership(api: Api) -> None:
     assert body["database"]["ok"] is True
     assert body["database"]["dialect"] == "sqlite"
     assert body["database"]["revision"] == body["database"]["expected_revision"]
-    assert body["leader"]["mode"] == "sqlite-file-lock"
+    assert body["leader"]["mode"] == "sqlite-lease"
     assert body["leader"]["is_leader"] is True
     assert body["leader"]["fencing_token"] == 1
+    assert body["leader"]["lease_expires_at"] > body["leader"]["confirmed_at"]
     live = api.client.get("/api/v1/health/live", headers=api.headers())
     assert live.json() == {"status": "alive"}
 

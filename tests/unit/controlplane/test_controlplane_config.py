@@ -28,6 +28,7 @@ VARIABLES = {
     for name in [
         "action_interval_seconds",
         "action_policy",
+        "actions_crash_point",
         "actions_enabled",
         "backup_check_interval_seconds",
         "backup_schedule_enabled",
@@ -61,6 +62,7 @@ VARIABLES = {
         "leader_acquire_interval_seconds",
         "leader_check_interval_seconds",
         "leader_election",
+        "leader_lease_ttl_seconds",
         "leader_lock_key",
         "leader_name",
         "leader_query_timeout_seconds",

@@ -1,5 +1,6 @@
 """Prometheus stopped mid-run: every Prometheus-backed SLO turns "no data" with the reason
-within two evaluation intervals, and comes back to normal once Prometheus restarts.
+within two evaluation intervals, a finding says the evaluation cannot read Prometheus, and both
+come back to normal once Prometheus restarts.
 
 ``controlplane serve`` evaluates the shipped SLO specs every 2 s against a real Prometheus that
 loads their generated rules (the period group every second, so the batched recording-rule plan
@@ -89,6 +90,20 @@ def all_normal(control_plane: ServeProcess, headers: dict[str, str]) -> bool:
     )
 
 
+def source_findings(control_plane: ServeProcess, headers: dict[str, str]) -> dict[str, Any]:
+    """The evaluation's open findings about its sources: subject → evidence."""
+    return {
+        finding["subject"]: finding["evidence"]
+        for finding in api_get(
+            f"{control_plane.url}/api/v1/findings",
+            headers,
+            open="true",
+            kind="check.input_unavailable",
+        )
+        if finding["subject"].startswith("check/slo-evaluation/")
+    }
+
+
 def test_every_prometheus_slo_turns_no_data_within_two_intervals_and_recovers(
     running: tuple[Prometheus, ServeProcess, dict[str, str]],
 ) -> None:
@@ -116,6 +131,11 @@ def test_every_prometheus_slo_turns_no_data_within_two_intervals_and_recovers(
         assert status["budget_remaining"] is None
         assert status["burn_rates"] == {}
         assert status["stale"] is False  # evaluated, and found without data
+    # (Elasticsearch is not running in this test: its finding is open throughout.)
+    eventually(
+        lambda: "check/slo-evaluation/prometheus" in source_findings(control_plane, headers),
+        timeout=4 * INTERVAL,
+    )
 
     prometheus.start()
     restarted = time.monotonic()
@@ -123,3 +143,10 @@ def test_every_prometheus_slo_turns_no_data_within_two_intervals_and_recovers(
     recovered = time.monotonic() - restarted
     print(f"back to normal {recovered:.2f} s after the restart")
     assert recovered <= 2 * INTERVAL + 5, f"back to normal after {recovered:.2f} s"
+
+    def only_elasticsearch_left() -> bool:
+        return list(source_findings(control_plane, headers)) == [
+            "check/slo-evaluation/elasticsearch"
+        ]
+
+    eventually(only_elasticsearch_left, timeout=4 * INTERVAL)

@@ -18,7 +18,7 @@ from controlplane.actions.engine import INEFFECTIVE, UNFULFILLED, ActionEngine
 from controlplane.actions.gate import InputValue
 from controlplane.actions.policy import ActionPolicy, load_action_policy
 from controlplane.actions.service import ActionService
-from controlplane.actuators.base import ScaleResult
+from controlplane.actuators.base import Guard, ScaleResult
 from controlplane.core.config import DEFAULT_ACTION_POLICY
 from controlplane.runtime import Runtime
 from controlplane.store.alerts import (
@@ -51,7 +51,8 @@ class Workers:
     def ready_replicas(self, service: str) -> int:
         return self.count - self.unready
 
-    def scale(self, service: str, *, replicas: int) -> ScaleResult:
+    def scale(self, service: str, *, replicas: int, guard: Guard | None = None) -> ScaleResult:
+        assert guard is None or guard(), "scaled by a replica that does not lead"
         before, self.count = self.count, replicas
         return ScaleResult(
             service=service, before=before, requested=replicas, after=replicas, via=self.via
