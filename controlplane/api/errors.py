@@ -28,6 +28,7 @@ from controlplane.store.errors import DuplicateTokenName, StoreError, UnknownTok
 from controlplane.targets.policy import PolicyError
 
 __all__ = [
+    "ENGINE_RESPONSES",
     "ERROR_RESPONSES",
     "ErrorAnswer",
     "add_error_handler",
@@ -72,6 +73,16 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorAnswer, "description": "The token's role is not allowed here"},
     404: {"model": ErrorAnswer, "description": "No such resource"},
     503: {"model": ErrorAnswer, "description": "The store (or a source it needs) is unavailable"},
+}
+
+#: What a route that asks the action engine for a database operation may answer besides.
+ENGINE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    409: {
+        "model": ErrorAnswer,
+        "description": "The action engine does not run in this process, or the operation "
+        "cannot run (no failover driver, no candidate)",
+    },
+    502: {"model": ErrorAnswer, "description": "The HA engine (Patroni) refused the operation"},
 }
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controlplane.core.validation import IsoDateTime, refuse_nul
 from controlplane.store.models import BackupRun, RestoreValidationRun
 
 __all__ = [
@@ -79,19 +80,26 @@ class NewRestoreRun(BaseModel):
     kind: Literal["backup", "point_in_time"]
     run_id: str = Field(min_length=1, max_length=64)
     target: str
-    started_at: AwareDatetime
-    finished_at: AwareDatetime
+    started_at: IsoDateTime
+    finished_at: IsoDateTime
     succeeded: bool
     backup_set: str | None = Field(default=None, max_length=100)
-    duration_s: float | None = Field(default=None, ge=0)
-    restore_s: float | None = Field(default=None, ge=0)
-    recovery_s: float | None = Field(default=None, ge=0)
-    validation_s: float | None = Field(default=None, ge=0)
-    reached_at: AwareDatetime | None = None
-    target_at: AwareDatetime | None = None
+    duration_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    restore_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    recovery_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    validation_s: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    reached_at: IsoDateTime | None = None
+    target_at: IsoDateTime | None = None
     error: str | None = None
     checks: list[CheckRecord] = Field(default_factory=list)
     details: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _storable(self) -> NewRestoreRun:
+        refuse_nul(self.model_dump(mode="json"))
+        if self.finished_at < self.started_at:
+            raise ValueError("finished_at is before started_at")
+        return self
 
 
 class StoredRestoreRun(NewRestoreRun):

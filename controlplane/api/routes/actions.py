@@ -16,7 +16,7 @@ from controlplane.api.deps import (
     WriterDep,
     database_operations,
 )
-from controlplane.api.errors import ErrorAnswer
+from controlplane.api.errors import ENGINE_RESPONSES, ErrorAnswer
 from controlplane.core.validation import NO_NUL
 from controlplane.store.actions import (
     KILL_SWITCH,
@@ -159,6 +159,7 @@ def deny(
 @router.post(
     "/switchover",
     response_model=StoredAuditEntry,
+    responses=ENGINE_RESPONSES,
     summary="Ask for a planned database switchover (operator); decided through the gate",
 )
 def switchover(

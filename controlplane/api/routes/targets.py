@@ -29,6 +29,7 @@ from controlplane.api.deps import (
     WriterDep,
     database_operations,
 )
+from controlplane.api.errors import ENGINE_RESPONSES
 from controlplane.api.routes.backups import read_archive_view
 from controlplane.backups.archive import ArchiveReport
 from controlplane.core.config import FailoverSettings
@@ -420,6 +421,7 @@ class DrillRequest(BaseModel):
 @router.post(
     "/dr/drills/run",
     response_model=StoredAuditEntry,
+    responses=ENGINE_RESPONSES,
     summary="Run a drill now, through the gate (operator); the decision with its outcome",
 )
 def run_drill(
