@@ -42,16 +42,29 @@ DONE_BY_ITSELF = {"dr.backup_stale", "dr.restore_validation_stale"}
 FIRST_BACKUPS_S = 360
 
 #: Target checks every few seconds, so that the test sees their first runs.
-FAST_CHECKS = {"CONTROLPLANE_TARGET_CHECKS_INTERVAL_SECONDS": "3"}
+FAST_CHECKS = {
+    "CONTROLPLANE_TARGET_CHECKS_INTERVAL_SECONDS": "3",
+    "CONTROLPLANE_EVALUATION_INTERVAL_SECONDS": "5",
+}
+
+
+def _counter(metrics: str, name: str, *labels: str) -> float:
+    """The sum of the samples of ``name`` whose labels include each of ``labels``."""
+    return sum(
+        float(line.rsplit(" ", 1)[-1])
+        for line in metrics.splitlines()
+        if line.startswith(name + "{") and all(label in line for label in labels)
+    )
 
 
 def capacity_checked(control_plane: str, headers: dict[str, str]) -> bool:
+    """The capacity check has run twice (its CPU needs two reads) and an evaluation cycle has
+    read every source (the first one may run while Elasticsearch still warms up: its
+    ``check.input_unavailable`` resolves with the first complete cycle)."""
     metrics = httpx.get(f"{control_plane}/metrics", headers=headers, timeout=10).text
-    return any(
-        line.startswith("controlplane_target_check_runs_total{")
-        and 'check="capacity"' in line
-        and float(line.rsplit(" ", 1)[-1]) >= 2
-        for line in metrics.splitlines()
+    return (
+        _counter(metrics, "controlplane_target_check_runs_total", 'check="capacity"') >= 2
+        and _counter(metrics, "controlplane_evaluation_cycles_total", 'outcome="complete"') >= 1
     )
 
 
@@ -65,8 +78,7 @@ def open_findings(control_plane: str, headers: dict[str, str]) -> dict[str, str]
 
 
 def open_findings_after_checks(control_plane: str, headers: dict[str, str]) -> dict[str, str]:
-    """Open findings (kind → summary) once the capacity check has run twice (its CPU needs two
-    reads)."""
+    """Open findings (kind → summary) once the checks have run (``capacity_checked``)."""
     deadline = time.monotonic() + 120
     while not capacity_checked(control_plane, headers):
         assert time.monotonic() < deadline, "the capacity check did not run"
