@@ -282,6 +282,12 @@ class TokenValidator:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise AuthenticationFailed("the token names no signing key (kid)")
+        try:  # before any key lookup: a foreign token never makes the key set download again
+            claimed = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        except PyJWTError:
+            raise AuthenticationFailed("the token is not a well-formed JWT") from None
+        if claimed != self.issuer:
+            raise AuthenticationFailed("the token was issued by another issuer")
         key = await self.keys.key(kid)
         try:
             claims = jwt.decode(

@@ -386,3 +386,12 @@ def test_without_an_issuer_nothing_is_asked_and_the_document_declares_nothing() 
     assert call(app, "GET", "/api/v1/bench/constant").status_code == 200
     document = call(app, "GET", "/api/v1/openapi.json").json()
     assert "securitySchemes" not in document.get("components", {})
+
+
+def test_a_foreign_issuers_token_never_makes_the_keys_download(provider: Provider) -> None:
+    validator = validator_for(provider, min_refresh_seconds=0.1)
+    asyncio.run(validator.keys.refresh())
+    stranger = Provider()
+    foreign = stranger.token(iss="http://127.0.0.1:9/realms/other")
+    assert "another issuer" in refused(validator, foreign)
+    assert provider.downloads == 1
