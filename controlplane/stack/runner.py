@@ -428,6 +428,15 @@ def demo_prometheus_config(
             },
         ],
     }
+    if Keycloak.name in ports:  # the identity provider's management port
+        config["scrape_configs"].append(
+            {
+                "job_name": "keycloak",
+                "static_configs": [
+                    {"targets": [f"127.0.0.1:{ports[Keycloak.name]['management']}"]}
+                ],
+            }
+        )
     if InventoryAPI.name in ports:
         config["scrape_configs"].append(
             {

@@ -104,9 +104,13 @@ def assert_console_reads_the_control_plane(home: Path, offset: int) -> None:
 def assert_identity_provider_signs_in_with_the_stack_secrets(home: Path, offset: int) -> None:
     """Keycloak's realm ``inventory`` answers on its demo port, and the client secrets the
     stack wrote for the other processes (owner-only files) get tokens for the inventory API."""
-    issuer = f"http://127.0.0.1:{shifted_ports(offset)['keycloak']['http']}/realms/inventory"
+    ports = shifted_ports(offset)["keycloak"]
+    issuer = f"http://127.0.0.1:{ports['http']}/realms/inventory"
     discovery = httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=10).json()
     assert discovery["issuer"] == issuer
+    metrics = httpx.get(f"http://127.0.0.1:{ports['management']}/metrics", timeout=10)
+    assert metrics.status_code == 200
+    assert "jvm_memory_used_bytes" in metrics.text  # what the stack's Prometheus scrapes
     secret_file = home / "data" / "identity" / "controlplane-probe.secret"
     assert secret_file.stat().st_mode & 0o777 == 0o600
     answer = httpx.post(
