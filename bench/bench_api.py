@@ -243,7 +243,10 @@ def run_wrk(*, url: str, script: str, connections: int, duration: float, tmp: Pa
     bad_match = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     bad = int(bad_match.group(1)) if bad_match else 0
     errors_match = re.search(r"Socket errors: .*?timeout (\d+)", out)
-    errors = bad + (int(errors_match.group(1)) if errors_match else 0)
+    timeouts = int(errors_match.group(1)) if errors_match else 0
+    errors = bad + timeouts
+    if errors:
+        log(f"{url}: {bad} answers not 2xx/3xx, {timeouts} timeouts (wrk: 2 s)")
     p50 = _wrk_percentile(out, "50%")
     p99 = _wrk_percentile(out, "99%")
     return Phase(
@@ -568,7 +571,8 @@ def measure_reads(
     merged = {name: merge(name, phases) for name, phases in rounds.items()}
     metrics = httpx.get(f"http://{HOST}:{port}/metrics", timeout=5).text
     for line in metrics.splitlines():
-        if line.startswith("inventory_cache_requests_total"):
+        refused = line.startswith("http_server_requests_total") and 'status_code="4' in line
+        if line.startswith("inventory_cache_requests_total") or refused:
             log(line)
     cached = merged["cached stock read"]
     log("phase: open-loop latency at 80 % of the cached maximum")

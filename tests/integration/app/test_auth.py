@@ -24,6 +24,7 @@ from app.core.client_auth import ClientCredentials
 from app.core.config import Settings
 from app.main import create_app
 from tests.integration.app.conftest import REPO_ROOT, Api, Stack, eventually, make_item
+from tests.integration.identity.test_keycloak import keys_put_back  # noqa: F401  (fixture)
 from tests.support.keycloak import KeycloakServer
 from tests.support.routes import concrete, every_route
 
@@ -223,10 +224,11 @@ def test_without_an_issuer_the_api_says_loudly_that_authentication_is_off(stack:
     api.process.stop()
 
 
+@pytest.mark.usefixtures("keys_put_back")  # the session's other servers keep their key
 def test_zz_a_key_rotation_is_picked_up_without_a_restart(
     secured: Api, keycloak: KeycloakServer
 ) -> None:
-    """Last in the module: the provider signs with a new key from here on."""
+    """Last in the module: the realm's keys are put back afterwards."""
     old = keycloak.client_token("inventory-reader")
     with secured.client() as client:
         assert client.get("/api/v1/stock", headers=bearer(old)).status_code == 200
