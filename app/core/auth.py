@@ -191,6 +191,8 @@ class KeySet:
                 await self._download()
                 found = self._keys.get(kid)
         if found is None:
+            if self._loaded_at == float("-inf"):  # the provider never answered: not the token
+                raise ProviderUnavailable(f"no signing keys of {self.issuer} loaded yet")
             raise AuthenticationFailed("the token is signed with a key this API does not know")
         return found
 

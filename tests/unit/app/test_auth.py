@@ -259,8 +259,13 @@ def test_unknown_kids_cannot_hammer_the_provider(provider: Provider) -> None:
 
 def test_an_unreachable_provider_is_not_the_clients_fault(provider: Provider) -> None:
     provider.down = True
-    with pytest.raises(ProviderUnavailable):
-        asyncio.run(validator_for(provider).validate(provider.token()))
+    validator = validator_for(provider, min_refresh_seconds=60)
+    for _ in range(2):  # the second one is not even allowed to try: still not a 401
+        with pytest.raises(ProviderUnavailable):
+            asyncio.run(validator.validate(provider.token()))
+    provider.down = False
+    asyncio.run(validator.keys.refresh())
+    assert asyncio.run(validator.validate(provider.token())).scopes
 
 
 def test_a_discovery_document_of_another_issuer_is_refused(provider: Provider) -> None:
@@ -395,3 +400,14 @@ def test_a_foreign_issuers_token_never_makes_the_keys_download(provider: Provide
     foreign = stranger.token(iss="http://127.0.0.1:9/realms/other")
     assert "another issuer" in refused(validator, foreign)
     assert provider.downloads == 1
+
+
+def test_an_unreachable_provider_answers_503_with_retry_after(
+    app_and_provider: tuple[FastAPI, Provider],
+) -> None:
+    app, provider = app_and_provider
+    provider.down = True
+    answer = call(app, "GET", "/api/v1/bench/constant", provider.token())
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["retry-after"] == "5"
+    assert answer.json()["code"] == "identity_provider_unavailable"
