@@ -77,7 +77,7 @@ app-traffic: ## send demo traffic to the API on :8000 (Ctrl-C stops)
 bench-scaling: bootstrap ## burn onset → added worker serving traffic, 3 rounds; CPU-HPA and page-alert baselines
 	$(PY) -m bench.scaling $(BENCH_ARGS)
 
-bench-api: ## benchmark the inventory API (own PostgreSQL + Redis): table + JSON line
+bench-api: ## benchmark the inventory API (own PostgreSQL, Redis, Keycloak; bearer tokens on): table + JSON line
 	$(PY) -m bench.bench_api $(BENCH_ARGS)
 
 # --- reliability under faults --------------------------------------------------------------

@@ -9,14 +9,23 @@ from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 
+from app.api.auth import BearerAuth, declare_security, public_paths
 from app.api.errors import ERROR_RESPONSES, install_error_handlers
 from app.api.middleware import RequestTelemetry
 from app.api.routes import bench, health, items, movements, reservations, stock, warehouses
+from app.core.auth import (
+    KeySet,
+    ProviderMisconfigured,
+    ProviderUnavailable,
+    TokenValidator,
+    http_fetcher,
+)
 from app.core.config import Settings
 from app.core.container import Container
 from app.faults import FaultInjector
@@ -36,8 +45,51 @@ def from_env() -> FastAPI:
     return create_app(Settings())  # type: ignore[call-arg]  # fields come from the environment
 
 
-def create_app(settings: Settings) -> FastAPI:
+def token_validator(settings: Settings, client: httpx.AsyncClient) -> TokenValidator | None:
+    """The validator for ``INVENTORY_AUTH_*`` (None when no issuer is configured)."""
+    if settings.auth_issuer is None:
+        return None
+    keys = KeySet(
+        issuer=settings.auth_issuer,
+        jwks_url=settings.auth_jwks_url,
+        fetch=http_fetcher(client),
+        algorithms=settings.auth_algorithms,
+        min_refresh_seconds=settings.auth_jwks_min_refresh_seconds,
+        max_age_seconds=settings.auth_jwks_max_age_seconds,
+    )
+    return TokenValidator(
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        keys=keys,
+        algorithms=settings.auth_algorithms,
+        leeway_seconds=settings.auth_leeway_seconds,
+        cache_size=settings.auth_token_cache_size,
+    )
+
+
+async def load_signing_keys(validator: TokenValidator) -> None:
+    """At start: a provider that answers wrongly (another issuer) stops the start with the
+    reason; one that does not answer yet is logged, and its keys are fetched with the first
+    token."""
+    try:
+        await validator.keys.refresh()
+    except ProviderUnavailable as exc:
+        log.error(
+            "the identity provider %s cannot be reached (%s): requests with a token get 503 "
+            "until it answers",
+            validator.issuer,
+            exc,
+        )
+    except ProviderMisconfigured as exc:
+        raise SystemExit(f"INVENTORY_AUTH_ISSUER: {exc}") from exc
+
+
+def create_app(settings: Settings, *, validator: TokenValidator | None = None) -> FastAPI:
+    """``validator`` replaces the one built from the settings (tests with their own keys)."""
     metrics = ApiMetrics(service=settings.service_name)
+    auth_http = httpx.AsyncClient(timeout=settings.auth_http_timeout_seconds)
+    if validator is None:
+        validator = token_validator(settings, auth_http)
     tracer_provider = make_tracer_provider(
         service_name=settings.service_name,
         otlp_endpoint=settings.otlp_endpoint,
@@ -70,11 +122,22 @@ def create_app(settings: Settings) -> FastAPI:
         container.reads.start()
         if container.replica is not None:
             await container.reads.probe()
+        if validator is None:
+            log.warning(
+                "AUTHENTICATION IS OFF: INVENTORY_AUTH_ISSUER is not set, every route answers "
+                "without a token",
+                extra={"event.action": "start"},
+            )
+        else:
+            await load_signing_keys(validator)
         log.info("inventory API started", extra={"event.action": "start"})
         try:
             yield
         finally:
             log.info("inventory API stopping", extra={"event.action": "stop"})
+            if validator is not None:
+                await validator.keys.close()
+            await auth_http.aclose()
             await container.close()
             if shipper is not None:
                 logging.getLogger().removeHandler(shipper)
@@ -103,6 +166,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     if settings.faults_file is not None:  # inside the telemetry: the delay is measured
         app.add_middleware(FaultInjector, path=settings.faults_file)
+    if validator is not None:  # inside the telemetry too: refused requests are counted
+        public = public_paths(app, public_docs=settings.auth_public_docs)
+        app.add_middleware(BearerAuth, validator=validator, public_paths=public)
+        declare_security(app, issuer=validator.issuer, public=public)
     app.add_middleware(
         RequestTelemetry,
         metrics=metrics,

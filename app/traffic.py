@@ -4,6 +4,12 @@ Creates a few warehouses and SKUs if they are missing, stocks them, then sends a
 ``--rate`` requests per second: stock reads (most of it), receives and shipments through the
 stream, reservations that are confirmed or released, list queries, and a few invalid requests
 (so the dashboards show some 4xx). Runs for ``--duration`` seconds (0: until Ctrl-C / SIGTERM).
+
+With an issuer (``--issuer`` or ``INVENTORY_AUTH_ISSUER``) it authenticates like any client of the
+API: OAuth2 client credentials (``--client-id``, default ``inventory-traffic``, and its secret from
+``--client-secret-file`` / ``INVENTORY_AUTH_CLIENT_SECRET_FILE`` /
+``INVENTORY_AUTH_CLIENT_SECRET``), the token cached and renewed before it expires. Without an
+issuer it sends no token.
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import httpx
+from pydantic import ValidationError
+
+from app.core.client_auth import ClientAuthSettings, ClientCredentials
 
 log = logging.getLogger("app.traffic")
 
@@ -158,13 +167,42 @@ async def main_async(args: argparse.Namespace) -> Stats:
     rng = random.Random(args.seed)
     skus = [f"DEMO-{i:04d}" for i in range(args.skus)]
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=args.url, timeout=10.0, limits=limits) as client:
+    auth: ClientCredentials | None = args.auth
+    async with httpx.AsyncClient(
+        base_url=args.url, timeout=10.0, limits=limits, auth=auth
+    ) as client:
         traffic = Traffic(client=client, skus=skus, mix=Mix(), rng=rng)
         await traffic.seed(initial_stock=args.initial_stock)
         log.info("seeded %d SKUs in %d warehouses; sending %.0f req/s", len(skus), 3, args.rate)
         await traffic.run(rate=args.rate, duration=args.duration, stop=stop)
     log.info("done: %s", traffic.stats.line())
     return traffic.stats
+
+
+def add_client_auth_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--issuer``, ``--client-id``, ``--client-secret-file``, ``--scope`` (each defaults to its
+    ``INVENTORY_AUTH_*`` variable)."""
+    group = parser.add_argument_group("authentication (OAuth2 client credentials)")
+    group.add_argument("--issuer", help="token issuer; default INVENTORY_AUTH_ISSUER (unset: none)")
+    group.add_argument("--client-id", help="default INVENTORY_AUTH_CLIENT_ID or inventory-traffic")
+    group.add_argument("--client-secret-file", help="file holding the client secret")
+    group.add_argument("--scope", help="scopes to ask for (default: the client's own)")
+
+
+def client_auth(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> ClientCredentials | None:
+    flags = {
+        "issuer": args.issuer,
+        "client_id": args.client_id,
+        "client_secret_file": args.client_secret_file,
+        "client_scope": args.scope,
+    }
+    try:
+        settings = ClientAuthSettings(**{k: v for k, v in flags.items() if v is not None})
+        return settings.credentials()
+    except (ValidationError, ValueError) as exc:
+        parser.error(str(exc))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -175,9 +213,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skus", type=int, default=50)
     parser.add_argument("--initial-stock", type=int, default=500)
     parser.add_argument("--seed", type=int, default=42)
+    add_client_auth_arguments(parser)
     args = parser.parse_args(argv)
     if args.rate <= 0:
         parser.error("--rate must be positive")
+    args.auth = client_auth(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s traffic %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(main_async(args))

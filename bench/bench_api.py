@@ -8,7 +8,12 @@ stack), the API under gunicorn and the stream workers, seeds SKUs, then measures
 - the cached read again with the near cache off (Redis on every request) — for reference;
 - p99 latency of the cached read under an open-loop load at 80 % of its measured maximum;
 - movement ingest: accepted/s (202) and persisted/s (committed by the workers), against a
-  baseline endpoint that does one INSERT per request.
+  baseline endpoint that does one INSERT per request;
+- with authentication on (the default; ``--no-auth`` skips it): a Keycloak is started too, the
+  API validates the bearer token of every request (the generator authenticates with OAuth2 client
+  credentials as client ``inventory-traffic``), and the cached read is measured again, in the same
+  interleaved rounds, on a server with authentication off: ``auth_overhead_ratio`` = cached reads
+  per second with authentication / without.
 
 Load comes from ``wrk`` when it is installed (``--load wrk``) or from the asyncio generator in
 ``bench/loadgen.py``; the open-loop latency phase always uses the generator. Prints a table and,
@@ -37,13 +42,20 @@ from typing import Any
 import httpx
 import psycopg
 
+from app.core.client_auth import ClientCredentials
 from bench import loadgen
 from controlplane.core.processes import free_ports, stop_process_group
-from controlplane.stack.backends import PostgresPrimary, Redis
+from controlplane.stack.backends import Backend, PostgresPrimary, Redis
+from controlplane.stack.keycloak import Keycloak
 from controlplane.stack.settings import StackSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
+#: The client the generator authenticates as (client credentials, scopes read + write).
+BENCH_CLIENT = "inventory-traffic"
+
+#: (header, value) pairs sent with every request of a phase.
+Headers = list[tuple[str, str]]
 
 
 @dataclass
@@ -72,11 +84,11 @@ def out(line: str = "") -> None:
 
 
 @contextmanager
-def backends(home: Path) -> Iterator[tuple[PostgresPrimary, Redis]]:
+def backends(home: Path, *, auth: bool) -> Iterator[tuple[PostgresPrimary, Redis, Keycloak | None]]:
     settings = StackSettings()
     home.mkdir(parents=True, exist_ok=True)
     home.chmod(0o755)
-    pg_port, redis_port = free_ports(2)
+    pg_port, redis_port, kc_port, kc_management = free_ports(4)
     primary = PostgresPrimary(
         settings=settings,
         workdir=home / "postgresql",
@@ -84,13 +96,22 @@ def backends(home: Path) -> Iterator[tuple[PostgresPrimary, Redis]]:
         extra_conf={"max_connections": "200", "shared_buffers": "'256MB'"},
     )
     redis = Redis(settings=settings, workdir=home / "redis", ports={"redis": redis_port})
+    keycloak = None
+    wanted: list[Backend] = [primary, redis]
+    if auth:
+        keycloak = Keycloak(
+            settings=settings,
+            workdir=home / "keycloak",
+            ports={"http": kc_port, "management": kc_management},
+        )
+        wanted.append(keycloak)
     started: list[Any] = []
     try:
-        for backend in (primary, redis):
+        for backend in wanted:
             log(f"starting {backend.describe()}")
             backend.start()
             started.append(backend)
-        yield primary, redis
+        yield primary, redis, keycloak
     finally:
         for backend in reversed(started):
             backend.stop()
@@ -160,17 +181,22 @@ def start_api(
 # -- load -------------------------------------------------------------------------------------
 
 
-def wrk_lua_get(prefix: str, skus: list[str]) -> str:
+def lua_headers(headers: Headers) -> str:
+    return ", ".join(f'["{name}"] = "{value}"' for name, value in headers)
+
+
+def wrk_lua_get(prefix: str, skus: list[str], headers: Headers) -> str:
     listing = ",".join(f'"{s}"' for s in skus)
     return (
         f"local skus = {{{listing}}}\n"
+        f"local headers = {{{lua_headers(headers)}}}\n"
         "request = function()\n"
-        f'  return wrk.format("GET", "{prefix}" .. skus[math.random(#skus)])\n'
+        f'  return wrk.format("GET", "{prefix}" .. skus[math.random(#skus)], headers)\n'
         "end\n"
     )
 
 
-def wrk_lua_post(path: str, *, run: str, skus: list[str]) -> str:
+def wrk_lua_post(path: str, *, run: str, skus: list[str], headers: Headers) -> str:
     listing = ",".join(f'"{s}"' for s in skus)
     return (
         f"local skus = {{{listing}}}\n"
@@ -184,7 +210,7 @@ def wrk_lua_post(path: str, *, run: str, skus: list[str]) -> str:
         '  local body = \'{"kind":"receive","sku":"\' .. skus[math.random(#skus)] .. '
         '\'","warehouse":"W1","quantity":1}\'\n'
         f'  local headers = {{["Content-Type"] = "application/json", '
-        f'["Idempotency-Key"] = "{run}-" .. me .. "-" .. n}}\n'
+        f'["Idempotency-Key"] = "{run}-" .. me .. "-" .. n, {lua_headers(headers)}}}\n'
         f'  return wrk.format("POST", "{path}", headers, body)\n'
         "end\n"
     )
@@ -217,7 +243,10 @@ def run_wrk(*, url: str, script: str, connections: int, duration: float, tmp: Pa
     bad_match = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     bad = int(bad_match.group(1)) if bad_match else 0
     errors_match = re.search(r"Socket errors: .*?timeout (\d+)", out)
-    errors = bad + (int(errors_match.group(1)) if errors_match else 0)
+    timeouts = int(errors_match.group(1)) if errors_match else 0
+    errors = bad + timeouts
+    if errors:
+        log(f"{url}: {bad} answers not 2xx/3xx, {timeouts} timeouts (wrk: 2 s)")
     p50 = _wrk_percentile(out, "50%")
     p99 = _wrk_percentile(out, "99%")
     return Phase(
@@ -333,6 +362,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--load", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--trace-sample-ratio", default="0.01")
     parser.add_argument("--access-log", action="store_true", help="one ECS line per request")
+    parser.add_argument(
+        "--no-auth",
+        dest="auth",
+        action="store_false",
+        help="no Keycloak, no tokens (by default the API checks a bearer token on every request)",
+    )
     args = parser.parse_args(argv)
 
     use_wrk = args.load == "wrk" or (args.load == "auto" and shutil.which("wrk") is not None)
@@ -345,7 +380,7 @@ def main(argv: list[str] | None = None) -> None:
     skus = [f"BENCH-{i:05d}" for i in range(args.skus)]
     phases: list[Phase] = []
     try:
-        with backends(home) as (primary, redis):
+        with backends(home, auth=args.auth) as (primary, redis, keycloak):
             dsn = inventory_database(primary, skus)
             base = {
                 "INVENTORY_DATABASE_URL": dsn,
@@ -357,7 +392,16 @@ def main(argv: list[str] | None = None) -> None:
                 "INVENTORY_TRACE_SAMPLE_RATIO": args.trace_sample_ratio,
                 "INVENTORY_DB_POOL_SIZE": "10",
             }
-            port, port2 = free_ports(2)
+            plain = dict(base)
+            auth: ClientCredentials | None = None
+            if keycloak is not None:
+                base["INVENTORY_AUTH_ISSUER"] = keycloak.issuer()
+                auth = ClientCredentials(
+                    issuer=keycloak.issuer(),
+                    client_id=BENCH_CLIENT,
+                    client_secret=keycloak.client_secret(BENCH_CLIENT),
+                )
+            port, port2, port3 = free_ports(3)
             api = start_api(env=app_env(base), port=port, workers=args.web_workers, logs=logs)
             # Reference server: the same, with the near cache off (Redis on every cached read).
             api2 = start_api(
@@ -366,6 +410,13 @@ def main(argv: list[str] | None = None) -> None:
                 workers=args.web_workers,
                 logs=logs,
             )
+            # Reference server: the same, authentication off (only when it is on for the others).
+            api3 = None
+            if auth is not None:
+                api3 = start_api(
+                    env=app_env(plain), port=port3, workers=args.web_workers, logs=logs
+                )
+            servers = [p for p in (api, api2, api3) if p is not None]
             appliers: list[Proc] = []
 
             def start_appliers() -> None:
@@ -384,12 +435,16 @@ def main(argv: list[str] | None = None) -> None:
                         args=args,
                         port=port,
                         reference_port=port2,
+                        plain_port=None if api3 is None else port3,
+                        auth=auth,
                         skus=skus,
                         use_wrk=use_wrk,
                         tmp=home,
                     )
                 )
-                api2.stop()
+                for reference in (api2, api3):
+                    if reference is not None:
+                        reference.stop()
                 phases.extend(
                     measure_writes(
                         args=args,
@@ -399,15 +454,22 @@ def main(argv: list[str] | None = None) -> None:
                         tmp=home,
                         dsn=dsn,
                         start_appliers=start_appliers,
+                        auth=auth,
                     )
                 )
             finally:
-                for proc in (*appliers, api2, api):
+                for proc in (*appliers, *reversed(servers)):
                     proc.stop()
     finally:
         if os.environ.get("KEEP_BENCH") != "1":
             shutil.rmtree(home, ignore_errors=True)
     report(phases, args=args, generator=generator)
+
+
+def bearer(auth: ClientCredentials | None) -> Headers:
+    """The Authorization header for the next phase (a phase is far shorter than a token's
+    lifetime; the client renews it before it expires)."""
+    return [] if auth is None else [("Authorization", f"Bearer {auth.token()}")]
 
 
 def read_phase(
@@ -418,13 +480,14 @@ def read_phase(
     skus: list[str],
     use_wrk: bool,
     tmp: Path,
+    headers: Headers,
     duration: float | None = None,
 ) -> Phase:
     seconds = args.duration if duration is None else duration
     if use_wrk:
         return run_wrk(
             url=f"http://{HOST}:{port}{prefix}{skus[0]}",
-            script=wrk_lua_get(prefix, skus),
+            script=wrk_lua_get(prefix, skus, headers),
             connections=args.connections,
             duration=seconds,
             tmp=tmp,
@@ -433,7 +496,7 @@ def read_phase(
     host = f"{HOST}:{port}"
     return run_python_closed(
         port=port,
-        make=lambda: loadgen.get_request(prefix + pick(), host),
+        make=lambda: loadgen.get_request(prefix + pick(), host, headers),
         connections=args.connections,
         duration=seconds,
         ok=(200,),
@@ -463,26 +526,35 @@ def measure_reads(
     args: argparse.Namespace,
     port: int,
     reference_port: int,
+    plain_port: int | None,
+    auth: ClientCredentials | None,
     skus: list[str],
     use_wrk: bool,
     tmp: Path,
 ) -> list[Phase]:
     """The read endpoints in interleaved rounds (constant, cached, naive, cached without the
-    near cache, then again): a machine shared with other work slows all of them alike."""
-    for target in (port, reference_port):
-        with httpx.Client(base_url=f"http://{HOST}:{target}") as client:
+    near cache, cached without authentication, then again): a machine shared with other work
+    slows all of them alike."""
+    for target in (port, reference_port, plain_port):
+        if target is None:
+            continue
+        with httpx.Client(
+            base_url=f"http://{HOST}:{target}", auth=None if target == plain_port else auth
+        ) as client:
             for sku in skus:  # warm the cache
                 client.get(f"/api/v1/stock/{sku}").raise_for_status()
     kinds = [
-        ("constant JSON", port, "/api/v1/bench/constant?", [""]),
-        ("cached stock read", port, "/api/v1/stock/", skus),
-        ("naive stock read (PostgreSQL each time)", port, "/api/v1/bench/stock-naive/", skus),
-        ("cached read, near cache off (Redis each time)", reference_port, "/api/v1/stock/", skus),
+        ("constant JSON", port, "/api/v1/bench/constant?", [""], auth),
+        ("cached stock read", port, "/api/v1/stock/", skus, auth),
+        ("naive stock read (PostgreSQL each time)", port, "/api/v1/bench/stock-naive/", skus, auth),
+        (NEAR_OFF, reference_port, "/api/v1/stock/", skus, auth),
     ]
+    if plain_port is not None:
+        kinds.append((AUTH_OFF, plain_port, "/api/v1/stock/", skus, None))
     rounds: dict[str, list[Phase]] = {name: [] for name, *_ in kinds}
     per_round = max(2.0, args.duration / args.rounds)
     for number in range(args.rounds):
-        for name, target, prefix, keys in kinds:
+        for name, target, prefix, keys, credentials in kinds:
             log(f"round {number + 1}/{args.rounds}: {name}")
             rounds[name].append(
                 read_phase(
@@ -492,24 +564,27 @@ def measure_reads(
                     skus=keys,
                     use_wrk=use_wrk,
                     tmp=tmp,
+                    headers=bearer(credentials),
                     duration=per_round,
                 )
             )
     merged = {name: merge(name, phases) for name, phases in rounds.items()}
     metrics = httpx.get(f"http://{HOST}:{port}/metrics", timeout=5).text
     for line in metrics.splitlines():
-        if line.startswith("inventory_cache_requests_total"):
+        refused = line.startswith("http_server_requests_total") and 'status_code="4' in line
+        if line.startswith("inventory_cache_requests_total") or refused:
             log(line)
     cached = merged["cached stock read"]
     log("phase: open-loop latency at 80 % of the cached maximum")
     target_rps = 0.8 * cached.rps
     pick = loadgen.sku_picker(skus, seed=11)
     host = f"{HOST}:{port}"
+    headers = bearer(auth)
     result = loadgen.run(
         loadgen.open_loop(
             host=HOST,
             port=port,
-            make_request=lambda: loadgen.get_request("/api/v1/stock/" + pick(), host),
+            make_request=lambda: loadgen.get_request("/api/v1/stock/" + pick(), host, headers),
             rate=target_rps,
             duration=args.duration,
             connections=args.connections,
@@ -530,7 +605,8 @@ def measure_reads(
         cached,
         merged["naive stock read (PostgreSQL each time)"],
         at80,
-        merged["cached read, near cache off (Redis each time)"],
+        merged[NEAR_OFF],
+        *([merged[AUTH_OFF]] if AUTH_OFF in merged else []),
     ]
 
 
@@ -543,6 +619,7 @@ def measure_writes(
     tmp: Path,
     dsn: str,
     start_appliers: Callable[[], None],
+    auth: ClientCredentials | None,
 ) -> list[Phase]:
     """Ingest with no worker running (the stream fills), then start the workers and time how
     fast they drain it, then the one-INSERT-per-request baseline."""
@@ -551,7 +628,7 @@ def measure_writes(
     pick = loadgen.sku_picker(skus, seed=3)
     counter = iter(range(10**9))
 
-    def post(path: str) -> Callable[[], bytes]:
+    def post(path: str, headers: Headers) -> Callable[[], bytes]:
         def make() -> bytes:
             body = json.dumps(
                 {"kind": "receive", "sku": pick(), "warehouse": "W1", "quantity": 1}
@@ -560,23 +637,24 @@ def measure_writes(
                 path,
                 host=host,
                 body=body,
-                headers=[("Idempotency-Key", f"{run}-py-{next(counter)}")],
+                headers=[("Idempotency-Key", f"{run}-py-{next(counter)}"), *headers],
             )
 
         return make
 
     def write_phase(path: str, ok: int) -> Phase:
+        headers = bearer(auth)
         if use_wrk:
             return run_wrk(
                 url=f"http://{host}{path}",
-                script=wrk_lua_post(path, run=run, skus=skus),
+                script=wrk_lua_post(path, run=run, skus=skus, headers=headers),
                 connections=args.connections,
                 duration=args.duration,
                 tmp=tmp,
             )
         return run_python_closed(
             port=port,
-            make=post(path),
+            make=post(path, headers),
             connections=args.connections,
             duration=args.duration,
             ok=(ok,),
@@ -601,6 +679,10 @@ def measure_writes(
     return [ingest, persisted, per_row]
 
 
+NEAR_OFF = "cached read, near cache off (Redis each time)"
+AUTH_OFF = "cached read, authentication off"
+
+
 def report(phases: list[Phase], *, args: argparse.Namespace, generator: str) -> None:
     by = {p.name: p for p in phases}
     constant = by["constant JSON"]
@@ -613,7 +695,9 @@ def report(phases: list[Phase], *, args: argparse.Namespace, generator: str) -> 
     settings = (
         f"{args.web_workers} gunicorn/uvicorn workers, {args.appliers} stream worker(s), "
         f"{args.connections} connections, {args.duration:.0f} s per phase, load: {generator}, "
-        f"trace sampling {args.trace_sample_ratio}, access log {'on' if args.access_log else 'off'}"
+        f"trace sampling {args.trace_sample_ratio}, "
+        f"access log {'on' if args.access_log else 'off'}, "
+        f"authentication {'on (bearer token on every request)' if args.auth else 'off'}"
     )
     out()
     out(f"inventory API benchmark — {settings}; {os.cpu_count()} CPUs shared by everything")
@@ -634,7 +718,10 @@ def report(phases: list[Phase], *, args: argparse.Namespace, generator: str) -> 
         "constant_rps": round(constant.rps, 1),
         "cached_rps": round(cached.rps, 1),
         "naive_rps": round(naive.rps, 1),
-        "cached_redis_only_rps": round(by["cached read, near cache off (Redis each time)"].rps, 1),
+        "cached_redis_only_rps": round(by[NEAR_OFF].rps, 1),
+        "auth": args.auth,
+        "auth_overhead_ratio": round(cached.rps / by[AUTH_OFF].rps, 2) if AUTH_OFF in by else None,
+        "cached_auth_off_rps": round(by[AUTH_OFF].rps, 1) if AUTH_OFF in by else None,
         "per_row_insert_per_s": round(per_row.rps, 1),
         "load_generator": generator,
         "web_workers": args.web_workers,
@@ -644,7 +731,7 @@ def report(phases: list[Phase], *, args: argparse.Namespace, generator: str) -> 
     out()
     out(
         "targets: cached >= 3x naive, cached >= 0.5x constant, ingest >= 5000 accepted/s, "
-        "persisted >= 5x per-row, p99 < 50 ms at 80 % of max"
+        "persisted >= 5x per-row, p99 < 50 ms at 80 % of max, auth_overhead_ratio >= 0.8"
     )
     out(json.dumps(summary))
 

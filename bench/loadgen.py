@@ -22,8 +22,9 @@ from typing import Any
 RequestFactory = Callable[[], bytes]
 
 
-def get_request(path: str, host: str) -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+def get_request(path: str, host: str, headers: Sequence[tuple[str, str]] = ()) -> bytes:
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers)
+    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{head}\r\n".encode()
 
 
 def post_request(path: str, *, host: str, body: bytes, headers: Sequence[tuple[str, str]]) -> bytes:

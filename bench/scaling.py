@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     skus = [f"SCALE-{i:03d}" for i in range(20)]
     rounds: list[Round] = []
     try:
-        with backends(home) as (primary, redis):
+        with backends(home, auth=False) as (primary, redis, _):
             dsn = inventory_database(primary, skus)
             base = {"INVENTORY_DATABASE_URL": dsn, "INVENTORY_REDIS_URL": redis.url}
             for number in range(1, args.rounds + 1):

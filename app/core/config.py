@@ -7,13 +7,15 @@ passed down explicitly: nothing here reads the environment at import time.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+#: Only asymmetric signatures: a shared-secret (HS*) or unsigned (``none``) token is never accepted.
+AuthAlgorithm = Literal["RS256", "ES256"]
 
 
 def _check_postgres_dsn(value: str) -> str:
@@ -95,6 +97,32 @@ class Settings(BaseSettings):
     #: JSON file of injected faults, re-read when it changes. None: no injection at all.
     faults_file: Path | None = None
 
+    # -- authentication (OAuth2 bearer tokens of the identity provider): see app/core/auth.py --
+    #: Issuer of the access tokens (``http://127.0.0.1:8080/realms/inventory``). Set: every route
+    #: but the probes and /metrics needs a token. None: authentication is OFF (logged loudly).
+    auth_issuer: str | None = None
+    #: The ``aud`` value tokens must carry.
+    auth_audience: str = Field(default="inventory-api", min_length=1)
+    #: The provider's JSON Web Key Set. None: ``jwks_uri`` of the issuer's discovery document.
+    auth_jwks_url: str | None = None
+    #: Clock skew allowed on ``exp`` / ``nbf`` / ``iat``.
+    auth_leeway_seconds: float = Field(default=5.0, ge=0, le=300)
+    #: Signature algorithms accepted (asymmetric only: RS256, ES256).
+    auth_algorithms: Annotated[tuple[AuthAlgorithm, ...], NoDecode] = ("RS256",)
+    #: Least time between two key-set downloads caused by unknown key ids (bounds the load a
+    #: client sending garbage ``kid`` values can put on the provider).
+    auth_jwks_min_refresh_seconds: float = Field(default=5.0, ge=0.1, le=3600)
+    #: The key set is downloaded again in the background when it is older than this (drops keys
+    #: the provider no longer publishes).
+    auth_jwks_max_age_seconds: float = Field(default=300.0, ge=1)
+    #: Verified tokens remembered (by their full text) until they expire: the hot path then costs
+    #: a dictionary lookup instead of a signature check.
+    auth_token_cache_size: int = Field(default=10_000, ge=0, le=1_000_000)
+    #: The OpenAPI document and the docs page stay readable without a token.
+    auth_public_docs: bool = True
+    #: Timeout of the requests to the provider (discovery, key set).
+    auth_http_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
     # -- benchmark endpoints (naive read, constant JSON, one INSERT per request) -------------
     bench_endpoints: bool = False
 
@@ -130,6 +158,29 @@ class Settings(BaseSettings):
     def _redis_url(cls, value: str) -> str:
         if urlsplit(value).scheme not in {"redis", "rediss", "unix"}:
             raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("auth_issuer", "auth_jwks_url")
+    @classmethod
+    def _auth_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.netloc:
+            raise ValueError("must be an absolute http(s):// URL")
+        if parts.query or parts.fragment:
+            raise ValueError("must have no query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("auth_algorithms", mode="before")
+    @classmethod
+    def _auth_algorithms(cls, value: object) -> object:
+        """``RS256,ES256`` (an environment variable) or a list; empty is refused."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple) and not value:
+            raise ValueError("name at least one algorithm (RS256, ES256)")
         return value
 
     @field_validator("otlp_endpoint", "elasticsearch_url")
