@@ -25,6 +25,7 @@ import httpx
 import jwt
 from jwt import PyJWK, PyJWKSet
 
+from controlplane.core.config import IdentitySettings
 from controlplane.core.errors import ControlPlaneError
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "ProviderUnavailable",
     "SigningKeys",
     "TokenRejected",
+    "inventory_api_auth",
 ]
 
 #: Signature algorithms accepted (asymmetric only: the provider's public keys verify them).
@@ -324,3 +326,22 @@ class ClientCredentials(httpx.Auth):
             token = self._keep((yield self._basic(self._token_request())))
             request.headers["Authorization"] = f"Bearer {token}"
             yield request
+
+
+def inventory_api_auth(
+    settings: IdentitySettings, *, timeout: float | None = None
+) -> ClientCredentials | None:
+    """How the control plane authenticates to the inventory API: client credentials of
+    ``CONTROLPLANE_INVENTORY_CLIENT_ID``, or None when no client secret file is configured.
+    The token endpoint is ``CONTROLPLANE_INVENTORY_TOKEN_URL``, else the issuer's (discovery)."""
+    secret = settings.inventory_client_secret()
+    if secret is None:
+        return None
+    token_url = settings.inventory_token_url
+    if token_url is None:
+        assert settings.oidc_issuer is not None  # the settings refuse a secret without either
+        with httpx.Client(timeout=timeout or settings.oidc_timeout_seconds) as http:
+            token_url = ProviderMetadata(settings.oidc_issuer, http=http).endpoint("token_endpoint")
+    return ClientCredentials(
+        token_url=token_url, client_id=settings.inventory_client_id, client_secret=secret
+    )

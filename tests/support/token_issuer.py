@@ -96,6 +96,9 @@ def token_issuer() -> Iterator[TokenIssuer]:
                     "issuer": issuer.issuer,
                     "jwks_uri": f"{issuer.issuer}/certs",
                     "token_endpoint": f"{issuer.issuer}/token",
+                    "authorization_endpoint": f"{issuer.issuer}/auth",
+                    "end_session_endpoint": f"{issuer.issuer}/logout",
+                    "code_challenge_methods_supported": ["S256"],
                 }
             elif self.path == "/realms/test/certs":
                 issuer.jwks_reads += 1
