@@ -8,6 +8,7 @@ how often the keys are read.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -32,6 +34,11 @@ class TokenIssuer:
     #: Key ids published in the JWKS (a key can sign without being published).
     published: list[str] = field(default_factory=list)
     jwks_reads: int = 0
+    #: Client credentials: client id → secret, the tokens handed out, those still accepted by
+    #: ``/protected`` (a stand-in for an API that checks them).
+    clients: dict[str, str] = field(default_factory=dict)
+    issued: list[str] = field(default_factory=list)
+    accepted: set[str] = field(default_factory=set)
 
     @property
     def issuer(self) -> str:
@@ -103,9 +110,36 @@ def token_issuer() -> Iterator[TokenIssuer]:
             elif self.path == "/realms/test/certs":
                 issuer.jwks_reads += 1
                 body = issuer.jwks()
+            elif self.path == "/protected":
+                bearer = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                if bearer not in issuer.accepted:
+                    self.send_error(401)
+                    return
+                body = {"ok": True}
             else:
                 self.send_error(404)
                 return
+            self._json(body)
+
+        def do_POST(self) -> None:  # the token endpoint: client credentials, HTTP Basic
+            length = int(self.headers.get("Content-Length", "0"))
+            form = parse_qs(self.rfile.read(length).decode())
+            given = self.headers.get("Authorization", "").removeprefix("Basic ")
+            client, _, secret = base64.b64decode(given or "").decode().partition(":")
+            if self.path != "/realms/test/token" or form.get("grant_type") != [
+                "client_credentials"
+            ]:
+                self.send_error(400)
+                return
+            if issuer.clients.get(client) != secret:
+                self.send_error(401, "invalid_client")
+                return
+            token = issuer.token(subject=f"service-account-{client}", azp=client)
+            issuer.issued.append(token)
+            issuer.accepted.add(token)
+            self._json({"access_token": token, "expires_in": 300, "token_type": "Bearer"})
+
+        def _json(self, body: dict[str, Any]) -> None:
             data = json.dumps(body).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
