@@ -9,7 +9,8 @@
 #   7. the Kubernetes control plane: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
 #   8. etcd 3.6, KWOK and metrics-server (the cluster's store, simulated nodes, CPU metrics)
 #   9. Patroni (PyPI, hash-pinned) in a virtualenv of its own: PostgreSQL HA on etcd
-#  10. prints each backend's version as its binary reports it
+#  10. Keycloak (quarkus-dist from Maven Central, pinned and checksummed, pre-built), on a Java >= 21
+#  11. prints each backend's version as its binary reports it
 # Downloads and builds are cached outside the git tree (see STACK_CACHE_DIR below).
 set -euo pipefail
 
@@ -26,7 +27,7 @@ else
 fi
 SERVICE_USER=slostack
 PYTHON=${PYTHON:-python3}
-TOTAL=10
+TOTAL=11
 started=$(date +%s)
 
 step_started=$started
@@ -268,7 +269,65 @@ fi
 # PostgreSQL runs as the service account, and Patroni with it.
 chmod -R a+rX "$PATRONI_HOME"
 
-# --- 10. versions ------------------------------------------------------------------------------
-step 10 "backend versions (as each binary reports it)"
+# --- 10. Keycloak ------------------------------------------------------------------------------
+step 10 "Keycloak $KEYCLOAK_VERSION (keycloak-quarkus-dist, Maven Central)"
+# Keycloak 26 needs Java >= 21 (Debian bookworm's OpenJDK is 17): STACK_KEYCLOAK_JAVA_HOME, or the
+# newest JDK under /usr/lib/jvm that is recent enough (a Temurin one first, at equal versions).
+java_feature() {  # the feature version (17, 21, 25) of the Java at $1, or nothing
+  [ -x "$1/bin/java" ] && [ -f "$1/release" ] || return 0
+  sed -n 's/^JAVA_VERSION="\{0,1\}\([0-9]*\).*/\1/p' "$1/release"
+}
+KC_JAVA_HOME=${STACK_KEYCLOAK_JAVA_HOME:-}
+if [ -z "$KC_JAVA_HOME" ]; then
+  best=0
+  for candidate in /usr/lib/jvm/*temurin* /usr/lib/jvm/*; do
+    [ -d "$candidate" ] && [ ! -L "$candidate" ] || continue
+    feature=$(java_feature "$candidate")
+    if [ -n "$feature" ] && [ "$feature" -ge 21 ] && [ "$feature" -gt "$best" ]; then
+      best=$feature
+      KC_JAVA_HOME=$candidate
+    fi
+  done
+fi
+feature=$([ -n "$KC_JAVA_HOME" ] && java_feature "$KC_JAVA_HOME" || true)
+if [ -z "$feature" ] || [ "$feature" -lt 21 ]; then
+  die "Keycloak needs Java >= 21 and none was found under /usr/lib/jvm (install a Temurin JDK 21+ \
+from https://adoptium.net, or set STACK_KEYCLOAK_JAVA_HOME)"
+fi
+ok "Java $feature at $KC_JAVA_HOME"
+KC_HOME="$CACHE/keycloak-$KEYCLOAK_VERSION"
+KC_ZIP="$CACHE/downloads/keycloak-$KEYCLOAK_VERSION.zip"
+KC_URL="https://repo1.maven.org/maven2/org/keycloak/keycloak-quarkus-dist/$KEYCLOAK_VERSION/keycloak-quarkus-dist-$KEYCLOAK_VERSION.zip"
+# Build-time options: H2 file database (each instance has its own home and data), health and
+# metrics on the management port. A changed option list rebuilds the cached distribution.
+KC_BUILD_OPTIONS="--db=dev-file --health-enabled=true --metrics-enabled=true"
+KC_STAMP="$KC_HOME/.built-with"
+if [ ! -f "$KC_HOME/lib/quarkus/quarkus-application.dat" ] \
+    || [ "$(cat "$KC_STAMP" 2>/dev/null || true)" != "$KC_BUILD_OPTIONS" ]; then
+  if [ ! -f "$KC_ZIP" ] || ! echo "$KEYCLOAK_SHA256  $KC_ZIP" | sha256sum -c --quiet - 2>/dev/null; then
+    ok "downloading $KC_URL"
+    curl -fSL --retry 3 --progress-bar -o "$KC_ZIP.part" "$KC_URL"
+    echo "$KEYCLOAK_SHA256  $KC_ZIP.part" | sha256sum -c --quiet - || die "checksum mismatch for $KC_URL"
+    mv "$KC_ZIP.part" "$KC_ZIP"
+  fi
+  rm -rf "$KC_HOME" "$KC_HOME.part"
+  mkdir -p "$KC_HOME.part"
+  unzip -q "$KC_ZIP" -d "$KC_HOME.part"
+  ok "pre-building (kc.sh build $KC_BUILD_OPTIONS: about half a minute)"
+  # shellcheck disable=SC2086
+  JAVA_HOME="$KC_JAVA_HOME" "$KC_HOME.part/keycloak-$KEYCLOAK_VERSION/bin/kc.sh" build $KC_BUILD_OPTIONS \
+    || { rm -rf "$KC_HOME.part"; die "kc.sh build failed"; }
+  mv "$KC_HOME.part/keycloak-$KEYCLOAK_VERSION" "$KC_HOME"
+  rm -rf "$KC_HOME.part"
+  echo "$KC_BUILD_OPTIONS" > "$KC_STAMP"
+  ok "unpacked and built into $KC_HOME"
+else
+  ok "cached in $KC_HOME (built with $KC_BUILD_OPTIONS)"
+fi
+# Keycloak runs as the service account when we are root: it must read the distribution.
+chmod -R a+rX "$KC_HOME"
+
+# --- 11. versions ------------------------------------------------------------------------------
+step 11 "backend versions (as each binary reports it)"
 STACK_CACHE_DIR="$CACHE" "$VENV/bin/controlplane" stack versions
 printf '\nbootstrap done in %ss\n' "$(( $(date +%s) - started ))"

@@ -70,6 +70,42 @@ def _default_java_home() -> Path:
     return Path("/usr/lib/jvm/java-17-openjdk-amd64")
 
 
+#: Keycloak 26 runs on Java 21 or later (Debian bookworm's OpenJDK 17 is too old).
+KEYCLOAK_MIN_JAVA = 21
+
+
+def java_feature_version(java_home: Path) -> int | None:
+    """The feature version (17, 21, 25, ...) of the JDK or JRE at ``java_home``, read from its
+    ``release`` file; None when there is no Java there."""
+    release = java_home / "release"
+    if not (java_home / "bin" / "java").exists() or not release.is_file():
+        return None
+    for line in release.read_text(encoding="utf-8", errors="replace").splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "JAVA_VERSION":
+            head = value.strip().strip('"').split(".")[0]
+            return int(head) if head.isdigit() else None
+    return None
+
+
+def find_java_home(minimum: int, *, root: Path = Path("/usr/lib/jvm")) -> Path | None:
+    """The newest Java >= ``minimum`` under ``root`` (Temurin preferred at equal versions)."""
+    if not root.is_dir():
+        return None
+    found: list[tuple[int, bool, str, Path]] = []
+    for candidate in root.iterdir():
+        if candidate.is_symlink():
+            continue
+        version = java_feature_version(candidate)
+        if version is not None and version >= minimum:
+            found.append((version, "temurin" in candidate.name, candidate.name, candidate))
+    return max(found)[3] if found else None
+
+
+def _default_keycloak_java_home() -> Path:
+    return find_java_home(KEYCLOAK_MIN_JAVA) or Path("/usr/lib/jvm/temurin-21-jdk-amd64")
+
+
 def _default_run_as() -> str | None:
     if os.geteuid() != 0:
         return None
@@ -93,6 +129,10 @@ class StackSettings(BaseSettings):
     alertmanager: Path = Path("/usr/bin/prometheus-alertmanager")
     java_home: Path = Field(default_factory=_default_java_home)
     elasticsearch_home: Path | None = None
+    #: Keycloak's distribution, built once by ``make bootstrap``; default: in the cache.
+    keycloak_home: Path | None = None
+    #: A Java >= 21 for Keycloak; default: the newest found under /usr/lib/jvm.
+    keycloak_java_home: Path = Field(default_factory=_default_keycloak_java_home)
     jaeger: Path | None = None
     #: kustomize (renders deploy/k8s); default: the versioned build of ``make bootstrap``.
     kustomize: Path | None = None
@@ -112,6 +152,8 @@ class StackSettings(BaseSettings):
     elasticsearch_heap: str = "512m"
     #: Seconds to wait for a backend to become healthy.
     start_timeout: float = 120.0
+    #: Seconds to wait for Keycloak (a JVM importing its realms: 25-100 s on 2 busy cores).
+    keycloak_start_timeout: float = 300.0
 
     @field_validator("elasticsearch_heap")
     @classmethod
@@ -129,6 +171,12 @@ class StackSettings(BaseSettings):
             return self.elasticsearch_home
         version = self.versions.get("ES_VERSION", "unknown")
         return self.cache_dir / f"elasticsearch-{version}"
+
+    def keycloak_dist(self) -> Path:
+        if self.keycloak_home is not None:
+            return self.keycloak_home
+        version = self.versions.get("KEYCLOAK_VERSION", "unknown")
+        return self.cache_dir / f"keycloak-{version}"
 
     def jaeger_binary(self) -> Path:
         if self.jaeger is not None:

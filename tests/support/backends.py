@@ -7,7 +7,8 @@ plane, KWOK's fake nodes and metrics-server). Function-scoped: ``patroni_factory
 starting a Patroni cluster on etcd with the test's options; every cluster it made is stopped
 when the test ends), ``patroni_cluster`` (two members, synchronous mode) and
 ``pgbackrest_factory`` (pgBackRest repositories, with PostgreSQL servers archiving into them;
-stopped when the test ends). A backend that
+stopped when the test ends). ``keycloak`` (session-scoped) is the OpenID Connect provider with the
+realms ``inventory`` and ``other`` (see ``tests/support/keycloak.py``). A backend that
 cannot start fails the test when ``CI=true`` or ``REQUIRE_BACKENDS=1``; elsewhere the test is
 skipped with the reason. When a test fails, the log tail of every backend it used is attached to
 its report. The terminal summary lists each backend the session started with its version and
@@ -19,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,10 +45,12 @@ from controlplane.stack.backends import (
     Prometheus,
     Redis,
 )
+from controlplane.stack.keycloak import INVENTORY_REALM, OTHER_REALM, Keycloak
 from controlplane.stack.kubernetes import KubernetesCluster
 from controlplane.stack.patroni import PatroniCluster, PatroniMember
 from controlplane.stack.pgbackrest import PgBackRestRepository, PgInstance
 from controlplane.stack.settings import StackSettings
+from tests.support.keycloak import KeycloakServer
 
 B = TypeVar("B", bound=Backend)
 T = TypeVar("T")
@@ -187,6 +191,32 @@ def elasticsearch(backend_pool: BackendPool) -> Elasticsearch:
 @pytest.fixture(scope="session")
 def jaeger(backend_pool: BackendPool) -> Jaeger:
     return launch(backend_pool, Jaeger)
+
+
+@pytest.fixture(scope="session")
+def keycloak(backend_pool: BackendPool) -> Iterator[KeycloakServer]:
+    """Keycloak with the realms ``inventory`` and ``other``, fresh client secrets and keys."""
+
+    def start() -> KeycloakServer:
+        backend = Keycloak(
+            settings=backend_pool.settings,
+            workdir=backend_pool.workdir(Keycloak.name),
+            ports=dict(zip(Keycloak.port_labels, free_ports(2), strict=True)),
+            realms=(INVENTORY_REALM, OTHER_REALM),
+        )
+        began = time.monotonic()
+        backend_pool.start(backend)
+        server = KeycloakServer(backend, start_seconds=time.monotonic() - began)
+        key = f"{backend.name} (127.0.0.1:{backend.port})"
+        if key in backend_pool.versions:
+            backend_pool.versions[key] += f", started in {server.start_seconds:.1f} s"
+        return server
+
+    server = _start_or_report(start)
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 def _start_cluster(pool: BackendPool) -> KubernetesCluster:
@@ -373,6 +403,8 @@ def _backends_used(item: pytest.Item) -> list[Backend]:
     for value in getattr(item, "funcargs", {}).values():
         if isinstance(value, Backend):
             found.append(value)
+        elif isinstance(value, KeycloakServer):
+            found.append(value.backend)
         elif isinstance(value, KubernetesCluster):
             found.extend(value.backends)
         elif isinstance(value, PrometheusFactory):

@@ -1,0 +1,617 @@
+"""Keycloak: the OpenID Connect provider the inventory API, the control plane and the console trust.
+
+The dev realm (``inventory``) is defined here, in Python: its groups, users, client scopes and
+clients (:data:`GROUPS`, :data:`DEV_USERS`, :data:`CLIENTS`). :func:`realm_representation` turns
+that into Keycloak's realm JSON, which the server imports while it starts. Every start begins from
+an empty database, so every start has fresh client secrets (:attr:`Keycloak.client_secrets`) and
+fresh signing keys; nothing of a previous run can be used against the new one.
+
+Keycloak runs from the distribution ``make bootstrap`` unpacks and pre-builds (``kc.sh build``:
+H2 file database, local caches, health and metrics on), so each start is ``start --optimized``.
+Each instance gets a home folder of its own (links to the distribution's programs, its own
+``data``), which keeps the shared distribution read-only and lets instances run side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import time
+from collections.abc import Generator, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+
+from controlplane.core.processes import BackendStartError, kill_processes_under, run_checked
+from controlplane.stack.backends import BOOTSTRAP_HINT, Backend
+from controlplane.stack.settings import KEYCLOAK_MIN_JAVA, StackSettings, java_feature_version
+
+#: The realm the product's services trust.
+INVENTORY_REALM = "inventory"
+#: A second realm with the same clients and keys of its own ("a token of another issuer").
+OTHER_REALM = "other"
+
+#: Audiences: the resource servers a token may be presented to.
+INVENTORY_API = "inventory-api"
+CONTROLPLANE_API = "controlplane-api"
+#: Client scopes of the inventory API (they appear in the access token's ``scope`` claim).
+INVENTORY_READ = "inventory:read"
+INVENTORY_WRITE = "inventory:write"
+API_SCOPES = (INVENTORY_READ, INVENTORY_WRITE)
+
+GROUPS = ("slo-viewers", "slo-operators", "slo-admins")
+
+
+@dataclass(frozen=True)
+class RealmUser:
+    """A person of the dev realm; the password is ``<username>-pass``."""
+
+    username: str
+    first_name: str
+    last_name: str
+    group: str
+
+    @property
+    def password(self) -> str:
+        return f"{self.username}-pass"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+
+DEV_USERS = (
+    RealmUser("vera", "Vera", "Viewer", "slo-viewers"),
+    RealmUser("oscar", "Oscar", "Operator", "slo-operators"),
+    RealmUser("ada", "Ada", "Admin", "slo-admins"),
+)
+
+
+@dataclass(frozen=True)
+class RealmClient:
+    """A confidential client of the realm (every client has a secret)."""
+
+    client_id: str
+    description: str
+    #: ``aud`` of its access tokens.
+    audiences: tuple[str, ...]
+    #: API scopes always granted (default client scopes).
+    scopes: tuple[str, ...] = ()
+    #: Client credentials grant (a service account).
+    service_account: bool = True
+    #: Authorization code flow with PKCE S256 (a browser signs in).
+    browser_login: bool = False
+    #: Resource owner password grant (tests only: a user's token without a browser).
+    password_grant: bool = False
+    #: Groups of its service account (the ``groups`` claim of its tokens).
+    service_account_groups: tuple[str, ...] = ()
+    #: Access token lifespan in seconds (default: the realm's).
+    token_lifespan: int | None = None
+
+
+CLIENTS = (
+    RealmClient(
+        "inventory-console",
+        "The SLO console: people sign in through the browser",
+        audiences=(CONTROLPLANE_API,),
+        service_account=False,
+        browser_login=True,
+    ),
+    RealmClient(
+        "inventory-traffic",
+        "Traffic generator and benchmarks",
+        audiences=(INVENTORY_API,),
+        scopes=API_SCOPES,
+    ),
+    RealmClient(
+        "controlplane-probe",
+        "The control plane calling the inventory API (write probe)",
+        audiences=(INVENTORY_API,),
+        scopes=API_SCOPES,
+    ),
+    RealmClient(
+        "inventory-reader",
+        "Read-only caller of the inventory API",
+        audiences=(INVENTORY_API,),
+        scopes=(INVENTORY_READ,),
+    ),
+    RealmClient(
+        "controlplane-automation",
+        "A program calling the control-plane API as an operator",
+        audiences=(CONTROLPLANE_API,),
+        service_account_groups=("slo-operators",),
+    ),
+    RealmClient(
+        "tests-password",
+        "Tests: a user's token without a browser",
+        audiences=(INVENTORY_API, CONTROLPLANE_API),
+        scopes=API_SCOPES,
+        service_account=False,
+        password_grant=True,
+    ),
+    RealmClient(
+        "short-lived",
+        "Tests: read-only tokens that expire after 2 seconds",
+        audiences=(INVENTORY_API, CONTROLPLANE_API),
+        scopes=(INVENTORY_READ,),
+        token_lifespan=2,
+    ),
+)
+
+#: Where the console's browser sign-in may return to: any loopback port (RFC 8252 7.3: Keycloak
+#: lets a registered loopback redirect URI without a port match every port).
+CONSOLE_REDIRECT_PATH = "/auth/callback"
+LOOPBACK_REDIRECTS = (f"http://127.0.0.1{CONSOLE_REDIRECT_PATH}",)
+
+_TOKEN_CLAIMS = {
+    "access.token.claim": "true",
+    "id.token.claim": "true",
+    "userinfo.token.claim": "true",
+    "introspection.token.claim": "true",
+}
+
+
+def _mapper(name: str, mapper: str, **config: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "protocol": "openid-connect",
+        "protocolMapper": mapper,
+        "consentRequired": False,
+        "config": dict(config),
+    }
+
+
+def _attribute_mapper(name: str, attribute: str, claim: str) -> dict[str, Any]:
+    return _mapper(
+        name,
+        "oidc-usermodel-attribute-mapper",
+        **_TOKEN_CLAIMS,
+        **{"user.attribute": attribute, "claim.name": claim, "jsonType.label": "String"},
+    )
+
+
+def _scope(
+    name: str, mappers: Iterable[dict[str, Any]] = (), *, in_scope_claim: bool = True
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "protocol": "openid-connect",
+        "attributes": {
+            "include.in.token.scope": str(in_scope_claim).lower(),
+            "display.on.consent.screen": "false",
+        },
+        "protocolMappers": list(mappers),
+    }
+
+
+def client_scopes() -> list[dict[str, Any]]:
+    """The realm's client scopes (an imported realm gets no built-in ones: these replace them)."""
+    return [
+        _scope(
+            "basic",
+            [
+                _mapper(
+                    "sub",
+                    "oidc-sub-mapper",
+                    **{"access.token.claim": "true", "introspection.token.claim": "true"},
+                ),
+                _mapper(
+                    "auth_time",
+                    "oidc-usersessionmodel-note-mapper",
+                    **_TOKEN_CLAIMS,
+                    **{
+                        "user.session.note": "AUTH_TIME",
+                        "claim.name": "auth_time",
+                        "jsonType.label": "long",
+                    },
+                ),
+            ],
+            in_scope_claim=False,
+        ),
+        _scope(
+            "profile",
+            [
+                _mapper("full name", "oidc-full-name-mapper", **_TOKEN_CLAIMS),
+                _attribute_mapper("username", "username", "preferred_username"),
+                _attribute_mapper("given name", "firstName", "given_name"),
+                _attribute_mapper("family name", "lastName", "family_name"),
+            ],
+        ),
+        _scope(
+            "email",
+            [
+                _attribute_mapper("email", "email", "email"),
+                _mapper(
+                    "email verified",
+                    "oidc-usermodel-property-mapper",
+                    **_TOKEN_CLAIMS,
+                    **{
+                        "user.attribute": "emailVerified",
+                        "claim.name": "email_verified",
+                        "jsonType.label": "boolean",
+                    },
+                ),
+            ],
+        ),
+        _scope(
+            "groups",
+            [
+                _mapper(
+                    "groups",
+                    "oidc-group-membership-mapper",
+                    **_TOKEN_CLAIMS,
+                    **{"claim.name": "groups", "full.path": "false"},
+                )
+            ],
+            in_scope_claim=False,
+        ),
+        *(_scope(name) for name in API_SCOPES),
+    ]
+
+
+def _client(client: RealmClient, secret: str) -> dict[str, Any]:
+    attributes: dict[str, str] = {}
+    if client.browser_login:
+        attributes["pkce.code.challenge.method"] = "S256"
+        attributes["post.logout.redirect.uris"] = "+"
+    if client.token_lifespan is not None:
+        attributes["access.token.lifespan"] = str(client.token_lifespan)
+    return {
+        "clientId": client.client_id,
+        "description": client.description,
+        "enabled": True,
+        "protocol": "openid-connect",
+        "publicClient": False,
+        "clientAuthenticatorType": "client-secret",
+        "secret": secret,
+        "standardFlowEnabled": client.browser_login,
+        "implicitFlowEnabled": False,
+        "directAccessGrantsEnabled": client.password_grant,
+        "serviceAccountsEnabled": client.service_account,
+        "redirectUris": list(LOOPBACK_REDIRECTS) if client.browser_login else [],
+        "webOrigins": ["+"] if client.browser_login else [],
+        "fullScopeAllowed": False,
+        "attributes": attributes,
+        "defaultClientScopes": ["basic", "profile", "email", "groups", *client.scopes],
+        "optionalClientScopes": [],
+        "protocolMappers": [
+            _mapper(
+                f"audience {audience}",
+                "oidc-audience-mapper",
+                **{
+                    "included.custom.audience": audience,
+                    "access.token.claim": "true",
+                    "id.token.claim": "false",
+                    "introspection.token.claim": "true",
+                },
+            )
+            for audience in client.audiences
+        ],
+    }
+
+
+def _user(user: RealmUser) -> dict[str, Any]:
+    return {
+        "username": user.username,
+        "enabled": True,
+        "email": f"{user.username}@inventory.example",
+        "emailVerified": True,
+        "firstName": user.first_name,
+        "lastName": user.last_name,
+        "credentials": [{"type": "password", "value": user.password, "temporary": False}],
+        "groups": [f"/{user.group}"],
+    }
+
+
+def _service_account_user(client: RealmClient) -> dict[str, Any]:
+    return {
+        "username": f"service-account-{client.client_id}",
+        "enabled": True,
+        "serviceAccountClientId": client.client_id,
+        "groups": [f"/{group}" for group in client.service_account_groups],
+    }
+
+
+def realm_representation(realm: str, client_secrets: Mapping[str, str]) -> dict[str, Any]:
+    """Keycloak's JSON for one realm of the dev stack (``client_secrets``: client id -> secret)."""
+    return {
+        "realm": realm,
+        "enabled": True,
+        "displayName": f"Inventory SLO ({realm})",
+        "sslRequired": "external",
+        "registrationAllowed": False,
+        "loginWithEmailAllowed": True,
+        "accessTokenLifespan": 300,
+        "groups": [{"name": group} for group in GROUPS],
+        "clientScopes": client_scopes(),
+        "defaultDefaultClientScopes": ["basic", "profile", "email", "groups"],
+        "defaultOptionalClientScopes": [],
+        "clients": [_client(client, client_secrets[client.client_id]) for client in CLIENTS],
+        "users": [
+            *(_user(user) for user in DEV_USERS),
+            *(_service_account_user(c) for c in CLIENTS if c.service_account),
+        ],
+    }
+
+
+class AdminAuth(httpx.Auth):
+    """Bearer auth on Keycloak's admin REST API: a master-realm token, renewed before it expires."""
+
+    def __init__(self, url: str, username: str, password: str) -> None:
+        self.url = url
+        self.username = username
+        self.password = password
+        self._token = ""
+        self._expires = 0.0
+
+    def _fresh_token(self) -> str:
+        if time.monotonic() > self._expires - 10:
+            answer = httpx.post(
+                f"{self.url}/realms/master/protocol/openid-connect/token",
+                data={
+                    "grant_type": "password",
+                    "client_id": "admin-cli",
+                    "username": self.username,
+                    "password": self.password,
+                },
+                timeout=10,
+            )
+            answer.raise_for_status()
+            body = answer.json()
+            self._token = body["access_token"]
+            self._expires = time.monotonic() + float(body["expires_in"])
+        return self._token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._fresh_token()}"
+        yield request
+
+
+class Keycloak(Backend):
+    """Keycloak on loopback: the public HTTP port (realms, tokens, admin API) and the
+    management port (health, metrics)."""
+
+    name = "keycloak"
+    port_labels: ClassVar[tuple[str, ...]] = ("http", "management")
+    #: Keycloak runs as root too, but needs no privilege: the service account runs it.
+    needs_unprivileged_user = True
+    admin_username = "stack-admin"
+
+    def __init__(
+        self,
+        *,
+        settings: StackSettings,
+        workdir: Path,
+        ports: Mapping[str, int],
+        realms: Iterable[str] = (INVENTORY_REALM,),
+    ) -> None:
+        super().__init__(settings=settings, workdir=workdir, ports=ports)
+        self.realms = tuple(realms)
+        #: realm -> client id -> secret, generated at each start.
+        self.client_secrets: dict[str, dict[str, str]] = {}
+        self.admin_password = ""
+
+    # -- addresses -------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self.ports["http"]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def management_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['management']}"
+
+    def issuer(self, realm: str = INVENTORY_REALM) -> str:
+        return f"{self.url}/realms/{realm}"
+
+    def discovery_url(self, realm: str = INVENTORY_REALM) -> str:
+        return f"{self.issuer(realm)}/.well-known/openid-configuration"
+
+    def token_endpoint(self, realm: str = INVENTORY_REALM) -> str:
+        return f"{self.issuer(realm)}/protocol/openid-connect/token"
+
+    def jwks_uri(self, realm: str = INVENTORY_REALM) -> str:
+        return f"{self.issuer(realm)}/protocol/openid-connect/certs"
+
+    @property
+    def home(self) -> Path:
+        """This instance's Keycloak home: links to the distribution, its own ``data``."""
+        return self.workdir / "home"
+
+    # -- process ---------------------------------------------------------------------------
+    def executable(self) -> Path:
+        return self.settings.keycloak_dist() / "bin" / "kc.sh"
+
+    def check_java(self) -> Path:
+        java_home = self.settings.keycloak_java_home
+        version = java_feature_version(java_home)
+        if version is None or version < KEYCLOAK_MIN_JAVA:
+            found = "no Java" if version is None else f"Java {version}"
+            raise BackendStartError(
+                self.name,
+                f"needs Java >= {KEYCLOAK_MIN_JAVA}, found {found} at {java_home} (install a "
+                "Temurin JDK 21 or later, or point STACK_KEYCLOAK_JAVA_HOME at one)",
+            )
+        return java_home
+
+    def prepare(self) -> None:
+        self.check_java()
+        dist = self.settings.keycloak_dist()
+        if not (dist / "lib" / "quarkus" / "quarkus-application.dat").is_file():
+            raise BackendStartError(self.name, f"{dist} is not a built Keycloak ({BOOTSTRAP_HINT})")
+        if self.home.exists():  # every start from an empty database: fresh secrets and keys
+            shutil.rmtree(self.home)
+        (self.home / "data" / "import").mkdir(parents=True)
+        for part in ("bin", "conf", "lib", "providers", "themes"):
+            (self.home / part).symlink_to(dist / part)
+        self.admin_password = secrets.token_urlsafe(24)
+        self.client_secrets = {
+            realm: {client.client_id: secrets.token_urlsafe(32) for client in CLIENTS}
+            for realm in self.realms
+        }
+        for realm in self.realms:
+            path = self.home / "data" / "import" / f"{realm}-realm.json"
+            path.touch(mode=0o600)
+            path.write_text(
+                json.dumps(realm_representation(realm, self.client_secrets[realm]), indent=2),
+                encoding="utf-8",
+            )
+
+    def environment(self) -> dict[str, str]:
+        env = {key: value for key, value in super().environment().items() if key[:3] != "KC_"}
+        env.pop("JAVA_OPTS", None)
+        env.update(
+            JAVA_HOME=str(self.settings.keycloak_java_home),
+            KC_BOOTSTRAP_ADMIN_USERNAME=self.admin_username,
+            KC_BOOTSTRAP_ADMIN_PASSWORD=self.admin_password,
+        )
+        return env
+
+    def command(self) -> list[str]:
+        return [
+            str(self.executable()),
+            f"-Dkc.home.dir={self.home}",
+            f"-Djboss.server.config.dir={self.home / 'conf'}",
+            "start",
+            "--optimized",
+            "--import-realm",
+            "--cache=local",  # one node: no cluster transport (JGroups) listening
+            "--http-enabled=true",
+            "--http-host=127.0.0.1",
+            f"--http-port={self.port}",
+            f"--hostname={self.url}",
+            f"--http-management-port={self.ports['management']}",
+        ]
+
+    def start(self, timeout: float | None = None) -> None:
+        super().start(self.settings.keycloak_start_timeout if timeout is None else timeout)
+
+    def healthy(self) -> bool:
+        ready = httpx.get(f"{self.management_url}/health/ready", timeout=2)
+        if ready.status_code != 200:
+            return False
+        for realm in self.realms:
+            answer = httpx.get(self.discovery_url(realm), timeout=2)
+            if answer.status_code != 200 or answer.json().get("issuer") != self.issuer(realm):
+                return False
+        return True
+
+    def kill_leftovers(self) -> None:
+        kill_processes_under(self.workdir)
+
+    def admin_client(self) -> httpx.Client:
+        """An httpx client on ``<url>/admin/realms``, authenticated as the stack's admin."""
+        return httpx.Client(
+            base_url=f"{self.url}/admin/realms",
+            auth=AdminAuth(self.url, self.admin_username, self.admin_password),
+            timeout=10,
+        )
+
+    def query_version(self) -> str:
+        with self.admin_client() as admin:
+            answer = admin.get(f"{self.url}/admin/serverinfo")
+            answer.raise_for_status()
+        return f"Keycloak {answer.json()['systemInfo']['version']}"
+
+    def binary_version(self) -> str:
+        """``kc.sh --version`` (starts a JVM: a few seconds)."""
+        self.check_java()
+        output = run_checked(
+            self.name,
+            [str(self.executable()), "--version"],
+            user=self.user,
+            env={**self.environment(), "KC_BOOTSTRAP_ADMIN_PASSWORD": ""},
+            timeout=120,
+        )
+        for line in output.splitlines():
+            if line.strip().startswith("Keycloak"):
+                return line.strip()
+        raise BackendStartError(self.name, f"`kc.sh --version` printed no version: {output!r}")
+
+    # -- tokens and keys -------------------------------------------------------------------
+    def client_secret(self, client_id: str, realm: str = INVENTORY_REALM) -> str:
+        try:
+            return self.client_secrets[realm][client_id]
+        except KeyError:
+            raise KeyError(f"no client {client_id!r} in realm {realm!r} of this Keycloak") from None
+
+    def token(self, form: Mapping[str, str], realm: str = INVENTORY_REALM) -> dict[str, Any]:
+        """POST ``form`` to the realm's token endpoint; the token response (error: raises)."""
+        answer = httpx.post(self.token_endpoint(realm), data=dict(form), timeout=10)
+        if answer.status_code != 200:
+            raise httpx.HTTPStatusError(
+                f"token request for {form.get('client_id')} refused: "
+                f"{answer.status_code} {answer.text}",
+                request=answer.request,
+                response=answer,
+            )
+        body: dict[str, Any] = answer.json()
+        return body
+
+    def client_token(
+        self, client_id: str, scope: str | None = None, realm: str = INVENTORY_REALM
+    ) -> str:
+        """A client credentials access token of ``client_id``."""
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": self.client_secret(client_id, realm),
+        }
+        if scope is not None:
+            form["scope"] = scope
+        return str(self.token(form, realm)["access_token"])
+
+    def rotate_keys(self, realm: str = INVENTORY_REALM) -> str:
+        """Add an RSA signing key above every existing one, disable the older RSA signing keys
+        (they leave the JWKS), and return the new key's ``kid``."""
+        provider_type = "org.keycloak.keys.KeyProvider"
+        with self.admin_client() as admin:
+            realm_id = admin.get(f"/{realm}").raise_for_status().json()["id"]
+            components = admin.get(
+                f"/{realm}/components", params={"type": provider_type}
+            ).raise_for_status()
+            old = [c for c in components.json() if c["providerId"] == "rsa-generated"]
+            top = max((int(c["config"].get("priority", ["0"])[0]) for c in old), default=0)
+            created = admin.post(
+                f"/{realm}/components",
+                json={
+                    "name": f"rsa-rotated-{int(time.time())}",
+                    "providerId": "rsa-generated",
+                    "providerType": provider_type,
+                    "parentId": realm_id,
+                    "config": {
+                        "priority": [str(top + 100)],
+                        "enabled": ["true"],
+                        "active": ["true"],
+                        "algorithm": ["RS256"],
+                        "keySize": ["2048"],
+                    },
+                },
+            ).raise_for_status()
+            new_id = created.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+            for component in old:
+                component["config"]["enabled"] = ["false"]
+                component["config"]["active"] = ["false"]
+                admin.put(
+                    f"/{realm}/components/{component['id']}", json=component
+                ).raise_for_status()
+            keys = admin.get(f"/{realm}/keys").raise_for_status().json()["keys"]
+        for key in keys:
+            if key.get("providerId") == new_id and key.get("use") == "SIG":
+                return str(key["kid"])
+        raise RuntimeError(f"Keycloak lists no signing key of the new provider {new_id}")
+
+    def register_redirect(self, client_id: str, uri: str, realm: str = INVENTORY_REALM) -> None:
+        """Allow one more redirect URI for ``client_id``."""
+        with self.admin_client() as admin:
+            found = admin.get(f"/{realm}/clients", params={"clientId": client_id})
+            client = found.raise_for_status().json()[0]
+            if uri not in client["redirectUris"]:
+                client["redirectUris"].append(uri)
+                admin.put(f"/{realm}/clients/{client['id']}", json=client).raise_for_status()
