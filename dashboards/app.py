@@ -126,16 +126,16 @@ def who_view(
                 className="sign-out",
             ),
         ]
+    read_only: dict[str, Any] = {"data-role": "read-only"}
     try:
         me = client.me()
+        service = html.Span(f"read-only · token {me.name}", className="who-service", **read_only)
     except ClientError as exc:
-        return html.Span(describe_error(exc), className="who-error")
-    service = f"read-only · token {me.name}"
-    read_only: dict[str, Any] = {"data-role": "read-only"}
+        service = html.Span(describe_error(exc), className="who-error")
     if auth is None:
-        return html.Span(service, className="who-service", **read_only)
+        return service
     return [
-        html.Span(service, className="who-service", **read_only),
+        service,
         html.A(
             "Sign in",
             href="/auth/login?" + urlencode({"next": path or "/"}),

@@ -24,8 +24,8 @@ CONSOLE_TITLE = "Inventory SLO console"
 class Dashboards(Backend):
     """The Dash console on its port, reading the control plane at ``control_plane_url`` with
     the token in ``token_file`` (the console only reads with it: the kill switch and approvals
-    need a person signed in through the identity provider). The command line sets those four; any other ``DASHBOARDS_*`` variable (refresh interval, ...)
-    passes through."""
+    need a person signed in through the identity provider). The command line sets those four;
+    any other ``DASHBOARDS_*`` variable (refresh interval, sign-in, ...) passes through."""
 
     name = "dashboards"
 

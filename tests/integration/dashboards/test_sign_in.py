@@ -25,7 +25,7 @@ from controlplane.store.audit import AuditDecision, record_decision
 from controlplane.store.database import Database
 from controlplane.store.tokens import create_token
 from tests.integration.controlplane.processes import ControlPlaneProcess
-from tests.integration.dashboards.browser import Browser, ConsoleProcess
+from tests.integration.dashboards.browser import Browser, ConsoleProcess, headless_browser
 from tests.support.keycloak import KeycloakServer
 
 pytestmark = pytest.mark.timeout(300)
@@ -125,19 +125,27 @@ def stack(keycloak: KeycloakServer) -> Iterator[SignInStack]:
             control_plane.stop()
 
 
-def _fresh(browser: Browser, stack: SignInStack) -> None:
-    """No session left by an earlier test (the console's and Keycloak's cookies share the
-    host 127.0.0.1)."""
-    browser.open(f"{stack.console.url}/alerts")
-    browser.driver.delete_all_cookies()
-    browser.open(f"{stack.keycloak.url}/realms/inventory/account")
-    browser.driver.delete_all_cookies()
+@pytest.fixture
+def browser() -> Iterator[Browser]:
+    """A new Chromium profile per test: no console or Keycloak session carried over."""
+    with headless_browser() as fresh:
+        yield fresh
 
 
 def sign_in(browser: Browser, stack: SignInStack, username: str) -> None:
     """Through the console's "Sign in" link and Keycloak's own login page, back to /alerts."""
     browser.open(f"{stack.console.url}/alerts")
-    browser.click("#shell-sign-in")
+    try:
+        browser.click("#shell-sign-in")
+    except AssertionError as exc:
+        browser.screenshot("sign-in-missing")
+        header = browser.driver.execute_script(
+            "const h = document.querySelector('.shell-header'); return h ? h.outerHTML : ''"
+        )
+        raise AssertionError(
+            f"no sign-in link at {browser.driver.current_url}: {header} "
+            f"{browser.console_errors()} {stack.console.log_tail()}"
+        ) from exc
     browser.wait_for("#username")
     assert browser.driver.current_url.startswith(stack.keycloak.issuer)
     assert "code_challenge_method=S256" in browser.driver.current_url
@@ -156,7 +164,6 @@ def test_oscar_signs_in_approves_and_the_audit_names_him(
     browser: Browser, stack: SignInStack
 ) -> None:
     decision_id = stack.pending("approval mode: read-latency burns, 5 -> 7 replicas")
-    _fresh(browser, stack)
     sign_in(browser, stack, "oscar")
     assert "Oscar Operator (oscar) · operator" in browser.text(".who-person")
     browser.wait(
@@ -198,7 +205,6 @@ def test_vera_sees_no_operator_controls_and_the_api_refuses_her(
     browser: Browser, stack: SignInStack
 ) -> None:
     decision_id = stack.pending("approval mode: vera must not approve this")
-    _fresh(browser, stack)
     sign_in(browser, stack, "vera")
     assert "Vera Viewer (vera) · viewer" in browser.text(".who-person")
     browser.wait(lambda: "need the operator role" in browser.text("#alerts-role-note"))
@@ -230,7 +236,6 @@ def test_vera_sees_no_operator_controls_and_the_api_refuses_her(
 def test_sign_out_ends_the_console_and_the_provider_session(
     browser: Browser, stack: SignInStack
 ) -> None:
-    _fresh(browser, stack)
     sign_in(browser, stack, "oscar")
     cookie = browser.driver.get_cookie("console_session")
     assert cookie is not None
