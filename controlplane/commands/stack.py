@@ -28,7 +28,7 @@ err_console = Console(stderr=True)
 app = typer.Typer(
     name="stack",
     help="Run the real backends (PostgreSQL as a Patroni cluster on etcd, Redis, Prometheus, "
-    "Alertmanager, Elasticsearch, Jaeger) on loopback at their demo ports.",
+    "Alertmanager, Elasticsearch, Jaeger, Keycloak) on loopback at their demo ports.",
     no_args_is_help=True,
 )
 HomeOption = Annotated[

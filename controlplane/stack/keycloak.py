@@ -337,6 +337,20 @@ def realm_representation(realm: str, client_secrets: Mapping[str, str]) -> dict[
     }
 
 
+ADMIN_PASSWORD_FILE = "admin.password"
+
+
+def client_secret_file(secrets_dir: Path, client_id: str) -> Path:
+    """The file holding ``client_id``'s secret of realm ``inventory`` in the stack's folder."""
+    return secrets_dir / f"{client_id}.secret"
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(text, encoding="utf-8")
+
+
 class AdminAuth(httpx.Auth):
     """Bearer auth on Keycloak's admin REST API: a master-realm token, renewed before it expires."""
 
@@ -387,12 +401,18 @@ class Keycloak(Backend):
         workdir: Path,
         ports: Mapping[str, int],
         realms: Iterable[str] = (INVENTORY_REALM,),
+        secrets_dir: Path | None = None,
     ) -> None:
         super().__init__(settings=settings, workdir=workdir, ports=ports)
         self.realms = tuple(realms)
         #: realm -> client id -> secret, generated at each start.
         self.client_secrets: dict[str, dict[str, str]] = {}
         self.admin_password = ""
+        #: Where the secrets of realm ``inventory`` are written for other processes (0600 files
+        #: ``<client id>.secret`` and ``admin.password``); read back by a later process.
+        self.secrets_dir = secrets_dir
+        if secrets_dir is not None and (secrets_dir / ADMIN_PASSWORD_FILE).is_file():
+            self._read_secrets(secrets_dir)
 
     # -- addresses -------------------------------------------------------------------------
     @property
@@ -456,12 +476,29 @@ class Keycloak(Backend):
             for realm in self.realms
         }
         for realm in self.realms:
-            path = self.home / "data" / "import" / f"{realm}-realm.json"
-            path.touch(mode=0o600)
-            path.write_text(
+            _write_private(
+                self.home / "data" / "import" / f"{realm}-realm.json",
                 json.dumps(realm_representation(realm, self.client_secrets[realm]), indent=2),
-                encoding="utf-8",
             )
+        if self.secrets_dir is not None:
+            self._write_secrets(self.secrets_dir)
+
+    def _write_secrets(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)
+        for client_id, secret in self.client_secrets.get(INVENTORY_REALM, {}).items():
+            _write_private(client_secret_file(folder, client_id), secret + "\n")
+        _write_private(folder / ADMIN_PASSWORD_FILE, self.admin_password + "\n")
+
+    def _read_secrets(self, folder: Path) -> None:
+        self.admin_password = (folder / ADMIN_PASSWORD_FILE).read_text(encoding="utf-8").strip()
+        self.client_secrets[INVENTORY_REALM] = {
+            client.client_id: client_secret_file(folder, client.client_id)
+            .read_text(encoding="utf-8")
+            .strip()
+            for client in CLIENTS
+            if client_secret_file(folder, client.client_id).is_file()
+        }
 
     def environment(self) -> dict[str, str]:
         env = {key: value for key, value in super().environment().items() if key[:3] != "KC_"}
@@ -489,8 +526,8 @@ class Keycloak(Backend):
             f"--http-management-port={self.ports['management']}",
         ]
 
-    def start(self, timeout: float | None = None) -> None:
-        super().start(self.settings.keycloak_start_timeout if timeout is None else timeout)
+    def wait_healthy(self, timeout: float | None = None) -> None:
+        super().wait_healthy(self.settings.keycloak_start_timeout if timeout is None else timeout)
 
     def healthy(self) -> bool:
         ready = httpx.get(f"{self.management_url}/health/ready", timeout=2)

@@ -61,6 +61,7 @@ from controlplane.stack.backends import (
 )
 from controlplane.stack.console import Dashboards
 from controlplane.stack.errors import StackError
+from controlplane.stack.keycloak import Keycloak
 from controlplane.stack.kubernetes import (
     INVENTORY_NAMESPACE,
     KUBE_ETCD,
@@ -297,6 +298,7 @@ DEMO_PORTS: dict[str, dict[str, int]] = {
     Prometheus.name: {"http": 9090},
     Alertmanager.name: {"http": 9093},
     Elasticsearch.name: {"http": 9200, "transport": 9300},
+    Keycloak.name: {"http": 8180, "management": 9180},
     Jaeger.name: {
         "query_http": 16686,
         "otlp_grpc": 4317,
@@ -324,6 +326,7 @@ DEMO_PORTS: dict[str, dict[str, int]] = {
 #: (KUBERNETES_ORDER) after Jaeger: see order_for.
 ORDER: tuple[str, ...] = (
     Elasticsearch.name,
+    Keycloak.name,
     DCS,
     *MEMBER_BACKENDS,
     Redis.name,
@@ -425,6 +428,15 @@ def demo_prometheus_config(
             },
         ],
     }
+    if Keycloak.name in ports:  # the identity provider's management port
+        config["scrape_configs"].append(
+            {
+                "job_name": "keycloak",
+                "static_configs": [
+                    {"targets": [f"127.0.0.1:{ports[Keycloak.name]['management']}"]}
+                ],
+            }
+        )
     if InventoryAPI.name in ports:
         config["scrape_configs"].append(
             {
@@ -505,6 +517,12 @@ class LocalStack:
         self.backends = self._build()
 
     @property
+    def identity_dir(self) -> Path:
+        """Keycloak's client secrets of realm ``inventory`` (``<client id>.secret``, 0600),
+        new at every start, for the processes that sign in with them."""
+        return self.home / "data" / "identity"
+
+    @property
     def kubeconfig(self) -> Path:
         """The admin kubeconfig of the stack's cluster, for the user (kubectl, k9s, ...)."""
         return self.home / "kubeconfig"
@@ -530,6 +548,12 @@ class LocalStack:
                 settings=self.settings,
                 workdir=data / Elasticsearch.name,
                 ports=self.ports[Elasticsearch.name],
+            ),
+            Keycloak(
+                settings=self.settings,
+                workdir=data / Keycloak.name,
+                ports=self.ports[Keycloak.name],
+                secrets_dir=self.identity_dir,
             ),
             *self.database.backends,
             Redis(settings=self.settings, workdir=data / Redis.name, ports=self.ports[Redis.name]),
@@ -652,16 +676,18 @@ class LocalStack:
         control_plane.prepare_secrets(on_event=on_event)  # Alertmanager and Prometheus use them
         self.prepare_backups(dr_policy=control_plane.dr_policy)
         pids: dict[str, int] = {}
+        # The slow ones (JVMs) warm up while the rest start; each is waited for before the
+        # backend that needs it: Keycloak before the inventory API (its callers sign in),
+        # Elasticsearch before the traffic (the first minutes of SLO data should not be a
+        # start-up artefact).
+        warming = {InventoryAPI.name: Keycloak.name, TrafficGenerator.name: Elasticsearch.name}
         try:
-            elasticsearch_ready = False
             for name in self.order:
                 backend = self.backends[name]
-                if name == TrafficGenerator.name:
-                    # Traffic last, once Elasticsearch (a JVM warming up on the same cores) is
-                    # up: the first minutes of SLO data should not be a start-up artefact.
-                    self.backends[Elasticsearch.name].wait_healthy()
-                    on_event(Elasticsearch.name, "healthy")
-                    elasticsearch_ready = True
+                slow = warming.pop(name, None)
+                if slow is not None:
+                    self.backends[slow].wait_healthy()
+                    on_event(slow, "healthy")
                 on_event(name, "starting")
                 backend.spawn()
                 assert backend.process is not None
@@ -673,14 +699,14 @@ class LocalStack:
                         leader = self._wait_for_database(on_event=on_event)
                         self.configure_backups(leader, on_event=on_event)
                     continue
-                if name != Elasticsearch.name:  # the slow one warms up while the rest start
+                if name not in warming.values():
                     backend.wait_healthy()
                     on_event(name, "healthy")
                 if name == KUBERNETES_ORDER[-1]:
                     self._deploy_to_cluster(on_event=on_event)
-            if not elasticsearch_ready:
-                self.backends[Elasticsearch.name].wait_healthy()
-                on_event(Elasticsearch.name, "healthy")
+            for slow in warming.values():  # not waited for yet (a stack without their users)
+                self.backends[slow].wait_healthy()
+                on_event(slow, "healthy")
         except BackendStartError:
             self.down(on_event=on_event)
             raise

@@ -13,6 +13,7 @@ import html
 import re
 import secrets
 import time
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -277,8 +278,28 @@ def test_a_short_lived_token_verifies_and_then_expires(keycloak: KeycloakServer)
         verify(keycloak, token)
 
 
+KEY_PROVIDERS = {"type": "org.keycloak.keys.KeyProvider"}
+
+
+@pytest.fixture
+def keys_put_back(keycloak: KeycloakServer) -> Iterator[None]:
+    """After the test, the realm's key providers as they were: the session's other tests go on
+    with the original signing key (a server that cached the JWKS before is not surprised)."""
+    before = keycloak.admin.get("/inventory/components", params=KEY_PROVIDERS).json()
+    yield
+    after = keycloak.admin.get("/inventory/components", params=KEY_PROVIDERS).json()
+    known = {component["id"] for component in before}
+    for component in after:
+        if component["id"] not in known:
+            keycloak.admin.delete(f"/inventory/components/{component['id']}").raise_for_status()
+    for component in before:  # secrets come back masked: Keycloak keeps the stored ones
+        keycloak.admin.put(
+            f"/inventory/components/{component['id']}", json=component
+        ).raise_for_status()
+
+
 def test_key_rotation_signs_new_tokens_with_a_new_key_listed_in_the_jwks(
-    keycloak: KeycloakServer,
+    keycloak: KeycloakServer, keys_put_back: None
 ) -> None:
     before = keycloak.client_token("inventory-traffic")
     old_kid = jwt.get_unverified_header(before)["kid"]
@@ -294,3 +315,15 @@ def test_key_rotation_signs_new_tokens_with_a_new_key_listed_in_the_jwks(
     assert verify(keycloak, after)["azp"] == "inventory-traffic"
     with pytest.raises(jwt.PyJWKClientError):
         verify(keycloak, before)
+
+
+def test_the_original_signing_key_is_back_after_the_rotation_test(
+    keycloak: KeycloakServer,
+) -> None:
+    """Runs after the rotation test (file order): its fixture restored the realm's keys."""
+    token = keycloak.client_token("inventory-traffic")
+    assert verify(keycloak, token)["azp"] == "inventory-traffic"
+    signing = [k for k in httpx.get(keycloak.jwks_uri).json()["keys"] if k["use"] == "sig"]
+    assert [k["kid"] for k in signing if k["alg"] == "RS256"] == [
+        jwt.get_unverified_header(token)["kid"]
+    ]

@@ -101,6 +101,31 @@ def assert_console_reads_the_control_plane(home: Path, offset: int) -> None:
     assert me.json()["role"] == "operator"
 
 
+def assert_identity_provider_signs_in_with_the_stack_secrets(home: Path, offset: int) -> None:
+    """Keycloak's realm ``inventory`` answers on its demo port, and the client secrets the
+    stack wrote for the other processes (owner-only files) get tokens for the inventory API."""
+    ports = shifted_ports(offset)["keycloak"]
+    issuer = f"http://127.0.0.1:{ports['http']}/realms/inventory"
+    discovery = httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=10).json()
+    assert discovery["issuer"] == issuer
+    metrics = httpx.get(f"http://127.0.0.1:{ports['management']}/metrics", timeout=10)
+    assert metrics.status_code == 200
+    assert "jvm_memory_used_bytes" in metrics.text  # what the stack's Prometheus scrapes
+    secret_file = home / "data" / "identity" / "controlplane-probe.secret"
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    answer = httpx.post(
+        discovery["token_endpoint"],
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "controlplane-probe",
+            "client_secret": secret_file.read_text().strip(),
+        },
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["scope"].split().count("inventory:write") == 1
+
+
 def assert_api_writes(api: str) -> str:
     """A movement is accepted and applied by the API at ``api``; its id is returned."""
     with httpx.Client(base_url=api, timeout=10) as client:
@@ -167,6 +192,7 @@ def test_up_status_down_leaves_no_process(stack_home: Path) -> None:
     roles = database_members(status)
     assert sorted(roles.values()) == [("leader", "running"), ("sync_standby", "streaming")]
     assert_console_reads_the_control_plane(stack_home, offset)
+    assert_identity_provider_signs_in_with_the_stack_secrets(stack_home, offset)
     api = f"http://127.0.0.1:{shifted_ports(offset)['inventory-api']['http']}"
     wait_for_items(api)
     movement = assert_api_writes(api)
