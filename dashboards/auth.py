@@ -170,7 +170,7 @@ class ConsoleAuth:
         with self._lock:
             person = self._sessions.pop(sid, None) if isinstance(sid, str) else None
         flask.session.clear()
-        home = flask.url_for("auth_login", _external=True).rsplit("/auth/login", 1)[0] + "/"
+        home = flask.request.host_url  # the console's root, where the provider sends us back
         if person is None:
             return flask.redirect("/")
         try:
