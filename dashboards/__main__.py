@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from controlplane.client.http import ControlPlaneClient
 from dashboards.app import create_app
+from dashboards.auth import ConsoleAuth
 from dashboards.config import DashboardSettings, SettingsError
 
 logger = logging.getLogger("dashboards")
@@ -82,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_from(_arguments(argv))
         token = settings.resolved_token()
+        oidc = settings.oidc_secrets()
     except (ValidationError, SettingsError) as exc:
         logger.error("cannot start the console: %s", exc)
         return 2
@@ -90,12 +92,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         token=token,
         timeout=settings.request_timeout_seconds,
     )
-    app = create_app(client=client, settings=settings)
+    auth = None
+    if settings.oidc_issuer is not None and oidc is not None:
+        auth = ConsoleAuth(
+            issuer=settings.oidc_issuer,
+            client_id=settings.oidc_client_id,
+            client_secret=oidc[0],
+            scope=settings.oidc_scope,
+            role_groups=settings.role_groups,
+            max_age_seconds=settings.session_max_age_seconds,
+            control_plane_url=settings.control_plane_url,
+            request_timeout=settings.request_timeout_seconds,
+        )
+    app = create_app(
+        client=client,
+        settings=settings,
+        auth=auth,
+        session_secret=None if oidc is None else oidc[1],
+    )
     logger.info(
-        "operator console on http://%s:%d (control plane %s)",
+        "operator console on http://%s:%d (control plane %s; %s)",
         settings.host,
         settings.port,
         settings.control_plane_url,
+        f"sign-in through {settings.oidc_issuer}" if auth else "read-only: no sign-in configured",
     )
     try:
         app.run(host=settings.host, port=settings.port, debug=False, threaded=True)

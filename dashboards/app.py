@@ -15,13 +15,14 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 import flask
 from dash import Dash, Input, Output, State, dcc, html, no_update
 from dash.development.base_component import Component
 
 from controlplane.client.http import ClientError, ControlPlaneClient
+from dashboards.auth import ConsoleAuth
 from dashboards.config import DashboardSettings
 from dashboards.history import RecentHistory
 from dashboards.pages.alerts import callbacks as alerts_callbacks
@@ -103,7 +104,56 @@ def _page_path(referrer: str | None) -> str | None:
     return urlsplit(referrer).path or "/"
 
 
-def create_app(*, client: ControlPlaneClient, settings: DashboardSettings) -> Dash:
+def who_view(
+    *, auth: ConsoleAuth | None, client: ControlPlaneClient, path: str | None
+) -> list[Any] | str | html.Span:
+    """The header's right end: the signed-in person and sign-out, else the service token and
+    (with a provider) a sign-in link."""
+    person = auth.person() if auth is not None else None
+    if auth is not None and person is not None:
+        role = person.role.value if person.role is not None else "no role"
+        as_role: dict[str, Any] = {"data-role": role}
+        return [
+            html.Span(
+                f"{person.label} ({person.username or person.subject}) · {role}",
+                className="who-person",
+                **as_role,
+            ),
+            html.Form(
+                html.Button("Sign out", type="submit", id="shell-sign-out", className="small"),
+                action="/auth/logout",
+                method="POST",
+                className="sign-out",
+            ),
+        ]
+    read_only: dict[str, Any] = {"data-role": "read-only"}
+    try:
+        me = client.me()
+        service = html.Span(f"read-only · token {me.name}", className="who-service", **read_only)
+    except ClientError as exc:
+        service = html.Span(describe_error(exc), className="who-error")
+    if auth is None:
+        return service
+    return [
+        service,
+        html.A(
+            "Sign in",
+            href="/auth/login?" + urlencode({"next": path or "/"}),
+            id="shell-sign-in",
+            className="sign-in",
+        ),
+    ]
+
+
+def create_app(
+    *,
+    client: ControlPlaneClient,
+    settings: DashboardSettings,
+    auth: ConsoleAuth | None = None,
+    session_secret: str | None = None,
+) -> Dash:
+    """The console; with ``auth`` (and the secret that signs its session cookie) people sign
+    in and act as themselves, without it the console only reads."""
     app = Dash(
         __name__,
         title="Inventory SLO console",
@@ -113,6 +163,12 @@ def create_app(*, client: ControlPlaneClient, settings: DashboardSettings) -> Da
         serve_locally=True,
     )
     refresh = settings.refresh_interval_seconds
+    if auth is not None:
+        if not session_secret:
+            raise ValueError("sign-in needs the session secret that signs the cookie")
+        auth.install(
+            app.server, secret=session_secret, secure_cookie=settings.session_cookie_secure
+        )
 
     def initial_layout() -> html.Div:
         # Dash also calls this once at start, outside any request: the bare shell then.
@@ -146,12 +202,8 @@ def create_app(*, client: ControlPlaneClient, settings: DashboardSettings) -> Da
         return page_for(pathname, refresh_seconds=refresh), None
 
     @app.callback(Output(ShellIds.WHO, "children"), Input(ShellIds.LOCATION, "pathname"))
-    def who(_pathname: str | None) -> str | html.Span:
-        try:
-            me = client.me()
-        except ClientError as exc:
-            return html.Span(describe_error(exc), className="who-error")
-        return f"token {me.name} · {me.role.value}"
+    def who(pathname: str | None) -> list[Any] | str | html.Span:
+        return who_view(auth=auth, client=client, path=pathname)
 
     history = RecentHistory(
         client=client,
@@ -165,5 +217,5 @@ def create_app(*, client: ControlPlaneClient, settings: DashboardSettings) -> Da
     detail_callbacks.register(app, client=client)
     capacity_callbacks.register(app, client=client)
     dr_callbacks.register(app, client=client)
-    alerts_callbacks.register(app, client=client)
+    alerts_callbacks.register(app, client=client, auth=auth)
     return app

@@ -2,15 +2,19 @@
 
 The console reads everything through the control-plane API with one bearer token, given either
 as ``DASHBOARDS_TOKEN`` or as a file (``DASHBOARDS_TOKEN_FILE`` / ``--token-file``), never both.
+With ``DASHBOARDS_OIDC_ISSUER`` people sign in through the identity provider; operator actions
+are made with the signed-in person's access token (see ``dashboards/auth.py``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from controlplane.core.security import DEFAULT_ROLE_GROUPS, RoleGroups, parse_role_groups
 from controlplane.core.validation import HttpUrl, SecretUnreadable, read_secret
 
 __all__ = ["DashboardSettings", "SettingsError"]
@@ -18,6 +22,10 @@ __all__ = ["DashboardSettings", "SettingsError"]
 
 class SettingsError(ValueError):
     """A setting that cannot work (named in the message)."""
+
+
+def _role_groups(value: Any) -> Any:
+    return parse_role_groups(value) if isinstance(value, str) else value
 
 
 class DashboardSettings(BaseSettings):
@@ -45,12 +53,55 @@ class DashboardSettings(BaseSettings):
     history_cache: bool = True
     #: off = one history request per SLO instead of ``GET /slos/history`` (the baseline).
     history_batch: bool = True
+    #: Sign-in through OpenID Connect; unset: nobody signs in and the console only reads.
+    oidc_issuer: HttpUrl | None = None
+    oidc_client_id: str = Field(default="inventory-console", min_length=1)
+    oidc_client_secret_file: Path | None = None
+    oidc_scope: str = Field(default="openid profile", min_length=1)
+    #: ``role=group|group,...``: the provider groups giving each role (as the control plane's
+    #: ``CONTROLPLANE_OIDC_ROLE_GROUPS``).
+    role_groups: Annotated[RoleGroups, BeforeValidator(_role_groups)] = Field(
+        default_factory=lambda: parse_role_groups(DEFAULT_ROLE_GROUPS)
+    )
+    #: File holding the key that signs the session cookie (required with sign-in).
+    session_secret_file: Path | None = None
+    #: A session ends this long after sign-in at the latest (earlier when the provider's does).
+    session_max_age_seconds: float = Field(default=8 * 3600.0, ge=60, le=7 * 24 * 3600.0)
+    #: Send the session cookie over HTTPS only (set it when the console is served over TLS).
+    session_cookie_secure: bool = False
 
     @model_validator(mode="after")
     def _one_token_source(self) -> DashboardSettings:
         if self.token is not None and self.token_file is not None:
             raise ValueError("set DASHBOARDS_TOKEN or DASHBOARDS_TOKEN_FILE, not both")
         return self
+
+    def oidc_secrets(self) -> tuple[str, str] | None:
+        """(client secret, session secret) when sign-in is configured, else None;
+        :class:`SettingsError` naming what is missing or unreadable."""
+        if self.oidc_issuer is None:
+            return None
+        found: list[str] = []
+        for variable, path in (
+            ("DASHBOARDS_OIDC_CLIENT_SECRET_FILE", self.oidc_client_secret_file),
+            ("DASHBOARDS_SESSION_SECRET_FILE", self.session_secret_file),
+        ):
+            if path is None:
+                raise SettingsError(
+                    f"DASHBOARDS_OIDC_ISSUER is set: {variable} is required (sign-in needs it)"
+                )
+            try:
+                secret = read_secret(value=None, file=path)
+            except SecretUnreadable as exc:
+                raise SettingsError(f"{variable}: {exc}") from exc
+            assert secret is not None
+            found.append(secret)
+        if len(found[1]) < 32:
+            raise SettingsError(
+                "DASHBOARDS_SESSION_SECRET_FILE: the session secret must be at least 32 "
+                "characters (python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        return found[0], found[1]
 
     def resolved_token(self) -> str:
         """The API token; :class:`SettingsError` when none is configured or the file is empty."""

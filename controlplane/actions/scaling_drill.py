@@ -85,7 +85,13 @@ class OpenLoopLoad:
     """GETs at a fixed rate from a background thread until :meth:`stop` (or ``max_seconds``)."""
 
     def __init__(
-        self, *, url: str, path: Callable[[], str], rate: float, max_seconds: float = 900.0
+        self,
+        *,
+        url: str,
+        path: Callable[[], str],
+        rate: float,
+        max_seconds: float = 900.0,
+        auth: httpx.Auth | None = None,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
@@ -93,6 +99,8 @@ class OpenLoopLoad:
         self.path = path
         self.rate = rate
         self.max_seconds = max_seconds
+        #: How the requests authenticate to the API (client credentials), None: no token.
+        self.auth = auth
         self.recorder = LoadRecorder()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -113,7 +121,9 @@ class OpenLoopLoad:
         # A new connection per request: each one goes to whichever worker accepts it, as behind
         # a load balancer; kept-alive connections would pin the load to the first worker.
         limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=0)
-        async with httpx.AsyncClient(base_url=self.url, timeout=15.0, limits=limits) as client:
+        async with httpx.AsyncClient(
+            base_url=self.url, timeout=15.0, limits=limits, auth=self.auth
+        ) as client:
             tasks: set[asyncio.Task[None]] = set()
             start = time.monotonic()
             sent = 0
@@ -201,10 +211,14 @@ def run_scaling_drill(
     settle_s: float = 30.0,
     on_progress: Callable[[str], None] = lambda line: None,
     on_onset: Callable[[], None] = lambda: None,
+    auth: httpx.Auth | None = None,
 ) -> ScalingDrillResult:
     """Run the drill against ``api_url`` (see the module docstring). ``on_onset`` is called at
-    the moment the slowness starts (benchmarks start their own clocks there)."""
-    load = OpenLoopLoad(url=api_url, path=path, rate=rate, max_seconds=warmup_s + timeout_s + 60)
+    the moment the slowness starts (benchmarks start their own clocks there); ``auth`` is how
+    the reads authenticate (the control plane's client credentials)."""
+    load = OpenLoopLoad(
+        url=api_url, path=path, rate=rate, max_seconds=warmup_s + timeout_s + 60, auth=auth
+    )
     load.start()
     recorder = load.recorder
     try:

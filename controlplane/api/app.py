@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from controlplane.api.deps import require_role
+from controlplane.api.deps import access_token_verifier, require_role
 from controlplane.api.errors import ERROR_RESPONSES, add_error_handler
 from controlplane.api.routes import (
     actions,
@@ -174,6 +174,7 @@ def create_app(
     )
     app.extension_schemas = {}
     app.state.runtime = the_runtime
+    app.state.verifier = access_token_verifier(settings.identity)
     app.state.metrics = metrics or ControlPlaneMetrics()
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(PoolTimeoutError, _database_unavailable)

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
+import httpx
 from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from controlplane.core.config import ControlPlaneSettings
-from controlplane.core.security import Role
+from controlplane.core.config import ControlPlaneSettings, IdentitySettings
+from controlplane.core.oidc import (
+    AccessTokenVerifier,
+    ProviderMetadata,
+    ProviderUnavailable,
+    SigningKeys,
+    TokenRejected,
+)
+from controlplane.core.security import TOKEN_PREFIX, Role, role_of_groups
 from controlplane.core.validation import NO_NUL
 from controlplane.orchestrator.registry import Orchestration
 from controlplane.runtime import DatabaseOperations, Runtime
@@ -28,6 +36,7 @@ __all__ = [
     "SettingsDep",
     "SloIdPath",
     "WriterDep",
+    "access_token_verifier",
     "database_operations",
     "require_role",
 ]
@@ -35,7 +44,9 @@ __all__ = [
 api_token = HTTPBearer(
     auto_error=False,
     scheme_name="ApiToken",
-    description="An API token (`controlplane token create --name N --role viewer|operator|admin`).",
+    description="An API token (`controlplane token create --name N --role viewer|operator|admin`)"
+    " or an access token of the identity provider (CONTROLPLANE_OIDC_ISSUER, audience "
+    "CONTROLPLANE_OIDC_AUDIENCE).",
 )
 
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Bearer"}
@@ -95,30 +106,103 @@ WriterDep = Annotated[Session, Depends(writer_session)]
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the token's name and role."""
+    """Who is calling: an API token (its name) or a person or program of the identity provider
+    (``subject``, ``username``, ``full_name``); ``role`` is None for a person whose groups give
+    none (every route then answers 403)."""
 
     name: str
-    role: Role
+    role: Role | None
+    kind: Literal["token", "oidc"] = "token"
+    subject: str | None = None
+    username: str | None = None
+    full_name: str | None = None
+    issuer: str | None = None
+    client: str | None = None
+
+    @property
+    def actor(self) -> str:
+        """The audit log's actor for an action asked for by this caller."""
+        return f"operator:{self.name}"
+
+    def evidence(self) -> dict[str, Any]:
+        """Who asked, as audit evidence: the token's name, or the provider's subject and
+        names (and the client the person signed in through)."""
+        if self.kind == "token":
+            return {"kind": "api-token", "token": self.name}
+        return {
+            "kind": "oidc",
+            "issuer": self.issuer,
+            "subject": self.subject,
+            "preferred_username": self.username,
+            "name": self.full_name,
+            "client": self.client,
+        }
+
+
+def access_token_verifier(settings: IdentitySettings) -> AccessTokenVerifier | None:
+    """The verifier of the provider's access tokens; None without ``CONTROLPLANE_OIDC_ISSUER``.
+    Nothing is read from the provider before the first token arrives."""
+    if settings.oidc_issuer is None:
+        return None
+    http = httpx.Client(timeout=settings.oidc_timeout_seconds)
+    metadata = ProviderMetadata(settings.oidc_issuer, http=http)
+    keys = SigningKeys(
+        metadata=metadata,
+        http=http,
+        min_refresh_seconds=settings.oidc_jwks_min_refresh_seconds,
+        max_age_seconds=settings.oidc_jwks_max_age_seconds,
+    )
+    return AccessTokenVerifier(
+        issuer=settings.oidc_issuer,
+        audience=settings.oidc_audience,
+        keys=keys,
+        leeway_seconds=settings.oidc_leeway_seconds,
+    )
+
+
+def _unauthorized(reason: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, reason, headers=UNAUTHORIZED_HEADERS)
+
+
+def _oidc_principal(request: Request, runtime: Runtime, token: str) -> Principal:
+    verifier: AccessTokenVerifier | None = getattr(request.app.state, "verifier", None)
+    if verifier is None:
+        raise _unauthorized("unknown or revoked token")
+    try:
+        identity = verifier.verify(token)
+    except TokenRejected as exc:
+        raise _unauthorized(f"access token refused: {exc}") from exc
+    except ProviderUnavailable as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"cannot check the access token: identity provider unavailable: {exc}",
+        ) from exc
+    role = role_of_groups(list(identity.groups), runtime.settings.identity.oidc_role_groups)
+    return Principal(
+        name=identity.label,
+        role=role,
+        kind="oidc",
+        subject=identity.subject,
+        username=identity.username,
+        full_name=identity.name,
+        issuer=identity.issuer,
+        client=identity.client,
+    )
 
 
 def current_principal(
+    request: Request,
     runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(api_token)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing bearer token",
-            headers=UNAUTHORIZED_HEADERS,
-        )
+        raise _unauthorized("missing bearer token")
+    if not credentials.credentials.startswith(TOKEN_PREFIX):
+        return _oidc_principal(request, runtime, credentials.credentials)
     with runtime.database.reader() as session:
         token = authenticate(session, secret=credentials.credentials)
     if token is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "unknown or revoked token",
-            headers=UNAUTHORIZED_HEADERS,
-        )
+        raise _unauthorized("unknown or revoked token")
     return Principal(name=token.name, role=token.role)
 
 
@@ -126,11 +210,17 @@ def require_role(role: Role) -> Callable[[Principal], Principal]:
     """A dependency that lets through tokens whose role includes ``role`` (else 403)."""
 
     def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        who = f"token {principal.name!r}" if principal.kind == "token" else principal.name
+        if principal.role is None:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"this route needs the {role.value} role; {who} has no role: none of their "
+                "groups is mapped to one (CONTROLPLANE_OIDC_ROLE_GROUPS)",
+            )
         if not principal.role.allows(role):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
-                f"this route needs the {role.value} role; token {principal.name!r} is "
-                f"{principal.role.value}",
+                f"this route needs the {role.value} role; {who} is {principal.role.value}",
             )
         return principal
 

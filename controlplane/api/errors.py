@@ -69,8 +69,15 @@ class ErrorAnswer(BaseModel):
 #: (422, the validation errors, FastAPI documents per route).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorAnswer, "description": "The body could not be read (not JSON)"},
-    401: {"model": ErrorAnswer, "description": "No bearer token, or an unknown or revoked one"},
-    403: {"model": ErrorAnswer, "description": "The token's role is not allowed here"},
+    401: {
+        "model": ErrorAnswer,
+        "description": "No bearer token, an unknown or revoked API token, or an access token "
+        "refused (expired, another issuer, wrong audience, bad signature: the detail says which)",
+    },
+    403: {
+        "model": ErrorAnswer,
+        "description": "The caller's role is not allowed here (or a person's groups give none)",
+    },
     404: {"model": ErrorAnswer, "description": "No such resource"},
     503: {"model": ErrorAnswer, "description": "The store (or a source it needs) is unavailable"},
 }

@@ -66,6 +66,7 @@ from controlplane.client.http import ClientError, ControlPlaneClient
 from controlplane.client.models import AuditEntry
 from controlplane.core.config import ControlPlaneSettings, environment_names
 from controlplane.core.errors import ControlPlaneError
+from controlplane.core.oidc import inventory_api_auth
 from controlplane.core.processes import postmaster_pid
 from controlplane.failover.local import LocalNodeControl
 from controlplane.failover.nodes import Node, NodeUnreachable, probe
@@ -395,7 +396,12 @@ def scaling_command(
     if control_plane is None:
         err.print(f"the stack's control plane is not running in {home} (make demo)")
         raise typer.Exit(1)
-    listing = httpx.get(f"{api.url}/api/v1/items", params={"limit": 50}, timeout=5)
+    try:
+        auth = inventory_api_auth(ControlPlaneSettings().identity)
+    except ControlPlaneError as exc:
+        err.print(f"cannot authenticate to the inventory API: {exc}")
+        raise typer.Exit(1) from exc
+    listing = httpx.get(f"{api.url}/api/v1/items", params={"limit": 50}, timeout=5, auth=auth)
     skus = [item["sku"] for item in listing.json().get("items", [])] if listing.is_success else []
     if not skus:
         err.print("the API has no items yet: let the demo traffic run a few seconds")
@@ -432,6 +438,7 @@ def scaling_command(
     started = datetime.now(UTC)
     result = run_scaling_drill(
         api_url=api.url,
+        auth=auth,
         faults_file=api.faults_file,
         path=lambda: f"/api/v1/stock/{next(picks)}",
         rate=rate,

@@ -39,6 +39,7 @@ from pydantic_settings import (
 
 import slo
 from controlplane.core.errors import ControlPlaneError
+from controlplane.core.security import DEFAULT_ROLE_GROUPS, RoleGroups, parse_role_groups
 from controlplane.core.validation import (
     HttpUrl,
     HttpUrlList,
@@ -64,6 +65,7 @@ __all__ = [
     "FailoverDriverKind",
     "FailoverMode",
     "FailoverSettings",
+    "IdentitySettings",
     "LeaderSettings",
     "NodeAddress",
     "OrchestratorKind",
@@ -517,6 +519,79 @@ class LeaderSettings(_Group):
         return self
 
 
+def _role_groups(value: Any) -> Any:
+    return parse_role_groups(value) if isinstance(value, str) else value
+
+
+class IdentitySettings(_Group):
+    """The identity provider (OpenID Connect): whose access tokens the API accepts next to its
+    own API tokens, which groups give which role, and the client the control plane calls the
+    inventory API as."""
+
+    oidc_issuer: HttpUrl | None = Field(
+        default=None,
+        description="Issuer URL of the provider (`<issuer>/.well-known/openid-configuration`); "
+        "unset: only API tokens are accepted.",
+    )
+    oidc_audience: str = Field(
+        default="controlplane-api", min_length=1, description="Audience the access tokens carry."
+    )
+    oidc_role_groups: Annotated[RoleGroups, BeforeValidator(_role_groups)] = Field(
+        default_factory=lambda: parse_role_groups(DEFAULT_ROLE_GROUPS),
+        description="role=group|group,... : the provider groups (`groups` claim) giving each "
+        "role; a person in none of them has no role (403).",
+    )
+    oidc_jwks_min_refresh_seconds: PositiveSeconds = Field(
+        default=10.0,
+        description="A token signed with an unknown key re-reads the provider's keys at most "
+        "this often.",
+    )
+    oidc_jwks_max_age_seconds: PositiveSeconds = 3600.0
+    oidc_leeway_seconds: float = Field(default=0.0, ge=0, le=300)
+    oidc_timeout_seconds: PositiveSeconds = 5.0
+    inventory_client_id: str = Field(
+        default="controlplane-probe",
+        min_length=1,
+        description="Client the control plane calls the inventory API as (client credentials).",
+    )
+    inventory_client_secret_file: Path | None = Field(
+        default=None,
+        description="File holding that client's secret; unset: calls to the inventory API "
+        "carry no token.",
+    )
+    inventory_token_url: HttpUrl | None = Field(
+        default=None,
+        description="Token endpoint for those calls; unset: the issuer's (discovery).",
+    )
+
+    @field_validator("oidc_role_groups")
+    @classmethod
+    def _some_role(cls, value: RoleGroups) -> RoleGroups:
+        if not value:
+            raise ValueError("map at least one role to a group (role=group,...)")
+        return value
+
+    @model_validator(mode="after")
+    def _client_needs_provider(self) -> IdentitySettings:
+        if (
+            self.inventory_client_secret_file is not None
+            and self.inventory_token_url is None
+            and self.oidc_issuer is None
+        ):
+            raise ValueError(
+                "CONTROLPLANE_INVENTORY_CLIENT_SECRET_FILE needs CONTROLPLANE_OIDC_ISSUER or "
+                "CONTROLPLANE_INVENTORY_TOKEN_URL (where to get the tokens)"
+            )
+        return self
+
+    def inventory_client_secret(self) -> str | None:
+        """The inventory client's secret, None when no secret file is set."""
+        try:
+            return read_secret(value=None, file=self.inventory_client_secret_file)
+        except SecretUnreadable as exc:
+            raise SettingsError(f"CONTROLPLANE_INVENTORY_CLIENT_SECRET_FILE: {exc}") from exc
+
+
 # -- the root ----------------------------------------------------------------------------------
 def _env_key(name: str, field: FieldInfo) -> str:
     alias = field.validation_alias
@@ -555,6 +630,7 @@ class ControlPlaneSettings(BaseSettings):
     failover: FailoverSettings = Field(default_factory=FailoverSettings)
     backups: BackupSettings = Field(default_factory=BackupSettings)
     leader: LeaderSettings = Field(default_factory=LeaderSettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
 
     @classmethod
     def settings_customise_sources(

@@ -59,9 +59,9 @@ from controlplane.stack.backends import (
     Prometheus,
     Redis,
 )
-from controlplane.stack.console import Dashboards
+from controlplane.stack.console import ConsoleSignIn, Dashboards
 from controlplane.stack.errors import StackError
-from controlplane.stack.keycloak import Keycloak
+from controlplane.stack.keycloak import INVENTORY_REALM, Keycloak, client_secret_file
 from controlplane.stack.kubernetes import (
     INVENTORY_NAMESPACE,
     KUBE_ETCD,
@@ -98,12 +98,21 @@ BACKUPS = "pgbackrest"
 ADMIN_TOKEN_NAME = "stack-admin"
 METRICS_TOKEN_NAME = "stack-prometheus"
 CONSOLE_TOKEN_NAME = "stack-dashboards"
+#: Clients of the identity provider the stack's control plane and console are.
+PROBE_CLIENT = "controlplane-probe"
+CONSOLE_CLIENT = "inventory-console"
+
+
+def identity_folder(home: Path) -> Path:
+    """Where the stack writes Keycloak's client secrets of realm ``inventory``."""
+    return home / "data" / "identity"
 
 
 class ControlPlane(Backend):
     """``controlplane serve`` on the stack's backends: SQLite store under the stack home, the
     webhook token Alertmanager sends, an admin token (``<home>/admin.token``), a viewer token
-    Prometheus scrapes ``/metrics`` with and an operator token for the console; the stack's
+    Prometheus scrapes ``/metrics`` with and a viewer token for the console (which only reads:
+    people sign in through Keycloak to act); the stack's
     pgBackRest repository for its backups and restore validations. Any other
     ``CONTROLPLANE_*`` variable set in the environment (interval, orchestrator, DR policy, ...)
     passes through."""
@@ -179,7 +188,7 @@ class ControlPlane(Backend):
                 database, self.metrics_token_file, name=METRICS_TOKEN_NAME, role=Role.VIEWER
             )
             _ensure_token(
-                database, self.console_token_file, name=CONSOLE_TOKEN_NAME, role=Role.OPERATOR
+                database, self.console_token_file, name=CONSOLE_TOKEN_NAME, role=Role.VIEWER
             )
             if _ensure_token(
                 database, self.admin_token_file, name=ADMIN_TOKEN_NAME, role=Role.ADMIN
@@ -232,6 +241,13 @@ class ControlPlane(Backend):
             env.setdefault("CONTROLPLANE_ORCHESTRATOR", "kubernetes")
             env.setdefault("CONTROLPLANE_KUBERNETES_NAMESPACE", INVENTORY_NAMESPACE)
             env["CONTROLPLANE_KUBERNETES_KUBECONFIG"] = str(self.kubeconfig)
+        if Keycloak.name in ports:  # people and programs sign in; it calls the API as a client
+            env["CONTROLPLANE_OIDC_ISSUER"] = (
+                f"http://127.0.0.1:{ports[Keycloak.name]['http']}/realms/{INVENTORY_REALM}"
+            )
+            env["CONTROLPLANE_INVENTORY_CLIENT_SECRET_FILE"] = str(
+                client_secret_file(identity_folder(self.home), PROBE_CLIENT)
+            )
         if InventoryAPI.name in ports:  # the demo's app: scaled through its gunicorn master
             env.setdefault("CONTROLPLANE_ORCHESTRATOR", "local")
             env.setdefault(
@@ -520,7 +536,7 @@ class LocalStack:
     def identity_dir(self) -> Path:
         """Keycloak's client secrets of realm ``inventory`` (``<client id>.secret``, 0600),
         new at every start, for the processes that sign in with them."""
-        return self.home / "data" / "identity"
+        return identity_folder(self.home)
 
     @property
     def kubeconfig(self) -> Path:
@@ -543,18 +559,19 @@ class LocalStack:
             stack_ports=self.ports,
             backups=self.backups,
         )
+        keycloak = Keycloak(
+            settings=self.settings,
+            workdir=data / Keycloak.name,
+            ports=self.ports[Keycloak.name],
+            secrets_dir=self.identity_dir,
+        )
         built: list[Backend] = [
             Elasticsearch(
                 settings=self.settings,
                 workdir=data / Elasticsearch.name,
                 ports=self.ports[Elasticsearch.name],
             ),
-            Keycloak(
-                settings=self.settings,
-                workdir=data / Keycloak.name,
-                ports=self.ports[Keycloak.name],
-                secrets_dir=self.identity_dir,
-            ),
+            keycloak,
             *self.database.backends,
             Redis(settings=self.settings, workdir=data / Redis.name, ports=self.ports[Redis.name]),
             Prometheus(
@@ -591,6 +608,11 @@ class LocalStack:
                 ports=self.ports[Dashboards.name],
                 control_plane_url=control_plane.url,
                 token_file=control_plane.console_token_file,
+                sign_in=ConsoleSignIn(
+                    issuer=keycloak.issuer(INVENTORY_REALM),
+                    client_secret_file=client_secret_file(self.identity_dir, CONSOLE_CLIENT),
+                    allow_redirect=lambda uri: keycloak.register_redirect(CONSOLE_CLIENT, uri),
+                ),
             ),
             TrafficGenerator(
                 settings=self.settings,

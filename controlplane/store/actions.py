@@ -123,8 +123,11 @@ def resolve_pending(
     by: str,
     at: datetime,
     comment: str = "",
+    who: dict[str, Any] | None = None,
 ) -> StoredAuditEntry:
     """Approve (→ ``taken``) or deny (→ ``refused``) a pending decision, exactly once.
+    ``who`` (the approver as the API saw them) goes into the evidence as ``approved_by`` /
+    ``denied_by``.
 
     The update is conditional on the row still being pending, so two operators clicking at the
     same time cannot both approve it.
@@ -150,6 +153,9 @@ def resolve_pending(
         raise AlreadyDecided(decision_id, None if row is None else row.decision)
     assert row is not None
     session.refresh(row)
+    if who is not None:
+        row.evidence = {**(row.evidence or {}), f"{verdict}_by": who}
+        session.flush()
     return StoredAuditEntry.model_validate(row)
 
 

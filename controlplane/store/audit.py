@@ -22,6 +22,7 @@ from controlplane.store.models import AuditEntry
 __all__ = [
     "AuditDecision",
     "StoredAuditEntry",
+    "add_evidence",
     "list_audit",
     "record_decision",
     "record_outcome",
@@ -93,6 +94,21 @@ def record_outcome(
     row.outcome = outcome
     row.outcome_detail = detail
     row.outcome_at = at
+    session.flush()
+    return StoredAuditEntry.model_validate(row)
+
+
+def add_evidence(
+    session: Session, *, decision_id: str, values: dict[str, Any]
+) -> StoredAuditEntry | None:
+    """Merge ``values`` into a decision's evidence (who asked for or approved it); None when the
+    decision id is unknown."""
+    row = session.scalars(
+        select(AuditEntry).where(AuditEntry.decision_id == decision_id).with_for_update()
+    ).one_or_none()
+    if row is None:
+        return None
+    row.evidence = {**(row.evidence or {}), **values}
     session.flush()
     return StoredAuditEntry.model_validate(row)
 

@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from controlplane.api.deps import (
     CurrentOperator,
+    Principal,
     ReaderDep,
     RuntimeDep,
     WriterDep,
@@ -25,7 +26,13 @@ from controlplane.store.actions import (
     resolve_pending,
     set_flag,
 )
-from controlplane.store.audit import StoredAuditEntry
+from controlplane.store.audit import (
+    AuditDecision,
+    StoredAuditEntry,
+    add_evidence,
+    record_decision,
+    record_outcome,
+)
 
 router = APIRouter(prefix="/actions", tags=["actions"])
 
@@ -84,14 +91,30 @@ def state(session: ReaderDep) -> ActionState:
 def kill_switch(
     change: KillSwitchChange, operator: CurrentOperator, session: WriterDep
 ) -> ActionState:
+    now = datetime.now(UTC)
     set_flag(
         session,
         name=KILL_SWITCH,
         enabled=change.enabled,
-        at=datetime.now(UTC),
+        at=now,
         by=operator.name,
         reason=change.reason,
     )
+    word = "on" if change.enabled else "off"
+    entry = record_decision(
+        session,
+        decision=AuditDecision(
+            at=now,
+            actor=operator.actor,
+            action="kill_switch",
+            target="actions/kill-switch",
+            decision="taken",
+            reason=f"kill switch {word} by {operator.name}"
+            + (f": {change.reason}" if change.reason else ""),
+            evidence={"enabled": change.enabled, "requested_by": operator.evidence()},
+        ),
+    )
+    record_outcome(session, decision_id=entry.decision_id, outcome=word, at=now)
     return _state(session)
 
 
@@ -112,7 +135,7 @@ def pending(session: ReaderDep) -> list[PendingAction]:
 
 
 def _resolve(
-    decision_id: str, *, approve: bool, verdict: Verdict, operator: Any, session: Any
+    decision_id: str, *, approve: bool, verdict: Verdict, operator: Principal, session: Any
 ) -> StoredAuditEntry:
     return resolve_pending(
         session,
@@ -121,7 +144,19 @@ def _resolve(
         by=operator.name,
         at=datetime.now(UTC),
         comment=verdict.comment,
+        who=operator.evidence(),
     )
+
+
+def with_requester(runtime: Any, entry: StoredAuditEntry, operator: Principal) -> StoredAuditEntry:
+    """The decision with who asked for it in its evidence (``requested_by``)."""
+    with runtime.database.writer() as session:
+        updated = add_evidence(
+            session,
+            decision_id=entry.decision_id,
+            values={"requested_by": operator.evidence()},
+        )
+    return updated or entry
 
 
 DecisionIdPath = Annotated[str, Path(max_length=64, pattern=NO_NUL)]
@@ -167,6 +202,7 @@ def switchover(
 ) -> StoredAuditEntry:
     """The ``switchover_database`` decision: pending (approval mode, the shipped policy's), taken
     and run (Patroni's ``POST /switchover``; the outcome says how it went), or refused."""
-    return database_operations(runtime).request_switchover(
-        actor=f"operator:{operator.name}", candidate=request.candidate
+    entry = database_operations(runtime).request_switchover(
+        actor=operator.actor, candidate=request.candidate
     )
+    return with_requester(runtime, entry, operator)

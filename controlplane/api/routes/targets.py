@@ -30,6 +30,7 @@ from controlplane.api.deps import (
     database_operations,
 )
 from controlplane.api.errors import ENGINE_RESPONSES
+from controlplane.api.routes.actions import with_requester
 from controlplane.api.routes.backups import read_archive_view
 from controlplane.backups.archive import ArchiveReport
 from controlplane.core.config import FailoverSettings
@@ -430,6 +431,5 @@ def run_drill(
     """The ``run_drill`` decision: refused (the reason says why: kill switch, cooldown, not the
     leader ...), pending an approval, or taken and run (its outcome and the drill's figures in
     ``evidence.drill``; the drill is stored like any other)."""
-    return database_operations(runtime).run_drill(
-        kind=request.kind, actor=f"operator:{operator.name}"
-    )
+    entry = database_operations(runtime).run_drill(kind=request.kind, actor=operator.actor)
+    return with_requester(runtime, entry, operator)

@@ -5,8 +5,10 @@ Tokens are created and revoked with the CLI (``controlplane token``), never thro
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from controlplane.api.deps import CurrentAdmin, CurrentViewer, ReaderDep
 from controlplane.core.security import Role
@@ -18,11 +20,25 @@ router = APIRouter(tags=["tokens"])
 class Me(BaseModel):
     name: str
     role: Role
+    kind: Literal["token", "oidc"] = Field(
+        default="token", description="An API token, or an access token of the identity provider"
+    )
+    subject: str | None = None
+    username: str | None = None
+    full_name: str | None = None
 
 
-@router.get("/me", response_model=Me, summary="The calling token's name and role")
+@router.get("/me", response_model=Me, summary="Who is calling: token name or person, and role")
 def me(principal: CurrentViewer) -> Me:
-    return Me(name=principal.name, role=principal.role)
+    assert principal.role is not None  # the viewer requirement let it through
+    return Me(
+        name=principal.name,
+        role=principal.role,
+        kind=principal.kind,
+        subject=principal.subject,
+        username=principal.username,
+        full_name=principal.full_name,
+    )
 
 
 @router.get("/tokens", response_model=list[StoredToken], summary="Active API tokens (admin only)")

@@ -1,5 +1,5 @@
-"""Alerts & actions: the kill switch and pending approvals (operator tokens only; disabled for
-viewers), live alerts from the webhook store, and the audit log with each decision's evidence."""
+"""Alerts & actions: the kill switch and pending approvals (for a signed-in operator only; hidden
+otherwise), live alerts from the webhook store, and the audit log with each decision's evidence."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ class AlertsIds:
     KILL_CURRENT = "alerts-kill-current"
     KILL_REASON = "alerts-kill-reason"
     KILL_TOGGLE = "alerts-kill-toggle"
+    KILL_CONTROLS = "alerts-kill-controls"
+    VERDICT_CONTROLS = "alerts-verdict-controls"
     KILL_MESSAGE = "alerts-kill-message"
     KILL_DONE = "alerts-kill-done"
     ROLE_NOTE = "alerts-role-note"
@@ -58,6 +60,8 @@ def layout(*, refresh_seconds: float = 15.0) -> html.Div:
                             ),
                         ],
                         className="toolbar",
+                        id=AlertsIds.KILL_CONTROLS,
+                        hidden=True,
                     ),
                     html.Div(id=AlertsIds.ROLE_NOTE, className="muted"),
                     html.Div(id=AlertsIds.KILL_MESSAGE),
@@ -69,10 +73,14 @@ def layout(*, refresh_seconds: float = 15.0) -> html.Div:
             html.Section(
                 [
                     html.H3("Pending actions"),
-                    dcc.Input(
-                        id=AlertsIds.VERDICT_COMMENT,
-                        placeholder="comment for approve / deny",
-                        className="reason",
+                    html.Div(
+                        dcc.Input(
+                            id=AlertsIds.VERDICT_COMMENT,
+                            placeholder="comment for approve / deny",
+                            className="reason",
+                        ),
+                        id=AlertsIds.VERDICT_CONTROLS,
+                        hidden=True,
                     ),
                     html.Div(id=AlertsIds.PENDING),
                     html.Div(id=AlertsIds.VERDICT_MESSAGE),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dash import html
@@ -44,10 +44,10 @@ def pending_table(pending: Sequence[PendingAction], *, can_act: bool, button_typ
                 label,
                 id={"type": button_type, "verdict": verdict, "decision": action.decision_id},
                 n_clicks=0,
-                disabled=not can_act,
                 className=f"small {verdict}",
             )
             for verdict, label in (("approve", "Approve"), ("deny", "Deny"))
+            if can_act
         ]
         rows.append(
             [
@@ -55,7 +55,13 @@ def pending_table(pending: Sequence[PendingAction], *, can_act: bool, button_typ
                 action.action,
                 action.service,
                 action.target,
-                html.Div([action.reason, evidence_details(action.evidence)]),
+                html.Div(
+                    [
+                        action.reason,
+                        *people_view(action.evidence),
+                        evidence_details(action.evidence),
+                    ]
+                ),
                 html.Span(buttons),
             ]
         )
@@ -94,13 +100,47 @@ def alerts_table(alerts: Sequence[Alert]) -> html.Div:
     )
 
 
+#: Evidence keys naming who asked for, approved or denied a decision, and how the console says it.
+PEOPLE = (("requested_by", "asked by"), ("approved_by", "approved by"), ("denied_by", "denied by"))
+
+
+def person_text(who: Mapping[str, Any]) -> str:
+    """``Oscar Operator (oscar)`` for a person of the identity provider, ``token <name>`` for
+    an API token."""
+    if who.get("kind") == "oidc":
+        name, username = who.get("name"), who.get("preferred_username")
+        label = name or username or who.get("subject") or "?"
+        return f"{label} ({username})" if name and username else str(label)
+    return f"token {who.get('token', '?')}"
+
+
+def people_view(evidence: Mapping[str, Any]) -> list[Any]:
+    """One line per person named in a decision's evidence (subject as the line's title)."""
+    lines: list[Any] = []
+    for key, words in PEOPLE:
+        who = evidence.get(key)
+        if isinstance(who, Mapping):
+            attributes: dict[str, Any] = {
+                "data-person": str(who.get("preferred_username") or who.get("token"))
+            }
+            lines.append(
+                html.Div(
+                    f"{words} {person_text(who)}",
+                    className="muted person",
+                    title=f"subject {who.get('subject')}" if who.get("subject") else None,
+                    **attributes,
+                )
+            )
+    return lines
+
+
 def audit_table(entries: Sequence[AuditEntry]) -> html.Div:
     if not entries:
         return empty_state("the audit log is empty")
     rows = [
         [
             utc(entry.at),
-            entry.actor,
+            html.Div([entry.actor, *people_view(entry.evidence)]),
             entry.action,
             entry.target,
             entry.decision + (" (dry run)" if entry.dry_run else ""),

@@ -43,8 +43,11 @@ class ConsoleProcess:
         workdir: Path,
         extra_args: tuple[str, ...] = (),
         port: int | None = None,
+        environment: dict[str, str] | None = None,
     ) -> None:
         self.control_plane = control_plane
+        #: ``DASHBOARDS_*`` settings besides the token and the address (sign-in).
+        self.environment = dict(environment or {})
         self.workdir = workdir
         self.port = port or free_ports(1)[0]
         self.token_file = workdir / "console.token"
@@ -60,6 +63,7 @@ class ConsoleProcess:
 
     def start(self, timeout: float = 60.0) -> ConsoleProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DASHBOARDS_")}
+        env.update(self.environment)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [

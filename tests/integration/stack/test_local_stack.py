@@ -85,8 +85,8 @@ def assert_status_healthy(home: Path, offset: int, *, kubernetes: bool = False) 
 
 
 def assert_console_reads_the_control_plane(home: Path, offset: int) -> None:
-    """The console serves its page on the dashboards port, and its token is an operator token
-    of the stack's own control plane."""
+    """The console serves its page on the dashboards port, and its token is a viewer token of
+    the stack's own control plane (it only reads; people sign in to act)."""
     ports = shifted_ports(offset)
     page = httpx.get(f"http://127.0.0.1:{ports['dashboards']['http']}/", timeout=10)
     assert page.status_code == 200
@@ -98,7 +98,7 @@ def assert_console_reads_the_control_plane(home: Path, offset: int) -> None:
         timeout=10,
     )
     assert me.status_code == 200, me.text
-    assert me.json()["role"] == "operator"
+    assert me.json()["role"] == "viewer"
 
 
 def assert_identity_provider_signs_in_with_the_stack_secrets(home: Path, offset: int) -> None:

@@ -52,7 +52,14 @@ def test_every_route_needs_a_valid_token(api: Api) -> None:
 def test_roles_are_ordered_viewer_operator_admin(api: Api) -> None:
     for role in Role:
         me = api.client.get("/api/v1/me", headers=api.headers(role))
-        assert me.json() == {"name": f"test-{role.value}", "role": role.value}
+        assert me.json() == {
+            "name": f"test-{role.value}",
+            "role": role.value,
+            "kind": "token",
+            "subject": None,
+            "username": None,
+            "full_name": None,
+        }
     assert api.client.get("/api/v1/tokens", headers=api.headers(Role.VIEWER)).status_code == 403
     assert api.client.get("/api/v1/tokens", headers=api.headers(Role.OPERATOR)).status_code == 403
     listed = api.client.get("/api/v1/tokens", headers=api.headers(Role.ADMIN))

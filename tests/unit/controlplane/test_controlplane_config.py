@@ -96,6 +96,16 @@ VARIABLES = {
         "target_checks_interval_seconds",
         "webhook_token",
         "webhook_token_file",
+        "oidc_issuer",
+        "oidc_audience",
+        "oidc_role_groups",
+        "oidc_jwks_min_refresh_seconds",
+        "oidc_jwks_max_age_seconds",
+        "oidc_leeway_seconds",
+        "oidc_timeout_seconds",
+        "inventory_client_id",
+        "inventory_client_secret_file",
+        "inventory_token_url",
     ]
 }
 

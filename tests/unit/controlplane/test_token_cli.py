@@ -46,7 +46,9 @@ def test_create_prints_the_token_once_and_stores_only_a_hash(
     api = create_app(settings_for(tmp_path))
     with AppClient(api) as client:
         me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"})
-    assert me.json() == {"name": "dashboards", "role": "viewer"}
+    assert me.json()["name"] == "dashboards"
+    assert me.json()["role"] == "viewer"
+    assert me.json()["kind"] == "token"
 
 
 def test_names_are_unique_roles_are_checked_and_revoke_works(database_url: str) -> None:

@@ -1,10 +1,12 @@
 """The operator console in the local stack: after the control plane, on its own port, with
-the control plane's URL and an operator token made for it."""
+the control plane's URL and a viewer token made for it; people sign in through the stack's
+Keycloak, which the control plane trusts too."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -35,7 +37,37 @@ def test_the_console_starts_after_the_control_plane_and_reads_it(tmp_path: Path)
     assert console.log_path == tmp_path / "logs" / "dashboards.log"
 
 
-def test_the_console_gets_an_operator_token_that_survives_a_restart(tmp_path: Path) -> None:
+def test_the_console_and_the_control_plane_sign_in_through_the_stacks_keycloak(
+    tmp_path: Path,
+) -> None:
+    stack = LocalStack(settings=StackSettings(), home=tmp_path)
+    console = stack.backends[Dashboards.name]
+    control_plane = stack.backends[ControlPlane.name]
+    assert isinstance(console, Dashboards)
+    issuer = "http://127.0.0.1:8180/realms/inventory"
+    identity = tmp_path / "data" / "identity"
+    env = control_plane.environment()
+    assert env["CONTROLPLANE_OIDC_ISSUER"] == issuer
+    assert env["CONTROLPLANE_INVENTORY_CLIENT_SECRET_FILE"] == str(
+        identity / "controlplane-probe.secret"
+    )
+    allowed: list[str] = []
+    assert console.sign_in is not None
+    console.sign_in = replace(console.sign_in, allow_redirect=allowed.append)
+    console.prepare()
+    assert allowed == ["http://127.0.0.1:8050/"]  # Keycloak sends the browser back there
+    secret = console.session_secret_file
+    assert secret.stat().st_mode & 0o777 == 0o600
+    assert len(secret.read_text(encoding="utf-8").strip()) >= 32
+    console_env = console.environment()
+    assert console_env["DASHBOARDS_OIDC_ISSUER"] == issuer
+    assert console_env["DASHBOARDS_OIDC_CLIENT_SECRET_FILE"] == str(
+        identity / "inventory-console.secret"
+    )
+    assert console_env["DASHBOARDS_SESSION_SECRET_FILE"] == str(secret)
+
+
+def test_the_console_gets_a_viewer_token_that_survives_a_restart(tmp_path: Path) -> None:
     stack = LocalStack(settings=StackSettings(), home=tmp_path)
     control_plane = stack.backends[ControlPlane.name]
     assert isinstance(control_plane, ControlPlane)
@@ -51,7 +83,7 @@ def test_the_console_gets_an_operator_token_that_survives_a_restart(tmp_path: Pa
     finally:
         database.dispose()
     assert found is not None
-    assert (found.name, found.role) == (CONSOLE_TOKEN_NAME, Role.OPERATOR)
+    assert (found.name, found.role) == (CONSOLE_TOKEN_NAME, Role.VIEWER)
 
 
 class _Page(BaseHTTPRequestHandler):
