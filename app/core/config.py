@@ -118,8 +118,9 @@ class Settings(BaseSettings):
     #: Verified tokens remembered (by their full text) until they expire: the hot path then costs
     #: a dictionary lookup instead of a signature check.
     auth_token_cache_size: int = Field(default=10_000, ge=0, le=1_000_000)
-    #: The OpenAPI document and the docs page stay readable without a token.
-    auth_public_docs: bool = True
+    #: The OpenAPI document and the docs page readable without a token (off: only the probes and
+    #: the metrics are; the document then needs ``inventory:read`` like any read).
+    auth_public_docs: bool = False
     #: Timeout of the requests to the provider (discovery, key set).
     auth_http_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
 

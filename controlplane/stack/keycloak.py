@@ -119,6 +119,12 @@ CLIENTS = (
         scopes=(INVENTORY_READ,),
     ),
     RealmClient(
+        "inventory-writer",
+        "Write-only caller of the inventory API (a feeder posting movements)",
+        audiences=(INVENTORY_API,),
+        scopes=(INVENTORY_WRITE,),
+    ),
+    RealmClient(
         "controlplane-automation",
         "A program calling the control-plane API as an operator",
         audiences=(CONTROLPLANE_API,),

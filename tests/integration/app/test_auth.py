@@ -2,7 +2,8 @@
 
 The API runs as operators run it (gunicorn, ``INVENTORY_AUTH_ISSUER`` set to the realm
 ``inventory``); tokens come from Keycloak's token endpoint. Every route of the app is walked:
-401 without a token, 403 with a read-only token on writes; the probes and ``/metrics`` stay open.
+401 without a token, 403 with a read-only token on writes and with a write-only one on reads;
+the probes and ``/metrics`` stay open.
 The key rotation test comes last in the module: it changes the provider's keys for the session.
 """
 
@@ -28,8 +29,7 @@ from tests.integration.identity.test_keycloak import keys_put_back  # noqa: F401
 from tests.support.keycloak import KeycloakServer
 from tests.support.routes import concrete, every_route
 
-PUBLIC = {"/healthz", "/readyz", "/metrics", "/api/v1/openapi.json", "/api/v1/docs"}
-PUBLIC_ALSO = {"/docs/oauth2-redirect"}  # Swagger UI's OAuth2 helper page (static HTML)
+PUBLIC = {"/healthz", "/readyz", "/metrics"}
 
 
 @pytest.fixture(scope="module")
@@ -69,15 +69,16 @@ def test_every_route_needs_a_token_and_writes_need_the_write_scope(
         )
     )
     routes = every_route(app)
-    with secured.client() as client:
+    reader = keycloak.client_token("inventory-reader")
+    writer = keycloak.client_token("inventory-writer")
+    with secured.client(headers=bearer(reader)) as client:
         served = set(client.get("/api/v1/openapi.json").json()["paths"])
     assert served <= {template for _, template in routes}  # the walk covers the real server
-    reader = keycloak.client_token("inventory-reader")
     checked = {"read": 0, "write": 0}
     with secured.client() as client:
         for method, template in routes:
             path = concrete(template)
-            if template in PUBLIC | PUBLIC_ALSO:
+            if template in PUBLIC:
                 assert client.request(method, path).status_code == 200, (method, path)
                 continue
             anonymous = client.request(method, path)
@@ -91,6 +92,9 @@ def test_every_route_needs_a_token_and_writes_need_the_write_scope(
                 checked["write"] += 1
             else:  # the read-only token passes; the route itself answers (found or not)
                 assert answer.status_code not in (401, 403), (method, path, answer.text)
+                refused = client.request(method, path, headers=bearer(writer))
+                assert refused.status_code == 403, (method, path, refused.text)
+                assert f'scope="{READ_SCOPE}"' in challenge(refused)
                 checked["read"] += 1
     assert checked["read"] >= 10, checked
     assert checked["write"] >= 6, checked
@@ -102,12 +106,16 @@ def test_a_token_with_both_scopes_reads_and_writes(secured: Api, keycloak: Keycl
         assert client.get(f"/api/v1/items/{sku}").status_code == 200
 
 
-def test_probes_metrics_and_the_documented_scheme_need_no_token(secured: Api) -> None:
+def test_probes_and_metrics_need_no_token_and_the_document_declares_the_scheme(
+    secured: Api, keycloak: KeycloakServer
+) -> None:
     with secured.client() as client:
         assert client.get("/healthz").status_code == 200
         assert client.get("/readyz").status_code == 200
         assert "http_server_requests_total" in client.get("/metrics").text
-        document = client.get("/api/v1/openapi.json").json()
+        assert client.get("/api/v1/openapi.json").status_code == 401
+        reader = bearer(keycloak.client_token("inventory-reader"))
+        document = client.get("/api/v1/openapi.json", headers=reader).json()
     scheme = document["components"]["securitySchemes"]["bearerAuth"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
     assert document["paths"]["/api/v1/movements"]["post"]["security"] == [

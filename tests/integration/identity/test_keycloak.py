@@ -85,6 +85,7 @@ CLIENT_EXPECTATIONS = [
     ("inventory-traffic", {INVENTORY_API}, {"inventory:read", "inventory:write"}, set(), []),
     ("controlplane-probe", {INVENTORY_API}, {"inventory:read", "inventory:write"}, set(), []),
     ("inventory-reader", {INVENTORY_API}, {"inventory:read"}, {"inventory:write"}, []),
+    ("inventory-writer", {INVENTORY_API}, {"inventory:write"}, {"inventory:read"}, []),
     ("controlplane-automation", {CONTROLPLANE_API}, set(), {"inventory:write"}, ["slo-operators"]),
     (
         "short-lived",
