@@ -397,7 +397,7 @@ def scaling_command(
         err.print(f"the stack's control plane is not running in {home} (make demo)")
         raise typer.Exit(1)
     try:
-        auth = inventory_api_auth(ControlPlaneSettings().identity)
+        auth = inventory_api_auth(stack.inventory_client())
     except ControlPlaneError as exc:
         err.print(f"cannot authenticate to the inventory API: {exc}")
         raise typer.Exit(1) from exc

@@ -40,7 +40,7 @@ import yaml
 
 from controlplane.backups.errors import PgBackRestError
 from controlplane.backups.pgbackrest import PgBackRest
-from controlplane.core.config import DEFAULT_DR_POLICY
+from controlplane.core.config import DEFAULT_DR_POLICY, IdentitySettings
 from controlplane.core.errors import ControlPlaneError
 from controlplane.core.processes import (
     BackendStartError,
@@ -532,6 +532,18 @@ class LocalStack:
         )
         self.backends = self._build()
 
+    def inventory_client(self) -> IdentitySettings:
+        """How an operator's program (``controlplane drill scaling``) calls the stack's
+        inventory API: as the stack's control plane does (``controlplane-probe``) when the
+        stack runs Keycloak, else without a token."""
+        if Keycloak.name not in self.ports:
+            return IdentitySettings(oidc_issuer=None, inventory_client_secret_file=None)
+        return IdentitySettings(
+            oidc_issuer=f"http://127.0.0.1:{self.ports[Keycloak.name]['http']}"
+            f"/realms/{INVENTORY_REALM}",
+            inventory_client_secret_file=client_secret_file(self.identity_dir, PROBE_CLIENT),
+        )
+
     @property
     def identity_dir(self) -> Path:
         """Keycloak's client secrets of realm ``inventory`` (``<client id>.secret``, 0600),
@@ -550,6 +562,7 @@ class LocalStack:
             workdir=data / InventoryAPI.name,
             ports=self.ports[InventoryAPI.name],
             stack_ports=self.ports,
+            identity_dir=self.identity_dir,
         )
         control_plane = ControlPlane(
             settings=self.settings,
@@ -620,6 +633,7 @@ class LocalStack:
                 ports=self.ports[TrafficGenerator.name],
                 stack_ports=self.ports,
                 api_url=api.url,
+                identity_dir=self.identity_dir,
             ),
         ]
         if KubernetesCluster.API_SERVER in self.ports:

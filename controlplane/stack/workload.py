@@ -16,14 +16,22 @@ import httpx
 from controlplane.core.config import DEFAULT_CAPACITY_POLICY
 from controlplane.core.processes import BackendStartError
 from controlplane.stack.backends import Backend
+from controlplane.stack.keycloak import INVENTORY_REALM, Keycloak, client_secret_file
 from controlplane.stack.settings import StackSettings
 from controlplane.stack.topology import read_url, write_url
 from controlplane.targets.policy import PolicyError, load_capacity_policy
 
+#: The client the stack's workload programs (the traffic generator) sign in as.
+TRAFFIC_CLIENT = "inventory-traffic"
 
-def workload_environment(stack_ports: Mapping[str, Mapping[str, int]]) -> dict[str, str]:
+
+def workload_environment(
+    stack_ports: Mapping[str, Mapping[str, int]], *, identity_dir: Path | None = None
+) -> dict[str, str]:
     """``INVENTORY_*`` settings pointing at the stack's backends: every Patroni member in the
-    write DSN (libpq finds the leader) and in the read DSN (a standby preferred)."""
+    write DSN (libpq finds the leader) and in the read DSN (a standby preferred). With the
+    stack's Keycloak, the API checks the realm's tokens and the workload's programs sign in as
+    ``inventory-traffic`` (its secret in ``identity_dir``)."""
     env = dict(os.environ)
     env.update(
         INVENTORY_DATABASE_URL=write_url(stack_ports),
@@ -32,6 +40,15 @@ def workload_environment(stack_ports: Mapping[str, Mapping[str, int]]) -> dict[s
         INVENTORY_OTLP_ENDPOINT=f"http://127.0.0.1:{stack_ports['jaeger']['otlp_http']}",
         INVENTORY_ELASTICSEARCH_URL=f"http://127.0.0.1:{stack_ports['elasticsearch']['http']}",
     )
+    if Keycloak.name in stack_ports:
+        env["INVENTORY_AUTH_ISSUER"] = (
+            f"http://127.0.0.1:{stack_ports[Keycloak.name]['http']}/realms/{INVENTORY_REALM}"
+        )
+        if identity_dir is not None:
+            env["INVENTORY_AUTH_CLIENT_ID"] = TRAFFIC_CLIENT
+            env["INVENTORY_AUTH_CLIENT_SECRET_FILE"] = str(
+                client_secret_file(identity_dir, TRAFFIC_CLIENT)
+            )
     return env
 
 
@@ -58,15 +75,17 @@ class _Workload(Backend):
         workdir: Path,
         ports: Mapping[str, int],
         stack_ports: Mapping[str, Mapping[str, int]],
+        identity_dir: Path | None = None,
     ) -> None:
         super().__init__(settings=settings, workdir=workdir, ports=ports)
         self.stack_ports = stack_ports
+        self.identity_dir = identity_dir
 
     def executable(self) -> Path:
         return Path(sys.executable)
 
     def environment(self) -> dict[str, str]:
-        return workload_environment(self.stack_ports)
+        return workload_environment(self.stack_ports, identity_dir=self.identity_dir)
 
     def query_version(self) -> str:
         return "inventory (this repository)"
@@ -157,8 +176,15 @@ class TrafficGenerator(_Workload):
         stack_ports: Mapping[str, Mapping[str, int]],
         api_url: str,
         rate: float = 20.0,
+        identity_dir: Path | None = None,
     ) -> None:
-        super().__init__(settings=settings, workdir=workdir, ports=ports, stack_ports=stack_ports)
+        super().__init__(
+            settings=settings,
+            workdir=workdir,
+            ports=ports,
+            stack_ports=stack_ports,
+            identity_dir=identity_dir,
+        )
         self.api_url = api_url
         self.rate = rate
 

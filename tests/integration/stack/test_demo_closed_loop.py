@@ -23,6 +23,7 @@ import pytest
 from controlplane.stack.runner import shifted_ports
 from tests.integration.stack.test_local_stack import (
     CLI,
+    api_auth,
     assert_api_writes,
     free_offset,
     stack_home,
@@ -59,7 +60,8 @@ def test_slowness_scales_out_and_a_killed_leader_fails_over_both_audited(
     token = (stack_home / "admin.token").read_text(encoding="utf-8").strip()
     headers = {"Authorization": f"Bearer {token}"}
 
-    wait_for_items(api)
+    auth = api_auth(stack_home, offset)
+    wait_for_items(api, auth)
 
     scaling = run("drill", "scaling", "--timeout", "200", home=stack_home)
     assert scaling.returncode == 0, scaling.stdout + scaling.stderr
@@ -84,7 +86,7 @@ def test_slowness_scales_out_and_a_killed_leader_fails_over_both_audited(
         (killed.group(1), "streaming")
     ], inventory
 
-    assert_api_writes(api)  # again, without a restart
+    assert_api_writes(api, auth)  # again, without a restart
 
     audit = httpx.get(f"{control_plane}/api/v1/audit", headers=headers, timeout=10).json()
     outcomes = {(e["action"], e["decision"], e["outcome"]) for e in audit}

@@ -19,6 +19,7 @@ import pytest
 from controlplane.stack.runner import shifted_ports
 from tests.integration.stack.test_demo_closed_loop import run, stack_home
 from tests.integration.stack.test_local_stack import (
+    api_auth,
     assert_api_writes,
     assert_status_healthy,
     database_members,
@@ -136,8 +137,9 @@ def test_the_demo_starts_in_its_policy_and_again_after_a_failover(
         ("point_in_time", True),
     ], restores
 
-    wait_for_items(api)
-    before_failover = assert_api_writes(api)
+    auth = api_auth(stack_home, offset)
+    wait_for_items(api, auth)
+    before_failover = assert_api_writes(api, auth)
     leader_before = leader_of(run("stack", "status", home=stack_home).stdout)
     identity = system_identifier(ports, leader_before)
     failover = run("drill", "crash", home=stack_home, env={"CONTROLPLANE_DATA_DIR": str(tmp_path)})
@@ -147,7 +149,7 @@ def test_the_demo_starts_in_its_policy_and_again_after_a_failover(
     assert f"{leader_before} rejoined" in failover.stdout
     leader = leader_of(run("stack", "status", home=stack_home).stdout)
     assert leader != leader_before
-    assert_api_writes(api)  # through the member that took over, without a restart
+    assert_api_writes(api, auth)  # through the member that took over, without a restart
 
     down = run("stack", "down", home=stack_home)
     assert down.returncode == 0, down.stdout + down.stderr
@@ -169,11 +171,12 @@ def test_the_demo_starts_in_its_policy_and_again_after_a_failover(
     (archive,) = get(control_plane, "/dr/archive", headers)
     assert (archive["error"], archive["enabled"], archive["failing"]) == (None, True, False)
     assert [b["label"] for b in get(control_plane, "/dr/backups", headers)] == [full["label"]]
-    with httpx.Client(base_url=api, timeout=10) as client:  # what was written survived
+    auth = api_auth(stack_home, offset)  # the restarted Keycloak made new client secrets
+    with httpx.Client(base_url=api, timeout=10, auth=auth) as client:  # what was written survived
         kept = client.get(f"/api/v1/movements/{before_failover}")
         assert kept.status_code == 200, kept.text
         assert kept.json()["status"] == "applied"
-    assert_api_writes(api)
+    assert_api_writes(api, auth)
 
 
 def leader_of(status: str) -> str:

@@ -17,9 +17,12 @@ import httpx
 import psycopg
 import pytest
 
+from app.core.client_auth import ClientCredentials
 from controlplane.core.processes import port_is_free
+from controlplane.stack.keycloak import INVENTORY_REALM, Keycloak, client_secret_file
 from controlplane.stack.runner import order_for, shifted_ports
 from controlplane.stack.settings import StackSettings, read_versions
+from controlplane.stack.workload import TRAFFIC_CLIENT
 
 pytestmark = pytest.mark.integration
 
@@ -126,9 +129,21 @@ def assert_identity_provider_signs_in_with_the_stack_secrets(home: Path, offset:
     assert answer.json()["scope"].split().count("inventory:write") == 1
 
 
-def assert_api_writes(api: str) -> str:
+def api_auth(stack_home: Path, offset: int) -> ClientCredentials:
+    """Tokens for the stack's inventory API, as its traffic generator gets them (the stack's
+    Keycloak makes new client secrets at each start: call again after a restart)."""
+    keycloak = shifted_ports(offset)[Keycloak.name]["http"]
+    secret = client_secret_file(stack_home / "data" / "identity", TRAFFIC_CLIENT)
+    return ClientCredentials(
+        issuer=f"http://127.0.0.1:{keycloak}/realms/{INVENTORY_REALM}",
+        client_id=TRAFFIC_CLIENT,
+        client_secret=secret.read_text(encoding="utf-8").strip(),
+    )
+
+
+def assert_api_writes(api: str, auth: httpx.Auth) -> str:
     """A movement is accepted and applied by the API at ``api``; its id is returned."""
-    with httpx.Client(base_url=api, timeout=10) as client:
+    with httpx.Client(base_url=api, timeout=10, auth=auth) as client:
         sku = client.get("/api/v1/items", params={"limit": 1}).json()["items"][0]["sku"]
         body = {"kind": "receive", "sku": sku, "warehouse": "W-NORTH", "quantity": 1}
         accepted = client.post(
@@ -143,9 +158,9 @@ def assert_api_writes(api: str) -> str:
     return movement
 
 
-def wait_for_items(api: str) -> None:
+def wait_for_items(api: str, auth: httpx.Auth) -> None:
     deadline = time.monotonic() + 60  # the demo traffic creates the items first
-    while not httpx.get(f"{api}/api/v1/items", timeout=5).json()["items"]:
+    while not httpx.get(f"{api}/api/v1/items", timeout=5, auth=auth).json()["items"]:
         assert time.monotonic() < deadline, "the demo traffic created no items"
         time.sleep(1)
 
@@ -194,8 +209,10 @@ def test_up_status_down_leaves_no_process(stack_home: Path) -> None:
     assert_console_reads_the_control_plane(stack_home, offset)
     assert_identity_provider_signs_in_with_the_stack_secrets(stack_home, offset)
     api = f"http://127.0.0.1:{shifted_ports(offset)['inventory-api']['http']}"
-    wait_for_items(api)
-    movement = assert_api_writes(api)
+    assert httpx.get(f"{api}/api/v1/items", timeout=5).status_code == 401  # callers sign in
+    auth = api_auth(stack_home, offset)
+    wait_for_items(api, auth)
+    movement = assert_api_writes(api, auth)
     ports = shifted_ports(offset)
     both = [ports["patroni-member-1"]["postgres"], ports["patroni-member-2"]["postgres"]]
     deadline = time.monotonic() + 10  # the standby replays what it has acknowledged

@@ -80,6 +80,15 @@ def test_the_workload_writes_to_whichever_member_leads_and_reads_from_a_standby(
     assert read["target_session_attrs"] == "prefer-standby"
 
 
+def test_the_workload_checks_the_stacks_tokens_and_its_traffic_signs_in(tmp_path: Path) -> None:
+    env = workload_environment(DEMO_PORTS, identity_dir=tmp_path)
+    assert env["INVENTORY_AUTH_ISSUER"] == "http://127.0.0.1:8180/realms/inventory"
+    assert env["INVENTORY_AUTH_CLIENT_ID"] == "inventory-traffic"
+    assert env["INVENTORY_AUTH_CLIENT_SECRET_FILE"] == str(tmp_path / "inventory-traffic.secret")
+    without = {name: ports for name, ports in DEMO_PORTS.items() if name != "keycloak"}
+    assert "INVENTORY_AUTH_ISSUER" not in workload_environment(without, identity_dir=tmp_path)
+
+
 def test_the_control_plane_gets_patroni_as_its_failover_driver(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
