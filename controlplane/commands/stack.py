@@ -6,6 +6,7 @@ import signal
 import threading
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -15,6 +16,16 @@ from rich.table import Table
 from controlplane.core.processes import BackendStartError, require_executable, run_checked
 from controlplane.stack.backends import BOOTSTRAP_HINT, PROBE_ERRORS
 from controlplane.stack.errors import StackError
+from controlplane.stack.keycloak import (
+    ADMIN_SECRET_FILE,
+    DEPLOYED_CLIENTS,
+    INVENTORY_REALM,
+    SESSION_SECRET_FILE,
+    deployable_realm,
+    realm_json,
+    secret_variable,
+    write_deployment_secrets,
+)
 from controlplane.stack.patroni import PatroniMember
 from controlplane.stack.runner import DEMO_PORTS, LocalStack
 from controlplane.stack.settings import REPO_ROOT, StackSettings
@@ -228,3 +239,69 @@ def stack_ports() -> None:
     """List the demo ports of every backend."""
     for name, ports in DEMO_PORTS.items():
         console.print(f"{name:20} " + "  ".join(f"{label}={port}" for label, port in ports.items()))
+
+
+def _console_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise typer.BadParameter(f"{value!r} is not an http(s) URL such as https://console.example")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise typer.BadParameter(
+            f"{value!r}: give the console's address only (scheme, host, port), no path"
+        )
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+@app.command("realm")
+def stack_realm(
+    out: Annotated[
+        Path, typer.Option("--out", help="Where to write the realm JSON (Keycloak's import file).")
+    ],
+    console_url: Annotated[
+        list[str],
+        typer.Option(
+            "--console-url",
+            help="Public address of the console, as browsers open it (repeat for several); "
+            "its /auth/callback and / become the console client's redirect URIs.",
+        ),
+    ],
+    secrets_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--secrets-dir",
+            help="Also give each client a secret file <client>.secret here (plus "
+            f"{ADMIN_SECRET_FILE} and {SESSION_SECRET_FILE}): new random values, existing "
+            "files are kept.",
+        ),
+    ] = None,
+    realm: Annotated[str, typer.Option("--realm", help="Realm name (the issuer's last part).")] = (
+        INVENTORY_REALM
+    ),
+    dev_users: Annotated[
+        bool,
+        typer.Option(
+            "--dev-users/--no-dev-users",
+            help="Include the dev people (vera, oscar, ada; password <name>-pass): demos only.",
+        ),
+    ] = False,
+) -> None:
+    """Write the realm a deployment imports (docker compose, Kubernetes): the realm the local
+    stack imports, without the tests' clients, each client secret a placeholder
+    ${REALM_SECRET_<CLIENT>} that Keycloak fills from its environment at import, so the file
+    holds no secret."""
+    urls = [_console_url(url) for url in console_url]
+    if not urls:
+        raise typer.BadParameter("give at least one --console-url", param_hint="--console-url")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        realm_json(deployable_realm(urls, realm=realm, dev_users=dev_users)), encoding="utf-8"
+    )
+    console.print(f"realm {realm} written to {out}", soft_wrap=True)
+    console.print(
+        "Keycloak reads the client secrets from "
+        + ", ".join(secret_variable(c.client_id) for c in DEPLOYED_CLIENTS),
+        soft_wrap=True,
+    )
+    if secrets_dir is not None:
+        for path, written in write_deployment_secrets(secrets_dir).items():
+            console.print(f"  {'written' if written else 'kept   '}  {path}", soft_wrap=True)

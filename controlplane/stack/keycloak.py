@@ -90,6 +90,8 @@ class RealmClient:
     service_account_groups: tuple[str, ...] = ()
     #: Access token lifespan in seconds (default: the realm's).
     token_lifespan: int | None = None
+    #: Part of the realm a deployment imports (``controlplane stack realm``); False: tests only.
+    deployed: bool = True
 
 
 CLIENTS = (
@@ -137,6 +139,7 @@ CLIENTS = (
         scopes=API_SCOPES,
         service_account=False,
         password_grant=True,
+        deployed=False,
     ),
     RealmClient(
         "short-lived",
@@ -144,13 +147,27 @@ CLIENTS = (
         audiences=(INVENTORY_API, CONTROLPLANE_API),
         scopes=(INVENTORY_READ,),
         token_lifespan=2,
+        deployed=False,
     ),
 )
+#: The clients of a deployed realm (compose, Kubernetes): every client but the tests' own.
+DEPLOYED_CLIENTS = tuple(client for client in CLIENTS if client.deployed)
 
 #: Where the console's browser sign-in may return to: any loopback port (RFC 8252 7.3: Keycloak
 #: lets a registered loopback redirect URI without a port match every port).
 CONSOLE_REDIRECT_PATH = "/auth/callback"
 LOOPBACK_REDIRECTS = (f"http://127.0.0.1{CONSOLE_REDIRECT_PATH}",)
+
+
+def console_redirects(console_urls: Iterable[str]) -> tuple[str, ...]:
+    """The redirect URIs of a console served at each of ``console_urls`` (``https://host[:port]``):
+    its sign-in callback, and its home page (where the browser returns after sign-out)."""
+    found: list[str] = []
+    for url in console_urls:
+        base = url.rstrip("/")
+        found += [f"{base}{CONSOLE_REDIRECT_PATH}", f"{base}/"]
+    return tuple(dict.fromkeys(found))
+
 
 _TOKEN_CLAIMS = {
     "access.token.claim": "true",
@@ -258,7 +275,7 @@ def client_scopes() -> list[dict[str, Any]]:
     ]
 
 
-def _client(client: RealmClient, secret: str) -> dict[str, Any]:
+def _client(client: RealmClient, secret: str, redirects: Iterable[str]) -> dict[str, Any]:
     attributes: dict[str, str] = {}
     if client.browser_login:
         attributes["pkce.code.challenge.method"] = "S256"
@@ -277,7 +294,7 @@ def _client(client: RealmClient, secret: str) -> dict[str, Any]:
         "implicitFlowEnabled": False,
         "directAccessGrantsEnabled": client.password_grant,
         "serviceAccountsEnabled": client.service_account,
-        "redirectUris": list(LOOPBACK_REDIRECTS) if client.browser_login else [],
+        "redirectUris": list(redirects) if client.browser_login else [],
         "webOrigins": ["+"] if client.browser_login else [],
         "fullScopeAllowed": False,
         "attributes": attributes,
@@ -321,8 +338,18 @@ def _service_account_user(client: RealmClient) -> dict[str, Any]:
     }
 
 
-def realm_representation(realm: str, client_secrets: Mapping[str, str]) -> dict[str, Any]:
-    """Keycloak's JSON for one realm of the dev stack (``client_secrets``: client id -> secret)."""
+def realm_representation(
+    realm: str,
+    client_secrets: Mapping[str, str],
+    *,
+    clients: Iterable[RealmClient] = CLIENTS,
+    users: Iterable[RealmUser] = DEV_USERS,
+    redirects: Iterable[str] = LOOPBACK_REDIRECTS,
+) -> dict[str, Any]:
+    """Keycloak's JSON for one realm (``client_secrets``: client id -> secret; ``redirects``:
+    where the console's browser sign-in may return to). The defaults are the dev stack's."""
+    clients = tuple(clients)
+    redirects = tuple(redirects)
     return {
         "realm": realm,
         "enabled": True,
@@ -335,12 +362,87 @@ def realm_representation(realm: str, client_secrets: Mapping[str, str]) -> dict[
         "clientScopes": client_scopes(),
         "defaultDefaultClientScopes": ["basic", "profile", "email", "groups"],
         "defaultOptionalClientScopes": [],
-        "clients": [_client(client, client_secrets[client.client_id]) for client in CLIENTS],
+        "clients": [
+            _client(client, client_secrets[client.client_id], redirects) for client in clients
+        ],
         "users": [
-            *(_user(user) for user in DEV_USERS),
-            *(_service_account_user(c) for c in CLIENTS if c.service_account),
+            *(_user(user) for user in users),
+            *(_service_account_user(c) for c in clients if c.service_account),
         ],
     }
+
+
+#: Prefix of the environment variables a deployed realm's client secrets are read from.
+SECRET_VARIABLE_PREFIX = "REALM_SECRET_"
+
+
+def secret_variable(client_id: str) -> str:
+    """``inventory-traffic`` -> ``REALM_SECRET_INVENTORY_TRAFFIC``: the variable Keycloak reads
+    that client's secret from while it imports a deployed realm."""
+    return SECRET_VARIABLE_PREFIX + client_id.upper().replace("-", "_")
+
+
+def deployable_realm(
+    console_urls: Iterable[str], *, realm: str = INVENTORY_REALM, dev_users: bool = False
+) -> dict[str, Any]:
+    """The realm a deployment imports: the dev stack's definition without the tests' clients,
+    the console's redirects at ``console_urls``, people only with ``dev_users`` (else an
+    administrator adds them to the groups), and each client secret a placeholder
+    ``${REALM_SECRET_<CLIENT>}`` that Keycloak replaces by that environment variable while it
+    imports the file (so the file holds no secret and can be committed)."""
+    return realm_representation(
+        realm,
+        {c.client_id: "${" + secret_variable(c.client_id) + "}" for c in DEPLOYED_CLIENTS},
+        clients=DEPLOYED_CLIENTS,
+        users=DEV_USERS if dev_users else (),
+        redirects=console_redirects(console_urls),
+    )
+
+
+def realm_json(representation: Mapping[str, Any]) -> str:
+    """The realm file's text (what ``controlplane stack realm`` writes)."""
+    return json.dumps(representation, indent=2) + "\n"
+
+
+#: Files of a deployment's secrets folder besides ``<client id>.secret``.
+ADMIN_SECRET_FILE = "keycloak-admin.password"
+SESSION_SECRET_FILE = "console-session.secret"
+
+
+def write_deployment_secrets(folder: Path) -> dict[Path, bool]:
+    """Give each deployed client a secret file ``<client id>.secret`` in ``folder``, plus the
+    Keycloak administrator's password and the console's session key: a new random value for
+    each file that does not exist yet, an existing (non-empty) file is kept, so a value of your
+    own or one from a previous run stays. Returns each file -> whether it was written now.
+
+    The folder is made 0700 (nobody else on the host can read in it); the files are 0644 so
+    that containers running as another user can read them where they are mounted."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    names = [client_secret_file(folder, c.client_id) for c in DEPLOYED_CLIENTS]
+    names += [folder / ADMIN_SECRET_FILE, folder / SESSION_SECRET_FILE]
+    written: dict[Path, bool] = {}
+    for path in names:
+        if path.is_file() and path.read_text(encoding="utf-8").strip():
+            written[path] = False
+            continue
+        path.write_text(secrets.token_urlsafe(32) + "\n", encoding="utf-8")
+        path.chmod(0o644)
+        written[path] = True
+    return written
+
+
+def read_deployment_secrets(folder: Path) -> dict[str, str]:
+    """``REALM_SECRET_<CLIENT>`` -> secret, from the files :func:`write_deployment_secrets`
+    made (the environment a Keycloak importing a deployed realm needs)."""
+    found: dict[str, str] = {}
+    for client in DEPLOYED_CLIENTS:
+        path = client_secret_file(folder, client.client_id)
+        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+        if not lines or not lines[0].strip():
+            raise ValueError(f"no secret for client {client.client_id} in {path}")
+        found[secret_variable(client.client_id)] = lines[0].strip()
+    return found
 
 
 ADMIN_PASSWORD_FILE = "admin.password"
@@ -408,9 +510,15 @@ class Keycloak(Backend):
         ports: Mapping[str, int],
         realms: Iterable[str] = (INVENTORY_REALM,),
         secrets_dir: Path | None = None,
+        import_files: Mapping[str, Path] | None = None,
+        import_environment: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(settings=settings, workdir=workdir, ports=ports)
         self.realms = tuple(realms)
+        #: Realm files given as they are (realm name -> file), e.g. a deployment's export, and
+        #: the variables their placeholders (``${REALM_SECRET_...}``) are replaced with.
+        self.import_files = dict(import_files or {})
+        self.import_environment = dict(import_environment or {})
         #: realm -> client id -> secret, generated at each start.
         self.client_secrets: dict[str, dict[str, str]] = {}
         self.admin_password = ""
@@ -486,6 +594,11 @@ class Keycloak(Backend):
                 self.home / "data" / "import" / f"{realm}-realm.json",
                 json.dumps(realm_representation(realm, self.client_secrets[realm]), indent=2),
             )
+        for realm, source in self.import_files.items():
+            _write_private(
+                self.home / "data" / "import" / f"{realm}-realm.json",
+                source.read_text(encoding="utf-8"),
+            )
         if self.secrets_dir is not None:
             self._write_secrets(self.secrets_dir)
 
@@ -514,6 +627,7 @@ class Keycloak(Backend):
             KC_BOOTSTRAP_ADMIN_USERNAME=self.admin_username,
             KC_BOOTSTRAP_ADMIN_PASSWORD=self.admin_password,
         )
+        env.update(self.import_environment)
         return env
 
     def command(self) -> list[str]:
@@ -539,7 +653,7 @@ class Keycloak(Backend):
         ready = httpx.get(f"{self.management_url}/health/ready", timeout=2)
         if ready.status_code != 200:
             return False
-        for realm in self.realms:
+        for realm in (*self.realms, *self.import_files):
             answer = httpx.get(self.discovery_url(realm), timeout=2)
             if answer.status_code != 200 or answer.json().get("issuer") != self.issuer(realm):
                 return False

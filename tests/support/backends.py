@@ -45,12 +45,17 @@ from controlplane.stack.backends import (
     Prometheus,
     Redis,
 )
-from controlplane.stack.keycloak import INVENTORY_REALM, OTHER_REALM, Keycloak
+from controlplane.stack.keycloak import (
+    INVENTORY_REALM,
+    OTHER_REALM,
+    Keycloak,
+    read_deployment_secrets,
+)
 from controlplane.stack.kubernetes import KubernetesCluster
 from controlplane.stack.patroni import PatroniCluster, PatroniMember
 from controlplane.stack.pgbackrest import PgBackRestRepository, PgInstance
 from controlplane.stack.settings import StackSettings
-from tests.support.keycloak import KeycloakServer
+from tests.support.keycloak import DEPLOYED_REALM, KeycloakServer, export_deployed_realm
 
 B = TypeVar("B", bound=Backend)
 T = TypeVar("T")
@@ -195,18 +200,29 @@ def jaeger(backend_pool: BackendPool) -> Jaeger:
 
 @pytest.fixture(scope="session")
 def keycloak(backend_pool: BackendPool) -> Iterator[KeycloakServer]:
-    """Keycloak with the realms ``inventory`` and ``other``, fresh client secrets and keys."""
+    """Keycloak with the realms ``inventory`` and ``other``, fresh client secrets and keys, and
+    realm ``deployed``: the file ``controlplane stack realm`` exports for a deployment, imported
+    with the secrets of its ``--secrets-dir`` (no second server for it)."""
 
     def start() -> KeycloakServer:
+        export = Path(tempfile.mkdtemp(prefix="realm-export-", dir=backend_pool.base))
+        realm_file, secrets_dir = export_deployed_realm(export)
         backend = Keycloak(
             settings=backend_pool.settings,
             workdir=backend_pool.workdir(Keycloak.name),
             ports=dict(zip(Keycloak.port_labels, free_ports(2), strict=True)),
             realms=(INVENTORY_REALM, OTHER_REALM),
+            import_files={DEPLOYED_REALM: realm_file},
+            import_environment=read_deployment_secrets(secrets_dir),
         )
         began = time.monotonic()
         backend_pool.start(backend)
-        server = KeycloakServer(backend, start_seconds=time.monotonic() - began)
+        server = KeycloakServer(
+            backend,
+            start_seconds=time.monotonic() - began,
+            deployed_realm_file=realm_file,
+            deployed_secrets_dir=secrets_dir,
+        )
         key = f"{backend.name} (127.0.0.1:{backend.port})"
         if key in backend_pool.versions:
             backend_pool.versions[key] += f", started in {server.start_seconds:.1f} s"

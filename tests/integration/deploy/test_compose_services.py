@@ -80,6 +80,7 @@ def test_processes_start_after_what_they_need_is_healthy(services: dict[str, Any
         return {dep: spec["condition"] for dep, spec in services[name]["depends_on"].items()}
 
     assert waits_for("app") == {
+        "keycloak": "service_healthy",
         "postgres-primary": "service_healthy",
         "postgres-replica": "service_healthy",
         "redis": "service_healthy",
@@ -87,14 +88,24 @@ def test_processes_start_after_what_they_need_is_healthy(services: dict[str, Any
     # The API migrates the schema before it turns healthy.
     assert "--migrate" in services["app"]["command"]
     assert waits_for("worker") == {"app": "service_healthy"}
-    assert waits_for("dashboards") == {"controlplane": "service_healthy"}
-    assert set(waits_for("controlplane")) == {"prometheus", "elasticsearch", "jaeger"}
+    assert waits_for("dashboards") == {
+        "controlplane": "service_healthy",
+        "keycloak": "service_healthy",
+    }
+    assert set(waits_for("controlplane")) == {"prometheus", "elasticsearch", "jaeger", "keycloak"}
 
 
 def test_settings_are_variables_the_processes_read_and_name_compose_services(
     services: dict[str, Any],
 ) -> None:
     known = inventory_variables() | controlplane_variables()
+    # A service answers to its name and to its network aliases (keycloak.localhost).
+    hosts = set(services) | {
+        alias
+        for service in services.values()
+        for network in (service.get("networks") or {}).values()
+        for alias in (network or {}).get("aliases", [])
+    }
     for name in TARGETS:
         environment: dict[str, str] = services[name].get("environment", {})
         ours = {key for key in environment if key.startswith(("INVENTORY_", "CONTROLPLANE_"))}
@@ -102,7 +113,7 @@ def test_settings_are_variables_the_processes_read_and_name_compose_services(
         for key, value in environment.items():
             if "://" in str(value):
                 host = urlsplit(str(value)).hostname
-                assert host in services, f"{name}: {key} points at {host}, not a service"
+                assert host in hosts, f"{name}: {key} points at {host}, not a service"
     assert {"INVENTORY_DATABASE_URL", "INVENTORY_REDIS_URL"} <= set(services["app"]["environment"])
     assert {"INVENTORY_DATABASE_URL", "INVENTORY_REDIS_URL"} <= set(
         services["worker"]["environment"]

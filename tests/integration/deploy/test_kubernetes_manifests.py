@@ -13,6 +13,7 @@ fail in CI mode (``CI=true`` / ``REQUIRE_BACKENDS=1``) and are skipped elsewhere
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import subprocess
@@ -20,6 +21,7 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -27,6 +29,14 @@ import yaml
 from kubernetes_validate.utils import VersionNotSupportedError
 
 from app.main import API_PREFIX
+from controlplane.stack.keycloak import (
+    CONTROLPLANE_API,
+    DEPLOYED_CLIENTS,
+    INVENTORY_API,
+    deployable_realm,
+    realm_json,
+    secret_variable,
+)
 from controlplane.stack.settings import StackSettings, read_versions
 from controlplane.targets.policy import cpu_millicores, load_capacity_policy, memory_bytes
 from tests.integration.deploy.images import (
@@ -58,6 +68,8 @@ CONTROLPLANE = {
     "app.kubernetes.io/component": "controlplane",
 }
 DASHBOARDS = {"app.kubernetes.io/name": "dashboards", "app.kubernetes.io/component": "dashboards"}
+KEYCLOAK = {"app.kubernetes.io/name": "keycloak", "app.kubernetes.io/component": "identity"}
+KEYCLOAK_IMAGE = "quay.io/keycloak/keycloak:26.7.3"
 
 
 # --- rendering ------------------------------------------------------------------------------------
@@ -279,7 +291,7 @@ def test_every_container_has_readiness_and_liveness_probes_it_can_answer(
     rendered: dict[str, list[Manifest]], overlay: str
 ) -> None:
     deployments = of_kind(rendered[overlay], "Deployment")
-    assert len(deployments) == 4
+    assert len(deployments) == 5
     for deployment in deployments:
         for container in pod_spec(deployment)["containers"]:
             where = f"{deployment['metadata']['name']}/{container['name']}"
@@ -299,6 +311,9 @@ def test_every_container_has_readiness_and_liveness_probes_it_can_answer(
     api = pod_spec(one(rendered[overlay], "Deployment", "inventory"))["containers"][0]
     assert api["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert api["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    keycloak = pod_spec(one(rendered[overlay], "Deployment", "keycloak"))["containers"][0]
+    assert keycloak["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "management"}
+    assert keycloak["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "management"}
 
 
 @pytest.mark.parametrize("overlay", sorted(OVERLAYS))
@@ -410,6 +425,8 @@ def allowed(objects: list[Manifest], labels: dict[str, str], direction: str) -> 
 DNS = {"kube-system/kube-dns:53/UDP", "kube-system/kube-dns:53/TCP"}
 DATA = {"cidr:10.0.20.0/24:5432/TCP", "cidr:10.0.20.0/24:6379/TCP"}
 TRACES = {"monitoring/jaeger:4317/TCP", "monitoring/jaeger:4318/TCP"}
+#: The issuer at the public host, through the ingress controller (Keycloak behind it).
+ISSUER = {"ingress-nginx/ingress-nginx:80/TCP", "ingress-nginx/ingress-nginx:443/TCP"}
 
 
 def test_network_policies_deny_everything_not_allowed_in_both_directions(
@@ -450,6 +467,7 @@ def test_each_component_reaches_only_what_it_needs(rendered: dict[str, list[Mani
         "worker": pod_labels(deployment_with(objects, WORKER)),
         "controlplane": pod_labels(deployment_with(objects, CONTROLPLANE)),
         "dashboards": pod_labels(deployment_with(objects, DASHBOARDS)),
+        "keycloak": pod_labels(deployment_with(objects, KEYCLOAK)),
     }
     assert allowed(objects, labels["worker"], "ingress") == set()
     assert allowed(objects, labels["dashboards"], "ingress") == set()
@@ -457,9 +475,9 @@ def test_each_component_reaches_only_what_it_needs(rendered: dict[str, list[Mani
         "inventory/dashboards:8080/TCP",
         "monitoring/alertmanager:8080/TCP",
     }
-    assert allowed(objects, labels["api"], "egress") == DNS | DATA | TRACES
+    assert allowed(objects, labels["api"], "egress") == DNS | DATA | TRACES | ISSUER
     assert allowed(objects, labels["worker"], "egress") == DNS | DATA | TRACES
-    assert allowed(objects, labels["controlplane"], "egress") == DNS | {
+    assert allowed(objects, labels["controlplane"], "egress") == DNS | ISSUER | {
         "cidr:10.0.0.0/16:443/TCP",  # the Kubernetes API server inside the VNet
         "cidr:10.0.0.0/16:6443/TCP",
         "cidr:10.0.20.0/24:5432/TCP",  # its PostgreSQL store
@@ -467,14 +485,19 @@ def test_each_component_reaches_only_what_it_needs(rendered: dict[str, list[Mani
         "monitoring/elasticsearch:9200/TCP",
         "monitoring/jaeger:16686/TCP",
     }
-    assert allowed(objects, labels["dashboards"], "egress") == DNS | {
+    assert allowed(objects, labels["dashboards"], "egress") == DNS | ISSUER | {
         "inventory/controlplane:8080/TCP"
     }
+    # Keycloak: browsers and the pods above come through the ingress controller; its database.
+    assert allowed(objects, labels["keycloak"], "ingress") == {
+        "ingress-nginx/ingress-nginx:8080/TCP"
+    }
+    assert allowed(objects, labels["keycloak"], "egress") == DNS | {"cidr:10.0.20.0/24:5432/TCP"}
 
 
 # --- ingress --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("overlay", sorted(OVERLAYS))
-def test_the_ingress_publishes_the_api_routes_and_nothing_else(
+def test_the_ingress_publishes_the_api_and_the_sign_in_routes_and_nothing_else(
     rendered: dict[str, list[Manifest]], overlay: str
 ) -> None:
     objects = rendered[overlay]
@@ -485,7 +508,13 @@ def test_the_ingress_publishes_the_api_routes_and_nothing_else(
         for rule in ingresses[0]["spec"]["rules"]
         for path in rule["http"]["paths"]
     ]
-    assert routes == [(API_PREFIX, "Prefix", {"name": "inventory", "port": {"name": "http"}})]
+    keycloak = {"name": "keycloak", "port": {"name": "http"}}
+    assert routes == [
+        (API_PREFIX, "Prefix", {"name": "inventory", "port": {"name": "http"}}),
+        # Keycloak's realms (sign-in pages, tokens, keys) and their static files; not /admin.
+        ("/realms", "Prefix", keycloak),
+        ("/resources", "Prefix", keycloak),
+    ]
     service = one(objects, "Service", "inventory")
     assert service["spec"]["selector"] == API
     (port,) = service["spec"]["ports"]
@@ -525,9 +554,24 @@ def test_production_overlay_changes_what_it_declares_and_nothing_else(
     changed = {
         path for path in base.keys() | production.keys() if base.get(path) != production.get(path)
     }
-    images = {path for path in base if path.endswith("/image")}
+    images = {
+        path
+        for path in base
+        if path.endswith("/image") and str(base[path]).startswith("inventory-slo/")
+    }
     assert len(images) == 5  # four processes and the API's migration step
-    assert changed == images | {
+    # Keycloak runs the same pinned image everywhere.
+    keycloak_image = "Deployment/keycloak/spec/template/spec/containers/0/image"
+    assert base[keycloak_image] == production[keycloak_image] == KEYCLOAK_IMAGE
+    issuer = f"https://{PRODUCTION_HOST}/realms/inventory"
+    issuers = {
+        "ConfigMap/inventory-config/data/INVENTORY_AUTH_ISSUER": issuer,
+        "ConfigMap/controlplane-config/data/CONTROLPLANE_OIDC_ISSUER": issuer,
+        "ConfigMap/dashboards-config/data/DASHBOARDS_OIDC_ISSUER": issuer,
+        "ConfigMap/keycloak-config/data/KC_HOSTNAME": f"https://{PRODUCTION_HOST}",
+    }
+    assert {path: production[path] for path in issuers} == issuers
+    assert changed == images | set(issuers) | {
         "Deployment/inventory-worker/spec/replicas",
         "ConfigMap/inventory-config/data/INVENTORY_TRACE_SAMPLE_RATIO",
         "Ingress/inventory/spec/rules/0/host",
@@ -574,7 +618,12 @@ def test_the_secrets_the_manifests_need_are_documented_and_none_is_committed(
 ) -> None:
     readme = (REPO / "deploy" / "README.md").read_text(encoding="utf-8")
     needed = {ref for objects in rendered.values() for ref in secret_references(objects)}
-    assert {name for name, _ in needed} >= {"inventory-secrets", "controlplane-secrets"}
+    assert {name for name, _ in needed} >= {
+        "inventory-secrets",
+        "controlplane-secrets",
+        "dashboards-secrets",
+        "keycloak-secrets",
+    }
     undocumented = {
         f"{name}/{key}"
         for name, key in needed
@@ -591,3 +640,121 @@ def test_no_manifest_file_is_left_out_of_its_kustomization() -> None:
         for path in folder.glob("*.yaml"):
             if path.name != "kustomization.yaml":
                 assert path.name in listed, f"{path} is not in {folder}/kustomization.yaml"
+
+
+# --- identity provider ----------------------------------------------------------------------------
+REALM_FILE = K8S / "base" / "keycloak" / "inventory-realm.json"
+#: The console is reached by port-forward (dashboards.yaml): its sign-in returns there.
+PORT_FORWARDED_CONSOLE = ("http://localhost:8050", "http://127.0.0.1:8050")
+REALM_IMPORT_DIR = "/opt/keycloak/data/import"
+
+
+def container_env(objects: list[Manifest], deployment: str) -> dict[str, Any]:
+    """What the first container of ``deployment`` sees: its ConfigMaps' data, then its ``env``
+    (a plain value as it is, a Secret reference as its ``valueFrom``)."""
+    container = pod_spec(one(objects, "Deployment", deployment))["containers"][0]
+    configs = {c["metadata"]["name"]: c["data"] for c in of_kind(objects, "ConfigMap")}
+    env: dict[str, Any] = {}
+    for source in container.get("envFrom", []):
+        env.update(configs[source["configMapRef"]["name"]])
+    for entry in container.get("env", []):
+        env[entry["name"]] = entry.get("value", entry.get("valueFrom"))
+    return env
+
+
+def mounted_secret(objects: list[Manifest], deployment: str, path: str) -> tuple[str, str]:
+    """(Secret, key) of the file ``path`` in the first container of ``deployment``."""
+    spec = pod_spec(one(objects, "Deployment", deployment))
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    for mount in spec["containers"][0].get("volumeMounts", []):
+        secret = volumes[mount["name"]].get("secret")
+        if secret is None or not path.startswith(mount["mountPath"] + "/"):
+            continue
+        relative = path.removeprefix(mount["mountPath"] + "/")
+        for item in secret["items"]:
+            if item["path"] == relative:
+                return secret["secretName"], item["key"]
+    raise AssertionError(f"{deployment}: nothing mounts a Secret's key at {path}")
+
+
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_every_process_trusts_the_issuer_keycloak_serves_at_the_public_host(
+    rendered: dict[str, list[Manifest]], overlay: str
+) -> None:
+    objects = rendered[overlay]
+    hostname = container_env(objects, "keycloak")["KC_HOSTNAME"]
+    realm = json.loads(REALM_FILE.read_text(encoding="utf-8"))["realm"]
+    issuer = f"{hostname}/realms/{realm}"
+    assert container_env(objects, "inventory")["INVENTORY_AUTH_ISSUER"] == issuer
+    assert container_env(objects, "controlplane")["CONTROLPLANE_OIDC_ISSUER"] == issuer
+    assert container_env(objects, "dashboards")["DASHBOARDS_OIDC_ISSUER"] == issuer
+    # Browsers and pods reach the issuer at the Ingress's host, which routes /realms to Keycloak.
+    ingress = one(objects, "Ingress", "inventory")
+    (rule,) = ingress["spec"]["rules"]
+    parts = urlsplit(hostname)
+    assert parts.hostname == rule["host"]
+    assert parts.path == ""
+    backends = {p["path"]: p["backend"]["service"]["name"] for p in rule["http"]["paths"]}
+    assert backends["/realms"] == "keycloak"
+    if overlay == "production":
+        assert parts.scheme == "https"
+        assert rule["host"] in ingress["spec"]["tls"][0]["hosts"]
+    # Audiences and clients are the realm's.
+    clients = {client.client_id: client for client in DEPLOYED_CLIENTS}
+    assert container_env(objects, "inventory")["INVENTORY_AUTH_AUDIENCE"] == INVENTORY_API
+    controlplane = container_env(objects, "controlplane")
+    assert controlplane["CONTROLPLANE_OIDC_AUDIENCE"] == CONTROLPLANE_API
+    probe = clients[controlplane["CONTROLPLANE_INVENTORY_CLIENT_ID"]]
+    assert INVENTORY_API in probe.audiences
+    assert probe.service_account
+    console = clients[container_env(objects, "dashboards")["DASHBOARDS_OIDC_CLIENT_ID"]]
+    assert console.browser_login
+
+
+def test_keycloak_imports_the_exported_realm_with_each_client_secret_from_a_secret(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    objects = rendered["base"]
+    exported = realm_json(deployable_realm(PORT_FORWARDED_CONSOLE))
+    assert REALM_FILE.read_text(encoding="utf-8") == exported, (
+        "deploy/k8s/base/keycloak/inventory-realm.json is not the export: run "
+        "`controlplane stack realm --out deploy/k8s/base/keycloak/inventory-realm.json "
+        "--console-url http://localhost:8050 --console-url http://127.0.0.1:8050`"
+    )
+    spec = pod_spec(one(objects, "Deployment", "keycloak"))
+    container = spec["containers"][0]
+    assert container["image"] == KEYCLOAK_IMAGE
+    assert "--import-realm" in container["args"]
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == REALM_IMPORT_DIR]
+    realm_map = one(objects, "ConfigMap", volumes[mount["name"]]["configMap"]["name"])
+    assert realm_map["data"] == {"inventory-realm.json": exported}
+    # Every placeholder of the file is a variable filled from the Secret (a required key).
+    placeholders = set(re.findall(r"\$\{(REALM_SECRET_[A-Z_]+)\}", exported))
+    env = container_env(objects, "keycloak")
+    given = {name: env[name] for name in env if name.startswith("REALM_SECRET_")}
+    assert set(given) == placeholders
+    for client in DEPLOYED_CLIENTS:
+        reference = given[secret_variable(client.client_id)]["secretKeyRef"]
+        assert reference == {"name": "keycloak-secrets", "key": client.client_id}
+
+
+def test_the_processes_read_their_client_secrets_from_mounted_secrets(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    objects = rendered["base"]
+    controlplane = container_env(objects, "controlplane")
+    assert mounted_secret(
+        objects, "controlplane", controlplane["CONTROLPLANE_INVENTORY_CLIENT_SECRET_FILE"]
+    ) == ("controlplane-secrets", "inventory-client-secret")
+    dashboards = container_env(objects, "dashboards")
+    assert mounted_secret(
+        objects, "dashboards", dashboards["DASHBOARDS_OIDC_CLIENT_SECRET_FILE"]
+    ) == (
+        "dashboards-secrets",
+        "oidc-client-secret",
+    )
+    assert mounted_secret(objects, "dashboards", dashboards["DASHBOARDS_SESSION_SECRET_FILE"]) == (
+        "dashboards-secrets",
+        "session-secret",
+    )
