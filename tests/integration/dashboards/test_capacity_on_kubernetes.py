@@ -88,7 +88,7 @@ def test_the_capacity_page_shows_the_clusters_deployments_and_hpas(
         "return Array.from(document.querySelectorAll('tr[data-in-policy=\"false\"]'))"
         ".map(row => row.getAttribute('data-workload'))"
     )
-    assert sorted(outside) == ["controlplane", "dashboards", "inventory-worker"]
+    assert sorted(outside) == ["controlplane", "dashboards", "inventory-worker", "keycloak"]
     # The policy's own table is still there, next to it.
     assert browser.find('tr[data-service="inventory"]')
     assert browser.console_errors() == []

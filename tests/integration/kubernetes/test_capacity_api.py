@@ -164,9 +164,10 @@ def test_capacity_lists_the_clusters_deployments_and_hpas_as_the_api_server_hold
         "inventory-worker",
         "controlplane",
         "dashboards",
+        "keycloak",
     }
     outside = {name for name, w in workloads.items() if not w["in_policy"]}
-    assert outside == {"inventory-worker", "controlplane", "dashboards"}
+    assert outside == {"inventory-worker", "controlplane", "dashboards", "keycloak"}
     inventory = workloads["inventory"]["autoscaler"]
     assert (inventory["min_replicas"], inventory["max_replicas"]) == (3, 20)
     assert inventory["target_cpu_percent"] == 70

@@ -66,6 +66,7 @@ def test_the_orchestrator_lists_and_watches_and_the_actuator_scales_with_the_ser
             "inventory-worker",
             "controlplane",
             "dashboards",
+            "keycloak",
             "demand-planning",
             "analytics",
         }
