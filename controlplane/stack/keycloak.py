@@ -6,6 +6,11 @@ that into Keycloak's realm JSON, which the server imports while it starts. Every
 an empty database, so every start has fresh client secrets (:attr:`Keycloak.client_secrets`) and
 fresh signing keys; nothing of a previous run can be used against the new one.
 
+:func:`deployable_realm` is the same definition as a deployment imports it (``controlplane stack
+realm``: docker compose, Kubernetes): without the tests' clients, with the console's public
+redirects, each client secret a placeholder Keycloak fills from its environment at import
+(:func:`secret_variable`), the secrets in files :func:`write_deployment_secrets` makes.
+
 Keycloak runs from the distribution ``make bootstrap`` unpacks and pre-builds (``kc.sh build``:
 H2 file database, local caches, health and metrics on), so each start is ``start --optimized``.
 Each instance gets a home folder of its own (links to the distribution's programs, its own
