@@ -50,7 +50,7 @@ from controlplane.stack.kubernetes import KubernetesCluster
 from controlplane.stack.patroni import PatroniCluster, PatroniMember
 from controlplane.stack.pgbackrest import PgBackRestRepository, PgInstance
 from controlplane.stack.settings import StackSettings
-from tests.support.keycloak import KeycloakServer
+from tests.support.keycloak import KeycloakServer, otp_secrets_for_tests
 
 B = TypeVar("B", bound=Backend)
 T = TypeVar("T")
@@ -203,6 +203,7 @@ def keycloak(backend_pool: BackendPool) -> Iterator[KeycloakServer]:
             workdir=backend_pool.workdir(Keycloak.name),
             ports=dict(zip(Keycloak.port_labels, free_ports(2), strict=True)),
             realms=(INVENTORY_REALM, OTHER_REALM),
+            otp_secrets=otp_secrets_for_tests(),
         )
         began = time.monotonic()
         backend_pool.start(backend)
