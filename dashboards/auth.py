@@ -69,12 +69,20 @@ class Person:
     ends_at: float
     #: Whether the ID token's ``amr`` names a second factor (see ``DASHBOARDS_MFA_METHODS``).
     second_factor: bool = False
+    #: The role the groups give, before the second-factor rule lowered it to ``role``.
+    group_role: Role | None = None
     #: When the current access token was obtained (its lifetime: ``access_expires_at`` - this).
     access_issued_at: float | None = None
 
     @property
     def label(self) -> str:
         return self.name or self.username or self.subject
+
+    @property
+    def needs_second_factor(self) -> bool:
+        """The groups give a higher role than ``role``: it needs a sign-in with a second
+        factor (e.g. the sign-in that set the one-time code up did not pass one)."""
+        return self.group_role is not None and self.group_role != self.role
 
     @property
     def is_operator(self) -> bool:
@@ -213,19 +221,16 @@ class ConsoleAuth:
         groups = claims.get("groups")
         amr = claims.get("amr")
         refresh_in = token.get("refresh_expires_in")
+        group_role = role_of_groups(groups, self.role_groups)
         return Person(
             subject=str(claims.get("sub", "")),
             username=claims.get("preferred_username"),
             name=claims.get("name"),
             groups=tuple(str(g).lstrip("/") for g in groups) if isinstance(groups, list) else (),
             # The control plane applies the same rule to the access token (it decides).
-            role=role_with_mfa(
-                role_of_groups(groups, self.role_groups),
-                amr,
-                mfa_role=self.mfa_role,
-                methods=self.mfa_methods,
-            ),
+            role=role_with_mfa(group_role, amr, mfa_role=self.mfa_role, methods=self.mfa_methods),
             second_factor=passed_mfa(amr, self.mfa_methods),
+            group_role=group_role,
             access_issued_at=now,
             access_token=str(token["access_token"]),
             access_expires_at=float(token.get("expires_at") or now + float(token["expires_in"])),

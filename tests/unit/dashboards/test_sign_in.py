@@ -140,6 +140,8 @@ def test_the_console_gives_admin_only_to_a_person_who_passed_a_second_factor(
     assert person(["slo-admins"], ["pwd", "otp"]).role is Role.ADMIN
     assert person(["slo-admins"], ["pwd", "otp"]).second_factor
     assert person(["slo-admins"], ["pwd"]).role is Role.OPERATOR
+    assert person(["slo-admins"], ["pwd"]).needs_second_factor
+    assert not person(["slo-admins"], ["pwd", "otp"]).needs_second_factor
     assert person(["slo-admins"], None).role is Role.OPERATOR
     assert person(["slo-operators"], ["pwd"]).role is Role.OPERATOR
 
