@@ -113,12 +113,14 @@ def who_view(
     if auth is not None and person is not None:
         role = person.role.value if person.role is not None else "no role"
         as_role: dict[str, Any] = {"data-role": role}
+        shown = f"{person.label} ({person.username or person.subject}) · {role}"
+        if person.needs_second_factor and person.group_role is not None:
+            shown += (
+                f" ({person.group_role.value} needs a sign-in with a one-time code: "
+                "sign out and in again)"
+            )
         return [
-            html.Span(
-                f"{person.label} ({person.username or person.subject}) · {role}",
-                className="who-person",
-                **as_role,
-            ),
+            html.Span(shown, className="who-person", **as_role),
             html.Form(
                 html.Button("Sign out", type="submit", id="shell-sign-out", className="small"),
                 action="/auth/logout",

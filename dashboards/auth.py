@@ -5,7 +5,13 @@ keeps who signed in. The browser's cookie (Flask's session: signed, HttpOnly, Sa
 holds only a random session id; the person's tokens stay on the server, in memory. A session
 ends at ``DASHBOARDS_SESSION_MAX_AGE_SECONDS`` after sign-in, or earlier when the provider's own
 session ends (its refresh token expires or a refresh is refused), or on sign-out, which also ends
-the provider's session (its ``end_session_endpoint``).
+the provider's session (its ``end_session_endpoint``). The access token is renewed with the
+refresh token before it expires (:meth:`Person.renew_at`) on the next request that needs the
+person; a refused renewal ends the console session.
+
+A person's role comes from their ``groups``; the role ``DASHBOARDS_MFA_ROLE`` (admin) is given
+only when the ID token's ``amr`` names a second factor (``DASHBOARDS_MFA_METHODS``), else the
+role below it, as the control plane does with the access token.
 
 Routes: ``GET /auth/login?next=/alerts``, ``GET /auth/callback`` (the redirect URI registered at
 the provider), ``POST /auth/logout``.
@@ -32,7 +38,7 @@ from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import OAuth
 
 from controlplane.client.http import ControlPlaneClient
-from controlplane.core.security import Role, RoleGroups, role_of_groups
+from controlplane.core.security import Role, RoleGroups, passed_mfa, role_of_groups, role_with_mfa
 
 __all__ = ["ConsoleAuth", "Person"]
 
@@ -41,7 +47,7 @@ logger = logging.getLogger(__name__)
 SESSION_KEY = "console_sid"
 NEXT_KEY = "console_next"
 PROVIDER = "provider"
-#: Renew the access token this long before it expires.
+#: Renew the access token this long before it expires (at most half its lifetime before).
 RENEW_BEFORE_SECONDS = 20.0
 
 
@@ -61,14 +67,34 @@ class Person:
     id_token: str | None
     #: The session ends at this time whatever happens (sign-in + the maximum age).
     ends_at: float
+    #: Whether the ID token's ``amr`` names a second factor (see ``DASHBOARDS_MFA_METHODS``).
+    second_factor: bool = False
+    #: The role the groups give, before the second-factor rule lowered it to ``role``.
+    group_role: Role | None = None
+    #: When the current access token was obtained (its lifetime: ``access_expires_at`` - this).
+    access_issued_at: float | None = None
 
     @property
     def label(self) -> str:
         return self.name or self.username or self.subject
 
     @property
+    def needs_second_factor(self) -> bool:
+        """The groups give a higher role than ``role``: it needs a sign-in with a second
+        factor (e.g. the sign-in that set the one-time code up did not pass one)."""
+        return self.group_role is not None and self.group_role != self.role
+
+    @property
     def is_operator(self) -> bool:
         return self.role is not None and self.role.allows(Role.OPERATOR)
+
+    def renew_at(self) -> float:
+        """When to renew the access token: :data:`RENEW_BEFORE_SECONDS` before it expires, or
+        halfway through its lifetime when it lives shorter than twice that."""
+        margin = RENEW_BEFORE_SECONDS
+        if self.access_issued_at is not None:
+            margin = min(margin, (self.access_expires_at - self.access_issued_at) / 2)
+        return self.access_expires_at - margin
 
     def expires_at(self) -> float:
         """When the console session ends: its maximum age, or the provider session's end."""
@@ -99,6 +125,8 @@ class ConsoleAuth:
         scope: str,
         role_groups: RoleGroups,
         max_age_seconds: float,
+        mfa_role: Role | None = Role.ADMIN,
+        mfa_methods: tuple[str, ...] = ("otp",),
         control_plane_url: str,
         request_timeout: float,
         clock: Callable[[], float] = time.time,
@@ -108,6 +136,8 @@ class ConsoleAuth:
         self._client_secret = client_secret
         self.scope = scope
         self.role_groups = role_groups
+        self.mfa_role = mfa_role
+        self.mfa_methods = mfa_methods
         self.max_age_seconds = max_age_seconds
         self.control_plane_url = control_plane_url
         self.request_timeout = request_timeout
@@ -189,13 +219,19 @@ class ConsoleAuth:
     def _person_from(self, token: dict[str, Any], *, now: float, ends_at: float) -> Person:
         claims = token.get("userinfo") or {}
         groups = claims.get("groups")
+        amr = claims.get("amr")
         refresh_in = token.get("refresh_expires_in")
+        group_role = role_of_groups(groups, self.role_groups)
         return Person(
             subject=str(claims.get("sub", "")),
             username=claims.get("preferred_username"),
             name=claims.get("name"),
             groups=tuple(str(g).lstrip("/") for g in groups) if isinstance(groups, list) else (),
-            role=role_of_groups(groups, self.role_groups),
+            # The control plane applies the same rule to the access token (it decides).
+            role=role_with_mfa(group_role, amr, mfa_role=self.mfa_role, methods=self.mfa_methods),
+            second_factor=passed_mfa(amr, self.mfa_methods),
+            group_role=group_role,
+            access_issued_at=now,
             access_token=str(token["access_token"]),
             access_expires_at=float(token.get("expires_at") or now + float(token["expires_in"])),
             refresh_token=token.get("refresh_token"),
@@ -231,6 +267,7 @@ class ConsoleAuth:
         return replace(
             person,
             access_token=str(token["access_token"]),
+            access_issued_at=now,
             access_expires_at=now + float(token["expires_in"]),
             refresh_token=token.get("refresh_token", person.refresh_token),
             refresh_expires_at=now + float(refresh_in) if refresh_in else None,
@@ -251,7 +288,7 @@ class ConsoleAuth:
         if person is None or person.expires_at() <= now:
             self._end(sid)
             return None
-        if person.access_expires_at - RENEW_BEFORE_SECONDS <= now:
+        if person.renew_at() <= now:
             renewed = self._refresh(person, now)
             if renewed is None or renewed.expires_at() <= now:
                 self._end(sid)

@@ -14,7 +14,16 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from controlplane.core.security import DEFAULT_ROLE_GROUPS, RoleGroups, parse_role_groups
+from controlplane.core.security import (
+    DEFAULT_MFA_METHODS,
+    DEFAULT_ROLE_GROUPS,
+    Role,
+    RoleGroups,
+    mfa_methods_setting,
+    mfa_role_setting,
+    parse_mfa_methods,
+    parse_role_groups,
+)
 from controlplane.core.validation import HttpUrl, SecretUnreadable, read_secret
 
 __all__ = ["DashboardSettings", "SettingsError"]
@@ -62,6 +71,13 @@ class DashboardSettings(BaseSettings):
     #: ``CONTROLPLANE_OIDC_ROLE_GROUPS``).
     role_groups: Annotated[RoleGroups, BeforeValidator(_role_groups)] = Field(
         default_factory=lambda: parse_role_groups(DEFAULT_ROLE_GROUPS)
+    )
+    #: The role that needs a second factor (the ``amr`` claim names one of ``mfa_methods``),
+    #: below it otherwise; ``none``: no role does (as the control plane's
+    #: ``CONTROLPLANE_OIDC_MFA_ROLE`` / ``CONTROLPLANE_OIDC_MFA_METHODS``).
+    mfa_role: Annotated[Role | None, BeforeValidator(mfa_role_setting)] = Role.ADMIN
+    mfa_methods: Annotated[tuple[str, ...], BeforeValidator(mfa_methods_setting)] = Field(
+        default_factory=lambda: parse_mfa_methods(DEFAULT_MFA_METHODS)
     )
     #: File holding the key that signs the session cookie (required with sign-in).
     session_secret_file: Path | None = None

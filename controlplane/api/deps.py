@@ -19,7 +19,13 @@ from controlplane.core.oidc import (
     SigningKeys,
     TokenRejected,
 )
-from controlplane.core.security import TOKEN_PREFIX, Role, role_of_groups
+from controlplane.core.security import (
+    TOKEN_PREFIX,
+    Role,
+    passed_mfa,
+    role_of_groups,
+    role_with_mfa,
+)
 from controlplane.core.validation import NO_NUL
 from controlplane.orchestrator.registry import Orchestration
 from controlplane.runtime import DatabaseOperations, Runtime
@@ -118,6 +124,11 @@ class Principal:
     full_name: str | None = None
     issuer: str | None = None
     client: str | None = None
+    #: A provider token: whether its ``amr`` names a second factor; None for an API token.
+    second_factor: bool | None = None
+    #: A provider token: the role its groups give, before the second-factor rule
+    #: (``CONTROLPLANE_OIDC_MFA_ROLE``) lowered it to ``role``.
+    group_role: Role | None = None
 
     @property
     def actor(self) -> str:
@@ -177,7 +188,12 @@ def _oidc_principal(request: Request, runtime: Runtime, token: str) -> Principal
             status.HTTP_503_SERVICE_UNAVAILABLE,
             f"cannot check the access token: identity provider unavailable: {exc}",
         ) from exc
-    role = role_of_groups(list(identity.groups), runtime.settings.identity.oidc_role_groups)
+    settings = runtime.settings.identity
+    group_role = role_of_groups(list(identity.groups), settings.oidc_role_groups)
+    amr = identity.claims.get("amr")
+    role = role_with_mfa(
+        group_role, amr, mfa_role=settings.oidc_mfa_role, methods=settings.oidc_mfa_methods
+    )
     return Principal(
         name=identity.label,
         role=role,
@@ -187,6 +203,8 @@ def _oidc_principal(request: Request, runtime: Runtime, token: str) -> Principal
         full_name=identity.name,
         issuer=identity.issuer,
         client=identity.client,
+        second_factor=passed_mfa(amr, settings.oidc_mfa_methods),
+        group_role=group_role,
     )
 
 
@@ -211,18 +229,23 @@ def require_role(role: Role) -> Callable[[Principal], Principal]:
 
     def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         who = f"token {principal.name!r}" if principal.kind == "token" else principal.name
-        if principal.role is None:
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"this route needs the {role.value} role; {who} has no role: none of their "
-                "groups is mapped to one (CONTROLPLANE_OIDC_ROLE_GROUPS)",
+        if principal.role is not None and principal.role.allows(role):
+            return principal
+        detail = f"this route needs the {role.value} role; {who} "
+        if principal.group_role is not None and principal.group_role.allows(role):
+            held = principal.role.value if principal.role is not None else "no role"
+            detail += (
+                f"is {held}: their groups give {principal.group_role.value}, which needs a "
+                "second factor, and this token's amr names none (sign in again with the "
+                "one-time code; CONTROLPLANE_OIDC_MFA_ROLE)"
             )
-        if not principal.role.allows(role):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                f"this route needs the {role.value} role; {who} is {principal.role.value}",
+        elif principal.role is None:
+            detail += (
+                "has no role: none of their groups is mapped to one (CONTROLPLANE_OIDC_ROLE_GROUPS)"
             )
-        return principal
+        else:
+            detail += f"is {principal.role.value}"
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail)
 
     check.__name__ = f"require_{role.value}"
     return check

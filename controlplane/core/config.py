@@ -39,7 +39,16 @@ from pydantic_settings import (
 
 import slo
 from controlplane.core.errors import ControlPlaneError
-from controlplane.core.security import DEFAULT_ROLE_GROUPS, RoleGroups, parse_role_groups
+from controlplane.core.security import (
+    DEFAULT_MFA_METHODS,
+    DEFAULT_ROLE_GROUPS,
+    Role,
+    RoleGroups,
+    mfa_methods_setting,
+    mfa_role_setting,
+    parse_mfa_methods,
+    parse_role_groups,
+)
 from controlplane.core.validation import (
     HttpUrl,
     HttpUrlList,
@@ -540,6 +549,16 @@ class IdentitySettings(_Group):
         default_factory=lambda: parse_role_groups(DEFAULT_ROLE_GROUPS),
         description="role=group|group,... : the provider groups (`groups` claim) giving each "
         "role; a person in none of them has no role (403).",
+    )
+    oidc_mfa_role: Annotated[Role | None, BeforeValidator(mfa_role_setting)] = Field(
+        default=Role.ADMIN,
+        description="A provider token whose groups give this role or a higher one gets it only "
+        "when its `amr` claim names a second factor (else the role below it); `none`: no role "
+        "needs one.",
+    )
+    oidc_mfa_methods: Annotated[tuple[str, ...], BeforeValidator(mfa_methods_setting)] = Field(
+        default_factory=lambda: parse_mfa_methods(DEFAULT_MFA_METHODS),
+        description="`amr` values (comma-separated) that prove a second factor.",
     )
     oidc_jwks_min_refresh_seconds: PositiveSeconds = Field(
         default=10.0,

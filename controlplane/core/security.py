@@ -13,6 +13,7 @@ import secrets
 from enum import StrEnum
 
 __all__ = [
+    "DEFAULT_MFA_METHODS",
     "DEFAULT_ROLE_GROUPS",
     "TOKEN_PREFIX",
     "Role",
@@ -20,8 +21,14 @@ __all__ = [
     "constant_time_equals",
     "generate_token",
     "hash_token",
+    "mfa_methods_setting",
+    "mfa_role_setting",
+    "parse_mfa_methods",
+    "parse_mfa_role",
     "parse_role_groups",
+    "passed_mfa",
     "role_of_groups",
+    "role_with_mfa",
 ]
 
 #: Prefix of API tokens, so a leaked one is recognisable (secret scanners, logs).
@@ -82,6 +89,59 @@ def role_of_groups(groups: object, mapping: RoleGroups) -> Role | None:
     held = {str(g).lstrip("/") for g in groups if isinstance(g, str)}
     granted = [role for role, names in mapping.items() if held.intersection(names)]
     return max(granted, key=lambda role: role.rank, default=None)
+
+
+#: ``amr`` values (RFC 8176) that prove a second factor: a one-time code (Keycloak's OTP
+#: executions carry the reference ``otp`` in the project's realm).
+DEFAULT_MFA_METHODS = "otp"
+
+
+def parse_mfa_methods(text: str) -> tuple[str, ...]:
+    """``otp,hwk`` to ``("otp", "hwk")``; ValueError when none is named."""
+    methods = tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    if not methods:
+        raise ValueError("name at least one amr value (e.g. otp)")
+    return methods
+
+
+def parse_mfa_role(text: str) -> Role | None:
+    """``admin`` to :attr:`Role.ADMIN`; ``none`` to None (no role needs a second factor)."""
+    name = text.strip().lower()
+    if name == "none":
+        return None
+    try:
+        return Role(name)
+    except ValueError:
+        raise ValueError(f"{text!r} is no role (viewer, operator, admin, or none)") from None
+
+
+def mfa_role_setting(value: object) -> object:
+    """``*_MFA_ROLE`` from the environment parsed (:func:`parse_mfa_role`); others unchanged."""
+    return parse_mfa_role(value) if isinstance(value, str) else value
+
+
+def mfa_methods_setting(value: object) -> object:
+    """``*_MFA_METHODS`` from the environment parsed (:func:`parse_mfa_methods`)."""
+    return parse_mfa_methods(value) if isinstance(value, str) else value
+
+
+def passed_mfa(amr: object, methods: tuple[str, ...]) -> bool:
+    """Whether a token's ``amr`` claim names one of ``methods`` (a second factor passed)."""
+    return isinstance(amr, list | tuple) and any(m in amr for m in methods if isinstance(m, str))
+
+
+def role_with_mfa(
+    role: Role | None, amr: object, *, mfa_role: Role | None, methods: tuple[str, ...]
+) -> Role | None:
+    """The role a provider token gets: ``role`` (from its groups) when it stays below
+    ``mfa_role`` or the token's ``amr`` names one of ``methods``; otherwise the highest role
+    below ``mfa_role`` (None when ``mfa_role`` is the lowest). ``mfa_role`` None: ``role``."""
+    if role is None or mfa_role is None or not role.allows(mfa_role):
+        return role
+    if passed_mfa(amr, methods):
+        return role
+    below = [r for r in Role if r.rank < mfa_role.rank]
+    return max(below, key=lambda r: r.rank, default=None)
 
 
 def generate_token() -> str:

@@ -11,6 +11,11 @@ realm``: docker compose, Kubernetes): without the tests' clients, with the conso
 redirects, each client secret a placeholder Keycloak fills from its environment at import
 (:func:`secret_variable`), the secrets in files :func:`write_deployment_secrets` makes.
 
+Administrators (group ``slo-admins``, realm role :data:`MFA_ROLE`) must pass a one-time code at
+sign-in, in the browser and in the password grant (:func:`authentication_flows`); every token
+says which factors were passed in its ``amr`` claim, which the control plane checks before it
+gives admin rights.
+
 Keycloak runs from the distribution ``make bootstrap`` unpacks and pre-builds (``kc.sh build``:
 H2 file database, local caches, health and metrics on), so each start is ``start --optimized``.
 Each instance gets a home folder of its own (links to the distribution's programs, its own
@@ -48,6 +53,23 @@ INVENTORY_WRITE = "inventory:write"
 API_SCOPES = (INVENTORY_READ, INVENTORY_WRITE)
 
 GROUPS = ("slo-viewers", "slo-operators", "slo-admins")
+
+#: Realm role whose holders must pass a second factor (OTP) when they sign in; the groups in
+#: :data:`MFA_GROUPS` give it. Keycloak's "Condition - user role" reads role mappings through
+#: groups, so membership of the group is what makes the second factor required.
+MFA_ROLE = "mfa-required"
+MFA_GROUPS = ("slo-admins",)
+#: ``amr`` values (RFC 8176) the provider puts in tokens for each factor passed: ``pwd`` for the
+#: password, ``otp`` for a one-time code (the control plane's ``CONTROLPLANE_OIDC_MFA_METHODS``).
+AMR_PASSWORD = "pwd"
+AMR_OTP = "otp"
+#: The realm's SSO session lifetimes (seconds); a factor passed at sign-in stays in the ``amr``
+#: claim of every token of that session, renewed ones included, for at most this long.
+SSO_SESSION_IDLE = 1800
+SSO_SESSION_MAX = 36000
+#: The realm's own flows, bound as its browser and direct grant flows.
+BROWSER_FLOW = "inventory browser"
+DIRECT_GRANT_FLOW = "inventory direct grant"
 
 
 @dataclass(frozen=True)
@@ -147,6 +169,15 @@ CLIENTS = (
         deployed=False,
     ),
     RealmClient(
+        "tests-console-short",
+        "Tests: a console whose access tokens expire after 10 seconds (renewal)",
+        audiences=(CONTROLPLANE_API,),
+        service_account=False,
+        browser_login=True,
+        token_lifespan=10,
+        deployed=False,
+    ),
+    RealmClient(
         "short-lived",
         "Tests: read-only tokens that expire after 2 seconds",
         audiences=(INVENTORY_API, CONTROLPLANE_API),
@@ -236,6 +267,9 @@ def client_scopes() -> list[dict[str, Any]]:
                         "jsonType.label": "long",
                     },
                 ),
+                # amr: the factors the person passed (the executions' authentication
+                # references, see authentication_flows), in ID, access and refreshed tokens.
+                _mapper("amr", "oidc-amr-mapper", **_TOKEN_CLAIMS),
             ],
             in_scope_claim=False,
         ),
@@ -321,7 +355,145 @@ def _client(client: RealmClient, secret: str, redirects: Iterable[str]) -> dict[
     }
 
 
-def _user(user: RealmUser) -> dict[str, Any]:
+def _execution(
+    priority: int,
+    requirement: str,
+    *,
+    authenticator: str | None = None,
+    flow: str | None = None,
+    config: str | None = None,
+) -> dict[str, Any]:
+    execution: dict[str, Any] = {
+        "priority": priority,
+        "requirement": requirement,
+        "authenticatorFlow": flow is not None,
+    }
+    if flow is not None:
+        execution["flowAlias"] = flow
+    else:
+        execution["authenticator"] = authenticator
+    if config is not None:
+        execution["authenticatorConfig"] = config
+    return execution
+
+
+def _flow(alias: str, description: str, *executions: dict[str, Any], top: bool) -> dict[str, Any]:
+    return {
+        "alias": alias,
+        "description": description,
+        "providerId": "basic-flow",
+        "topLevel": top,
+        "builtIn": False,
+        "authenticationExecutions": list(executions),
+    }
+
+
+def _amr_config(alias: str, reference: str) -> dict[str, Any]:
+    """An execution's "authentication reference": the ``amr`` value it adds once passed."""
+    return {
+        "alias": alias,
+        "config": {
+            "default.reference.value": reference,
+            "default.reference.maxAge": str(SSO_SESSION_MAX),
+        },
+    }
+
+
+def authentication_flows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The realm's flows and their executions' configurations.
+
+    Browser (:data:`BROWSER_FLOW`): the SSO cookie, or the username and password form and then,
+    for holders of :data:`MFA_ROLE`, the OTP form (a person with no OTP yet is made to set one
+    up first: Keycloak's CONFIGURE_TOTP required action). Direct grant
+    (:data:`DIRECT_GRANT_FLOW`, the password grant of clients that have it): username, password
+    and, for holders of :data:`MFA_ROLE`, the ``totp`` form parameter; without an OTP set up the
+    grant is refused ("Account is not fully set up"), so the password alone never gives an
+    administrator a token.
+    """
+    browser_forms = f"{BROWSER_FLOW} forms"
+    browser_otp = f"{BROWSER_FLOW} second factor"
+    grant_otp = f"{DIRECT_GRANT_FLOW} second factor"
+    flows = [
+        _flow(
+            BROWSER_FLOW,
+            "SSO cookie, or password and (role mfa-required) a one-time code",
+            _execution(10, "ALTERNATIVE", authenticator="auth-cookie"),
+            _execution(20, "ALTERNATIVE", flow=browser_forms),
+            top=True,
+        ),
+        _flow(
+            browser_forms,
+            "Username and password, then the second factor where required",
+            _execution(
+                10, "REQUIRED", authenticator="auth-username-password-form", config="amr pwd form"
+            ),
+            _execution(20, "CONDITIONAL", flow=browser_otp),
+            top=False,
+        ),
+        _flow(
+            browser_otp,
+            "A one-time code for holders of the mfa-required role",
+            _execution(
+                10, "REQUIRED", authenticator="conditional-user-role", config="mfa role browser"
+            ),
+            _execution(20, "REQUIRED", authenticator="auth-otp-form", config="amr otp form"),
+            top=False,
+        ),
+        _flow(
+            DIRECT_GRANT_FLOW,
+            "Password grant: username, password and (role mfa-required) the totp parameter",
+            _execution(10, "REQUIRED", authenticator="direct-grant-validate-username"),
+            _execution(
+                20,
+                "REQUIRED",
+                authenticator="direct-grant-validate-password",
+                config="amr pwd grant",
+            ),
+            _execution(30, "CONDITIONAL", flow=grant_otp),
+            top=True,
+        ),
+        _flow(
+            grant_otp,
+            "The totp parameter for holders of the mfa-required role",
+            _execution(
+                10, "REQUIRED", authenticator="conditional-user-role", config="mfa role grant"
+            ),
+            _execution(
+                20, "REQUIRED", authenticator="direct-grant-validate-otp", config="amr otp grant"
+            ),
+            top=False,
+        ),
+    ]
+    role_condition = {"condUserRole": MFA_ROLE, "negate": "false"}
+    configs = [
+        {"alias": "mfa role browser", "config": dict(role_condition)},
+        {"alias": "mfa role grant", "config": dict(role_condition)},
+        _amr_config("amr pwd form", AMR_PASSWORD),
+        _amr_config("amr pwd grant", AMR_PASSWORD),
+        _amr_config("amr otp form", AMR_OTP),
+        _amr_config("amr otp grant", AMR_OTP),
+    ]
+    return flows, configs
+
+
+def otp_credential(secret: str) -> dict[str, Any]:
+    """An OTP credential as Keycloak imports it: TOTP, HMAC-SHA1, 6 digits, 30 s (the realm's
+    OTP policy, which is Keycloak's default). ``secret`` is the raw key; authenticator apps are
+    given its base32 form."""
+    return {
+        "type": "otp",
+        "userLabel": "imported",
+        "secretData": json.dumps({"value": secret}),
+        "credentialData": json.dumps(
+            {"subType": "totp", "digits": 6, "counter": 0, "period": 30, "algorithm": "HmacSHA1"}
+        ),
+    }
+
+
+def _user(user: RealmUser, otp_secret: str | None = None) -> dict[str, Any]:
+    credentials = [{"type": "password", "value": user.password, "temporary": False}]
+    if otp_secret is not None:
+        credentials.append(otp_credential(otp_secret))
     return {
         "username": user.username,
         "enabled": True,
@@ -329,7 +501,7 @@ def _user(user: RealmUser) -> dict[str, Any]:
         "emailVerified": True,
         "firstName": user.first_name,
         "lastName": user.last_name,
-        "credentials": [{"type": "password", "value": user.password, "temporary": False}],
+        "credentials": credentials,
         "groups": [f"/{user.group}"],
     }
 
@@ -343,18 +515,36 @@ def _service_account_user(client: RealmClient) -> dict[str, Any]:
     }
 
 
+#: Keycloak events kept for the realm (admin API ``/events``): sign-ins, token renewals,
+#: sign-outs and their failures.
+EVENT_TYPES = (
+    "LOGIN",
+    "LOGIN_ERROR",
+    "CODE_TO_TOKEN",
+    "REFRESH_TOKEN",
+    "REFRESH_TOKEN_ERROR",
+    "LOGOUT",
+    "UPDATE_TOTP",
+)
+
+
 def realm_representation(
     realm: str,
     client_secrets: Mapping[str, str],
     *,
+    otp_secrets: Mapping[str, str] | None = None,
     clients: Iterable[RealmClient] = CLIENTS,
     users: Iterable[RealmUser] = DEV_USERS,
     redirects: Iterable[str] = LOOPBACK_REDIRECTS,
 ) -> dict[str, Any]:
-    """Keycloak's JSON for one realm (``client_secrets``: client id -> secret; ``redirects``:
-    where the console's browser sign-in may return to). The defaults are the dev stack's."""
+    """Keycloak's JSON for one realm (``client_secrets``: client id -> secret; ``otp_secrets``:
+    username -> OTP key imported with the user, for tests — by default nobody has an OTP yet and
+    holders of :data:`MFA_ROLE` set one up at their first sign-in; ``redirects``: where the
+    console's browser sign-in may return to). The defaults are the dev stack's."""
     clients = tuple(clients)
     redirects = tuple(redirects)
+    otp = otp_secrets or {}
+    flows, flow_configs = authentication_flows()
     return {
         "realm": realm,
         "enabled": True,
@@ -363,7 +553,24 @@ def realm_representation(
         "registrationAllowed": False,
         "loginWithEmailAllowed": True,
         "accessTokenLifespan": 300,
-        "groups": [{"name": group} for group in GROUPS],
+        "ssoSessionIdleTimeout": SSO_SESSION_IDLE,
+        "ssoSessionMaxLifespan": SSO_SESSION_MAX,
+        "eventsEnabled": True,
+        "eventsExpiration": 3 * 24 * 3600,
+        "enabledEventTypes": list(EVENT_TYPES),
+        "roles": {
+            "realm": [
+                {"name": MFA_ROLE, "description": "Must pass a second factor (OTP) at sign-in"}
+            ]
+        },
+        "groups": [
+            {"name": group, "realmRoles": [MFA_ROLE] if group in MFA_GROUPS else []}
+            for group in GROUPS
+        ],
+        "authenticationFlows": flows,
+        "authenticatorConfig": flow_configs,
+        "browserFlow": BROWSER_FLOW,
+        "directGrantFlow": DIRECT_GRANT_FLOW,
         "clientScopes": client_scopes(),
         "defaultDefaultClientScopes": ["basic", "profile", "email", "groups"],
         "defaultOptionalClientScopes": [],
@@ -371,7 +578,7 @@ def realm_representation(
             _client(client, client_secrets[client.client_id], redirects) for client in clients
         ],
         "users": [
-            *(_user(user) for user in users),
+            *(_user(user, otp.get(user.username)) for user in users),
             *(_service_account_user(c) for c in clients if c.service_account),
         ],
     }
@@ -517,6 +724,7 @@ class Keycloak(Backend):
         secrets_dir: Path | None = None,
         import_files: Mapping[str, Path] | None = None,
         import_environment: Mapping[str, str] | None = None,
+        otp_secrets: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(settings=settings, workdir=workdir, ports=ports)
         self.realms = tuple(realms)
@@ -524,6 +732,8 @@ class Keycloak(Backend):
         #: the variables their placeholders (``${REALM_SECRET_...}``) are replaced with.
         self.import_files = dict(import_files or {})
         self.import_environment = dict(import_environment or {})
+        #: username -> OTP key imported with the user (tests); the dev stack imports none.
+        self.otp_secrets = dict(otp_secrets or {})
         #: realm -> client id -> secret, generated at each start.
         self.client_secrets: dict[str, dict[str, str]] = {}
         self.admin_password = ""
@@ -597,7 +807,12 @@ class Keycloak(Backend):
         for realm in self.realms:
             _write_private(
                 self.home / "data" / "import" / f"{realm}-realm.json",
-                json.dumps(realm_representation(realm, self.client_secrets[realm]), indent=2),
+                json.dumps(
+                    realm_representation(
+                        realm, self.client_secrets[realm], otp_secrets=self.otp_secrets
+                    ),
+                    indent=2,
+                ),
             )
         for realm, source in self.import_files.items():
             _write_private(

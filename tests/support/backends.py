@@ -55,7 +55,12 @@ from controlplane.stack.kubernetes import KubernetesCluster
 from controlplane.stack.patroni import PatroniCluster, PatroniMember
 from controlplane.stack.pgbackrest import PgBackRestRepository, PgInstance
 from controlplane.stack.settings import StackSettings
-from tests.support.keycloak import DEPLOYED_REALM, KeycloakServer, export_deployed_realm
+from tests.support.keycloak import (
+    DEPLOYED_REALM,
+    KeycloakServer,
+    export_deployed_realm,
+    otp_secrets_for_tests,
+)
 
 B = TypeVar("B", bound=Backend)
 T = TypeVar("T")
@@ -214,6 +219,7 @@ def keycloak(backend_pool: BackendPool) -> Iterator[KeycloakServer]:
             realms=(INVENTORY_REALM, OTHER_REALM),
             import_files={DEPLOYED_REALM: realm_file},
             import_environment=read_deployment_secrets(secrets_dir),
+            otp_secrets=otp_secrets_for_tests(),
         )
         began = time.monotonic()
         backend_pool.start(backend)

@@ -26,6 +26,11 @@ class Me(BaseModel):
     subject: str | None = None
     username: str | None = None
     full_name: str | None = None
+    second_factor: bool | None = Field(
+        default=None,
+        description="A provider token: whether its amr claim names a second factor "
+        "(CONTROLPLANE_OIDC_MFA_METHODS); an API token: null",
+    )
 
 
 @router.get("/me", response_model=Me, summary="Who is calling: token name or person, and role")
@@ -38,6 +43,7 @@ def me(principal: CurrentViewer) -> Me:
         subject=principal.subject,
         username=principal.username,
         full_name=principal.full_name,
+        second_factor=principal.second_factor,
     )
 
 

@@ -1,128 +1,47 @@
 """Sign-in to the console through the real Keycloak (its own login page, authorization code with
 PKCE) in headless Chromium, against a real control plane that trusts the same realm:
 
-* Oscar (slo-operators) signs in, approves a pending action and flips the kill switch; the
-  control plane's audit log names him (subject, username, name) and the console shows it;
+* Oscar (slo-operators) signs in with his password only, approves a pending action and flips
+  the kill switch; the control plane's audit log names him (subject, username, name) and the
+  console shows it;
 * Vera (slo-viewers) sees no operator controls, and the API refuses her token with 403;
+* Ada (slo-admins) must pass a second factor: with no OTP yet she is made to set one up (the key
+  read from Keycloak's setup page, codes computed with pyotp), then she is an admin on the
+  console; her next sign-in asks for a code, and a wrong code is refused;
 * signing out ends the console session and Keycloak's (the next sign-in asks for a password).
 """
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import jwt
 import pytest
 from selenium.webdriver.common.by import By
 
-from controlplane.core.security import Role
-from controlplane.store.audit import AuditDecision, record_decision
-from controlplane.store.database import Database
-from controlplane.store.tokens import create_token
-from tests.integration.controlplane.processes import ControlPlaneProcess
-from tests.integration.dashboards.browser import Browser, ConsoleProcess, headless_browser
+from tests.integration.dashboards.browser import Browser, headless_browser
+from tests.integration.dashboards.signin import (
+    CONSOLE_CLIENT,
+    SignInStack,
+    back_on_the_console,
+    flip_kill_switch,
+    open_login_page,
+    set_up_otp,
+    sign_in,
+    sign_in_stack,
+    submit_code,
+    submit_password,
+)
 from tests.support.keycloak import KeycloakServer
 
 pytestmark = pytest.mark.timeout(300)
 
-CONSOLE_CLIENT = "inventory-console"
-
-
-@dataclass(frozen=True)
-class SignInStack:
-    control_plane: ControlPlaneProcess
-    console: ConsoleProcess
-    database_url: str
-    viewer_token: str
-    keycloak: KeycloakServer
-
-    def api(self, path: str, token: str | None = None) -> httpx.Response:
-        return httpx.get(
-            f"{self.control_plane.url}/api/v1{path}",
-            headers={"Authorization": f"Bearer {token or self.viewer_token}"},
-            timeout=10,
-        )
-
-    def pending(self, reason: str) -> str:
-        database = Database.from_url(self.database_url)
-        try:
-            with database.writer() as session:
-                entry = record_decision(
-                    session,
-                    decision=AuditDecision(
-                        at=datetime.now(UTC),
-                        actor="controlplane-test",
-                        action="scale_out",
-                        target="deployment/inventory",
-                        decision="pending",
-                        reason=reason,
-                        evidence={"service": "inventory"},
-                    ),
-                )
-        finally:
-            database.dispose()
-        return entry.decision_id
-
 
 @pytest.fixture(scope="module")
 def stack(keycloak: KeycloakServer) -> Iterator[SignInStack]:
-    with tempfile.TemporaryDirectory(prefix="console-sign-in-") as name:
-        folder = Path(name)
-        database_url = f"sqlite:///{folder}/controlplane.db"
-        database = Database.from_url(database_url)
-        database.migrate()
-        with database.writer() as session:
-            _, viewer_token = create_token(
-                session, name="console-service", role=Role.VIEWER, at=datetime.now(UTC)
-            )
-        database.dispose()
-        control_plane = ControlPlaneProcess(
-            settings={
-                "database_url": database_url,
-                "webhook_token": "sign-in-webhook-token",
-                "evaluation_interval_seconds": "3600",
-                "leader_election": "false",
-                "oidc_issuer": keycloak.issuer,
-            },
-            log_path=folder / "controlplane.log",
-        ).start()
-        secret_file = folder / "console-client.secret"
-        secret_file.write_text(keycloak.client_secret(CONSOLE_CLIENT), encoding="utf-8")
-        session_file = folder / "session.secret"
-        session_file.write_text("s" * 16 + "-session-secret-for-the-tests-only", encoding="utf-8")
-        for path in (secret_file, session_file):
-            path.chmod(0o600)
-        console_folder = folder / "console"
-        console_folder.mkdir()
-        console = ConsoleProcess(
-            control_plane=control_plane.url,
-            token=viewer_token,
-            workdir=console_folder,
-            environment={
-                "DASHBOARDS_OIDC_ISSUER": keycloak.issuer,
-                "DASHBOARDS_OIDC_CLIENT_SECRET_FILE": str(secret_file),
-                "DASHBOARDS_SESSION_SECRET_FILE": str(session_file),
-            },
-        )
-        # Where Keycloak sends the browser back after signing out (a registered URI).
-        keycloak.register_redirect(CONSOLE_CLIENT, f"{console.url}/")
-        console.start()
-        try:
-            yield SignInStack(
-                control_plane=control_plane,
-                console=console,
-                database_url=database_url,
-                viewer_token=viewer_token,
-                keycloak=keycloak,
-            )
-        finally:
-            console.stop()
-            control_plane.stop()
+    with sign_in_stack(keycloak) as running:
+        yield running
 
 
 @pytest.fixture
@@ -130,34 +49,6 @@ def browser() -> Iterator[Browser]:
     """A new Chromium profile per test: no console or Keycloak session carried over."""
     with headless_browser() as fresh:
         yield fresh
-
-
-def sign_in(browser: Browser, stack: SignInStack, username: str) -> None:
-    """Through the console's "Sign in" link and Keycloak's own login page, back to /alerts."""
-    browser.open(f"{stack.console.url}/alerts")
-    try:
-        browser.click("#shell-sign-in")
-    except AssertionError as exc:
-        browser.screenshot("sign-in-missing")
-        header = browser.driver.execute_script(
-            "const h = document.querySelector('.shell-header'); return h ? h.outerHTML : ''"
-        )
-        raise AssertionError(
-            f"no sign-in link at {browser.driver.current_url}: {header} "
-            f"{browser.console_errors()} {stack.console.log_tail()}"
-        ) from exc
-    browser.wait_for("#username")
-    assert browser.driver.current_url.startswith(stack.keycloak.issuer)
-    assert "code_challenge_method=S256" in browser.driver.current_url
-    browser.driver.find_element(By.ID, "username").send_keys(username)
-    browser.driver.find_element(By.ID, "password").send_keys(f"{username}-pass")
-    browser.driver.find_element(By.ID, "kc-login").click()
-    browser.wait(
-        lambda: browser.driver.current_url.startswith(f"{stack.console.url}/alerts"),
-        what="the way back to the console",
-    )
-    browser.wait(lambda: browser.find(".who-person"), what="the signed-in person")
-    browser.wait_idle()
 
 
 def test_oscar_signs_in_approves_and_the_audit_names_him(
@@ -188,12 +79,9 @@ def test_oscar_signs_in_approves_and_the_audit_names_him(
     audit_row = browser.wait_for(f'.audit-table tr[data-decision="{decision_id}"]')
     browser.wait(lambda: "approved by Oscar Operator (oscar)" in audit_row.text)
 
-    browser.driver.find_element(By.ID, "alerts-kill-reason").send_keys("sign-in test")
-    browser.click("#alerts-kill-toggle")
-    browser.wait_for('[data-kill-switch="on"]')
+    flip = flip_kill_switch(browser, stack, "sign-in test")
     state = stack.api("/actions/state").json()
     assert (state["kill_switch"], state["changed_by"]) == (True, "oscar")
-    (flip,) = stack.api("/audit?action=kill_switch&limit=1").json()
     assert flip["actor"] == "operator:oscar"
     assert flip["evidence"]["requested_by"]["subject"] == oscar_subject
     browser.click("#alerts-kill-toggle")
@@ -254,3 +142,63 @@ def test_sign_out_ends_the_console_and_the_provider_session(
     browser.wait(lambda: "sign in as an operator" in browser.text("#alerts-role-note"))
     browser.click("#shell-sign-in")
     browser.wait_for("#username")
+
+
+def test_ada_sets_up_a_one_time_code_and_needs_it_at_every_sign_in(
+    browser: Browser, stack: SignInStack
+) -> None:
+    keycloak = stack.keycloak
+    keycloak.forget_otp("ada")  # as after an administrator reset her second factor
+    # Without an OTP her password alone gets no token from the password grant either.
+    refused = httpx.post(
+        keycloak.backend.token_endpoint(), data=keycloak.password_form("ada"), timeout=10
+    )
+    # (Keycloak answers 500 when a required credential is not set up in a password grant.)
+    assert refused.status_code == 500, refused.text
+    assert "access_token" not in refused.json()
+    open_login_page(browser, stack)
+    submit_password(browser, "ada")
+    # No OTP yet: Keycloak makes her set one up before anything else.
+    browser.wait_for("#kc-totp-settings-form")
+    assert browser.driver.current_url.startswith(keycloak.issuer)
+    assert browser.find(".who-person") == []
+    set_up_otp(browser, keycloak, "ada")
+    back_on_the_console(browser, stack)
+    # Setting the code up passed no second factor (her password alone let her enrol it):
+    # operator rights until she signs in with a code.
+    assert "Ada Admin (ada) · operator (admin needs a sign-in with a one-time code" in (
+        browser.text(".who-person")
+    )
+    # The control plane gives her admin rights with her second factor only.
+    ada = keycloak.password_token("ada")
+    me = stack.api("/me", token=ada).json()
+    assert (me["role"], me["second_factor"]) == ("admin", True)
+    assert stack.api("/tokens", token=ada).status_code == 200
+
+    browser.click("#shell-sign-out")
+    browser.wait_for("#shell-sign-in")
+    open_login_page(browser, stack)
+    submit_password(browser, "ada")
+    good = keycloak.otp_code("ada")
+    submit_code(browser, f"{(int(good) + 1) % 1_000_000:06d}")
+    browser.wait(
+        lambda: "Invalid authenticator code" in browser.driver.page_source,
+        what="Keycloak refusing the wrong code",
+    )
+    assert browser.driver.current_url.startswith(keycloak.issuer)
+    submit_code(browser, good)
+    back_on_the_console(browser, stack)
+    assert browser.text(".who-person") == "Ada Admin (ada) · admin"
+    browser.wait(
+        lambda: browser.driver.find_element(By.ID, "alerts-kill-controls").is_displayed(),
+        what="the kill switch controls",
+    )
+    browser.screenshot("alerts-signed-in-admin-with-otp")
+
+
+def test_oscar_is_asked_for_no_one_time_code(browser: Browser, stack: SignInStack) -> None:
+    open_login_page(browser, stack)
+    submit_password(browser, "oscar")
+    # Straight back to the console: no code page, no setup page in between.
+    back_on_the_console(browser, stack)
+    assert "Oscar Operator (oscar) · operator" in browser.text(".who-person")

@@ -159,8 +159,43 @@ def test_password_tokens_carry_the_users_name_and_group(
     assert claims["preferred_username"] == username
     assert claims["name"] == name
     assert claims["groups"] == [group]
+    # The factors passed (amr): administrators also gave their one-time code.
+    assert claims["amr"] == (["pwd", "otp"] if group == "slo-admins" else ["pwd"])
     assert audiences(claims) == {INVENTORY_API, CONTROLPLANE_API}
     assert {"inventory:read", "inventory:write", "profile"} <= scopes(claims)
+
+
+def test_an_administrators_password_grant_needs_her_one_time_code(
+    keycloak: KeycloakServer,
+) -> None:
+    form = keycloak.password_form("ada")
+    code = form.pop("totp")
+    without = token_answer(keycloak, **form)
+    assert without.status_code == 400, without.text
+    assert without.json()["error"] == "invalid_grant"
+    wrong = token_answer(keycloak, **form, totp=f"{(int(code) + 1) % 1_000_000:06d}")
+    assert wrong.status_code == 400, wrong.text
+    granted = token_answer(keycloak, **form, totp=code)
+    assert granted.status_code == 200, granted.text
+    # The same code a second time is refused (a code is good once).
+    replayed = token_answer(keycloak, **form, totp=code)
+    assert replayed.status_code == 400, replayed.text
+    # A renewed token still says she passed both factors.
+    renewed = token_answer(
+        keycloak,
+        grant_type="refresh_token",
+        client_id=form["client_id"],
+        client_secret=form["client_secret"],
+        refresh_token=granted.json()["refresh_token"],
+    )
+    assert renewed.status_code == 200, renewed.text
+    assert verify(keycloak, renewed.json()["access_token"])["amr"] == ["pwd", "otp"]
+
+
+def test_an_operator_needs_no_one_time_code(keycloak: KeycloakServer) -> None:
+    form = keycloak.password_form("oscar")
+    assert "totp" not in form
+    assert token_answer(keycloak, **form).status_code == 200
 
 
 def test_a_wrong_password_gets_no_token(keycloak: KeycloakServer) -> None:

@@ -59,6 +59,7 @@ def test_roles_are_ordered_viewer_operator_admin(api: Api) -> None:
             "subject": None,
             "username": None,
             "full_name": None,
+            "second_factor": None,
         }
     assert api.client.get("/api/v1/tokens", headers=api.headers(Role.VIEWER)).status_code == 403
     assert api.client.get("/api/v1/tokens", headers=api.headers(Role.OPERATOR)).status_code == 403

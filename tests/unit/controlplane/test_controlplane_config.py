@@ -99,6 +99,8 @@ VARIABLES = {
         "oidc_issuer",
         "oidc_audience",
         "oidc_role_groups",
+        "oidc_mfa_role",
+        "oidc_mfa_methods",
         "oidc_jwks_min_refresh_seconds",
         "oidc_jwks_max_age_seconds",
         "oidc_leeway_seconds",

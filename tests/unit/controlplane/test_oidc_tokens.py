@@ -136,6 +136,7 @@ def test_api_tokens_and_provider_tokens_both_open_the_api(
         "subject": "0b6c2f6e-oscar",
         "username": "oscar",
         "full_name": "Oscar Operator",
+        "second_factor": False,
     }
 
 
@@ -221,3 +222,69 @@ def test_the_audit_log_names_the_person_who_approved_and_flipped_the_kill_switch
     newest = oidc_api.client.get("/api/v1/audit?action=kill_switch", headers=oscar).json()[0]
     assert newest["actor"] == "operator:test-operator"
     assert newest["evidence"]["requested_by"] == {"kind": "api-token", "token": "test-operator"}
+
+
+def test_an_admin_token_without_a_second_factor_gets_the_role_below_and_says_why(
+    oidc_api: Api, issuer: TokenIssuer
+) -> None:
+    def ada(**claims: object) -> dict[str, str]:
+        return bearer(
+            issuer.token(
+                subject="ada-sub", username="ada", name="Ada Admin", groups=["slo-admins"], **claims
+            )
+        )
+
+    password_only = ada(amr=["pwd"])
+    me = oidc_api.client.get("/api/v1/me", headers=password_only).json()
+    assert (me["role"], me["second_factor"]) == ("operator", False)
+    refused = oidc_api.client.get("/api/v1/tokens", headers=password_only)
+    assert refused.status_code == 403
+    assert (
+        "ada is operator: their groups give admin, which needs a second factor"
+        in (refused.json()["detail"])
+    )
+    assert oidc_api.client.get("/api/v1/tokens", headers=ada()).status_code == 403  # no amr
+    assert oidc_api.client.get("/api/v1/tokens", headers=ada(amr="otp")).status_code == 403
+    with_otp = ada(amr=["pwd", "otp"])
+    me = oidc_api.client.get("/api/v1/me", headers=with_otp).json()
+    assert (me["role"], me["second_factor"]) == ("admin", True)
+    assert oidc_api.client.get("/api/v1/tokens", headers=with_otp).status_code == 200
+    # Operators need no second factor: the password alone gives the operator role.
+    oscar = bearer(issuer.token(amr=["pwd"]))
+    assert oidc_api.client.get("/api/v1/me", headers=oscar).json()["role"] == "operator"
+
+
+def test_the_second_factor_rule_follows_its_settings(tmp_path: Path, issuer: TokenIssuer) -> None:
+    settings = settings_for(
+        tmp_path / "operator",
+        identity={
+            "oidc_issuer": issuer.issuer,
+            "oidc_mfa_role": "operator",
+            "oidc_mfa_methods": "hwk, otp",
+        },
+    )
+    with running_api(settings) as api:
+        oscar = api.client.get("/api/v1/me", headers=bearer(issuer.token(amr=["pwd"]))).json()
+        assert oscar["role"] == "viewer"
+        key = api.client.get("/api/v1/me", headers=bearer(issuer.token(amr=["hwk"]))).json()
+        assert key["role"] == "operator"
+    off = settings_for(
+        tmp_path / "none", identity={"oidc_issuer": issuer.issuer, "oidc_mfa_role": "none"}
+    )
+    with running_api(off) as api:
+        ada = issuer.token(groups=["slo-admins"], amr=["pwd"])
+        assert api.client.get("/api/v1/me", headers=bearer(ada)).json()["role"] == "admin"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "why"),
+    [
+        ("oidc_mfa_role", "root", "no role"),
+        ("oidc_mfa_methods", " , ", "at least one amr value"),
+    ],
+)
+def test_bad_second_factor_settings_are_refused(
+    tmp_path: Path, setting: str, value: str, why: str
+) -> None:
+    with pytest.raises(ValueError, match=why):
+        settings_for(tmp_path, identity={setting: value})

@@ -30,6 +30,19 @@ def issuer() -> Iterator[TokenIssuer]:
         yield running
 
 
+def console_auth(issuer: TokenIssuer, role_groups: str) -> ConsoleAuth:
+    return ConsoleAuth(
+        issuer=issuer.issuer,
+        client_id="inventory-console",
+        client_secret="client-secret",
+        scope="openid profile",
+        role_groups=parse_role_groups(role_groups),
+        max_age_seconds=3600,
+        control_plane_url="http://127.0.0.1:9",
+        request_timeout=5,
+    )
+
+
 def test_sign_in_without_its_secrets_refuses_to_start(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -55,16 +68,7 @@ def test_sign_in_without_its_secrets_refuses_to_start(
 
 
 def test_sign_in_redirects_with_pkce_and_sets_a_safe_cookie(issuer: TokenIssuer) -> None:
-    auth = ConsoleAuth(
-        issuer=issuer.issuer,
-        client_id="inventory-console",
-        client_secret="client-secret",
-        scope="openid profile",
-        role_groups=parse_role_groups("operator=slo-operators"),
-        max_age_seconds=3600,
-        control_plane_url="http://127.0.0.1:9",
-        request_timeout=5,
-    )
+    auth = console_auth(issuer, "operator=slo-operators")
     unreachable = httpx.MockTransport(lambda request: httpx.Response(503))
     client = ControlPlaneClient(base_url="http://127.0.0.1:9", token="t", transport=unreachable)
     app = create_app(
@@ -115,6 +119,31 @@ def test_a_session_ends_at_its_maximum_age_or_with_the_providers() -> None:
     )
     assert person.is_operator
     assert not Person(**{**person.__dict__, "role": Role.VIEWER}).is_operator
+    # A 300 s token is renewed 20 s before it expires, a 10 s token halfway through.
+    assert Person(**{**person.__dict__, "access_issued_at": 1_000.0}).renew_at() == 1_280.0
+    short = {"access_issued_at": 1_000.0, "access_expires_at": 1_010.0}
+    assert Person(**{**person.__dict__, **short}).renew_at() == 1_005.0
+
+
+def test_the_console_gives_admin_only_to_a_person_who_passed_a_second_factor(
+    issuer: TokenIssuer,
+) -> None:
+    auth = console_auth(issuer, "operator=slo-operators,admin=slo-admins")
+
+    def person(groups: list[str], amr: list[str] | None) -> Person:
+        claims = {"sub": "s", "preferred_username": "ada", "groups": groups}
+        if amr is not None:
+            claims["amr"] = amr
+        token = {"userinfo": claims, "access_token": "a", "expires_in": 300}
+        return auth._person_from(token, now=1_000.0, ends_at=4_600.0)
+
+    assert person(["slo-admins"], ["pwd", "otp"]).role is Role.ADMIN
+    assert person(["slo-admins"], ["pwd", "otp"]).second_factor
+    assert person(["slo-admins"], ["pwd"]).role is Role.OPERATOR
+    assert person(["slo-admins"], ["pwd"]).needs_second_factor
+    assert not person(["slo-admins"], ["pwd", "otp"]).needs_second_factor
+    assert person(["slo-admins"], None).role is Role.OPERATOR
+    assert person(["slo-operators"], ["pwd"]).role is Role.OPERATOR
 
 
 @pytest.mark.parametrize(
