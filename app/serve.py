@@ -8,6 +8,7 @@ master's pid is. Every option can also come from its ``INVENTORY_*`` variable (s
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import shutil
@@ -21,6 +22,20 @@ from pydantic import ValidationError
 from app.core.config import Settings
 
 WORKER_CLASS = "app.gunicorn_worker.InventoryUvicornWorker"
+
+
+def freeze_heap() -> None:
+    """Collect once, then move every object alive now to the garbage collector's permanent
+    generation. Modules, classes and the app are long-lived and never garbage, yet a full
+    collection walks all of them (~150k objects: 100+ ms of CPU, during which the worker answers
+    nothing). Frozen, they are skipped: later full collections only walk what requests created."""
+    gc.collect()
+    gc.freeze()
+
+
+def _post_worker_init(worker: Any) -> None:
+    """The worker built its app: freeze it too, before it accepts its first connection."""
+    freeze_heap()
 
 
 def _child_exit(server: Any, worker: Any) -> None:
@@ -90,6 +105,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def gunicorn_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "bind": args.bind,
+        "workers": args.workers,
+        "worker_class": WORKER_CLASS,
+        "pidfile": args.pidfile,
+        "keepalive": 75,
+        "timeout": 60,
+        "graceful_timeout": 20,
+        "backlog": 2048,
+        "child_exit": _child_exit,
+        "post_worker_init": _post_worker_init,
+        "proc_name": "inventory-api",
+        "accesslog": None,
+        "control_socket": args.control_socket,
+        "control_socket_disable": args.control_socket is None,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     overrides = {
@@ -117,22 +151,9 @@ def main(argv: list[str] | None = None) -> None:
     # so that every worker — the first ones and those added later by TTIN — forks with them
     # loaded and serves sooner. prometheus_client is imported after the metrics folder is set.
     importlib.import_module("app.main")
-    options: dict[str, Any] = {
-        "bind": args.bind,
-        "workers": args.workers,
-        "worker_class": WORKER_CLASS,
-        "pidfile": args.pidfile,
-        "keepalive": 75,
-        "timeout": 60,
-        "graceful_timeout": 20,
-        "backlog": 2048,
-        "child_exit": _child_exit,
-        "proc_name": "inventory-api",
-        "accesslog": None,
-        "control_socket": args.control_socket,
-        "control_socket_disable": args.control_socket is None,
-    }
-    InventoryServer(settings=settings, options=options).run()
+    # ...and frozen: the workers inherit the modules in the permanent generation (see freeze_heap).
+    freeze_heap()
+    InventoryServer(settings=settings, options=gunicorn_options(args)).run()
 
 
 if __name__ == "__main__":

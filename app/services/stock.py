@@ -1,7 +1,16 @@
-"""Reading stock levels: through the Redis cache, falling back to PostgreSQL when Redis is down."""
+"""Reading stock levels: through the Redis cache, falling back to PostgreSQL when Redis is down.
+
+A miss is filled once per process: requests that miss the same SKU at the same cache generation
+while its PostgreSQL read is in flight wait for that read instead of each making their own (a hot
+SKU that expires would otherwise send every request of the next few milliseconds to PostgreSQL).
+Fills get a lifetime spread over the last fifth of ``cache_ttl``, so entries filled together (a
+warm-up, a restart) do not all expire in the same second.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -46,6 +55,13 @@ class StockService:
         self.cache = cache
         self.cache_ttl = cache_ttl
         self.on_cache = on_cache
+        #: (sku, generation) -> the PostgreSQL read and cache fill in flight for it.
+        self._fills: dict[tuple[str, str], asyncio.Future[bytes]] = {}
+
+    def fill_ttl(self) -> int:
+        """A lifetime between 80 % and 100 % of ``cache_ttl`` (never longer: it is the bound on
+        staleness when an invalidation is lost)."""
+        return max(1, self.cache_ttl - random.randint(0, self.cache_ttl // 5))
 
     async def get(self, sku: str) -> StockRead:
         """The stock of one SKU as JSON bytes (cache hit, or PostgreSQL and then cache fill).
@@ -63,9 +79,25 @@ class StockService:
             self.on_cache("hit", lookup.tier)
             return StockRead(body=lookup.body, source="cache")
         self.on_cache("miss", lookup.tier)
+        key = (sku, lookup.generation)
+        fill = self._fills.get(key)
+        if fill is None:
+            fill = asyncio.ensure_future(self._fill(sku, lookup.generation))
+            self._fills[key] = fill
+            fill.add_done_callback(lambda done: self._fill_done(key, done))
+        # Shielded: a caller that goes away does not cancel the read the others wait for.
+        return StockRead(body=await asyncio.shield(fill), source="primary")
+
+    async def _fill(self, sku: str, generation: str) -> bytes:
         body = await self._read(self.primary, sku)
-        await self.cache.fill(sku=sku, body=body, generation=lookup.generation, ttl=self.cache_ttl)
-        return StockRead(body=body, source="primary")
+        await self.cache.fill(sku=sku, body=body, generation=generation, ttl=self.fill_ttl())
+        return body
+
+    def _fill_done(self, key: tuple[str, str], done: asyncio.Future[bytes]) -> None:
+        if self._fills.get(key) is done:
+            del self._fills[key]
+        if not done.cancelled():
+            done.exception()  # retrieved here too: every waiter may have gone away
 
     async def get_uncached(self, sku: str) -> bytes:
         """The naive path the benchmark compares against: PostgreSQL on every request."""
