@@ -9,9 +9,11 @@ format, taken round-robin) at a constant rate for a duration, then reads the res
 - ``vegeta encode --to json``: one line per request, from which each target's *route* (its label)
   gets exact nearest-rank p50 / p99 and its status codes.
 
-Vegeta starts a new worker whenever every worker is busy (up to ``max_workers``), so a request
-goes out at its scheduled time while the server is slow, and its latency counts its wait for a
-connection (at most ``max_connections``). The generator's own CPU (user + system seconds of the
+Vegeta starts a new worker whenever every worker is busy (up to ``max_workers``, by default
+enough for every request of ``timeout`` seconds to be in flight), so a request goes out at its
+scheduled time while the server is slow, and its latency counts its wait for a connection (at
+most ``max_connections``). A report whose sent rate is below the asked one shows that the
+generator itself could not keep up. The generator's own CPU (user + system seconds of the
 vegeta process over its wall time) is reported with every attack: on a shared machine it is part of
 the load. Every run is bounded by its duration plus the request timeout. Loopback targets only.
 """
@@ -262,6 +264,13 @@ class Attack:
         return self.hdr[-1][1]
 
 
+def workers_needed(rate: float, timeout: float) -> int:
+    """Workers for ``rate`` requests per second when every request may take the whole
+    ``timeout``: vegeta sends a request only when a worker is free, so with fewer its pacer
+    would wait for the server and the rate (and the latencies) would hide the server's queue."""
+    return max(100, math.ceil(rate * (timeout + 1)))
+
+
 def attack(
     targets: Sequence[Target],
     *,
@@ -288,7 +297,7 @@ def attack(
             handle.write(target.json_line() + "\n")
     # Rates in requests per second with millisecond resolution: -rate=N/1ms would lose precision.
     per_second = max(1, round(rate))
-    workers = max_workers if max_workers is not None else max(1000, 2 * per_second)
+    workers = max_workers if max_workers is not None else workers_needed(per_second, timeout)
     run, errors = measured_run(
         [
             program,

@@ -101,6 +101,13 @@ def test_nearest_rank_percentile() -> None:
     assert math.isnan(vegeta.percentile([], 50))
 
 
+def test_enough_workers_for_every_request_to_wait_the_whole_timeout() -> None:
+    # 1,000/s against a server that answers nothing for 10 s: 11,000 requests in flight.
+    assert vegeta.workers_needed(1000, 10) == 11_000
+    assert vegeta.workers_needed(397.5, 2) == 1193
+    assert vegeta.workers_needed(5, 1) == 100
+
+
 def test_target_is_written_in_vegeta_json_format() -> None:
     target = vegeta.Target("POST", "http://127.0.0.1:1/a?b=1", {"X-Key": "k"}, b'{"q":1}')
     document = json.loads(target.json_line())
