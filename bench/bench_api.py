@@ -578,7 +578,9 @@ def vegeta_phase(
     second of the attack, the others counted as errors; exact p50 / p99 of the route's requests.
     ``share``: the route's share of the attack's requests (its target rate); a row of a mixed
     attack shows no generator CPU (the attack's row does)."""
-    figures = attack.routes[route]
+    figures = attack.routes.get(route) or vegeta.RouteFigures(
+        route=route, requests=0, statuses={}, p50_ms=math.nan, p99_ms=math.nan, max_ms=math.nan
+    )
     good = figures.count(*expected)
     seconds = attack.report.duration_s or attack.duration_s
     codes = " ".join(f"{code}:{n}" for code, n in sorted(figures.statuses.items()))

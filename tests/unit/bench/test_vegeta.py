@@ -175,3 +175,34 @@ def test_mixed_targets_have_the_mix_and_unique_idempotency_keys() -> None:
     assert json.loads(reservation.body)["quantity"] == 1
     # Shuffled: the first hundred requests already mix the routes.
     assert len({t.route for t in targets[:100]}) == 3
+
+
+def captured_attack() -> vegeta.Attack:
+    raw = raw_results()
+    base = str(raw[0]["url"]).rsplit("/", 1)[0]
+    routes = {("GET", f"{base}/fast"): "fast", ("GET", f"{base}/missing"): "missing"}
+    return vegeta.Attack(
+        target_rate=40,
+        duration_s=1.0,
+        report=vegeta.parse_report((DATA / "vegeta-report.json").read_text(encoding="utf-8")),
+        routes=vegeta.parse_results(results_lines(), routes),
+        hdr=vegeta.parse_hdrplot((DATA / "vegeta-hdrplot.txt").read_text(encoding="utf-8")),
+        generator=vegeta.ChildRun(returncode=0, cpu_s=0.25, wall_s=1.0),
+    )
+
+
+def test_a_route_row_counts_unexpected_statuses_as_errors_and_shows_them() -> None:
+    attack = captured_attack()
+    fast = bench_api.vegeta_phase("fast", attack, route="fast", expected=(200,))
+    assert (fast.ok, fast.errors) == (10, 0)
+    assert fast.gen_cpu == 0.25
+    assert "statuses" not in fast.note
+    missing = bench_api.vegeta_phase("m", attack, route="missing", expected=(200,), share=0.25)
+    assert (missing.ok, missing.errors) == (0, 10)
+    assert "404:10" in missing.note
+    assert missing.gen_cpu is None  # a share of a mixed attack: its CPU is on the attack's row
+    assert missing.target_rps == 10
+    absent = bench_api.vegeta_phase("none", attack, route="no such route", expected=(200,))
+    assert (absent.ok, absent.errors) == (0, 0)
+    assert absent.p99_ms is not None
+    assert math.isnan(absent.p99_ms)
