@@ -21,6 +21,7 @@ the load. Every run is bounded by its duration plus the request timeout. Loopbac
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import math
 import os
@@ -32,6 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 from controlplane.stack.settings import StackSettings
 
@@ -264,6 +266,16 @@ class Attack:
         return self.hdr[-1][1]
 
 
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def workers_needed(rate: float, timeout: float) -> int:
     """Workers for ``rate`` requests per second when every request may take the whole
     ``timeout``: vegeta sends a request only when a worker is free, so with fewer its pacer
@@ -288,6 +300,9 @@ def attack(
         raise ValueError("no targets")
     if rate <= 0 or duration <= 0:
         raise ValueError("rate and duration must be positive")
+    remote = sorted({t.url for t in targets if not is_loopback(t.url)})
+    if remote:
+        raise ValueError(f"load goes to loopback addresses only, not {remote[:3]}")
     program = str(vegeta or binary())
     workdir.mkdir(parents=True, exist_ok=True)
     targets_file = workdir / "targets.jsonl"

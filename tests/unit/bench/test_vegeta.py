@@ -108,6 +108,21 @@ def test_enough_workers_for_every_request_to_wait_the_whole_timeout() -> None:
     assert vegeta.workers_needed(5, 1) == 100
 
 
+def test_load_goes_to_loopback_only(tmp_path: Path) -> None:
+    assert vegeta.is_loopback("http://127.0.0.1:8000/x")
+    assert vegeta.is_loopback("http://[::1]:8000/x")
+    assert vegeta.is_loopback("http://localhost/x")
+    assert not vegeta.is_loopback("http://example.com/x")
+    assert not vegeta.is_loopback("http://10.0.0.1/x")
+    targets = [
+        vegeta.Target("GET", "http://127.0.0.1:1/a"),
+        vegeta.Target("GET", "http://10.1.2.3/"),
+    ]
+    with pytest.raises(ValueError, match="loopback"):
+        vegeta.attack(targets, rate=1, duration=1, workdir=tmp_path, vegeta=Path("/bin/false"))
+    assert not list(tmp_path.iterdir())  # refused before anything was written or run
+
+
 def test_target_is_written_in_vegeta_json_format() -> None:
     target = vegeta.Target("POST", "http://127.0.0.1:1/a?b=1", {"X-Key": "k"}, b'{"q":1}')
     document = json.loads(target.json_line())
