@@ -77,7 +77,7 @@ app-traffic: ## send demo traffic to the API on :8000 (Ctrl-C stops)
 bench-scaling: bootstrap ## burn onset → added worker serving traffic, 3 rounds; CPU-HPA and page-alert baselines
 	$(PY) -m bench.scaling $(BENCH_ARGS)
 
-bench-api: ## benchmark the inventory API (own PostgreSQL, Redis, Keycloak; bearer tokens on): table + JSON line
+bench-api: ## inventory API (own PostgreSQL, Redis, Keycloak; tokens on): wrk maxima, vegeta p99 at 80 % and mixed load per route: table + JSON line
 	$(PY) -m bench.bench_api $(BENCH_ARGS)
 
 # --- reliability under faults --------------------------------------------------------------
@@ -87,7 +87,7 @@ chaos: bootstrap ## faults on real servers (Prometheus, leader, Alertmanager, Re
 
 # --- control plane ---------------------------------------------------------------------------
 .PHONY: bench-controlplane
-bench-controlplane: bootstrap ## 1,000 SLOs on a real Prometheus, webhook ingestion, memory: table + JSON line
+bench-controlplane: bootstrap ## 1,000 SLOs on a real Prometheus, webhook ingestion (wrk maxima, vegeta p99 at 1,000 alerts/s), memory: table + JSON line
 	$(PY) -m bench.controlplane $(BENCH_ARGS)
 
 # --- SLO rules against Sloth and Pyrra ------------------------------------------------------

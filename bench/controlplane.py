@@ -17,8 +17,11 @@ until every SLO's rules have been evaluated. Then:
 - ``controlplane serve`` with the same specs (a real process): the cycle time it reports on
   ``/metrics`` and its resident memory, against the same process with the 5 shipped SLOs;
 - webhook ingestion into that process (SQLite, ``synchronous=FULL``: an acknowledged alert is
-  on disk) with ``wrk``: distinct firing alerts, 1 alert per delivery (baseline) and
-  ``--batch`` per delivery (Alertmanager groups alerts), alerts/s and p99 per delivery.
+  on disk), distinct firing alerts: the maxima with ``wrk`` (closed loop), 1 alert per delivery
+  (baseline) and ``--batch`` per delivery (Alertmanager groups alerts), alerts/s and p99 per
+  delivery; then with vegeta (open loop) ``--webhook-rate`` deliveries per second (1,000) of one
+  alert each, as Alertmanager sends with per-alert grouping: p50 / p99 per delivery at that rate
+  and the alerts acknowledged per second. The load generator's own CPU is shown with each.
 
 Prints a table and, as the last line, one JSON object.
 """
@@ -53,6 +56,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
+from bench import vegeta
+from bench.vegeta import measured_run
 from controlplane.core.processes import free_ports
 from controlplane.core.security import Role
 from controlplane.core.specs import load_spec_paths
@@ -471,6 +476,7 @@ class WebhookRun:
     p50_ms: float
     p99_ms: float
     refused: int
+    generator_cpu: float
 
 
 def webhook_run(
@@ -479,28 +485,30 @@ def webhook_run(
     wrk = shutil.which("wrk")
     if wrk is None:
         raise RuntimeError("wrk is not installed (run `make bootstrap`)")
-    done = subprocess.run(
-        [
-            wrk,
-            "-t2",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--timeout",
-            "30s",
-            "-s",
-            str(script),
-            f"{serve.url}/api/v1/alerts/webhook",
-            "--",
-            str(batch),
-            serve.webhook_token,
-            uuid.uuid4().hex[:8],
-        ],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 120,
-        check=True,
-    )
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    output_path = script.with_suffix(f".{batch}.out")
+    with output_path.open("w", encoding="utf-8") as output:
+        run, stderr = measured_run(
+            [
+                wrk,
+                "-t2",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--timeout",
+                "30s",
+                "-s",
+                str(script),
+                f"{serve.url}/api/v1/alerts/webhook",
+                "--",
+                str(batch),
+                serve.webhook_token,
+                uuid.uuid4().hex[:8],
+            ],
+            stdout=output,
+            timeout=seconds + 120,
+        )
+    if run.returncode != 0:
+        raise RuntimeError(f"wrk exited with {run.returncode}: {stderr.strip()[-500:]}")
+    summary = json.loads(output_path.read_text(encoding="utf-8").strip().splitlines()[-1])
     accepted = summary["requests"] - summary["status_errors"]
     return WebhookRun(
         batch=batch,
@@ -509,6 +517,85 @@ def webhook_run(
         p50_ms=summary["p50_us"] / 1000,
         p99_ms=summary["p99_us"] / 1000,
         refused=summary["status_errors"] + summary["socket_errors"],
+        generator_cpu=run.cpu_share,
+    )
+
+
+def alert_delivery(*, run: str, number: int) -> bytes:
+    """An Alertmanager webhook delivery of one new firing alert (per-alert grouping)."""
+    alert = {
+        "status": "firing",
+        "labels": {"alertname": "BenchBurn", "service": "bench", "slo": f"slo-{number}"},
+        "annotations": {"summary": "bench"},
+        "startsAt": "2026-11-21T10:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://127.0.0.1:9090/graph",
+        "fingerprint": f"{run}{number:012x}",
+    }
+    return json.dumps(
+        {
+            "version": "4",
+            "groupKey": f'{{}}:{{alertname="BenchBurn", slo="slo-{number}"}}',
+            "truncatedAlerts": 0,
+            "status": "firing",
+            "receiver": "controlplane",
+            "groupLabels": {"alertname": "BenchBurn", "slo": f"slo-{number}"},
+            "commonLabels": alert["labels"],
+            "commonAnnotations": {},
+            "externalURL": "http://127.0.0.1:9093",
+            "alerts": [alert],
+        }
+    ).encode()
+
+
+@dataclass(frozen=True)
+class WebhookRateRun:
+    """Deliveries of one alert each at a constant rate (vegeta, open loop)."""
+
+    rate: float
+    sent_per_s: float
+    acknowledged: int
+    acknowledged_per_s: float
+    p50_ms: float
+    p99_ms: float
+    statuses: dict[int, int]
+    generator_cpu: float
+
+    @property
+    def failed(self) -> int:
+        return sum(n for code, n in self.statuses.items() if not 200 <= code < 300)
+
+
+def webhook_rate_run(
+    *, serve: ServeRun, rate: float, seconds: int, connections: int, workdir: Path
+) -> WebhookRateRun:
+    """``rate`` deliveries per second of one distinct firing alert each for ``seconds``;
+    latency per delivery counted from its scheduled send (a slow store cannot hide its queue)."""
+    run = uuid.uuid4().hex[:8]
+    url = f"{serve.url}/api/v1/alerts/webhook"
+    headers = {
+        "Content-Type": "application/json",
+        "Authorization": f"Bearer {serve.webhook_token}",
+    }
+    targets = [
+        vegeta.Target("POST", url, headers, alert_delivery(run=run, number=n), route="webhook")
+        for n in range(math.ceil(rate * seconds * 1.05) + 2)  # each alert sent once
+    ]
+    attack = vegeta.attack(
+        targets, rate=rate, duration=seconds, workdir=workdir, max_connections=connections
+    )
+    figures = attack.routes["webhook"]
+    acknowledged = sum(n for code, n in figures.statuses.items() if 200 <= code < 300)
+    duration = attack.report.duration_s or seconds
+    return WebhookRateRun(
+        rate=attack.target_rate,
+        sent_per_s=attack.report.rate,
+        acknowledged=acknowledged,
+        acknowledged_per_s=acknowledged / (duration + attack.report.wait_s),
+        p50_ms=figures.p50_ms,
+        p99_ms=figures.p99_ms,
+        statuses=figures.statuses,
+        generator_cpu=attack.generator_cpu,
     )
 
 
@@ -539,6 +626,12 @@ def main() -> None:
     parser.add_argument("--webhook-seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--batch", type=int, default=10, help="alerts per grouped delivery")
+    parser.add_argument(
+        "--webhook-rate",
+        type=float,
+        default=1000.0,
+        help="deliveries of one alert per second in the constant-rate run (vegeta)",
+    )
     args = parser.parse_args()
     console = Console(width=150)
     load_before = os.getloadavg()[0]
@@ -677,10 +770,31 @@ def main() -> None:
                             f"{run.p50_ms:.1f} ms",
                             f"{run.p99_ms:.1f} ms",
                             f"{run.alerts_per_s:,.0f} alerts/s",
-                            f"{args.connections} connections; {run.refused} refused",
+                            f"wrk, closed loop, {args.connections} connections; "
+                            f"{run.refused} refused; wrk CPU {run.generator_cpu:.0%}",
                         )
+                    at_rate = webhook_rate_run(
+                        serve=serve,
+                        rate=args.webhook_rate,
+                        seconds=args.webhook_seconds,
+                        connections=args.connections,
+                        workdir=base / "vegeta-webhook",
+                    )
+                    codes = " ".join(f"{c}:{n}" for c, n in sorted(at_rate.statuses.items()))
+                    table.add_row(
+                        "webhook ingestion (SQLite, synchronous=FULL)",
+                        f"1 alert per delivery at {at_rate.rate:,.0f}/s (open loop)",
+                        str(at_rate.acknowledged),
+                        f"{at_rate.p50_ms:.1f} ms",
+                        f"{at_rate.p99_ms:.1f} ms",
+                        f"{at_rate.acknowledged_per_s:,.0f} alerts/s",
+                        f"vegeta, sent {at_rate.sent_per_s:,.0f}/s, up to {args.connections} "
+                        f"connections; statuses {codes} (0: no answer in 10 s); "
+                        f"vegeta CPU {at_rate.generator_cpu:.0%}",
+                    )
                     stored = stored_alerts(serve)
                     acknowledged = sum(run.deliveries * run.batch for run in runs)
+                    acknowledged += at_rate.acknowledged
                 finally:
                     serve.stop()
             finally:
@@ -710,9 +824,21 @@ def main() -> None:
         "slo_report_raw_batched_queries": raw.queries,
         "eval_queries_per_cycle": batched.queries,
         "webhook_alerts_per_s": round(grouped.alerts_per_s, 1),
-        "webhook_p99_ms": round(grouped.p99_ms, 1),
+        "webhook_grouped_p99_ms": round(grouped.p99_ms, 1),
         "webhook_single_alert_per_s": round(runs[0].alerts_per_s, 1),
+        "webhook_single_alert_p99_ms": round(runs[0].p99_ms, 1),
         "webhook_batch": grouped.batch,
+        "webhook_p99_ms": round(at_rate.p99_ms, 1),
+        "webhook_p50_ms": round(at_rate.p50_ms, 1),
+        "webhook_rate_per_s": at_rate.rate,
+        "webhook_rate_sent_per_s": round(at_rate.sent_per_s, 1),
+        "webhook_rate_acknowledged_per_s": round(at_rate.acknowledged_per_s, 1),
+        "webhook_rate_failed": at_rate.failed,
+        "generator_cpu": {
+            "webhook_single_alert_max": round(runs[0].generator_cpu, 3),
+            "webhook_grouped_max": round(grouped.generator_cpu, 3),
+            "webhook_at_rate": round(at_rate.generator_cpu, 3),
+        },
         "alerts_lost": max(0, acknowledged - stored),
         "rss_mb_1000_slos": round(rss, 1),
         "rss_mb_shipped_slos": round(rss_shipped, 1),

@@ -1,13 +1,9 @@
-"""A small HTTP/1.1 load generator on raw asyncio streams (keep-alive connections).
+"""A small HTTP/1.1 closed-loop load generator on raw asyncio streams (keep-alive connections),
+the fallback of ``make bench-api`` where ``wrk`` is not installed (``--load python``).
 
-Two modes:
-- closed loop (:func:`closed_loop`): ``connections`` clients send back-to-back for ``duration``
-  seconds; gives the maximum throughput;
-- open loop (:func:`open_loop`): requests are *scheduled* at a fixed rate and each latency is
-  measured from its scheduled time, so a slow server cannot hide its queueing (no coordinated
-  omission); gives latency percentiles at a given load.
-
-Every loop is bounded by its duration. Only for loopback targets.
+:func:`closed_loop`: ``connections`` clients send back-to-back for ``duration`` seconds; gives the
+maximum throughput. Open-loop (constant-rate) load comes from vegeta (``bench/vegeta.py``).
+Bounded by its duration. Only for loopback targets.
 """
 
 from __future__ import annotations
@@ -48,9 +44,6 @@ class Result:
 
     def count(self, *codes: int) -> int:
         return sum(n for code, n in self.statuses.items() if code in codes)
-
-    def rate(self, *codes: int) -> float:
-        return (self.count(*codes) if codes else self.total) / self.duration
 
     def percentile(self, p: float) -> float:
         if not self.latencies:
@@ -131,52 +124,6 @@ async def closed_loop(
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(connections)))
     result.duration = time.perf_counter() - started
-    return result
-
-
-async def open_loop(
-    *,
-    host: str,
-    port: int,
-    make_request: RequestFactory,
-    rate: float,
-    duration: float,
-    connections: int,
-) -> Result:
-    """Schedule ``rate`` requests per second for ``duration`` seconds over a pool of
-    ``connections``; each latency counts from the request's scheduled start."""
-    total = int(rate * duration)
-    interval = 1.0 / rate
-    result = Result(duration=duration)
-    pool: asyncio.Queue[_Connection] = asyncio.Queue()
-    for _ in range(connections):
-        pool.put_nowait(_Connection(host, port))
-    start = time.perf_counter() + 0.05
-    tasks: list[asyncio.Task[None]] = []
-
-    async def one(scheduled: float) -> None:
-        conn = await pool.get()
-        try:
-            status = await conn.send(make_request())
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            result.errors += 1
-            conn.close()
-            return
-        finally:
-            pool.put_nowait(conn)
-        result.statuses[status] = result.statuses.get(status, 0) + 1
-        result.latencies.append(time.perf_counter() - scheduled)
-
-    for i in range(total):
-        scheduled = start + i * interval
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(one(scheduled)))
-    await asyncio.gather(*tasks)
-    result.duration = max(duration, time.perf_counter() - start)
-    while not pool.empty():
-        pool.get_nowait().close()
     return result
 
 

@@ -5,7 +5,8 @@
 #   3. .venv/ with the project installed editable (re-installed when pyproject.toml changes)
 #   4. Elasticsearch (integ-test-zip from Maven Central, pinned and checksummed)
 #   5. Jaeger v2 (built from the Go module proxy at a pinned release commit)
-#   6. kustomize (built from the Go module proxy at a pinned release; renders deploy/k8s)
+#   6. kustomize (renders deploy/k8s) and vegeta (the benchmarks' open-loop HTTP load), built from
+#      the Go module proxy at pinned releases
 #   7. the Kubernetes control plane: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl
 #   8. etcd 3.6, KWOK and metrics-server (the cluster's store, simulated nodes, CPU metrics)
 #   9. Patroni (PyPI, hash-pinned) in a virtualenv of its own: PostgreSQL HA on etcd
@@ -147,8 +148,12 @@ else
 fi
 chmod a+rx "$JAEGER_BIN"
 
-# --- 6. kustomize -------------------------------------------------------------------------------
-step 6 "kustomize $KUSTOMIZE_VERSION (Go module sigs.k8s.io/kustomize/kustomize/v5)"
+# check_module_sum, build_in_module and go_install_pinned: Go modules built at pinned versions.
+# shellcheck source=deploy/go-pinned.sh
+. "$ROOT/deploy/go-pinned.sh"
+
+# --- 6. kustomize, vegeta ------------------------------------------------------------------------
+step 6 "kustomize $KUSTOMIZE_VERSION, vegeta $VEGETA_VERSION (Go module proxy)"
 KUSTOMIZE_BIN="$CACHE/bin/kustomize-$KUSTOMIZE_VERSION"
 if [ ! -x "$KUSTOMIZE_BIN" ]; then
   command -v go >/dev/null 2>&1 || die "Go is needed to build kustomize (https://go.dev/dl)"
@@ -167,10 +172,10 @@ else
 fi
 chmod a+rx "$KUSTOMIZE_BIN"
 ok "kustomize reports $("$KUSTOMIZE_BIN" version)"
-
-# check_module_sum, build_in_module and go_install_pinned: Go modules built at pinned versions.
-# shellcheck source=deploy/go-pinned.sh
-. "$ROOT/deploy/go-pinned.sh"
+# vegeta prints the version stamped into main.Version (as its own Makefile stamps it).
+go_install_pinned vegeta github.com/tsenart/vegeta/v12 github.com/tsenart/vegeta/v12 \
+  "$VEGETA_VERSION" "$VEGETA_MODULE_SUM" "-X main.Version=$VEGETA_VERSION"
+ok "vegeta reports $("$CACHE/bin/vegeta-$VEGETA_VERSION" -version | head -n 1)"
 
 # --- 7. Kubernetes -----------------------------------------------------------------------------
 step 7 "Kubernetes $K8S_VERSION (k8s.io/kubernetes, staging modules at $K8S_STAGING_VERSION)"

@@ -136,6 +136,9 @@ class StackSettings(BaseSettings):
     jaeger: Path | None = None
     #: kustomize (renders deploy/k8s); default: the versioned build of ``make bootstrap``.
     kustomize: Path | None = None
+    #: vegeta (the benchmarks' open-loop HTTP load); default: the versioned build of
+    #: ``make bootstrap``.
+    vegeta: Path | None = None
     #: Folder of the Kubernetes binaries (etcd, kube-apiserver, ..., kwok, metrics-server);
     #: default: the versioned builds of ``make bootstrap`` in the cache.
     kubernetes_bin_dir: Path | None = None
@@ -197,6 +200,12 @@ class StackSettings(BaseSettings):
             return self.kustomize
         version = self.versions.get("KUSTOMIZE_VERSION", "unknown")
         return self.cache_dir / "bin" / f"kustomize-{version}"
+
+    def vegeta_binary(self) -> Path:
+        if self.vegeta is not None:
+            return self.vegeta
+        version = self.versions.get("VEGETA_VERSION", "unknown")
+        return self.cache_dir / "bin" / f"vegeta-{version}"
 
     def patroni_binary(self, name: str = "patroni") -> Path:
         """``patroni`` or ``patronictl`` of the Patroni install."""
