@@ -11,6 +11,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 import requests
@@ -196,6 +197,8 @@ class PrometheusSource:
         are an error (the SLO would be ambiguous).
         """
         when = at or datetime.now(UTC)
+        params = {"time": f"{when.timestamp():.3f}"}
+        matcher = None if not slos else f"{slo_label}=~{label_regex(slos)}"
         samples: dict[tuple[str, str], Sample] = {}
         queries = 0
         for name in names:
@@ -203,23 +206,43 @@ class PrometheusSource:
                 raise ValueError(f"{name!r} is not a metric name")
             if slos is not None and not slos:
                 continue
-            selector = name if slos is None else f"{name}{{{slo_label}=~{label_regex(slos)}}}"
-            result = self.instant(selector, at=when)
+            selector = name if matcher is None else f"{name}{{{matcher}}}"
+            result = self._call(partial(self._client.custom_query, selector, params=params))
             queries += 1
-            if isinstance(result, NoData):
-                continue
-            for sample in result.samples:
-                slo = sample.labels.get(slo_label)
-                if slo is None:
-                    continue
-                if (name, slo) in samples:
-                    raise SourceQueryError(
-                        SOURCE, f"{name} has several series with {slo_label}={slo!r}"
-                    )
-                samples[(name, slo)] = sample
+            try:
+                self._rule_samples(name, selector, result, slo_label=slo_label, into=samples)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise SourceQueryError(SOURCE, f"unreadable answer to {name}: {exc}") from exc
         return RecordingRuleSnapshot(at=when, names=tuple(names), samples=samples, queries=queries)
 
     # -- internals -------------------------------------------------------------------------------
+    def _rule_samples(
+        self,
+        name: str,
+        selector: str,
+        result: Any,
+        *,
+        slo_label: str,
+        into: dict[tuple[str, str], Sample],
+    ) -> None:
+        """The series of one record name, by SLO. Thousands of them per name: their labels are
+        not copied, and an instant query's samples share one datetime."""
+        instants: dict[Any, datetime] = {}
+        for item in self._expect_list(selector, result):
+            metric = item.get("metric", {})
+            slo = metric.get(slo_label)
+            if slo is None:
+                continue
+            if (name, slo) in into:
+                raise SourceQueryError(
+                    SOURCE, f"{name} has several series with {slo_label}={slo!r}"
+                )
+            ts, value = item["value"]
+            instant = instants.get(ts)
+            if instant is None:
+                instant = instants[ts] = _time(ts)
+            into[(name, slo)] = Sample(labels=metric, at=instant, value=_number(value))
+
     def _call(self, function: Callable[[], T]) -> T:
         return self.retry.call(lambda: self._translate(function))
 
