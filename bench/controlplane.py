@@ -206,13 +206,17 @@ def wait_for_rules(url: str, *, slos: int, timeout: float) -> float:
     """Until every SLO has its objective and its 5-minute error ratio recorded; seconds waited."""
     started = time.monotonic()
     queries = (f"count({OBJECTIVE})", f"count({ERROR_RATIO.format(window='5m')})")
+    counts: list[int] = []
     while True:
-        counts = []
-        for query in queries:
-            answer = httpx.get(f"{url}/api/v1/query", params={"query": query}, timeout=30)
-            result = answer.json()["data"]["result"]
-            counts.append(int(float(result[0]["value"][1])) if result else 0)
-        if all(count >= slos for count in counts):
+        try:
+            counts = []
+            for query in queries:
+                answer = httpx.get(f"{url}/api/v1/query", params={"query": query}, timeout=60)
+                result = answer.json()["data"]["result"]
+                counts.append(int(float(result[0]["value"][1])) if result else 0)
+        except httpx.TimeoutException:
+            counts = [-1]  # Prometheus busy with its first rounds: ask again
+        if counts and all(count >= slos for count in counts):
             return time.monotonic() - started
         if time.monotonic() - started > timeout:
             raise RuntimeError(f"rules not evaluated for every SLO after {timeout} s: {counts}")
