@@ -87,7 +87,7 @@ chaos: bootstrap ## faults on real servers (Prometheus, leader, Alertmanager, Re
 
 # --- control plane ---------------------------------------------------------------------------
 .PHONY: bench-controlplane
-bench-controlplane: bootstrap ## 1,000 SLOs on a real Prometheus, webhook ingestion (wrk maxima, vegeta p99 at 1,000 alerts/s), memory: table + JSON line
+bench-controlplane: bootstrap ## 1,000 and 10,000 SLOs on a real Prometheus, webhook ingestion (wrk maxima, vegeta p99 at 1,000 alerts/s), memory: table + JSON line
 	$(PY) -m bench.controlplane $(BENCH_ARGS)
 
 # --- SLO rules against Sloth and Pyrra ------------------------------------------------------

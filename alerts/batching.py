@@ -1,9 +1,10 @@
 """Group commit for webhook deliveries: many deliveries, one transaction, one fsync.
 
 Each request hands its delivery to :class:`DeliveryBatcher` and waits. One writer thread takes
-every delivery queued so far (up to ``max_batch``), records each inside its own savepoint — a
-delivery that fails is rolled back alone and its request gets the error, the others are kept —
-commits once, and only then answers every waiting request. So an acknowledged alert is still a
+every delivery queued so far (up to ``max_batch``), records them in one transaction, commits
+once, and only then answers every waiting request. If a delivery fails, the batch is written
+again with each delivery inside its own savepoint: the failing one is rolled back alone and its
+request gets the error, the others are kept. So an acknowledged alert is still a
 committed one; under load the commit (the fsync) is shared instead of paid per delivery.
 Deliveries are recorded in arrival order, exactly as one-by-one storage would record them.
 """
@@ -14,10 +15,16 @@ import asyncio
 import logging
 import queue
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
 
-from controlplane.store.alerts import DeliveryResult, IncomingDelivery, record_delivery
+from controlplane.store.alerts import (
+    AlertChange,
+    DeliveryResult,
+    IncomingDelivery,
+    record_delivery,
+)
 from controlplane.store.database import Database
 
 __all__ = ["DeliveryBatcher"]
@@ -28,9 +35,18 @@ _Item = tuple[IncomingDelivery, "Future[DeliveryResult]"]
 
 
 class DeliveryBatcher:
-    def __init__(self, database: Database, *, max_batch: int = 200) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        max_batch: int = 200,
+        notify: Callable[[Sequence[AlertChange]], None] | None = None,
+    ) -> None:
         self.database = database
         self.max_batch = max_batch
+        #: Told each stored delivery's opened and closed alerts, after the commit and before
+        #: its request is answered (a listener must be quick and must not raise).
+        self.notify = notify
         self._queue: queue.Queue[_Item] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="webhook-writer", daemon=True)
         self._thread.start()
@@ -66,10 +82,37 @@ class DeliveryBatcher:
             for (_, future), result in zip(batch, results, strict=True):
                 if isinstance(result, BaseException):
                     future.set_exception(result)
-                else:
-                    future.set_result(result)
+                    continue
+                if self.notify is not None and result.changed:
+                    try:
+                        self.notify(result.changed)
+                    except Exception:  # the alert is stored: a listener never fails it
+                        logger.exception("an alert listener failed")
+                future.set_result(result)
 
     def _write(self, batch: list[_Item]) -> list[DeliveryResult | BaseException]:
+        """The batch in one transaction. First without savepoints (the usual case: every
+        delivery is stored); if one fails, the transaction is rolled back whole and the batch
+        written again with a savepoint per delivery, so only the failing ones are left out."""
+        try:
+            return self._write_all(batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                raise  # its own transaction: nothing else to keep
+            logger.info("a batch of %d deliveries failed (%s); one by one", len(batch), exc)
+        return self._write_each(batch)
+
+    def _write_all(self, batch: list[_Item]) -> list[DeliveryResult | BaseException]:
+        with self.database.writer() as session:
+            results: list[DeliveryResult | BaseException] = [
+                record_delivery(session, delivery=delivery, received_at=datetime.now(UTC))
+                for delivery, _ in batch
+            ]
+        self.commits += 1
+        self.stored += len(results)
+        return results
+
+    def _write_each(self, batch: list[_Item]) -> list[DeliveryResult | BaseException]:
         results: list[DeliveryResult | BaseException] = []
         with self.database.writer() as session:
             for delivery, _ in batch:

@@ -11,7 +11,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from controlplane.core.validation import POSTGRES_INT_MAX, refuse_nul
 from controlplane.store.alerts import IncomingAlert, IncomingDelivery
@@ -68,11 +76,16 @@ class WebhookPayload(BaseModel):
     notification_reason: str | None = Field(default=None, max_length=64)
     alerts: list[WebhookAlert] = Field(min_length=1)
 
+    #: The payload as stored (JSON-ready, by alias), made once by the validation.
+    _stored: dict[str, Any] = PrivateAttr(default_factory=dict)
+
     @model_validator(mode="after")
     def _storable(self) -> WebhookPayload:
         """The payload is stored as received (unknown fields too): one that PostgreSQL cannot
         store is refused with a 422 naming the field, never a 500 that Alertmanager retries."""
-        refuse_nul(self.model_dump(by_alias=True, mode="json"))
+        stored = self.model_dump(by_alias=True, mode="json")
+        refuse_nul(stored)
+        self._stored = stored
         return self
 
     def to_delivery(self) -> IncomingDelivery:
@@ -95,7 +108,7 @@ class WebhookPayload(BaseModel):
                 )
                 for alert in self.alerts
             ),
-            payload=self.model_dump(mode="json", by_alias=True),
+            payload=self._stored or self.model_dump(mode="json", by_alias=True),
         )
 
     @classmethod

@@ -11,7 +11,9 @@ Then the whole delivery is stored in one transaction and only after the commit t
 so an alert that got a 2xx survives a crash of the process right after. Concurrent deliveries
 share that transaction (group commit, :mod:`alerts.batching`), each in its own savepoint.
 Repeated deliveries are recorded as repeats (see :mod:`controlplane.store.alerts`); only alerts
-that were opened or closed are passed on to the runtime's alert listeners.
+that were opened or closed are passed on to the runtime's alert listeners (by the writer thread,
+after the commit and before the answer). Nothing of a request's path blocks the event loop: the
+token check and the validation run on it (they are CPU only), the store in the writer thread.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
-from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 
@@ -95,13 +96,18 @@ def webhook_extension(settings: ControlPlaneSettings) -> ApiExtension:
 
     def batcher_for(runtime: Runtime) -> DeliveryBatcher:
         key = id(runtime.database)
+        found = batchers.get(key)
+        if found is not None and found.database is runtime.database:
+            return found
         with batchers_lock:
             found = batchers.get(key)
             if found is None or found.database is not runtime.database:
-                found = batchers[key] = DeliveryBatcher(runtime.database)
+                found = batchers[key] = DeliveryBatcher(
+                    runtime.database, notify=runtime.notify_alert_changes
+                )
             return found
 
-    def authenticate(
+    async def authenticate(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(webhook_token)],
     ) -> None:
         if (
@@ -152,8 +158,8 @@ def webhook_extension(settings: ControlPlaneSettings) -> ApiExtension:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT, validation_errors(exc)
             ) from exc
+        # Answered once the delivery is committed and the listeners have heard of its changes.
         result = await batcher_for(runtime).store(payload.to_delivery())
-        await run_in_threadpool(runtime.notify_alert_changes, result.changed)
         outcomes: dict[str, int] = {}
         for change in result.changes:
             outcomes[change.outcome] = outcomes.get(change.outcome, 0) + 1

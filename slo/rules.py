@@ -256,8 +256,10 @@ def _burn_expr(window: str, selector: str, budget: str) -> str:
     return burn_rate_expr(f"{ERROR_RATIO.format(window=window)}{selector}", budget=budget)
 
 
-class _Dumper(yaml.SafeDumper):
-    """Block style; multi-line strings as literal blocks so expressions stay readable."""
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """Block style; multi-line strings as literal blocks so expressions stay readable. libyaml's
+    emitter when PyYAML has it (the same text, a few times faster: 10,000 SLOs are 250,000
+    rules), else PyYAML's own."""
 
 
 def _str_representer(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:

@@ -53,23 +53,39 @@ def _name(record: EvaluationRecord) -> str:
 
 
 class _LastCycleCollector(Collector):
-    """Per-SLO gauges from the last cycle (SLOs removed from the specs disappear with it)."""
+    """Per-SLO gauges from the last cycle (SLOs removed from the specs disappear with it).
+
+    With thousands of SLOs these are most of ``/metrics`` (16 series per SLO): their text is
+    rendered once per cycle, at the first scrape after it, and served as is until the next
+    cycle (:meth:`text`). They are not in the registry: :meth:`ControlPlaneMetrics.exposition`
+    appends them.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._records: tuple[EvaluationRecord, ...] = ()
         self._at: float | None = None
         self._duration: float | None = None
+        self._text: bytes | None = None
 
     def update(self, cycle: Cycle) -> None:
         with self._lock:
             self._records = cycle.records
             self._at = cycle.at.timestamp()
             self._duration = cycle.duration_s
+            self._text = None
+
+    def text(self) -> bytes:
+        """The exposition of :meth:`collect`, rendered once per cycle."""
+        with self._lock:
+            if self._text is None:
+                registry = CollectorRegistry(auto_describe=False)
+                registry.register(self)
+                self._text = generate_latest(registry)
+            return self._text
 
     def collect(self) -> Iterator[Metric]:
-        with self._lock:
-            records, at, duration = self._records, self._at, self._duration
+        records, at, duration = self._records, self._at, self._duration
         burn = GaugeMetricFamily(
             "controlplane_slo_burn_rate",
             "Error budget burn rate of an SLO over a window (absent: no data)",
@@ -177,7 +193,6 @@ class ControlPlaneMetrics:
             registry=self.registry,
         )
         self._last_cycle = _LastCycleCollector()
-        self.registry.register(self._last_cycle)
 
     def leadership(self, is_leader: Callable[[], bool]) -> None:
         """Report leadership from a callable read at every scrape."""
@@ -199,4 +214,6 @@ class ControlPlaneMetrics:
         self._last_cycle.update(cycle)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        """The registry's series, then the last cycle's per-SLO series (rendered once per
+        cycle)."""
+        return generate_latest(self.registry) + self._last_cycle.text()

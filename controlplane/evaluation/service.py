@@ -98,7 +98,8 @@ def insert_evaluations(session: Session, *, evaluations: Sequence[EvaluationReco
     if evaluations:
         session.execute(
             insert(SLOEvaluation.metadata.tables[SLOEvaluation.__tablename__]),
-            [evaluation.model_dump() for evaluation in evaluations],
+            # The fields as they are (validated when the record was built): no deep copy.
+            [dict(evaluation) for evaluation in evaluations],
         )
 
 

@@ -154,6 +154,23 @@ def test_recording_rules_for_many_slos_cost_one_query_per_name(source: Prometheu
     assert math.isnan(raw.single().value)
 
 
+def test_recording_rules_of_more_slos_than_a_query_holds_are_filtered_here(
+    prometheus: Prometheus,
+) -> None:
+    # A regular expression of the names would exceed batch_chars: each name is read whole and
+    # only the asked SLOs are kept (as with thousands of SLOs).
+    source = PrometheusSource(url=prometheus.url, timeout=5, batch_chars=20)
+    snapshot = source.recording_rules(
+        names=[BURN_1H, BUDGET], slos=["api-availability", "read-latency", "unknown"]
+    )
+    assert snapshot.queries == 2
+    assert snapshot.slos() == {"api-availability", "read-latency"}
+    assert snapshot.value(name=BURN_1H, slo="api-availability") == 2.5
+    assert snapshot.value(name=BUDGET, slo="api-availability") == 0.25
+    assert snapshot.value(name=BURN_1H, slo="read-latency") == 0.0
+    assert isinstance(snapshot.value(name=BURN_1H, slo="worker-apply-success"), NoData)
+
+
 def test_label_regex_escapes_metacharacters() -> None:
     assert label_regex(["a.b", 'q"x', "c|d"]) == r'"a\\.b|q\"x|c\\|d"'
 

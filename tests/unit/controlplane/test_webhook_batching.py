@@ -83,3 +83,26 @@ def test_a_failing_delivery_is_rolled_back_alone(
     with database.reader() as session:
         stored = {a.fingerprint for a in list_alerts(session, limit=100)}
     assert stored == {"a", "c"}
+
+
+def test_listeners_hear_of_each_delivery_s_changes_before_its_answer(database: Database) -> None:
+    heard: list[list[str]] = []
+    batcher = DeliveryBatcher(
+        database, notify=lambda changes: heard.append([c.fingerprint for c in changes])
+    )
+    results = asyncio.run(store_all(batcher, [delivery("x"), delivery("x"), delivery("y")]))
+
+    assert [r.changes[0].outcome for r in results] == ["opened", "repeat", "opened"]
+    assert heard == [["x"], ["y"]]  # the repeat changed nothing; heard before gather returned
+
+
+def test_a_failing_listener_loses_no_delivery(database: Database) -> None:
+    def broken(changes: Any) -> None:
+        raise RuntimeError("listener bug")
+
+    batcher = DeliveryBatcher(database, notify=broken)
+    results = asyncio.run(store_all(batcher, [delivery(f"fp-{i}") for i in range(5)]))
+
+    assert all(r.changes[0].outcome == "opened" for r in results)
+    with database.reader() as session:
+        assert len(list_alerts(session, limit=100)) == 5
