@@ -223,6 +223,12 @@ def test_every_slos_recent_series_in_one_request_thinned_oldest_first(api: Api) 
         "/api/v1/slos/history", params={"since": since, "until": until}, headers=api.headers()
     ).json()
     assert [[p["budget_remaining"] for p in item["points"]] for item in earlier] == [[0.3, 0.2]]
+    named = api.client.get(
+        "/api/v1/slos/history",
+        params=[("since", since), ("slo", "other"), ("slo", "read-latency"), ("slo", "nope")],
+        headers=api.headers(),
+    ).json()
+    assert [item["slo_id"] for item in named] == ["other", "read-latency"]
 
 
 @pytest.mark.parametrize(
@@ -233,9 +239,13 @@ def test_every_slos_recent_series_in_one_request_thinned_oldest_first(api: Api) 
         {"since": "2025-01-02T00:00:00Z", "until": "2025-01-01T00:00:00Z"},
         {"since": "2025-01-01T00:00:00Z", "points": "0"},
         {"since": "2025-01-01T00:00:00Z", "points": "1001"},
+        {"since": "2025-01-01T00:00:00Z", "slo": [f"slo-{n}" for n in range(201)]},
+        {"since": "2025-01-01T00:00:00Z", "slo": ""},
     ],
 )
-def test_the_batch_history_refuses_what_it_cannot_answer(api: Api, params: dict[str, str]) -> None:
+def test_the_batch_history_refuses_what_it_cannot_answer(
+    api: Api, params: dict[str, str | list[str]]
+) -> None:
     answer = api.client.get("/api/v1/slos/history", params=params, headers=api.headers())
     assert answer.status_code == 422, answer.text
 
