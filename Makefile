@@ -102,5 +102,5 @@ screenshots: ## browser tests of the console, copying one screenshot per page to
 	PUBLISH_SCREENSHOTS=1 $(PY) -m pytest tests/integration/dashboards/test_console.py $(PYTEST_ARGS)
 
 .PHONY: bench-dashboards
-bench-dashboards: ## overview with 200 SLOs in headless Chromium: first render, refresh p95 (table + JSON line)
+bench-dashboards: ## overview with 200 and 2,000 SLOs in headless Chromium: first render, refresh p95, memory (table + JSON line)
 	$(PY) -m bench.dashboards $(BENCH_ARGS)

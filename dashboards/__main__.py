@@ -39,6 +39,9 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         "--refresh", type=float, metavar="SECONDS", help="overview auto-refresh (default 15)"
     )
     parser.add_argument(
+        "--page-size", type=int, metavar="N", help="rows per overview page (default 50)"
+    )
+    parser.add_argument(
         "--no-history-cache",
         action="store_true",
         help="reload every sparkline history on every refresh (benchmark baseline)",
@@ -67,6 +70,8 @@ def settings_from(arguments: argparse.Namespace) -> DashboardSettings:
         overrides["port"] = arguments.port
     if arguments.refresh is not None:
         overrides["refresh_interval_seconds"] = arguments.refresh
+    if arguments.page_size is not None:
+        overrides["overview_page_size"] = arguments.page_size
     if arguments.no_history_cache:
         overrides["history_cache"] = False
     if arguments.no_history_batch:

@@ -215,7 +215,9 @@ def create_app(
         cache=settings.history_cache,
         batch=settings.history_batch,
     )
-    overview_callbacks.register(app, client=client, history=history)
+    overview_callbacks.register(
+        app, client=client, history=history, page_size=settings.overview_page_size
+    )
     detail_callbacks.register(app, client=client)
     capacity_callbacks.register(app, client=client)
     dr_callbacks.register(app, client=client)

@@ -50,6 +50,8 @@ class DashboardSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8050, ge=1, le=65535)
     refresh_interval_seconds: float = Field(default=15.0, ge=1, le=3600)
+    #: Rows per page of the overview (the page's sparklines are the only ones fetched and drawn).
+    overview_page_size: int = Field(default=50, ge=10, le=5_000)
     request_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     #: Overview sparklines: how far back and how many evaluations per SLO (fetched and kept,
     #: evenly thinned over the window).

@@ -18,12 +18,19 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Literal
 
 from controlplane.client.models import SLOStatus
 from controlplane.evaluation.details import EvaluationDetails
-from slo.durations import DurationError, format_duration, parse_duration
+from slo.durations import DurationError
+from slo.durations import format_duration as _format_duration
+from slo.durations import parse_duration as _parse_duration
 from slo.maths import time_to_exhaustion
+
+# The same few window labels come back for every SLO (thousands per overview refresh).
+parse_duration = lru_cache(maxsize=1024)(_parse_duration)
+format_duration = lru_cache(maxsize=1024)(_format_duration)
 
 __all__ = [
     "DEFAULT_PERIOD",

@@ -15,7 +15,7 @@ reach the stack's running control plane with its admin token). It is thread-safe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
@@ -187,6 +187,8 @@ class ControlPlaneClient:
             transport=transport,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         )
+        #: The last ``/slos`` answer per service filter, with its ETag.
+        self._slos: dict[str | None, tuple[str, list[SLOStatus]]] = {}
 
     def close(self) -> None:
         self._http.close()
@@ -197,8 +199,23 @@ class ControlPlaneClient:
 
     # -- SLOs --------------------------------------------------------------------------------------
     def slos(self, *, service: str | None = None) -> list[SLOStatus]:
+        """Every SLO's status. The last answer is kept with its ``ETag``: while the control
+        plane answers ``304 Not Modified`` to it, the same list is returned without reading
+        or parsing it again (do not change it)."""
         params = {"service": service} if service is not None else None
-        return _parse(_SLOS, self._request("GET", "/slos", params=params))
+        kept = self._slos.get(service)
+        headers = {"If-None-Match": kept[0]} if kept is not None else None
+        response = self._send("GET", "/slos", params=params, headers=headers)
+        if response.status_code == httpx.codes.NOT_MODIFIED and kept is not None:
+            return kept[1]
+        try:
+            statuses = _SLOS.validate_json(response.content)
+        except ValidationError as exc:
+            raise UnreadableAnswer(f"unexpected answer from the control plane: {exc}") from exc
+        etag = response.headers.get("ETag")
+        if etag:
+            self._slos[service] = (etag, statuses)
+        return statuses
 
     def slo(self, slo_id: str) -> SLOStatus:
         return self._get_model(f"/slos/{quote(slo_id, safe='')}", SLOStatus)
@@ -222,11 +239,15 @@ class ControlPlaneClient:
         since: datetime,
         until: datetime | None = None,
         service: str | None = None,
+        slo_ids: Sequence[str] | None = None,
         points: int = 120,
     ) -> list[SLOHistory]:
         """Every SLO's evaluations since ``since`` in one request (at most ``points`` each,
-        oldest first); raises :class:`RouteNotServed` on a control plane without the route."""
-        params = _params(since=since, until=until, service=service, points=points)
+        oldest first), or only those of ``slo_ids`` (at most 200); raises
+        :class:`RouteNotServed` on a control plane without the route."""
+        params: dict[str, Any] = _params(since=since, until=until, service=service, points=points)
+        if slo_ids is not None:
+            params["slo"] = list(slo_ids)
         return _parse(_HISTORIES, self._request("GET", "/slos/history", params=params))
 
     def slo_traces(
@@ -382,21 +403,24 @@ class ControlPlaneClient:
         except ValidationError as exc:
             raise UnreadableAnswer(f"{what}: unexpected answer: {exc}") from exc
 
-    def _request(
+    def _send(
         self,
         method: str,
         path: str,
         *,
-        params: Mapping[str, str | int] | None = None,
+        params: Mapping[str, str | int | list[str]] | None = None,
         json: Any = None,
         timeout: float | None = None,
-    ) -> Any:
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """The answer, unless the control plane was unreachable or refused (4xx, 5xx)."""
         try:
             response = self._http.request(
                 method,
                 path,
                 params=params,
                 json=json,
+                headers=headers,
                 timeout=self._http.timeout if timeout is None else timeout,
             )
         except httpx.TransportError as exc:
@@ -405,6 +429,18 @@ class ControlPlaneClient:
             ) from exc
         if response.status_code >= 400:
             raise _refused(method=method, path=API_PREFIX + path, response=response)
+        return response
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int | list[str]] | None = None,
+        json: Any = None,
+        timeout: float | None = None,
+    ) -> Any:
+        response = self._send(method, path, params=params, json=json, timeout=timeout)
         try:
             return response.json()
         except ValueError as exc:

@@ -23,9 +23,11 @@ __all__ = [
     "HistoryPoint",
     "StoredEvaluation",
     "evaluation_history",
+    "evaluations_version",
     "histories",
     "latest_evaluations",
     "record_evaluations",
+    "written_after",
 ]
 
 
@@ -80,8 +82,25 @@ def record_evaluations(session: Session, *, evaluations: Sequence[EvaluationReco
     return [row.id for row in rows]
 
 
-def latest_evaluations(session: Session, *, service: str | None = None) -> list[StoredEvaluation]:
-    """The most recent evaluation of every SLO (optionally of one service), by SLO id.
+def evaluations_version(session: Session) -> tuple[int | None, int]:
+    """(newest evaluation id, number of evaluations): equal twice means nothing was written
+    or deleted in between (see :func:`written_after`)."""
+    newest, count = session.execute(
+        select(func.max(SLOEvaluation.id), func.count(SLOEvaluation.id))
+    ).one()
+    return newest, int(count)
+
+
+def written_after(session: Session, *, after: int) -> int:
+    """How many evaluations have an id above ``after`` (the primary key's range)."""
+    return int(session.scalar(select(func.count()).where(SLOEvaluation.id > after)) or 0)
+
+
+def latest_evaluations(
+    session: Session, *, service: str | None = None, changed_after: int | None = None
+) -> list[StoredEvaluation]:
+    """The most recent evaluation of every SLO (optionally of one service), by SLO id; with
+    ``changed_after`` only of the SLOs with an evaluation whose id is above it.
 
     The newest instant per SLO comes from the ``(slo_id, at)`` index alone (a covering scan,
     no sort of the rows), then only those rows are read: an order of magnitude cheaper than
@@ -90,6 +109,9 @@ def latest_evaluations(session: Session, *, service: str | None = None) -> list[
     newest = select(SLOEvaluation.slo_id, func.max(SLOEvaluation.at).label("at"))
     if service is not None:
         newest = newest.where(SLOEvaluation.service == service)
+    if changed_after is not None:
+        changed = select(SLOEvaluation.slo_id).where(SLOEvaluation.id > changed_after)
+        newest = newest.where(SLOEvaluation.slo_id.in_(changed.distinct()))
     newest_at = newest.group_by(SLOEvaluation.slo_id).subquery()
     ids = (
         select(func.max(SLOEvaluation.id))
@@ -152,10 +174,12 @@ def histories(
     since: datetime,
     until: datetime | None = None,
     service: str | None = None,
+    slo_ids: Sequence[str] | None = None,
     points: int = 120,
 ) -> dict[str, list[HistoryPoint]]:
     """Every SLO's evaluations within [since, until] in one query, by SLO id, oldest first,
-    thinned to at most ``points`` per SLO (:func:`thin`). Reads four columns, not the rows."""
+    thinned to at most ``points`` per SLO (:func:`thin`). Reads four columns, not the rows.
+    ``slo_ids``: only these SLOs (e.g. one page of the console's overview)."""
     statement = select(
         SLOEvaluation.slo_id,
         SLOEvaluation.at,
@@ -166,6 +190,8 @@ def histories(
     statement = _within(statement, since=since, until=until)
     if service is not None:
         statement = statement.where(SLOEvaluation.service == service)
+    if slo_ids is not None:
+        statement = statement.where(SLOEvaluation.slo_id.in_(list(slo_ids)))
     statement = statement.order_by(SLOEvaluation.slo_id, SLOEvaluation.at, SLOEvaluation.id)
     series: dict[str, list[HistoryPoint]] = {}
     for slo_id, at, state, sli, budget_remaining in session.execute(statement):

@@ -1,9 +1,16 @@
-"""Overview components from data (pure: statuses and series in, Dash components out)."""
+"""Overview components from data (pure: statuses and series in, Dash components out).
+
+With thousands of SLOs the overview shows one page of rows at a time: :class:`View` is what the
+person asked for (search, service / tier / status filters, order, page), :func:`select` applies
+it to every SLO and :func:`page_of` cuts the page that is drawn.
+"""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from html import escape as html_escape
@@ -14,17 +21,31 @@ from dash import html
 from controlplane.client.models import SLOStatus
 from dashboards.history import Point
 from dashboards.pages.overview.figures import sparkline_svg
-from dashboards.status import STATUS_LABELS, Status, alert_windows, window_seconds
+from dashboards.status import (
+    STATUS_LABELS,
+    Status,
+    alert_windows,
+    max_burn_rate,
+    window_seconds,
+    worst_first,
+)
 from dashboards.ui import DASH, percent, utc
 from slo.durations import format_duration
 from slo.series import thin
 
 __all__ = [
+    "DEFAULT_SORT",
     "NO_TIER",
+    "SORTS",
+    "Page",
+    "View",
     "burn_windows",
     "detail_href",
     "filter_statuses",
     "overview_table_html",
+    "page_of",
+    "pager_text",
+    "select",
     "stamp",
     "summary",
 ]
@@ -33,6 +54,61 @@ __all__ = [
 SPARKLINE_POINTS = 30
 #: Filter value of SLOs whose evaluation names no tier.
 NO_TIER = "none"
+
+#: The orders a person can choose (value -> label); each keeps worst first among equals.
+SORTS: Mapping[str, str] = {
+    "worst": "worst first",
+    "burn": "highest burn rate",
+    "budget": "least budget left",
+    "id": "SLO id (A-Z)",
+}
+DEFAULT_SORT = "worst"
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple):
+        return ()
+    return tuple(item for item in value if isinstance(item, str))
+
+
+@dataclass(frozen=True, kw_only=True)
+class View:
+    """What the person asked the overview for; nothing chosen = every SLO, worst first."""
+
+    search: str = ""
+    services: tuple[str, ...] = ()
+    tiers: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    sort: str = DEFAULT_SORT
+    page: int = 1
+
+    @classmethod
+    def from_data(cls, data: object) -> View:
+        """From the browser's view store; anything unreadable falls back to the default."""
+        if not isinstance(data, Mapping):
+            return cls()
+        search, sort, page = data.get("search"), data.get("sort"), data.get("page")
+        return cls(
+            search=search.strip()[:200] if isinstance(search, str) else "",
+            services=_strings(data.get("services")),
+            tiers=_strings(data.get("tiers")),
+            statuses=_strings(data.get("statuses")),
+            sort=sort if isinstance(sort, str) and sort in SORTS else DEFAULT_SORT,
+            page=page if isinstance(page, int) and not isinstance(page, bool) and page > 0 else 1,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Page:
+    """The rows drawn: page ``number`` of ``pages`` (both from 1), rows ``first``..``last`` of
+    ``total`` (``first`` is 0 when nothing matches)."""
+
+    items: list[tuple[SLOStatus, Status]] = field(default_factory=list)
+    number: int = 1
+    pages: int = 1
+    first: int = 0
+    last: int = 0
+    total: int = 0
 
 
 def detail_href(slo_id: str) -> str:
@@ -44,14 +120,74 @@ def filter_statuses(
     *,
     services: Sequence[str] | None,
     tiers: Sequence[str] | None,
+    statuses: Sequence[str] | None = None,
+    search: str = "",
 ) -> list[tuple[SLOStatus, Status]]:
-    """Keep the SLOs of the chosen services and tiers (nothing chosen = everything)."""
+    """Keep the SLOs of the chosen services, tiers and statuses whose id or service contains
+    ``search`` (any case); nothing chosen = everything."""
+    needle = search.strip().casefold()
     return [
         (status, kind)
         for status, kind in items
         if (not services or status.service in services)
         and (not tiers or (status.tier or NO_TIER) in tiers)
+        and (not statuses or kind in statuses)
+        and (not needle or needle in f"{status.slo_id}\n{status.service}".casefold())
     ]
+
+
+def _burn_key(item: tuple[SLOStatus, Status]) -> float:
+    burn = max_burn_rate(item[0])
+    return -burn if burn is not None else math.inf
+
+
+def _budget_key(item: tuple[SLOStatus, Status]) -> float:
+    budget = item[0].budget_remaining
+    return budget if budget is not None else math.inf
+
+
+def select(statuses: Sequence[SLOStatus], view: View) -> list[tuple[SLOStatus, Status]]:
+    """Every SLO the view keeps, in its order (stable: worst first among equals; an SLO
+    without burn rates or budget comes last)."""
+    items = filter_statuses(
+        worst_first(statuses),
+        services=view.services,
+        tiers=view.tiers,
+        statuses=view.statuses,
+        search=view.search,
+    )
+    if view.sort == "burn":
+        items.sort(key=_burn_key)
+    elif view.sort == "budget":
+        items.sort(key=_budget_key)
+    elif view.sort == "id":
+        items.sort(key=lambda item: item[0].slo_id)
+    return items
+
+
+def page_of(items: Sequence[tuple[SLOStatus, Status]], *, page: int, size: int) -> Page:
+    """Page ``page`` of ``items`` (the last one when there are fewer pages now)."""
+    pages = max(1, math.ceil(len(items) / size))
+    number = min(max(page, 1), pages)
+    start = (number - 1) * size
+    shown = list(items[start : start + size])
+    return Page(
+        items=shown,
+        number=number,
+        pages=pages,
+        first=start + 1 if shown else 0,
+        last=start + len(shown),
+        total=len(items),
+    )
+
+
+def pager_text(page: Page) -> str:
+    if not page.total:
+        return "no SLO"
+    return (
+        f"SLOs {page.first:,}–{page.last:,} of {page.total:,} · page {page.number:,} "
+        f"of {page.pages:,}"
+    )
 
 
 def burn_windows(statuses: Sequence[SLOStatus]) -> list[str]:
@@ -201,12 +337,12 @@ def overview_table_html(
 
 def summary(items: Sequence[tuple[SLOStatus, Status]], *, total: int) -> list[html.Span]:
     counts = Counter(kind for _, kind in items)
-    spans = [html.Span(f"{len(items)} of {total} SLOs", className="summary-total")]
+    spans = [html.Span(f"{len(items):,} of {total:,} SLOs", className="summary-total")]
     for kind, label in STATUS_LABELS.items():
         if counts[kind]:
             spans.append(
                 html.Span(
-                    f"{counts[kind]} {label}",
+                    f"{counts[kind]:,} {label}",
                     className=f"summary-item badge-{kind.replace('_', '-')}",
                 )
             )

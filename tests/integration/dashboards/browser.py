@@ -198,6 +198,17 @@ class Browser:
         return path
 
 
+def slo_rows(browser: Browser, attribute: str = "data-slo") -> list[str]:
+    """``attribute`` of every overview row, read in one go in the page (the table is replaced
+    whole by refreshes and when sparklines arrive)."""
+    found = browser.driver.execute_script(
+        "return Array.from(document.querySelectorAll('tr[data-slo]'))"
+        ".map(row => row.getAttribute(arguments[0]))",
+        attribute,
+    )
+    return [str(value) for value in found]
+
+
 @contextmanager
 def headless_browser() -> Iterator[Browser]:
     """A :class:`Browser`; without Chromium installed a failure in CI mode, else a skip."""

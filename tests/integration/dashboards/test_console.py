@@ -16,7 +16,7 @@ from selenium.webdriver.common.keys import Keys
 
 from controlplane.core.security import Role
 from dashboards.testing import refresh_overview
-from tests.integration.dashboards.browser import Browser, ConsoleProcess
+from tests.integration.dashboards.browser import Browser, ConsoleProcess, slo_rows
 from tests.integration.dashboards.conftest import SeededControlPlane
 from tests.integration.dashboards.seed import SLOS, WORST_FIRST
 
@@ -57,13 +57,7 @@ def _settled(browser: Browser) -> None:
 
 
 def _rows(browser: Browser, attribute: str = "data-slo") -> list[str]:
-    """One read in the page (the table is replaced whole when sparklines arrive)."""
-    found = browser.driver.execute_script(
-        "return Array.from(document.querySelectorAll('tr[data-slo]'))"
-        ".map(row => row.getAttribute(arguments[0]))",
-        attribute,
-    )
-    return [str(value) for value in found]
+    return slo_rows(browser, attribute)
 
 
 def require_route(seeded: SeededControlPlane, path: str) -> None:

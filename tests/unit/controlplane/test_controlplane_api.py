@@ -7,11 +7,13 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import delete
 
 from controlplane.core.security import Role
 from controlplane.store.audit import AuditDecision, record_decision
 from controlplane.store.evaluations import EvaluationRecord, record_evaluations
 from controlplane.store.findings import observe_finding, resolve_finding
+from controlplane.store.models import SLOEvaluation
 from controlplane.store.tokens import revoke_token
 from tests.unit.controlplane.conftest import Api
 
@@ -224,6 +226,12 @@ def test_every_slos_recent_series_in_one_request_thinned_oldest_first(api: Api) 
         "/api/v1/slos/history", params={"since": since, "until": until}, headers=api.headers()
     ).json()
     assert [[p["budget_remaining"] for p in item["points"]] for item in earlier] == [[0.3, 0.2]]
+    named = api.client.get(
+        "/api/v1/slos/history",
+        params=[("since", since), ("slo", "other"), ("slo", "read-latency"), ("slo", "nope")],
+        headers=api.headers(),
+    ).json()
+    assert [item["slo_id"] for item in named] == ["other", "read-latency"]
 
 
 @pytest.mark.parametrize(
@@ -234,9 +242,13 @@ def test_every_slos_recent_series_in_one_request_thinned_oldest_first(api: Api) 
         {"since": "2025-01-02T00:00:00Z", "until": "2025-01-01T00:00:00Z"},
         {"since": "2025-01-01T00:00:00Z", "points": "0"},
         {"since": "2025-01-01T00:00:00Z", "points": "1001"},
+        {"since": "2025-01-01T00:00:00Z", "slo": [f"slo-{n}" for n in range(201)]},
+        {"since": "2025-01-01T00:00:00Z", "slo": ""},
     ],
 )
-def test_the_batch_history_refuses_what_it_cannot_answer(api: Api, params: dict[str, str]) -> None:
+def test_the_batch_history_refuses_what_it_cannot_answer(
+    api: Api, params: dict[str, str | list[str]]
+) -> None:
     answer = api.client.get("/api/v1/slos/history", params=params, headers=api.headers())
     assert answer.status_code == 422, answer.text
 
@@ -325,3 +337,39 @@ def test_openapi_document_needs_a_token_and_describes_the_webhook(api: Api) -> N
 @pytest.mark.parametrize("path", ["/api/v1/findings?limit=0", "/api/v1/alerts?status=pending"])
 def test_bad_query_parameters_are_422(api: Api, path: str) -> None:
     assert api.client.get(path, headers=api.headers()).status_code == 422
+
+
+def test_the_slo_list_is_not_sent_again_until_an_slo_changes(api: Api) -> None:
+    with api.runtime.database.writer() as session:
+        record_evaluations(
+            session,
+            evaluations=[
+                _evaluation("api-availability", minutes_ago=2, budget_remaining=0.6),
+                _evaluation("read-latency", minutes_ago=2, budget_remaining=0.7),
+            ],
+        )
+    first = api.client.get("/api/v1/slos", headers=api.headers())
+    assert first.status_code == 200
+    etag = first.headers["etag"]
+    unchanged = api.client.get("/api/v1/slos", headers={**api.headers(), "If-None-Match": etag})
+    assert unchanged.status_code == 304
+    assert unchanged.content == b""
+    assert unchanged.headers["etag"] == etag
+
+    with api.runtime.database.writer() as session:  # a new evaluation of one SLO
+        record_evaluations(
+            session,
+            evaluations=[_evaluation("api-availability", minutes_ago=0, budget_remaining=0.5)],
+        )
+    changed = api.client.get("/api/v1/slos", headers={**api.headers(), "If-None-Match": etag})
+    assert changed.status_code == 200
+    assert changed.headers["etag"] != etag
+    budgets = {item["slo_id"]: item["budget_remaining"] for item in changed.json()}
+    assert budgets == {"api-availability": 0.5, "read-latency": 0.7}
+
+    with api.runtime.database.writer() as session:  # retention removed an SLO's evaluations
+        session.execute(delete(SLOEvaluation).where(SLOEvaluation.slo_id == "read-latency"))
+    gone = api.client.get("/api/v1/slos", headers={**api.headers(), "If-None-Match": etag})
+    assert [item["slo_id"] for item in gone.json()] == ["api-availability"]
+    only = api.client.get("/api/v1/slos", params={"service": "analytics"}, headers=api.headers())
+    assert only.json() == []

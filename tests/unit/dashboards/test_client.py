@@ -19,6 +19,7 @@ from controlplane.client.http import (
     UnreadableAnswer,
 )
 from dashboards.ui import describe_error
+from tests.unit.dashboards.data import status
 
 CAPACITY = {
     "services": [
@@ -146,3 +147,26 @@ def test_an_unreadable_answer_is_an_error_not_an_empty_list() -> None:
     client = _client({("GET", "/api/v1/slos"): (200, [{"slo_id": "x"}])}, [])
     with pytest.raises(UnreadableAnswer):
         client.slos()
+
+
+def test_the_slo_list_is_asked_for_with_its_etag_and_kept_while_unchanged() -> None:
+    seen: list[httpx.Request] = []
+    answers = [
+        httpx.Response(200, json=[status("a").model_dump(mode="json")], headers={"ETag": '"v1"'}),
+        httpx.Response(304, headers={"ETag": '"v1"'}),
+        httpx.Response(200, json=[], headers={"ETag": '"v2"'}),
+    ]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return answers[len(seen) - 1]
+
+    client = ControlPlaneClient(
+        base_url="http://cp.test", token="t", transport=httpx.MockTransport(handler)
+    )
+    first = client.slos()
+    assert "if-none-match" not in seen[0].headers
+    assert client.slos() is first  # 304: the same list, not parsed again
+    assert seen[1].headers["if-none-match"] == '"v1"'
+    assert client.slos() == []
+    assert seen[2].headers["if-none-match"] == '"v1"'

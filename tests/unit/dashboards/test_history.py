@@ -97,6 +97,7 @@ def test_first_call_fetches_every_slo_in_one_request_then_refreshes_fetch_nothin
     assert requests == [BATCH]
     assert urls[0].params["points"] == "50"
     assert urls[0].params["since"] == (NOW - timedelta(hours=1)).isoformat()
+    assert urls[0].params.get_list("slo") == slo_ids  # only the SLOs drawn
     assert recent.last_fetches == 20
     assert [p.at for p in first["slo-3"]] == sorted(p.at for p in first["slo-3"])
     assert first["slo-3"][-1].budget_remaining == 0.5
@@ -110,6 +111,18 @@ def test_first_call_fetches_every_slo_in_one_request_then_refreshes_fetch_nothin
     assert second["slo-3"][-1].at == later
     assert second["slo-3"][-1].budget_remaining == 0.49
     assert len(second["slo-3"]) == 11
+
+
+def test_a_long_list_of_slos_is_asked_for_in_parts_the_control_plane_takes() -> None:
+    requests: list[str] = []
+    urls: list[httpx.URL] = []
+    slo_ids = [f"slo-{n:03d}" for n in range(250)]
+    recent = _recent(requests, urls, known=slo_ids)
+    found = recent.series([status(slo_id) for slo_id in slo_ids], now=NOW)
+    assert requests == [BATCH] * 3
+    assert [len(url.params.get_list("slo")) for url in urls] == [100, 100, 50]
+    assert [slo for url in urls for slo in url.params.get_list("slo")] == slo_ids
+    assert len(found) == 250
 
 
 def test_a_few_missing_series_are_fetched_one_by_one() -> None:

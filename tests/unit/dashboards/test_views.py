@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from dash import html
 
 from controlplane.client.models import DatabaseDR, ServiceCapacity
@@ -16,7 +17,14 @@ from dashboards.pages.capacity.views import (
     workloads_table,
 )
 from dashboards.pages.dr.views import databases_table, failover_text
-from dashboards.pages.overview.views import filter_statuses, overview_table_html
+from dashboards.pages.overview.views import (
+    View,
+    filter_statuses,
+    overview_table_html,
+    page_of,
+    pager_text,
+    select,
+)
 from dashboards.pages.slo_detail.views import (
     actions_for,
     alerts_for,
@@ -67,6 +75,77 @@ def test_rows_keep_the_worst_first_order_and_mark_hot_windows() -> None:
     only_calm = filter_statuses(items, services=None, tiers=["critical"])
     assert [s.slo_id for s, _ in only_calm] == ["hot", "calm"]
     assert filter_statuses(items, services=["other"], tiers=None) == []
+
+
+def _many() -> list[Any]:
+    """Twelve calm SLOs, one paging, one ticket-burning harder than the pager (``1d`` burns
+    most), one without data."""
+    calm = [
+        status(f"calm-{n:02d}", service="analytics" if n % 2 else "inventory") for n in range(12)
+    ]
+    page = status("checkout-page", burn_rates={"1h": 20.0, "5m": 16.0}, budget_remaining=0.4)
+    ticket = status(
+        "refunds-ticket",
+        service="payments",
+        burn_rates={"1d": 30.0, "2h": 30.0, "5m": 0.1, "1h": 0.1},
+        budget_remaining=0.7,
+    )
+    empty = status("no-data", state="no_data", sli=None, budget_remaining=None, burn_rates={})
+    return [*calm, ticket, empty, page]
+
+
+def test_select_searches_filters_and_orders_every_slo() -> None:
+    statuses = _many()
+    ids = [s.slo_id for s, _ in select(statuses, View())]
+    assert ids[:4] == ["checkout-page", "refunds-ticket", "no-data", "calm-00"]
+    found = select(statuses, View(search="  REFUND "))
+    assert [(s.slo_id, kind) for s, kind in found] == [("refunds-ticket", "burning_ticket")]
+    assert [s.slo_id for s, _ in select(statuses, View(search="payments"))] == ["refunds-ticket"]
+    burning = View(statuses=("burning_page", "burning_ticket"), sort="burn")
+    assert [s.slo_id for s, _ in select(statuses, burning)] == ["refunds-ticket", "checkout-page"]
+    by_budget = [s.slo_id for s, _ in select(statuses, View(sort="budget"))]
+    assert by_budget[0] == "checkout-page"
+    assert by_budget[-1] == "no-data"  # unknown budget last
+    by_id = [s.slo_id for s, _ in select(statuses, View(sort="id"))]
+    assert by_id == sorted(by_id)
+    assert [s.slo_id for s, _ in select(statuses, View(services=("analytics",)))] == [
+        f"calm-{n:02d}" for n in range(1, 12, 2)
+    ]
+    assert select(statuses, View(search="nothing like it")) == []
+
+
+def test_pages_cut_every_slo_and_the_last_page_is_kept_in_range() -> None:
+    items = select(_many(), View())
+    first = page_of(items, page=1, size=4)
+    assert [s.slo_id for s, _ in first.items] == [
+        "checkout-page",
+        "refunds-ticket",
+        "no-data",
+        "calm-00",
+    ]
+    assert (first.number, first.pages, first.first, first.last, first.total) == (1, 4, 1, 4, 15)
+    assert pager_text(first) == "SLOs 1–4 of 15 · page 1 of 4"
+    last = page_of(items, page=99, size=4)  # fewer pages than asked for: the last
+    assert (last.number, last.first, last.last) == (4, 13, 15)
+    assert [s.slo_id for s, _ in last.items] == ["calm-09", "calm-10", "calm-11"]
+    nothing = page_of([], page=3, size=4)
+    assert (nothing.number, nothing.pages, nothing.first, nothing.last) == (1, 1, 0, 0)
+    assert pager_text(nothing) == "no SLO"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [None, "x", {"page": "2"}, {"page": -1, "sort": "drop table"}, {"services": "inventory"}],
+)
+def test_a_view_from_the_browser_that_cannot_be_read_is_the_default(data: object) -> None:
+    assert View.from_data(data) == View()
+
+
+def test_a_view_from_the_browser() -> None:
+    view = View.from_data(
+        {"search": " pay ", "services": ["payments", 3], "sort": "burn", "page": 4}
+    )
+    assert view == View(search="pay", services=("payments",), sort="burn", page=4)
 
 
 def test_alerts_and_actions_of_an_slo() -> None:
