@@ -7,6 +7,9 @@ again with each delivery inside its own savepoint: the failing one is rolled bac
 request gets the error, the others are kept. So an acknowledged alert is still a
 committed one; under load the commit (the fsync) is shared instead of paid per delivery.
 Deliveries are recorded in arrival order, exactly as one-by-one storage would record them.
+
+The waiting requests are woken with one call into their event loop per batch (not one per
+delivery): under load each wake-up is a write to the loop's self-pipe and a turn of the loop.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from datetime import UTC, datetime
 
 from controlplane.store.alerts import (
@@ -31,7 +33,8 @@ __all__ = ["DeliveryBatcher"]
 
 logger = logging.getLogger(__name__)
 
-_Item = tuple[IncomingDelivery, "Future[DeliveryResult]"]
+_Item = tuple[IncomingDelivery, "asyncio.Future[DeliveryResult]"]
+_Outcome = tuple["asyncio.Future[DeliveryResult]", "DeliveryResult | BaseException"]
 
 
 class DeliveryBatcher:
@@ -56,9 +59,9 @@ class DeliveryBatcher:
 
     async def store(self, delivery: IncomingDelivery) -> DeliveryResult:
         """Record ``delivery``; returns after the transaction holding it has committed."""
-        future: Future[DeliveryResult] = Future()
+        future: asyncio.Future[DeliveryResult] = asyncio.get_running_loop().create_future()
         self._queue.put((delivery, future))
-        return await asyncio.wrap_future(future)
+        return await future
 
     def _take(self) -> list[_Item]:
         batch = [self._queue.get()]
@@ -76,19 +79,31 @@ class DeliveryBatcher:
                 results = self._write(batch)
             except Exception as exc:  # the commit itself failed: nothing of the batch is stored
                 logger.exception("storing %d webhook deliveries failed", len(batch))
-                for _, future in batch:
-                    future.set_exception(exc)
+                self._answer([(future, exc) for _, future in batch])
                 continue
-            for (_, future), result in zip(batch, results, strict=True):
-                if isinstance(result, BaseException):
-                    future.set_exception(result)
+            for result in results:
+                if isinstance(result, BaseException) or not result.changed:
                     continue
-                if self.notify is not None and result.changed:
+                if self.notify is not None:
                     try:
                         self.notify(result.changed)
                     except Exception:  # the alert is stored: a listener never fails it
                         logger.exception("an alert listener failed")
-                future.set_result(result)
+            self._answer(
+                [(future, result) for (_, future), result in zip(batch, results, strict=True)]
+            )
+
+    @staticmethod
+    def _answer(outcomes: list[_Outcome]) -> None:
+        """Hand each waiting request its outcome: one call into each event loop."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+        for future, outcome in outcomes:
+            by_loop.setdefault(future.get_loop(), []).append((future, outcome))
+        for loop, mine in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, mine)
+            except RuntimeError:  # that loop is closed: nobody waits for these answers
+                logger.warning("%d webhook answers dropped: their event loop is closed", len(mine))
 
     def _write(self, batch: list[_Item]) -> list[DeliveryResult | BaseException]:
         """The batch in one transaction. First without savepoints (the usual case: every
@@ -129,3 +144,14 @@ class DeliveryBatcher:
         self.commits += 1
         self.stored += sum(1 for r in results if not isinstance(r, BaseException))
         return results
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    """In the requests' event loop: answer each (unless its request was cancelled)."""
+    for future, outcome in outcomes:
+        if future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)

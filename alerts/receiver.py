@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 
@@ -144,7 +144,7 @@ def webhook_extension(settings: ControlPlaneSettings) -> ApiExtension:
             }
         },
     )
-    async def receive(request: Request, runtime: RuntimeDep) -> WebhookAck:
+    async def receive(request: Request, runtime: RuntimeDep) -> Response:
         try:
             body = await read_body(request, limit=limit)
         except PayloadTooLarge:
@@ -163,13 +163,15 @@ def webhook_extension(settings: ControlPlaneSettings) -> ApiExtension:
         outcomes: dict[str, int] = {}
         for change in result.changes:
             outcomes[change.outcome] = outcomes.get(change.outcome, 0) + 1
-        return WebhookAck(
+        ack = WebhookAck(
             delivery_id=result.delivery_id,
             alerts=len(result.changes),
             changed=len(result.changed),
             repeats=result.repeats,
             outcomes=outcomes,
         )
+        # Serialised here, once (``response_model`` still documents it).
+        return Response(ack.model_dump_json(), media_type="application/json")
 
     return ApiExtension(
         name="alertmanager-webhook",

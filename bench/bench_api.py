@@ -12,8 +12,8 @@ stack), the API under gunicorn and the stream workers, seeds SKUs, then measures
   baseline endpoint that does one INSERT per request;
 - mixed load: stock reads, movement posts and reservations in the demo traffic's proportions
   (``app.traffic.Mix``) in one open-loop vegeta attack while the stream workers apply the
-  movements, at half the mix's capacity estimated from the maxima above: p50 / p99 per route,
-  statuses other than the expected ones counted as errors;
+  movements: first the mix's own maximum (wrk, closed loop), then an open-loop attack at half of
+  it: p50 / p99 per route, statuses other than the expected ones counted as errors;
 - with authentication on (the default; ``--no-auth`` skips it): a Keycloak is started too, the
   API validates the bearer token of every request (the generator authenticates with OAuth2 client
   credentials as client ``inventory-traffic``), and the cached read is measured again, in the same
@@ -229,6 +229,42 @@ def wrk_lua_post(path: str, *, run: str, skus: list[str], headers: Headers) -> s
         f'  local headers = {{["Content-Type"] = "application/json", '
         f'["Idempotency-Key"] = "{run}-" .. me .. "-" .. n, {lua_headers(headers)}}}\n'
         f'  return wrk.format("POST", "{path}", headers, body)\n'
+        "end\n"
+    )
+
+
+def wrk_lua_mixed(*, run: str, skus: list[str], headers: Headers, shares: dict[str, float]) -> str:
+    """The mixed load for wrk (closed loop): each request a stock read, a movement (receive or
+    ship, its own Idempotency-Key) or a reservation of one unit, drawn at the mix's shares."""
+    listing = ",".join(f'"{s}"' for s in skus)
+    reads = shares[READ]
+    movements = reads + shares[MOVEMENT]
+    return (
+        f"local skus = {{{listing}}}\n"
+        f"local auth = {{{lua_headers(headers)}}}\n"
+        'local kinds = {"receive", "ship"}\n'
+        "local n = 0\n"
+        "local threads = 0\n"
+        "function setup(thread) threads = threads + 1; thread:set('tid', threads) end\n"
+        "function init(args) me = tostring(tid); math.randomseed(7919 * tid) end\n"
+        "request = function()\n"
+        "  local sku = skus[math.random(#skus)]\n"
+        "  local draw = math.random()\n"
+        f"  if draw < {reads!r} then\n"
+        '    return wrk.format("GET", "/api/v1/stock/" .. sku, auth)\n'
+        "  end\n"
+        '  local headers = {["Content-Type"] = "application/json"}\n'
+        "  for name, value in pairs(auth) do headers[name] = value end\n"
+        f"  if draw < {movements!r} then\n"
+        "    n = n + 1\n"
+        f'    headers["Idempotency-Key"] = "{run}-mixed-" .. me .. "-" .. n\n'
+        '    local body = \'{"kind":"\' .. kinds[math.random(2)] .. \'","sku":"\' .. sku\n'
+        '      .. \'","warehouse":"W1","quantity":1}\'\n'
+        '    return wrk.format("POST", "/api/v1/movements", headers, body)\n'
+        "  end\n"
+        '  local body = \'{"sku":"\' .. sku\n'
+        '    .. \'","warehouse":"W1","quantity":1,"ttl_seconds":120}\'\n'
+        '  return wrk.format("POST", "/api/v1/reservations", headers, body)\n'
         "end\n"
     )
 
@@ -496,7 +532,13 @@ def main(argv: list[str] | None = None) -> None:
                 }
                 phases.extend(
                     measure_mixed(
-                        args=args, port=port, skus=skus, tmp=home, auth=auth, maxima=maxima
+                        args=args,
+                        port=port,
+                        skus=skus,
+                        tmp=home,
+                        auth=auth,
+                        maxima=maxima,
+                        use_wrk=use_wrk,
                     )
                 )
             finally:
@@ -750,7 +792,7 @@ def measure_writes(
     return [ingest, persisted, per_row]
 
 
-#: Fraction of the mixed load's estimated capacity the mixed phase runs at (see measure_mixed).
+#: Fraction of the mixed load's measured maximum the open-loop mixed phase runs at.
 MIXED_LOAD_FRACTION = 0.5
 #: Statuses a route of the mixed load may answer: 409 is a reservation refused for lack of
 #: available stock (the caller's answer, not a failure of the service).
@@ -829,22 +871,39 @@ def measure_mixed(
     tmp: Path,
     auth: ClientCredentials | None,
     maxima: dict[str, float],
+    use_wrk: bool,
 ) -> list[Phase]:
-    """Reads, movement posts and reservations in one open-loop vegeta attack while the stream
-    workers apply the movements; one row per route and one for the whole mix.
+    """Reads, movement posts and reservations in the mix's proportions while the stream workers
+    apply the movements: first the mix's own maximum (wrk, closed loop), then one open-loop
+    vegeta attack at MIXED_LOAD_FRACTION of it, one row per route and one for the whole mix.
 
-    The rate is MIXED_LOAD_FRACTION of the mix's capacity estimated from each route's closed-loop
-    maximum measured earlier in the run (cached reads; accepted movements; reservations, a
-    synchronous PostgreSQL write per request, priced at the one-INSERT-per-request baseline).
-    Half, not the 80 % of the read-only phase, because the stream workers apply the movements on
-    the same CPUs while it runs and because latency is the figure: at utilisation 0.5 a queue
-    waits about as long as it serves (1 / (1 - 0.5) = 2x the service time)."""
+    Half, not the 80 % of the read-only phase, because latency is the figure and the stream
+    workers' applying competes for the same CPUs in bursts: at utilisation 0.5 a queue waits
+    about as long as it serves (1 / (1 - 0.5) = 2x the service time). Without wrk the maximum
+    is estimated from each route's own closed-loop maximum (1 / sum(share / max))."""
     shares = mixed_shares()
-    capacity = mixed_capacity(shares, maxima)
+    phases: list[Phase] = []
+    if use_wrk:
+        log("phase: mixed load, closed-loop maximum (wrk), workers applying")
+        closed = run_wrk(
+            url=f"http://{HOST}:{port}/",
+            script=wrk_lua_mixed(
+                run=uuid.uuid4().hex[:8], skus=skus, headers=bearer(auth), shares=shares
+            ),
+            connections=args.connections,
+            duration=args.duration,
+            tmp=tmp,
+        )
+        closed.name = MIXED_MAX
+        closed.note = "reads, movements, reservations at the mix's shares"
+        phases.append(closed)
+        capacity, basis = closed.rps, "measured max"
+    else:
+        capacity, basis = mixed_capacity(shares, maxima), "est. max"
     rate = max(1.0, MIXED_LOAD_FRACTION * capacity)
     count = math.ceil(rate * args.duration * 1.05) + 2  # every movement key used once
     log(
-        f"phase: mixed load at {rate:.0f}/s ({MIXED_LOAD_FRACTION:.0%} of an estimated "
+        f"phase: mixed load at {rate:.0f}/s ({MIXED_LOAD_FRACTION:.0%} of the {basis} "
         f"{capacity:.0f}/s), workers applying (vegeta)"
     )
     attack = vegeta.attack(
@@ -880,11 +939,12 @@ def measure_mixed(
         sent_rps=report.rate,
         p999_ms=attack.quantile_ms(99.9),
         statuses=report.status_codes,
-        note=f"{MIXED_LOAD_FRACTION:.0%} of est. {capacity:.0f}/s; sent {report.rate:.0f}/s",
+        note=f"{MIXED_LOAD_FRACTION:.0%} of the {basis} {capacity:.0f}/s; sent {report.rate:.0f}/s",
     )
-    return [*rows, total]
+    return [*phases, *rows, total]
 
 
+MIXED_MAX = "mixed load, maximum (closed loop)"
 MIXED_ALL = "mixed load, all routes (open loop)"
 
 
@@ -961,6 +1021,7 @@ def report(
             route: {str(code): n for code, n in sorted(row.statuses.items())}
             for route, row in routes.items()
         },
+        "mixed_max_rps": round(by[MIXED_MAX].rps, 1) if MIXED_MAX in by else None,
         "mixed_target_rps": round(mixed.target_rps or 0.0, 1),
         "mixed_sent_rps": round(mixed.sent_rps or 0.0, 1),
         "mixed_shares": {route: round(share, 3) for route, share in mixed_shares().items()},

@@ -18,6 +18,11 @@ def dialect_name(executor: Executor) -> str:
 
 def insert_for(executor: Executor, table: Any) -> postgresql.Insert | sqlite.Insert:
     """``INSERT`` construct of the executor's dialect (both offer ``on_conflict_do_nothing``)."""
-    if dialect_name(executor) == "postgresql":
+    return insert_for_dialect(dialect_name(executor), table)
+
+
+def insert_for_dialect(name: str, table: Any) -> postgresql.Insert | sqlite.Insert:
+    """``INSERT`` construct of the dialect ``name`` (``postgresql``, else SQLite's)."""
+    if name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
