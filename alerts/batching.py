@@ -5,7 +5,8 @@ every delivery queued so far (up to ``max_batch``), records them in one transact
 once, and only then answers every waiting request. If a delivery fails, the batch is written
 again with each delivery inside its own savepoint: the failing one is rolled back alone and its
 request gets the error, the others are kept. So an acknowledged alert is still a
-committed one; under load the commit (the fsync) is shared instead of paid per delivery.
+committed one; under load the commit (the fsync) is shared instead of paid per delivery, and a
+burst of new alerts is written with multi-row inserts (``record_deliveries``).
 Deliveries are recorded in arrival order, exactly as one-by-one storage would record them.
 
 The waiting requests are woken with one call into their event loop per batch (not one per
@@ -25,6 +26,7 @@ from controlplane.store.alerts import (
     AlertChange,
     DeliveryResult,
     IncomingDelivery,
+    record_deliveries,
     record_delivery,
 )
 from controlplane.store.database import Database
@@ -119,13 +121,12 @@ class DeliveryBatcher:
 
     def _write_all(self, batch: list[_Item]) -> list[DeliveryResult | BaseException]:
         with self.database.writer() as session:
-            results: list[DeliveryResult | BaseException] = [
-                record_delivery(session, delivery=delivery, received_at=datetime.now(UTC))
-                for delivery, _ in batch
-            ]
+            stored = record_deliveries(
+                session, deliveries=[(delivery, datetime.now(UTC)) for delivery, _ in batch]
+            )
         self.commits += 1
-        self.stored += len(results)
-        return results
+        self.stored += len(stored)
+        return list(stored)
 
     def _write_each(self, batch: list[_Item]) -> list[DeliveryResult | BaseException]:
         results: list[DeliveryResult | BaseException] = []

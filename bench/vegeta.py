@@ -295,11 +295,16 @@ def attack(
     vegeta: Path | None = None,
 ) -> Attack:
     """``rate`` requests per second for ``duration`` seconds over ``targets`` (round-robin: give
-    at least ``rate × duration`` targets where each must be unique, e.g. idempotency keys)."""
+    at least ``rate × duration`` targets where each must be unique, e.g. idempotency keys).
+
+    ``rate=0`` is vegeta's maximum: ``max_workers`` (required then) each send their next request
+    as soon as the last one is answered (a closed loop, the generator's own cost included)."""
     if not targets:
         raise ValueError("no targets")
-    if rate <= 0 or duration <= 0:
-        raise ValueError("rate and duration must be positive")
+    if rate < 0 or duration <= 0:
+        raise ValueError("rate must not be negative and duration must be positive")
+    if rate == 0 and not max_workers:
+        raise ValueError("rate=0 (as fast as possible) needs max_workers")
     remote = sorted({t.url for t in targets if not is_loopback(t.url)})
     if remote:
         raise ValueError(f"load goes to loopback addresses only, not {remote[:3]}")
@@ -311,7 +316,7 @@ def attack(
         for target in targets:
             handle.write(target.json_line() + "\n")
     # Rates in requests per second with millisecond resolution: -rate=N/1ms would lose precision.
-    per_second = max(1, round(rate))
+    per_second = 0 if rate == 0 else max(1, round(rate))
     workers = max_workers if max_workers is not None else workers_needed(per_second, timeout)
     run, errors = measured_run(
         [
@@ -319,7 +324,7 @@ def attack(
             "attack",
             "-format=json",
             f"-targets={targets_file}",
-            f"-rate={per_second}/1s",
+            f"-rate={per_second}/1s" if per_second else "-rate=0",
             f"-duration={duration:g}s",
             f"-timeout={timeout:g}s",
             f"-workers={min(workers, max_connections)}",

@@ -61,7 +61,9 @@ UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Bearer"}
 SloIdPath = Annotated[str, Path(max_length=200, pattern=NO_NUL, description="The SLO's id")]
 
 
-def get_runtime(request: Request) -> Runtime:
+# The small dependencies are ``async``: FastAPI runs a plain ``def`` dependency in its thread
+# pool, a thread hop per request for an attribute read.
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -69,14 +71,14 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_settings(runtime: RuntimeDep) -> ControlPlaneSettings:
+async def get_settings(runtime: RuntimeDep) -> ControlPlaneSettings:
     return runtime.settings
 
 
 SettingsDep = Annotated[ControlPlaneSettings, Depends(get_settings)]
 
 
-def get_orchestration(runtime: RuntimeDep) -> Orchestration | None:
+async def get_orchestration(runtime: RuntimeDep) -> Orchestration | None:
     """The runtime's orchestrator (None: ``CONTROLPLANE_ORCHESTRATOR=none``)."""
     return runtime.orchestration
 

@@ -20,6 +20,7 @@ are serialised (``BEGIN IMMEDIATE``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -42,6 +43,7 @@ __all__ = [
     "get_alert",
     "list_alerts",
     "list_deliveries",
+    "record_deliveries",
     "record_delivery",
 ]
 
@@ -179,6 +181,16 @@ _INSERT_ALERT = {
     .returning(_ALERTS.c.id)
     for name in ("postgresql", "sqlite")
 }
+#: Many new alerts at once (ids in the order of the rows); no ON CONFLICT: a clash fails.
+_INSERT_ALERTS = {
+    name: insert_for_dialect(name, _ALERTS).returning(_ALERTS.c.id, sort_by_parameter_order=True)
+    for name in ("postgresql", "sqlite")
+}
+_KNOWN = (
+    select(_ALERTS.c.id)
+    .where(_ALERTS.c.fingerprint.in_(bindparam("fingerprints", expanding=True)))
+    .limit(1)
+)
 _COUNT_REPEAT = (
     update(_ALERTS)
     .where(_SAME)
@@ -214,6 +226,7 @@ _INSERT_DELIVERY = (
     .values({column: bindparam(column) for column in _DELIVERY_COLUMNS})
     .returning(_DELIVERIES.c.id)
 )
+_INSERT_DELIVERIES = insert(_DELIVERIES).returning(_DELIVERIES.c.id, sort_by_parameter_order=True)
 
 
 def _same(alert: IncomingAlert) -> dict[str, Any]:
@@ -228,26 +241,9 @@ def _insert_alert(
     received_at: datetime,
 ) -> int | None:
     """Insert the alert unless (fingerprint, starts_at) exists; its id, or None on conflict."""
-    resolved = alert.status == "resolved"
     return connection.execute(
         _INSERT_ALERT[connection.dialect.name],
-        {
-            "fingerprint": alert.fingerprint,
-            "starts_at": alert.starts_at,
-            "status": alert.status,
-            "ends_at": alert.ends_at if resolved else None,
-            "alertname": alert.labels.get("alertname", ""),
-            "severity": alert.labels.get("severity"),
-            "labels": alert.labels,
-            "annotations": alert.annotations,
-            "generator_url": alert.generator_url,
-            "receiver": delivery.receiver,
-            "group_key": delivery.group_key,
-            "first_received_at": received_at,
-            "last_received_at": received_at,
-            "repeat_count": 0,
-            "closed_at": received_at if resolved else None,
-        },
+        _alert_row(alert, delivery=delivery, received_at=received_at),
     ).scalar_one_or_none()
 
 
@@ -304,24 +300,118 @@ def record_delivery(
                 labels=alert.labels,
             )
         )
-    changed = sum(1 for change in changes if change.outcome in CHANGES)
     delivery_id = connection.execute(
-        _INSERT_DELIVERY,
-        {
-            "received_at": received_at,
-            "receiver": delivery.receiver,
-            "status": delivery.status,
-            "group_key": delivery.group_key,
-            "truncated_alerts": delivery.truncated_alerts,
-            "notification_reason": delivery.notification_reason,
-            "alert_count": len(changes),
-            "changed_count": changed,
-            "repeat_count": len(changes) - changed,
-            "outcomes": [change.model_dump(mode="json", exclude={"labels"}) for change in changes],
-            "payload": delivery.payload,
-        },
+        _INSERT_DELIVERY, _delivery_row(delivery, changes=changes, received_at=received_at)
     ).scalar_one()
     return DeliveryResult.model_construct(delivery_id=delivery_id, changes=tuple(changes))
+
+
+def _delivery_row(
+    delivery: IncomingDelivery, *, changes: list[AlertChange], received_at: datetime
+) -> dict[str, Any]:
+    changed = sum(1 for change in changes if change.outcome in CHANGES)
+    return {
+        "received_at": received_at,
+        "receiver": delivery.receiver,
+        "status": delivery.status,
+        "group_key": delivery.group_key,
+        "truncated_alerts": delivery.truncated_alerts,
+        "notification_reason": delivery.notification_reason,
+        "alert_count": len(changes),
+        "changed_count": changed,
+        "repeat_count": len(changes) - changed,
+        "outcomes": [change.model_dump(mode="json", exclude={"labels"}) for change in changes],
+        "payload": delivery.payload,
+    }
+
+
+def _alert_row(
+    alert: IncomingAlert, *, delivery: IncomingDelivery, received_at: datetime
+) -> dict[str, Any]:
+    resolved = alert.status == "resolved"
+    return {
+        "fingerprint": alert.fingerprint,
+        "starts_at": alert.starts_at,
+        "status": alert.status,
+        "ends_at": alert.ends_at if resolved else None,
+        "alertname": alert.labels.get("alertname", ""),
+        "severity": alert.labels.get("severity"),
+        "labels": alert.labels,
+        "annotations": alert.annotations,
+        "generator_url": alert.generator_url,
+        "receiver": delivery.receiver,
+        "group_key": delivery.group_key,
+        "first_received_at": received_at,
+        "last_received_at": received_at,
+        "repeat_count": 0,
+        "closed_at": received_at if resolved else None,
+    }
+
+
+def record_deliveries(
+    session: Session, *, deliveries: Sequence[tuple[IncomingDelivery, datetime]]
+) -> list[DeliveryResult]:
+    """Record several deliveries (each with the time it was received) in one write transaction,
+    in order: the same outcome as :func:`record_delivery` on each in turn.
+
+    When every alert of every delivery is new and firing (a burst of new alerts, the case that
+    comes in floods), all of them are inserted with one multi-row ``INSERT ... RETURNING`` and
+    the deliveries with another; otherwise, or if an insert meets an alert another writer just
+    stored (the unique key refuses it and the transaction fails: the caller writes again), one
+    by one."""
+    keys = [
+        (alert.fingerprint, alert.starts_at)
+        for delivery, _ in deliveries
+        for alert in delivery.alerts
+    ]
+    simple = len(set(keys)) == len(keys) and all(
+        alert.status == "firing" for delivery, _ in deliveries for alert in delivery.alerts
+    )
+    connection = session.connection()
+    if simple:
+        fingerprints = sorted({fingerprint for fingerprint, _ in keys})
+        simple = connection.execute(_KNOWN, {"fingerprints": fingerprints}).first() is None
+    if not simple:
+        return [
+            record_delivery(session, delivery=delivery, received_at=received_at)
+            for delivery, received_at in deliveries
+        ]
+    ordered = [sorted(delivery.alerts, key=_key) for delivery, _ in deliveries]
+    rows = [
+        _alert_row(alert, delivery=delivery, received_at=received_at)
+        for (delivery, received_at), alerts in zip(deliveries, ordered, strict=True)
+        for alert in alerts
+    ]
+    ids = iter(connection.execute(_INSERT_ALERTS[connection.dialect.name], rows).scalars().all())
+    changes = [
+        [
+            AlertChange.model_construct(
+                alert_id=next(ids),
+                fingerprint=alert.fingerprint,
+                starts_at=alert.starts_at,
+                status=alert.status,
+                outcome="opened",
+                labels=alert.labels,
+            )
+            for alert in alerts
+        ]
+        for alerts in ordered
+    ]
+    delivery_ids = (
+        connection.execute(
+            _INSERT_DELIVERIES,
+            [
+                _delivery_row(delivery, changes=found, received_at=received_at)
+                for (delivery, received_at), found in zip(deliveries, changes, strict=True)
+            ],
+        )
+        .scalars()
+        .all()
+    )
+    return [
+        DeliveryResult.model_construct(delivery_id=delivery_id, changes=tuple(found))
+        for delivery_id, found in zip(delivery_ids, changes, strict=True)
+    ]
 
 
 def list_alerts(

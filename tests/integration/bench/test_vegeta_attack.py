@@ -99,3 +99,30 @@ def test_unreachable_server_counts_as_failed_requests(vegeta_binary: Path, tmp_p
     assert attack.report.status_codes == {0: attack.report.requests}
     assert attack.report.errors
     assert attack.routes["GET /fast"].statuses == {0: attack.report.requests}
+
+
+def test_rate_zero_is_a_closed_loop_as_fast_as_its_workers(
+    vegeta_binary: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="max_workers"):
+        vegeta.attack(
+            [vegeta.Target("GET", "http://127.0.0.1:1/")], rate=0, duration=1, workdir=tmp_path
+        )
+    with tiny_server() as served:
+        # Two workers on a route that takes SLOW_SECONDS: each waits for its answer before the
+        # next request, so about 2 / SLOW_SECONDS requests per second, never more.
+        attack = vegeta.attack(
+            [vegeta.Target("GET", f"{served.url}/slow", route="slow")],
+            rate=0,
+            duration=1.0,
+            workdir=tmp_path,
+            max_workers=2,
+            max_connections=2,
+            vegeta=vegeta_binary,
+        )
+        answered = served.answered[("GET", "/slow", 200)]
+    ceiling = 2 / SLOW_SECONDS
+    assert attack.target_rate == 0
+    assert attack.report.success == 1
+    assert answered == attack.report.requests
+    assert 0.5 * ceiling <= attack.report.throughput <= 1.1 * ceiling

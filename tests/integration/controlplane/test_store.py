@@ -14,10 +14,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from pydantic import ValidationError
 from sqlalchemy import inspect, select, text
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import IntegrityError, StatementError
 
 from controlplane.core.security import Role
-from controlplane.store.alerts import IncomingAlert, IncomingDelivery, list_alerts, record_delivery
+from controlplane.store.alerts import (
+    IncomingAlert,
+    IncomingDelivery,
+    list_alerts,
+    record_deliveries,
+    record_delivery,
+)
 from controlplane.store.audit import AuditDecision, list_audit, record_decision, record_outcome
 from controlplane.store.database import Database, head_revision
 from controlplane.store.errors import DuplicateTokenName, FencingTokenStale
@@ -139,6 +145,80 @@ def test_the_same_delivery_100_times_concurrently_is_one_alert_and_99_repeats(
     assert len(deliveries) == 100
     assert sum(changed for changed, _ in deliveries) == 1
     assert sum(repeats for _, repeats in deliveries) == 99
+
+
+def _alert(fingerprint: str, *, status: str = "firing") -> IncomingAlert:
+    return IncomingAlert(
+        fingerprint=fingerprint,
+        status=status,  # type: ignore[arg-type]
+        starts_at=NOW,
+        labels={"alertname": "ErrorBudgetBurn1h5m", "slo": fingerprint},
+    )
+
+
+def _many(*alerts: IncomingAlert) -> IncomingDelivery:
+    return IncomingDelivery(receiver="controlplane", status=alerts[0].status, alerts=alerts)
+
+
+def test_a_burst_of_deliveries_is_stored_as_one_by_one_storage_would(database: Database) -> None:
+    received = [NOW + timedelta(seconds=n) for n in range(3)]
+    burst = [_many(_alert("b2"), _alert("b1")), _many(_alert("b3")), _many(_alert("b4"))]
+    with database.writer() as session:
+        results = record_deliveries(session, deliveries=list(zip(burst, received, strict=True)))
+    # Every alert opened, in key order within its delivery, deliveries in arrival order.
+    assert [[c.fingerprint for c in r.changes] for r in results] == [["b1", "b2"], ["b3"], ["b4"]]
+    assert {c.outcome for r in results for c in r.changes} == {"opened"}
+    assert [r.delivery_id for r in results] == sorted(r.delivery_id for r in results)
+    with database.reader() as session:
+        stored = {a.fingerprint: a for a in list_alerts(session)}
+        rows = [
+            (row.id, row.alert_count, row.changed_count, row.outcomes[0]["fingerprint"])
+            for row in session.scalars(select(AlertDelivery).order_by(AlertDelivery.id))
+        ]
+    assert {c.fingerprint: c.alert_id for r in results for c in r.changes} == {
+        fingerprint: alert.id for fingerprint, alert in stored.items()
+    }
+    assert stored["b3"].first_received_at == received[1]
+    assert rows == [
+        (r.delivery_id, len(r.changes), len(r.changes), r.changes[0].fingerprint) for r in results
+    ]
+
+    # A burst with an alert already stored (and a resolved notice) gets the one-by-one outcomes.
+    later = [
+        (_many(_alert("b5")), NOW + timedelta(minutes=1)),
+        (_many(_alert("b1")), NOW + timedelta(minutes=1)),
+        (_many(_alert("b2", status="resolved")), NOW + timedelta(minutes=2)),
+    ]
+    with database.writer() as session:
+        again = record_deliveries(session, deliveries=later)
+    assert [r.changes[0].outcome for r in again] == ["opened", "repeat", "closed"]
+    assert again[1].changes[0].alert_id == stored["b1"].id
+
+
+def test_bursts_of_the_same_new_alert_at_once_store_it_once(database: Database) -> None:
+    """Two writers store the same new alert at the same instant: a writer whose multi-row
+    insert meets the other's row fails whole (what the webhook writer then retries one by one),
+    never a second alert."""
+    start = threading.Barrier(2)
+
+    def burst(number: int) -> str:
+        deliveries = [(_many(_alert("clash"), _alert(f"own-{number}")), datetime.now(UTC))]
+        start.wait()
+        try:
+            with database.writer() as session:
+                return record_deliveries(session, deliveries=deliveries)[0].changes[0].outcome
+        except IntegrityError:
+            with database.writer() as session:
+                (delivery, at) = deliveries[0]
+                return (
+                    record_delivery(session, delivery=delivery, received_at=at).changes[0].outcome
+                )
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = sorted(pool.map(burst, range(2), timeout=120))
+    assert outcomes == ["opened", "repeat"]
+    with database.reader() as session:
+        assert sorted(a.fingerprint for a in list_alerts(session)) == ["clash", "own-0", "own-1"]
 
 
 def test_concurrent_resolved_notices_close_the_alert_once(database: Database) -> None:

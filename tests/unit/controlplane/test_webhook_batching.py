@@ -72,7 +72,16 @@ def test_a_failing_delivery_is_rolled_back_alone(
             raise RuntimeError("disk on fire")  # after its rows were written: must be undone
         return result
 
+    real_many = alerts.batching.record_deliveries
+
+    def record_many(session: Any, *, deliveries: list[tuple[IncomingDelivery, datetime]]) -> Any:
+        results = real_many(session, deliveries=deliveries)
+        if any(delivery.receiver == "broken" for delivery, _ in deliveries):
+            raise RuntimeError("disk on fire")  # the whole batch's rows: must be undone
+        return results
+
     monkeypatch.setattr(alerts.batching, "record_delivery", record)
+    monkeypatch.setattr(alerts.batching, "record_deliveries", record_many)
     batcher = DeliveryBatcher(database)
     deliveries = [delivery("a"), delivery("b", receiver="broken"), delivery("c")]
     results = asyncio.run(store_all(batcher, deliveries))
