@@ -297,14 +297,7 @@ class ActionService:
             firing = list_alerts(session, status="firing", limit=500)
         self._offer(
             [
-                AlertChange(
-                    alert_id=alert.id,
-                    fingerprint=alert.fingerprint,
-                    starts_at=alert.starts_at,
-                    status=alert.status,
-                    outcome="opened",
-                    labels=alert.labels,
-                )
+                AlertChange.opened(alert.id, alert)
                 for alert in firing
                 if alert.first_received_at >= since
             ]

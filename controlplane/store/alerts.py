@@ -91,6 +91,18 @@ class AlertChange(BaseModel):
     outcome: AlertOutcome
     labels: dict[str, str]
 
+    @classmethod
+    def opened(cls, alert_id: int, alert: IncomingAlert | StoredAlert) -> AlertChange:
+        """``alert`` (already validated) opened as ``alert_id``."""
+        return cls.model_construct(
+            alert_id=alert_id,
+            fingerprint=alert.fingerprint,
+            starts_at=alert.starts_at,
+            status=alert.status,
+            outcome="opened",
+            labels=alert.labels,
+        )
+
 
 class DeliveryResult(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -383,20 +395,7 @@ def record_deliveries(
         for alert in alerts
     ]
     ids = iter(connection.execute(_INSERT_ALERTS[connection.dialect.name], rows).scalars().all())
-    changes = [
-        [
-            AlertChange.model_construct(
-                alert_id=next(ids),
-                fingerprint=alert.fingerprint,
-                starts_at=alert.starts_at,
-                status=alert.status,
-                outcome="opened",
-                labels=alert.labels,
-            )
-            for alert in alerts
-        ]
-        for alerts in ordered
-    ]
+    changes = [[AlertChange.opened(next(ids), alert) for alert in alerts] for alerts in ordered]
     delivery_ids = (
         connection.execute(
             _INSERT_DELIVERIES,
