@@ -49,8 +49,9 @@ class DeliveryBatcher:
     ) -> None:
         self.database = database
         self.max_batch = max_batch
-        #: Told each stored delivery's opened and closed alerts, after the commit and before
-        #: its request is answered (a listener must be quick and must not raise).
+        #: Told the alerts each committed batch opened or closed (in delivery order, one call
+        #: per batch), after the commit and before its requests are answered (a listener must
+        #: be quick and must not raise).
         self.notify = notify
         self._queue: queue.Queue[_Item] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="webhook-writer", daemon=True)
@@ -83,14 +84,17 @@ class DeliveryBatcher:
                 logger.exception("storing %d webhook deliveries failed", len(batch))
                 self._answer([(future, exc) for _, future in batch])
                 continue
-            for result in results:
-                if isinstance(result, BaseException) or not result.changed:
-                    continue
-                if self.notify is not None:
-                    try:
-                        self.notify(result.changed)
-                    except Exception:  # the alert is stored: a listener never fails it
-                        logger.exception("an alert listener failed")
+            changed = [
+                change
+                for result in results
+                if not isinstance(result, BaseException)
+                for change in result.changed
+            ]
+            if changed and self.notify is not None:
+                try:
+                    self.notify(changed)
+                except Exception:  # the alerts are stored: a listener never fails them
+                    logger.exception("an alert listener failed")
             self._answer(
                 [(future, result) for (_, future), result in zip(batch, results, strict=True)]
             )
