@@ -6,6 +6,7 @@ seconds, http(s) URLs, ``PATH``-like lists of paths and ``name=value`` lists.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable
@@ -87,7 +88,17 @@ def first_nul(value: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, 
 
 def refuse_nul(value: Any) -> None:
     """Raise ``ValueError`` naming the field when ``value`` holds a NUL character (for a
-    pydantic model validator: the answer is a 422 that says where)."""
+    pydantic model validator: the answer is a 422 that says where).
+
+    A JSON-ready value is first written by the C JSON encoder, which spells every NUL
+    ``\\u0000``: only when that text holds one (or the value is not JSON-ready) is the value
+    walked in Python to name the field; a large webhook payload is one C call, not a walk."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = "\\u0000"  # not JSON-ready: walk it
+    if "\\u0000" not in text:
+        return
     found = first_nul(value)
     if found is not None:
         where = ".".join(str(part) for part in found) or "the value"
