@@ -169,26 +169,9 @@ _DELIVERIES: Table = AlertDelivery.__table__  # type: ignore[assignment]
 _SAME = (_ALERTS.c.fingerprint == bindparam("k_fingerprint")) & (
     _ALERTS.c.starts_at == bindparam("k_starts_at")
 )
-_INSERT_COLUMNS = (
-    "fingerprint",
-    "starts_at",
-    "status",
-    "ends_at",
-    "alertname",
-    "severity",
-    "labels",
-    "annotations",
-    "generator_url",
-    "receiver",
-    "group_key",
-    "first_received_at",
-    "last_received_at",
-    "repeat_count",
-    "closed_at",
-)
+# The inserts take their columns from the rows given (``_alert_row``, ``_delivery_row``).
 _INSERT_ALERT = {
     name: insert_for_dialect(name, _ALERTS)
-    .values({column: bindparam(column) for column in _INSERT_COLUMNS})
     .on_conflict_do_nothing(index_elements=["fingerprint", "starts_at"])
     .returning(_ALERTS.c.id)
     for name in ("postgresql", "sqlite")
@@ -220,24 +203,7 @@ _CLOSE = (
     )
     .returning(_ALERTS.c.id)
 )
-_DELIVERY_COLUMNS = (
-    "received_at",
-    "receiver",
-    "status",
-    "group_key",
-    "truncated_alerts",
-    "notification_reason",
-    "alert_count",
-    "changed_count",
-    "repeat_count",
-    "outcomes",
-    "payload",
-)
-_INSERT_DELIVERY = (
-    insert(_DELIVERIES)
-    .values({column: bindparam(column) for column in _DELIVERY_COLUMNS})
-    .returning(_DELIVERIES.c.id)
-)
+#: One or many deliveries (ids in the order of the rows).
 _INSERT_DELIVERIES = insert(_DELIVERIES).returning(_DELIVERIES.c.id, sort_by_parameter_order=True)
 
 
@@ -313,7 +279,7 @@ def record_delivery(
             )
         )
     delivery_id = connection.execute(
-        _INSERT_DELIVERY, _delivery_row(delivery, changes=changes, received_at=received_at)
+        _INSERT_DELIVERIES, _delivery_row(delivery, changes=changes, received_at=received_at)
     ).scalar_one()
     return DeliveryResult.model_construct(delivery_id=delivery_id, changes=tuple(changes))
 
