@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from alerts.wiring import create_app
+from alerts.wiring import api_extensions, create_app
+from controlplane.api import create_app as create_controlplane_app
 from controlplane.core.config import SettingsError
 from controlplane.store.alerts import AlertChange, list_deliveries
 from tests.unit.controlplane.asgi import AppClient
@@ -207,3 +209,52 @@ def test_alert_times_are_stored_in_utc(api: Api) -> None:
     assert stored["starts_at"] == "2025-11-20T10:00:00Z"
     received = datetime.fromisoformat(stored["first_received_at"])
     assert abs(received - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+def _webhook_answers(app: Any) -> list[tuple[int, Any, str | None]]:
+    """What a sequence of deliveries (good, bad, repeated, too large) gets from ``app``."""
+    good = webhook_payload()
+    bad = webhook_payload()
+    bad["alerts"][0]["startsAt"] = "not a time"
+    large = webhook_payload()
+    large["commonAnnotations"] = {"description": "x" * 4096}
+    token = {"Authorization": f"Bearer {WEBHOOK_TOKEN}"}
+    requests: list[tuple[dict[str, str], bytes]] = [
+        ({}, json.dumps(good).encode()),
+        ({"Authorization": f"bearer {WEBHOOK_TOKEN}"}, json.dumps(good).encode()),
+        (token, json.dumps(good).encode()),
+        (token, json.dumps(bad).encode()),
+        (token, b"{not json"),
+        (token, json.dumps(large).encode()),
+        ({"Authorization": "Bearer"}, json.dumps(good).encode()),
+    ]
+    answers = []
+    with AppClient(app) as client:
+        for headers, body in requests:
+            answer = client.post(
+                WEBHOOK, content=body, headers={**headers, "Content-Type": "application/json"}
+            )
+            assert answer.headers["content-type"] == "application/json"
+            answers.append(
+                (answer.status_code, answer.json(), answer.headers.get("www-authenticate"))
+            )
+    return answers
+
+
+def test_the_documented_route_answers_as_the_endpoint_ahead_of_routing(tmp_path: Path) -> None:
+    # The receiver is served ahead of the API's routing; its FastAPI route (for OpenAPI) must
+    # give the same answers when it is the one that serves.
+    routed = []
+    for name, ahead in (("ahead", True), ("routed", False)):
+        settings = settings_for(tmp_path / name, webhook={"max_webhook_body_bytes": 2048})
+        (extension,) = api_extensions(settings)
+        assert extension.endpoints
+        if not ahead:
+            extension = replace(extension, endpoints={})
+        routed.append(_webhook_answers(create_controlplane_app(settings, extensions=[extension])))
+    fast, slow = routed
+    assert fast == slow
+    assert [status for status, _, _ in fast] == [401, 200, 200, 422, 422, 413, 401]
+    assert fast[0][2] == "Bearer"
+    assert fast[1][1]["outcomes"] == {"opened": 1}
+    assert fast[2][1]["outcomes"] == {"repeat": 1}
