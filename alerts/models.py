@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -27,6 +28,9 @@ from controlplane.store.alerts import IncomingAlert, IncomingDelivery
 __all__ = ["AlertStatus", "WebhookAlert", "WebhookPayload"]
 
 AlertStatus = Literal["firing", "resolved"]
+
+#: Validation context key: the JSON text was seen to hold no NUL character.
+_NUL_FREE = "nul_free"
 
 #: Go's zero time: what Alertmanager sends as ``endsAt`` of an alert with no end yet.
 _GO_ZERO_YEAR = 1
@@ -79,12 +83,20 @@ class WebhookPayload(BaseModel):
     #: The payload as stored (JSON-ready, by alias), made once by the validation.
     _stored: dict[str, Any] = PrivateAttr(default_factory=dict)
 
+    @classmethod
+    def from_json(cls, body: bytes) -> WebhookPayload:
+        """The payload of a request body (raises ``ValidationError``). A JSON text can spell a
+        NUL character only as the escape ``\\u0000`` (raw control characters are refused by
+        the parser): a body without that escape is not searched for NULs again."""
+        return cls.model_validate_json(body, context={_NUL_FREE: b"\\u0000" not in body})
+
     @model_validator(mode="after")
-    def _storable(self) -> WebhookPayload:
+    def _storable(self, info: ValidationInfo) -> WebhookPayload:
         """The payload is stored as received (unknown fields too): one that PostgreSQL cannot
         store is refused with a 422 naming the field, never a 500 that Alertmanager retries."""
         stored = self.model_dump(by_alias=True, mode="json")
-        refuse_nul(stored)
+        if not (info.context or {}).get(_NUL_FREE):
+            refuse_nul(stored)
         self._stored = stored
         return self
 

@@ -16,14 +16,17 @@ after the commit and before the answer). Nothing of a request's path blocks the 
 token check and the validation run on it (they are CPU only), the store in the writer thread.
 
 The receiver is the busiest route, and Alertmanager waits for each answer: it is served as a
-plain ASGI endpoint ahead of the API's routing (:attr:`ApiExtension.endpoints`), which spares
-each delivery FastAPI's request objects and dependency solving. The FastAPI route of the same
-path documents it in OpenAPI and answers through the same :meth:`WebhookReceiver.answer`.
+plain ASGI endpoint ahead of the API's middleware and routing (``ApiExtension.endpoints``), which
+spares each delivery Starlette's middleware layers, FastAPI's request objects and its dependency
+solving (in process: 0.24 ms of event-loop CPU per delivery before, 0.08 ms after). The FastAPI
+route of the same path documents it in OpenAPI and answers through the same
+:meth:`WebhookReceiver.answer`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -44,6 +47,8 @@ from controlplane.core.security import constant_time_equals
 from controlplane.runtime import Runtime
 
 __all__ = ["WEBHOOK_PATH", "WebhookAck", "WebhookReceiver", "webhook_extension"]
+
+logger = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/alerts/webhook"
 
@@ -92,6 +97,9 @@ _UNAUTHORIZED = Answer.of(
     status.HTTP_401_UNAUTHORIZED,
     {"detail": "missing or wrong webhook token"},
     ("WWW-Authenticate", "Bearer"),
+)
+_FAILED = Answer.of(
+    status.HTTP_500_INTERNAL_SERVER_ERROR, {"detail": "the delivery could not be stored"}
 )
 #: As the API answers any route whose store is down (``controlplane.api.app``).
 _STORE_DOWN = Answer.of(
@@ -188,7 +196,7 @@ class WebhookReceiver:
                 {"detail": f"webhook body larger than {self.limit} bytes"},
             )
         try:
-            payload = WebhookPayload.model_validate_json(body)
+            payload = WebhookPayload.from_json(body)
         except ValidationError as exc:
             return Answer.of(
                 status.HTTP_422_UNPROCESSABLE_CONTENT, {"detail": validation_errors(exc)}
@@ -211,7 +219,8 @@ class WebhookReceiver:
         return Answer(status.HTTP_200_OK, ack.model_dump_json().encode())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The ASGI endpoint (the API's runtime from ``scope["app"]``, set by Starlette)."""
+        """The ASGI endpoint, ahead of the API's middleware: it answers every error itself (the
+        API's runtime from ``scope["app"]``)."""
         authorization = content_length = None
         for name, value in scope["headers"]:
             if name == b"authorization" and authorization is None:
@@ -227,6 +236,9 @@ class WebhookReceiver:
             )
         except ClientGone:
             return
+        except Exception:  # a bug: logged, and a 500 (Alertmanager sends the delivery again)
+            logger.exception("the webhook delivery failed")
+            answer = _FAILED
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(answer.body)).encode()),

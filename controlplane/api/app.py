@@ -72,32 +72,15 @@ class ApiExtension:
     The router brings its own authentication (the control plane's viewer requirement is not
     added to it). ``openapi_schemas`` are added to the OpenAPI components (for bodies the router
     reads itself). ``endpoints`` maps ``(method, path under /api/v1)`` to a plain ASGI app that
-    answers those requests ahead of the routing (for a hot route: no request objects, no
-    dependency solving); the router's route of the same path still documents it.
+    answers those requests ahead of the application's middleware and routing (for a hot route:
+    no request objects, no dependency solving). Such an endpoint answers every error itself
+    (an unexpected one with a logged 500); the router's route of the same path documents it.
     """
 
     name: str
     router: APIRouter
     openapi_schemas: Mapping[str, Any] = field(default_factory=dict)
     endpoints: Mapping[tuple[str, str], ASGIApp] = field(default_factory=dict)
-
-
-class _Endpoints:
-    """ASGI middleware: a request for one of ``endpoints`` (by method and path) goes straight to
-    it; everything else to the application. Installed inside Starlette's error middleware, so
-    an endpoint's unexpected error is still a logged 500."""
-
-    def __init__(self, app: ASGIApp, *, endpoints: Mapping[tuple[str, str], ASGIApp]) -> None:
-        self.app = app
-        self.endpoints = dict(endpoints)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            endpoint = self.endpoints.get((scope["method"], scope["path"]))
-            if endpoint is not None:
-                await endpoint(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 class MissingExtension(ControlPlaneError):
@@ -139,9 +122,20 @@ class BackgroundService(Protocol):
 
 
 class ControlPlaneAPI(FastAPI):
-    """FastAPI with the extensions' schemas merged into the OpenAPI document."""
+    """FastAPI with the extensions' schemas merged into the OpenAPI document, and their
+    endpoints served ahead of everything else (see :class:`ApiExtension`)."""
 
     extension_schemas: dict[str, Any]
+    endpoints: dict[tuple[str, str], ASGIApp]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            endpoint = self.endpoints.get((scope["method"], scope["path"]))
+            if endpoint is not None:
+                scope["app"] = self  # as Starlette sets it: the endpoint finds app.state there
+                await endpoint(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
@@ -193,8 +187,13 @@ def create_app(
         openapi_url=None,
         docs_url=None,
         redoc_url=None,
+        # FastAPI's own OpenTelemetry spans and metrics: the control plane exports its metrics
+        # on /metrics and sets no OpenTelemetry provider, so they are off (and cost no request
+        # a look at the environment).
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.extension_schemas = {}
+    app.endpoints = {}
     app.state.runtime = the_runtime
     app.state.verifier = access_token_verifier(settings.identity)
     app.state.metrics = metrics or ControlPlaneMetrics()
@@ -206,14 +205,11 @@ def create_app(
     api = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
     # Extensions first: a request is matched against the routes in order, and the webhook
     # receiver is the busiest route (its paths are its own, so the order changes no answer).
-    endpoints: dict[tuple[str, str], ASGIApp] = {}
     for extension in extensions:
         api.include_router(extension.router)
         app.extension_schemas.update(extension.openapi_schemas)
         for (method, path), endpoint in extension.endpoints.items():
-            endpoints[(method.upper(), API_PREFIX + path)] = endpoint
-    if endpoints:
-        app.add_middleware(_Endpoints, endpoints=endpoints)
+            app.endpoints[(method.upper(), API_PREFIX + path)] = endpoint
     for module in (
         health,
         slos,

@@ -15,6 +15,7 @@ from alerts.wiring import api_extensions, create_app
 from controlplane.api import create_app as create_controlplane_app
 from controlplane.core.config import SettingsError
 from controlplane.store.alerts import AlertChange, list_deliveries
+from controlplane.store.models import AlertDelivery
 from tests.unit.controlplane.asgi import AppClient
 from tests.unit.controlplane.conftest import WEBHOOK_TOKEN, Api, settings_for
 from tests.unit.controlplane.payloads import iso, webhook_alert, webhook_payload
@@ -258,3 +259,39 @@ def test_the_documented_route_answers_as_the_endpoint_ahead_of_routing(tmp_path:
     assert fast[0][2] == "Bearer"
     assert fast[1][1]["outcomes"] == {"opened": 1}
     assert fast[2][1]["outcomes"] == {"repeat": 1}
+
+
+def test_a_nul_character_gets_422_naming_the_field_and_writes_nothing(api: Api) -> None:
+    body = webhook_payload()
+    body["alerts"][0]["labels"]["slo"] = "api\x00availability"  # sent as the escape \u0000
+    answer = api.client.post(WEBHOOK, json=body, headers=api.webhook_headers)
+    assert answer.status_code == 422
+    (error,) = answer.json()["detail"]
+    assert "alerts.0.labels.slo: NUL" in error["msg"]
+    assert _stored(api) == ([], [])
+
+
+def test_the_text_of_the_nul_escape_is_stored_as_text(api: Api) -> None:
+    body = webhook_payload()
+    body["commonAnnotations"] = {"summary": "the escape \\u0000 written out"}
+    answer = api.client.post(WEBHOOK, json=body, headers=api.webhook_headers)
+    assert answer.status_code == 200
+    (delivery,) = _stored(api)[1]
+    with api.runtime.database.reader() as session:
+        stored = session.get(AlertDelivery, delivery["id"])
+        assert stored is not None
+        assert stored.payload["commonAnnotations"] == {"summary": "the escape \\u0000 written out"}
+
+
+def test_a_receiver_bug_is_a_500_and_acknowledges_nothing(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(self: object) -> None:
+        raise RuntimeError("receiver bug")
+
+    monkeypatch.setattr("alerts.models.WebhookPayload.to_delivery", broken)
+    answer = api.client.post(WEBHOOK, json=webhook_payload(), headers=api.webhook_headers)
+    assert answer.status_code == 500
+    assert answer.json() == {"detail": "the delivery could not be stored"}
+    assert "receiver bug" in caplog.text
+    assert _stored(api) == ([], [])
