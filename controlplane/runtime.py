@@ -67,6 +67,7 @@ class Runtime:
     def start(self) -> None:
         if self.settings.store.migrate_on_start:
             self.database.migrate()
+        self.database.start_background_checkpoints()
         self.leadership.start()
 
     def stop(self) -> None:

@@ -4,6 +4,12 @@ SQLite runs in WAL mode with ``synchronous=FULL`` (a committed transaction survi
 the process and of the machine) and a busy timeout. Its write transactions start with
 ``BEGIN IMMEDIATE``, so two writers queue on the busy timeout instead of failing when one of them
 upgrades a read lock; read-only sessions (:meth:`Database.reader`) use a plain ``BEGIN``.
+
+A long-running process (the control plane's :class:`~controlplane.runtime.Runtime`) moves
+SQLite's WAL checkpoints into a thread of their own (:meth:`Database.start_background_checkpoints`):
+by default SQLite checkpoints inside whichever commit grows the WAL past 1,000 pages, so one
+commit in a few hundred (a webhook delivery, under load) pays tens of milliseconds for copying
+the WAL back into the database file and syncing it.
 """
 
 from __future__ import annotations
@@ -74,12 +80,80 @@ def head_revision() -> str:
     return head
 
 
+class WalCheckpointer:
+    """SQLite: a passive WAL checkpoint every ``interval`` seconds, in its own thread.
+
+    ``PASSIVE`` never waits for readers or writers (it copies what it can; the next round does
+    the rest), and the SQLite library does its I/O without Python's GIL held."""
+
+    def __init__(self, engine: Engine, *, interval: float) -> None:
+        self.engine = engine
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoints", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive() and not self._stop.is_set()
+
+    def checkpoint(self) -> None:
+        connection = self.engine.raw_connection()  # autocommit: no transaction around it
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                cursor.close()
+        finally:
+            connection.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.checkpoint()
+            except Exception as exc:  # the next round tries again; commits never depend on it
+                logger.warning("SQLite WAL checkpoint failed: %s", exc)
+
+
 class Database:
     """One engine plus session factories; create it once per process and pass it down."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
+        self._checkpointer: WalCheckpointer | None = None
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", self._on_sqlite_connect)
+
+    def _on_sqlite_connect(self, dbapi_connection: Any, _record: Any) -> None:
+        if self._checkpointer is not None:
+            cursor = dbapi_connection.cursor()
+            try:  # commits no longer checkpoint: the checkpointer's thread does
+                cursor.execute("PRAGMA wal_autocheckpoint = 0")
+            finally:
+                cursor.close()
+
+    def start_background_checkpoints(self, *, interval: float = 1.0) -> None:
+        """SQLite file databases: checkpoint the WAL in a thread of this process instead of
+        inside commits, until :meth:`dispose` (nothing for PostgreSQL or an in-memory
+        database)."""
+        if self._checkpointer is not None or not self.is_sqlite:
+            return
+        database = self.engine.url.database
+        if not database or database == ":memory:":
+            return
+        self._checkpointer = WalCheckpointer(self.engine, interval=interval)
+        # Pooled connections are opened again, without checkpointing on commit.
+        self.engine.dispose()
+        self._checkpointer.start()
 
     @classmethod
     def from_settings(cls, settings: ControlPlaneSettings) -> Database:
@@ -190,4 +264,7 @@ class Database:
                     connection.commit()
 
     def dispose(self) -> None:
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.stop()
         self.engine.dispose()

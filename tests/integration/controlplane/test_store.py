@@ -8,6 +8,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -470,3 +471,56 @@ def test_tokens_store_only_a_hash(database: Database) -> None:
         revoke_token(session, name="dash", at=NOW)
         assert authenticate(session, secret=secret) is None
         create_token(session, name="dash", role=Role.ADMIN, at=NOW)  # the name is free again
+
+
+def _noted(fingerprint: str, *, note: str) -> IncomingAlert:
+    return _alert(fingerprint).model_copy(update={"annotations": {"note": note}})
+
+
+def _wal_autocheckpoint(database: Database) -> int:
+    with database.engine.connect() as connection:
+        return int(connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one())
+
+
+def test_sqlite_checkpoints_run_in_their_own_thread_not_in_commits(tmp_path: Path) -> None:
+    path = tmp_path / "controlplane.db"
+    database = Database.from_url(f"sqlite:///{path}")
+    database.migrate()
+    assert _wal_autocheckpoint(database) == 1000  # SQLite's default: a commit checkpoints
+    database.start_background_checkpoints(interval=0.05)
+    threads = [t for t in threading.enumerate() if t.name == "sqlite-checkpoints"]
+    assert len(threads) == 1
+    try:
+        assert _wal_autocheckpoint(database) == 0
+        size_before = path.stat().st_size
+        # About 2 MB of alerts: pages reach the database file only when a checkpoint copies
+        # them there from the WAL.
+        for batch in range(20):
+            with database.writer() as session:
+                record_deliveries(
+                    session,
+                    deliveries=[
+                        (_many(_noted(f"ck{batch:02d}{n:04d}", note="x" * 1000)), NOW)
+                        for n in range(100)
+                    ],
+                )
+        deadline = time.monotonic() + 30
+        while path.stat().st_size < size_before + 2_000_000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert path.stat().st_size >= size_before + 2_000_000
+        with database.reader() as session:
+            assert len(list_alerts(session, limit=5000)) == 2000
+    finally:
+        database.dispose()
+    assert not threads[0].is_alive()
+    assert _wal_autocheckpoint(database) == 1000  # a disposed database is plain SQLite again
+    database.dispose()
+
+
+def test_background_checkpoints_are_for_sqlite_files_only() -> None:
+    database = Database.from_url("sqlite://")
+    database.start_background_checkpoints(interval=0.05)
+    try:
+        assert not [t for t in threading.enumerate() if t.name == "sqlite-checkpoints"]
+    finally:
+        database.dispose()
