@@ -258,7 +258,8 @@ class EvaluationService:
             for failure in cycle.failures
         ]
         try:
-            with self.runtime.database.writer() as session:
+            # The insert comes first: SQLite's write lock is taken once its rows are ready.
+            with self.runtime.database.writer(writes_first=True) as session:
                 insert_evaluations(session, evaluations=cycle.records)
                 inputs = reconcile_inputs(
                     session, check=EVALUATION_CHECK, failures=failures, at=cycle.at

@@ -40,6 +40,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 #: Execution option: this connection only reads (SQLite: deferred ``BEGIN``).
 READ_ONLY = "controlplane_read_only"
+#: Execution option: this transaction writes first (SQLite: deferred ``BEGIN``, the write lock
+#: taken by its first write; see :meth:`Database.writer`).
+WRITES_FIRST = "controlplane_writes_first"
 #: Any 64-bit number distinct from the leader lock: serialises concurrent migrations.
 MIGRATION_LOCK_KEY = 0x51_0C_0B_7F
 #: Alembic keeps its migration context in module globals: one migration per process at a time.
@@ -62,8 +65,9 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        read_only = connection.get_execution_options().get(READ_ONLY, False)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        options = connection.get_execution_options()
+        deferred = options.get(READ_ONLY, False) or options.get(WRITES_FIRST, False)
+        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
 def alembic_config() -> Config:
@@ -212,9 +216,18 @@ class Database:
         return self.dialect == "sqlite"
 
     @contextmanager
-    def writer(self) -> Iterator[Session]:
-        """A session in one transaction, committed at the end (rolled back on error)."""
+    def writer(self, *, writes_first: bool = False) -> Iterator[Session]:
+        """A session in one transaction, committed at the end (rolled back on error).
+
+        ``writes_first``: the transaction's first statement writes, and has much to prepare
+        (a cycle's evaluations: a thousand rows of JSON). SQLite then takes its one write lock
+        when that statement runs, after SQLAlchemy has processed its parameters, instead of at
+        ``BEGIN``: other writers (the webhook's) wait for the insert, not for its preparation.
+        (A transaction that reads first must not use it: SQLite cannot wait for the lock when a
+        reader upgrades.)"""
         with self._sessions() as session, session.begin():
+            if writes_first:
+                session.connection(execution_options={WRITES_FIRST: True})
             yield session
 
     @contextmanager
