@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import sys
 from typing import Annotated
 
 import typer
@@ -55,6 +56,10 @@ def _fail(lines: list[str]) -> typer.Exit:
     for line in lines:
         console.print(line, markup=False)
     return typer.Exit(EXIT_CONFIG)
+
+
+#: Python's thread switch interval in this process (see ``serve``).
+SWITCH_INTERVAL_S = 0.001
 
 
 def _setting_problem(location: tuple[int | str, ...], message: str) -> str:
@@ -117,6 +122,10 @@ def serve(
     # and of the webhook writer) walks only what came later.
     gc.collect()
     gc.freeze()
+    # The event loop answers webhooks while the evaluation and the webhook's writer compute in
+    # threads: with one GIL, a thread that wants it waits up to the switch interval (5 ms by
+    # default), several times per request. 1 ms keeps the loop's turns short during a cycle.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     uvicorn.run(
         app,
         host=settings.api.host,
