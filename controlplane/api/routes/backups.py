@@ -9,6 +9,8 @@ archiving live (the newest archived WAL against its current LSN, against the tie
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Query, status
 from fastapi.concurrency import run_in_threadpool
 
@@ -16,6 +18,7 @@ from controlplane.api.deps import CurrentOperator, ReaderDep, SettingsDep, Write
 from controlplane.backups.archive import ArchiveReport
 from controlplane.backups.errors import ArchiveReadError
 from controlplane.core.config import ControlPlaneSettings
+from controlplane.core.validation import NO_NUL
 from controlplane.evaluation.service import archive_reader
 from controlplane.store.backups import (
     NewRestoreRun,
@@ -78,7 +81,7 @@ async def archive(settings: SettingsDep) -> list[ArchiveReport]:
 )
 def backups(
     session: ReaderDep,
-    database: str | None = None,
+    database: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> list[StoredBackup]:
     return list_backups(session, database=database, limit=limit)
@@ -91,7 +94,7 @@ def backups(
 )
 def restore_validations(
     session: ReaderDep,
-    database: str | None = None,
+    database: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> list[StoredRestoreRun]:
     return list_restore_runs(session, database=database, limit=limit)

@@ -103,3 +103,10 @@ def test_an_operator_posts_a_restore_validation_and_the_dr_view_shows_it(api: Ap
     (database,) = api.client.get("/api/v1/dr", headers=api.headers()).json()["databases"]
     assert database["last_restore_validation"] == "2026-12-05T02:02:30Z"
     assert [r["run_id"] for r in database["restore_validations"]] == ["drill-1"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/dr/backups", "/api/v1/dr/restore-validations"])
+def test_a_nul_in_the_database_filter_is_a_422_naming_it(api: Api, path: str) -> None:
+    answer = api.client.get(path, params={"database": "inv\x00entory"}, headers=api.headers())
+    assert answer.status_code == 422
+    assert [error["loc"] for error in answer.json()["detail"]] == [["query", "database"]]
