@@ -798,10 +798,14 @@ class Etcd(Backend):
         workdir: Path,
         ports: Mapping[str, int],
         name: str | None = None,
+        progress_notify_interval_s: float | None = None,
     ) -> None:
+        """``progress_notify_interval_s``: how often watches hear the current revision when
+        nothing they watch changes (etcd's default: 10 minutes)."""
         super().__init__(settings=settings, workdir=workdir, ports=ports)
         if name is not None:  # a second etcd beside the first (its own log and member name)
             self.name = name  # type: ignore[misc]
+        self.progress_notify_interval_s = progress_notify_interval_s
 
     @property
     def url(self) -> str:
@@ -823,6 +827,11 @@ class Etcd(Backend):
             f"--initial-cluster={self.name}={peer}",
             "--initial-cluster-state=new",
             "--log-level=warn",
+            *(
+                [f"--watch-progress-notify-interval={self.progress_notify_interval_s:g}s"]
+                if self.progress_notify_interval_s is not None
+                else []
+            ),
             # Tests and the demo need no durability against power loss.
             *(["--unsafe-no-fsync"] if self.settings.etcd_unsafe_no_fsync else []),
         ]

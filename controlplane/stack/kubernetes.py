@@ -648,7 +648,13 @@ class KubernetesCluster:
         self.with_metrics = with_metrics
         self.pki = ClusterPKI(home / "pki")
         self.etcd = Etcd(
-            settings=settings, workdir=workdirs[KUBE_ETCD], ports=ports[KUBE_ETCD], name=KUBE_ETCD
+            settings=settings,
+            workdir=workdirs[KUBE_ETCD],
+            ports=ports[KUBE_ETCD],
+            name=KUBE_ETCD,
+            # As kubeadm runs a cluster's etcd: the API server's watch cache hears the current
+            # revision every 5 s, so a watch of a quiet resource still gets its bookmarks.
+            progress_notify_interval_s=5,
         )
         self.apiserver = KubeAPIServer(
             settings=settings,
