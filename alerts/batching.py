@@ -124,9 +124,9 @@ class DeliveryBatcher:
         return self._write_each(batch)
 
     def _write_all(self, batch: list[_Item]) -> list[DeliveryResult | BaseException]:
-        with self.database.writer() as session:
+        with self.database.write_connection() as connection:
             stored = record_deliveries(
-                session, deliveries=[(delivery, datetime.now(UTC)) for delivery, _ in batch]
+                connection, deliveries=[(delivery, datetime.now(UTC)) for delivery, _ in batch]
             )
         self.commits += 1
         self.stored += len(stored)
@@ -134,13 +134,13 @@ class DeliveryBatcher:
 
     def _write_each(self, batch: list[_Item]) -> list[DeliveryResult | BaseException]:
         results: list[DeliveryResult | BaseException] = []
-        with self.database.writer() as session:
+        with self.database.write_connection() as connection:
             for delivery, _ in batch:
                 try:
-                    with session.begin_nested():
+                    with connection.begin_nested():
                         results.append(
                             record_delivery(
-                                session, delivery=delivery, received_at=datetime.now(UTC)
+                                connection, delivery=delivery, received_at=datetime.now(UTC)
                             )
                         )
                 except Exception as exc:

@@ -53,6 +53,7 @@ from controlplane.actions.signals import prometheus_burn_reader
 from controlplane.backups.pgbackrest import PgBackRest
 from controlplane.backups.validation import InvariantQuery, ValidationSettings
 from controlplane.core.config import ControlPlaneSettings, FailoverSettings
+from controlplane.core.handoff import Handoff
 from controlplane.core.specs import load_spec_paths
 from controlplane.failover.fencing import LocalFencer
 from controlplane.failover.nodes import Node, configured_nodes
@@ -120,6 +121,8 @@ class ActionService:
         self._offered: set[int] = set()
         self._offered_lock = threading.Lock()
         self._scheduler: Any = None
+        #: Opened alerts from the webhook thread, offered to the engine in another thread.
+        self._opened: Handoff[AlertChange] = Handoff(self._offer_as_leader, name="alert-handoff")
 
     @classmethod
     def from_settings(cls, settings: ControlPlaneSettings, *, runtime: Runtime) -> ActionService:
@@ -211,6 +214,7 @@ class ActionService:
     def start(self) -> None:
         if self._scheduler is not None:
             return
+        self._opened.start()
         self.runtime.alert_listeners.append(self.on_alert_changes)
         scheduler = BackgroundScheduler(
             timezone=UTC,
@@ -258,6 +262,7 @@ class ActionService:
     def stop(self) -> None:
         if self.on_alert_changes in self.runtime.alert_listeners:
             self.runtime.alert_listeners.remove(self.on_alert_changes)
+        self._opened.stop()
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
             scheduler.shutdown(wait=True)
@@ -268,12 +273,12 @@ class ActionService:
 
     # -- triggers --------------------------------------------------------------------------------
     def on_alert_changes(self, changes: Sequence[AlertChange]) -> None:
-        """Alert listener (webhook thread): hand the opened alerts to the scheduler's threads,
-        never block the delivery (a failure there is logged by the scheduler)."""
+        """Alert listener (webhook thread): hand the opened alerts to the hand-off thread,
+        never block the delivery (a failure there is logged by the hand-off). Alerts opened
+        while the engine is busy are offered together, in one call."""
         opened = [c for c in changes if c.outcome == "opened" and c.status == "firing"]
-        scheduler = self._scheduler
-        if opened and scheduler is not None:
-            scheduler.add_job(self._offer_as_leader, args=[opened])
+        if opened:
+            self._opened.put(opened)
 
     def _leads(self) -> bool:
         return self.runtime.leadership.status().is_leader

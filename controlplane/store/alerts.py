@@ -20,12 +20,13 @@ are serialised (``BEGIN IMMEDIATE``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from controlplane.store._sql import insert_for_dialect
@@ -181,11 +182,17 @@ _INSERT_ALERTS = {
     name: insert_for_dialect(name, _ALERTS).returning(_ALERTS.c.id, sort_by_parameter_order=True)
     for name in ("postgresql", "sqlite")
 }
-_KNOWN = (
-    select(_ALERTS.c.id)
-    .where(_ALERTS.c.fingerprint.in_(bindparam("fingerprints", expanding=True)))
-    .limit(1)
-)
+#: Is any of these fingerprints stored? One parameter whatever their number (an expanding
+#: ``IN`` is compiled again for every new count): a JSON array on SQLite, an array on PostgreSQL.
+_KNOWN = {
+    "sqlite": text(
+        "SELECT 1 FROM alerts WHERE fingerprint IN (SELECT value FROM json_each(:fingerprints)) "
+        "LIMIT 1"
+    ),
+    "postgresql": text(
+        "SELECT 1 FROM alerts WHERE fingerprint = ANY(CAST(:fingerprints AS TEXT[])) LIMIT 1"
+    ),
+}
 _COUNT_REPEAT = (
     update(_ALERTS)
     .where(_SAME)
@@ -258,11 +265,16 @@ def _apply(
     return alert_id, "repeat"
 
 
+def _connection(session: Session | Connection) -> Connection:
+    return session if isinstance(session, Connection) else session.connection()
+
+
 def record_delivery(
-    session: Session, *, delivery: IncomingDelivery, received_at: datetime
+    session: Session | Connection, *, delivery: IncomingDelivery, received_at: datetime
 ) -> DeliveryResult:
-    """Record a webhook delivery and its alerts (call inside one write transaction)."""
-    connection = session.connection()
+    """Record a webhook delivery and its alerts (call inside one write transaction, of an ORM
+    session or of a Core connection)."""
+    connection = _connection(session)
     changes: list[AlertChange] = []
     for alert in sorted(delivery.alerts, key=_key):
         alert_id, outcome = _apply(
@@ -327,7 +339,7 @@ def _alert_row(
 
 
 def record_deliveries(
-    session: Session, *, deliveries: Sequence[tuple[IncomingDelivery, datetime]]
+    session: Session | Connection, *, deliveries: Sequence[tuple[IncomingDelivery, datetime]]
 ) -> list[DeliveryResult]:
     """Record several deliveries (each with the time it was received) in one write transaction,
     in order: the same outcome as :func:`record_delivery` on each in turn.
@@ -345,10 +357,13 @@ def record_deliveries(
     simple = len(set(keys)) == len(keys) and all(
         alert.status == "firing" for delivery, _ in deliveries for alert in delivery.alerts
     )
-    connection = session.connection()
+    connection = _connection(session)
     if simple:
         fingerprints = sorted({fingerprint for fingerprint, _ in keys})
-        simple = connection.execute(_KNOWN, {"fingerprints": fingerprints}).first() is None
+        sqlite = connection.dialect.name == "sqlite"
+        listed = json.dumps(fingerprints) if sqlite else fingerprints
+        known = connection.execute(_KNOWN[connection.dialect.name], {"fingerprints": listed})
+        simple = known.first() is None
     if not simple:
         return [
             record_delivery(session, delivery=delivery, received_at=received_at)

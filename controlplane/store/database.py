@@ -231,6 +231,14 @@ class Database:
             yield session
 
     @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A Core connection in one write transaction, committed at the end (rolled back on
+        error): :meth:`writer` without the ORM session, for hot paths that run Core statements
+        only (the webhook's group commits)."""
+        with self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
     def reader(self) -> Iterator[Session]:
         """A read-only session (never committed; SQLite takes no write lock)."""
         with self._sessions() as session:
