@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from controlplane.evaluation.details import AlertDetail, EvaluationDetails, SourceErrorDetail
+from controlplane.evaluation.pacing import Pacer, pace_nothing
 from controlplane.evaluation.report import (
     BATCHED,
     ELASTICSEARCH,
@@ -65,6 +66,8 @@ class Cycle:
     queries: dict[str, int] = field(default_factory=dict)
     #: SLOs evaluated per plan (after fallbacks).
     plans: dict[str, int] = field(default_factory=dict)
+    #: Time the cycle left the interpreter to a busy API (see ``Pacer``), within ``duration_s``.
+    paused_s: float = 0.0
 
     def states(self) -> Counter[str]:
         return Counter(record.state for record in self.records)
@@ -178,8 +181,13 @@ class SLOEvaluator:
         metrics: MetricsSource,
         logs: LogSource | None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        pacer: Pacer | None = None,
     ) -> None:
-        self.reporter = SLOReporter(slos=slos, metrics=metrics, logs=logs)
+        """``pacer``: paces the cycle's loops beside a busy API (None: full speed)."""
+        self.pacer = pacer
+        self.reporter = SLOReporter(
+            slos=slos, metrics=metrics, logs=logs, pace=pacer or pace_nothing
+        )
         self.slos = self.reporter.slos
         self.clock = clock
         #: The id each SLO is stored and served under (see :func:`slo_ids`).
@@ -190,18 +198,26 @@ class SLOEvaluator:
 
     def evaluate(self, *, at: datetime | None = None) -> Cycle:
         """Evaluate every SLO at ``at`` (default: now). Never raises for a source failure."""
+        pacer = self.pacer
+        if pacer is not None:
+            pacer.reset()
         run = self.reporter.report(at=at or self.clock())
-        records = tuple(
-            record_from_report(outcome, slo_id=self.ids[outcome.slo.key])
-            if isinstance(outcome, SLOReport)
-            else no_data_record(outcome, slo_id=self.ids[outcome.slo.key])
-            for outcome in run.outcomes
-        )
+        pace = pacer or pace_nothing
+        records: list[EvaluationRecord] = []
+        for outcome in run.outcomes:
+            pace()
+            slo_id = self.ids[outcome.slo.key]
+            records.append(
+                record_from_report(outcome, slo_id=slo_id)
+                if isinstance(outcome, SLOReport)
+                else no_data_record(outcome, slo_id=slo_id)
+            )
         return Cycle(
             at=run.at,
-            records=records,
+            records=tuple(records),
             failures=run.failures,
             duration_s=run.duration_s,
             queries=run.queries,
             plans=run.plans,
+            paused_s=0.0 if pacer is None else pacer.paused_s,
         )

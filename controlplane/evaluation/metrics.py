@@ -7,7 +7,9 @@ two apps in one process do not collide). Series:
   ``controlplane_evaluation_last_duration_seconds``: how long a cycle took;
   ``controlplane_evaluation_cycles_total{outcome}`` (``complete``, ``degraded`` when a source
   failed, ``failed`` when the cycle could not be stored);
-  ``controlplane_evaluation_queries_total{plan}``.
+  ``controlplane_evaluation_queries_total{plan}``;
+  ``controlplane_evaluation_paused_seconds_total``: time cycles paused for a busy API
+  (:mod:`~controlplane.evaluation.pacing`).
 * ``controlplane_source_errors_total{source, stage}``: a source (``prometheus``,
   ``elasticsearch``, ``postgresql``, ``orchestrator``...) failing during an evaluation or a
   target check (``stage`` = ``evaluation``, ``capacity``, ``dr``).
@@ -156,6 +158,11 @@ class ControlPlaneMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.evaluation_paused = Counter(
+            "controlplane_evaluation_paused_seconds",
+            "Time evaluation cycles left the interpreter to a busy API (within their duration)",
+            registry=self.registry,
+        )
         self.evaluation_queries = Counter(
             "controlplane_evaluation_queries",
             "Queries sent to the sources by the evaluation, per plan",
@@ -207,6 +214,7 @@ class ControlPlaneMetrics:
         else:
             outcome = "complete"
         self.evaluation_cycles.labels(outcome=outcome).inc()
+        self.evaluation_paused.inc(cycle.paused_s)
         for plan, count in cycle.queries.items():
             self.evaluation_queries.labels(plan=plan).inc(count)
         for failure in cycle.failures:

@@ -44,6 +44,7 @@ from controlplane.evaluation.events import (
     read_log_counts,
     read_metrics_counts,
 )
+from controlplane.evaluation.pacing import Pace, pace_nothing
 from controlplane.sources.base import (
     LogSource,
     MetricsSource,
@@ -406,11 +407,19 @@ class SLOReporter:
     """Reports a fixed set of SLOs from the metrics and log sources (see the module docstring)."""
 
     def __init__(
-        self, *, slos: Sequence[SLO], metrics: MetricsSource, logs: LogSource | None
+        self,
+        *,
+        slos: Sequence[SLO],
+        metrics: MetricsSource,
+        logs: LogSource | None,
+        pace: Pace = pace_nothing,
     ) -> None:
+        """``pace``: called between two SLOs in the loops over every SLO (see
+        :mod:`~controlplane.evaluation.pacing`)."""
         self.slos = tuple(slos)
         self.metrics = metrics
         self.logs = logs
+        self.pace = pace
         shared = shared_names(self.slos)
         self.plans: dict[str, Plan] = {
             slo.key: plan_for(slo, shared_names=shared) for slo in self.slos
@@ -513,7 +522,9 @@ class SLOReporter:
             return list(self._batched), None
         queries[BATCHED] += snapshot.queries
         fallback: list[tuple[SLO, str]] = []
+        pace = self.pace
         for slo in self._batched:
+            pace()
             objective = snapshot.value(name=OBJECTIVE, slo=slo.name)
             if isinstance(objective, NoData):
                 fallback.append((slo, "recording rules not loaded in Prometheus"))

@@ -36,6 +36,7 @@ from controlplane.core.config import BackupSettings, ControlPlaneSettings
 from controlplane.core.specs import load_spec_paths
 from controlplane.evaluation.evaluator import Cycle, SLOEvaluator
 from controlplane.evaluation.metrics import ControlPlaneMetrics
+from controlplane.evaluation.pacing import Pacer
 from controlplane.failover.nodes import configured_nodes
 from controlplane.failover.patroni import PatroniDriver
 from controlplane.leader import LeaderStatus
@@ -160,6 +161,7 @@ class EvaluationService:
             slos=slos,
             metrics=PrometheusSource.from_settings(settings),
             logs=ElasticsearchSource.from_settings(settings),
+            pacer=Pacer(),  # the API shares this process
         )
         evaluation = settings.evaluation
         return cls(

@@ -1,0 +1,110 @@
+"""Pacing of the evaluation beside a busy API: full speed when no other thread waits for the
+interpreter, pauses when one does, the same results either way, and the pauses reported."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from controlplane.evaluation.evaluator import Cycle, SLOEvaluator
+from controlplane.evaluation.pacing import Pacer
+from tests.unit.controlplane.evaluation.memory import AT, EVERY_WINDOW, MemoryPrometheus, recorded
+from tests.unit.controlplane.evaluation.specs import native, slos
+
+pytestmark = pytest.mark.unit
+
+
+class FakeTime:
+    """A clock and a sleep: ``sleep(0)`` takes ``handover_s`` (another thread's turn)."""
+
+    def __init__(self, *, handover_s: float) -> None:
+        self.now = 0.0
+        self.handover_s = handover_s
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds if seconds else self.handover_s
+
+    def work(self, pacer: Pacer, *, items: int, each_s: float) -> None:
+        for _ in range(items):
+            pacer()
+            self.now += each_s
+
+
+def paced(fake: FakeTime) -> Pacer:
+    return Pacer(work_s=0.002, pause_s=0.002, clock=fake.clock, sleep=fake.sleep)
+
+
+def test_nothing_waiting_means_no_pause_only_a_release_every_work_slice() -> None:
+    fake = FakeTime(handover_s=0.00001)
+    pacer = paced(fake)
+    fake.work(pacer, items=1000, each_s=0.0002)  # 0.2 s of work
+    assert pacer.pauses == 0
+    assert pacer.paused_s == 0
+    assert set(fake.sleeps) == {0}
+    assert 90 <= len(fake.sleeps) <= 100  # one release per 2 ms of work
+    assert fake.now == pytest.approx(0.2, rel=0.01)
+
+
+def test_a_waiting_thread_gets_a_pause_after_every_work_slice() -> None:
+    fake = FakeTime(handover_s=0.001)  # the API had the interpreter for 1 ms
+    pacer = paced(fake)
+    fake.work(pacer, items=1000, each_s=0.0002)
+    assert 80 <= pacer.pauses <= 100
+    assert pacer.paused_s == pytest.approx(pacer.pauses * 0.002)
+    assert fake.sleeps.count(0.002) == pacer.pauses
+    pacer.reset()
+    assert (pacer.pauses, pacer.paused_s) == (0, 0)
+
+
+def test_a_busy_thread_in_the_process_makes_the_pacer_pause() -> None:
+    """Real threads: a CPU-bound thread holds the interpreter between its time slices, so the
+    paced loop's release takes longer than the threshold and it pauses."""
+    stop = threading.Event()
+
+    def spin() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+
+    busy = threading.Thread(target=spin, name="busy-api")
+    busy.start()
+    try:
+        pacer = Pacer(work_s=0.0005, pause_s=0.0005)
+        for _ in range(200_000):
+            pacer()
+            if pacer.pauses >= 3:
+                break
+    finally:
+        stop.set()
+        busy.join(5)
+    assert pacer.pauses >= 3
+
+
+def test_a_paced_cycle_gives_the_same_records_and_reports_its_pauses() -> None:
+    names = [f"slo-{n}" for n in range(40)]
+    ratios = dict.fromkeys(EVERY_WINDOW, 0.0001)
+    series = {}
+    for name in names:
+        series.update(recorded(name, **ratios))
+    specs = slos(*(native(name) for name in names))
+
+    def cycle(pacer: Pacer | None) -> Cycle:
+        evaluator = SLOEvaluator(
+            slos=specs, metrics=MemoryPrometheus(recorded=series), logs=None, pacer=pacer
+        )
+        return evaluator.evaluate(at=AT)
+
+    fake = FakeTime(handover_s=0.001)
+    # Every call is past the work slice (the fake clock moves only in sleeps and ``work``).
+    pacer = Pacer(work_s=0.0, pause_s=0.002, clock=fake.clock, sleep=fake.sleep)
+    plain, slow = cycle(None), cycle(pacer)
+    assert plain.paused_s == 0
+    assert slow.records == plain.records
+    assert pacer.pauses == 80  # one per SLO in the report's loop, one per SLO in the records'
+    assert slow.paused_s == pytest.approx(80 * 0.002)
