@@ -29,7 +29,9 @@ have been evaluated and reports its own rule evaluation per round. Then:
   per delivery; then with vegeta (open loop) ``--webhook-rate`` deliveries per second (1,000) of
   one alert each, as Alertmanager sends with per-alert grouping: p50 / p99 per delivery at that
   rate and the alerts acknowledged per second.
-  The load generator's own CPU is shown with each.
+  The load generator's own CPU is shown with each. The small set's Prometheus and vegeta run on
+  one core each (``GOMAXPROCS=1``, see ``one_go_core``): they share the machine's two CPUs with
+  the measured process.
 
 Prints a table and, as the last line, one JSON object (``eval_cycle_10000_slos_s``,
 ``rss_mb_10000_slos``, ``eval_cycle_1000_slos_s``, ``rss_mb_1000_slos``, ... : the counts in the
@@ -54,7 +56,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -580,6 +582,25 @@ class WebhookRateRun:
         return sum(n for code, n in self.statuses.items() if not 200 <= code < 300)
 
 
+@contextmanager
+def one_go_core() -> Iterator[None]:
+    """Go programs started inside run on one core (``GOMAXPROCS=1``): the Prometheus and the
+    load generator that share the machine's two CPUs with the measured process. Left to use
+    both, they answer a burst (the evaluation's queries, the generator's sends) on both CPUs at
+    once and take the control plane's CPU for tens of milliseconds; on one core each, their
+    bursts queue on their own core (at 1,000/s vegeta uses about 0.2 of a core, Prometheus less
+    between its rule rounds)."""
+    before = os.environ.get("GOMAXPROCS")
+    os.environ["GOMAXPROCS"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("GOMAXPROCS", None)
+        else:
+            os.environ["GOMAXPROCS"] = before
+
+
 def webhook_rate_run(
     *, serve: ServeRun, rate: float, seconds: int, connections: int, workdir: Path
 ) -> WebhookRateRun:
@@ -595,9 +616,10 @@ def webhook_rate_run(
         vegeta.Target("POST", url, headers, alert_delivery(run=run, number=n), route="webhook")
         for n in range(math.ceil(rate * seconds * 1.05) + 2)  # each alert sent once
     ]
-    attack = vegeta.attack(
-        targets, rate=rate, duration=seconds, workdir=workdir, max_connections=connections
-    )
+    with one_go_core():
+        attack = vegeta.attack(
+            targets, rate=rate, duration=seconds, workdir=workdir, max_connections=connections
+        )
     figures = attack.routes["webhook"]
     acknowledged = sum(n for code, n in figures.statuses.items() if 200 <= code < 300)
     duration = attack.report.duration_s or seconds
@@ -760,9 +782,12 @@ def main() -> None:
     rulings: dict[int, RuleEvaluation] = {}
 
     @contextmanager
-    def prometheus_for(chosen: tuple[SLO, ...], *, every: int, address: str) -> Iterator[str]:
+    def prometheus_for(
+        chosen: tuple[SLO, ...], *, every: int, address: str, one_core: bool = False
+    ) -> Iterator[str]:
         """A Prometheus holding only ``chosen``'s rules, evaluated every ``every`` seconds, once
-        every SLO's rules have been evaluated; its rule evaluation goes in the table."""
+        every SLO's rules have been evaluated; its rule evaluation goes in the table.
+        ``one_core``: on one CPU (``one_go_core``)."""
         interval = timedelta(seconds=every)
         rules, rule_count = rule_files(chosen, options=RuleOptions(period_interval=interval))
         prometheus = Prometheus(
@@ -778,7 +803,8 @@ def main() -> None:
             rules=rules,
         )
         started = time.monotonic()
-        prometheus.start(timeout=600)
+        with one_go_core() if one_core else nullcontext():
+            prometheus.start(timeout=600)
         loaded = time.monotonic() - started
         try:
             console.print(
@@ -842,7 +868,10 @@ def main() -> None:
                 rss[len(slos)] = large.rss_mb()
                 peak_large = peak_rss_mb(large)
                 large.stop()
-            with prometheus_for(small, every=args.rule_interval, address=address) as url:
+            # The webhook runs share the CPUs with this one: on one core (``one_go_core``).
+            with prometheus_for(
+                small, every=args.rule_interval, address=address, one_core=True
+            ) as url:
                 batched[len(small)] = batched_cycles(
                     slos=small, url=url, database=database, cycles=args.cycles
                 )
