@@ -34,6 +34,11 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a watch request stays open before it is renewed (the API server ends it anyway).
 WATCH_TIMEOUT_S = 240
+#: Client-side limits of the cache's requests: connecting, reading a list, and reading a watch
+#: beyond the moment the API server should have ended it. Without them a request the server
+#: (or the network) leaves hanging blocks the watch thread for good: no retry, no error, the
+#: cache stale until the process restarts.
+CONNECT_TIMEOUT_S, LIST_TIMEOUT_S, WATCH_GRACE_S = 10.0, 30.0, 10.0
 #: Pause after a failed watch before the next try (doubling up to the maximum).
 RETRY_MIN_S, RETRY_MAX_S = 0.5, 30.0
 #: Seconds to wait for the API server's version, and before asking again after a failure.
@@ -157,7 +162,10 @@ class WatchedCache:
     or one that failed in an unforeseen way, starts over with a new list. While the watch is
     broken the cache keeps the last state and :attr:`healthy` is false; once it has been broken
     for ``stale_after_s`` :meth:`items` raises :class:`StaleCacheError` instead of answering
-    from memory that may no longer match the cluster.
+    from memory that may no longer match the cluster. Every request has a client-side limit
+    (:data:`CONNECT_TIMEOUT_S`, :data:`LIST_TIMEOUT_S`, and for a watch its timeout plus
+    :data:`WATCH_GRACE_S`): an API server that stops answering breaks the watch like any other
+    failure, instead of leaving the thread waiting for good.
     """
 
     def __init__(
@@ -194,7 +202,11 @@ class WatchedCache:
         self.bookmarks = 0
 
     def _list(self) -> None:
-        answer = self._list_call(self.namespace, label_selector=self.label_selector)
+        answer = self._list_call(
+            self.namespace,
+            label_selector=self.label_selector,
+            _request_timeout=(CONNECT_TIMEOUT_S, LIST_TIMEOUT_S),
+        )
         with self._lock:
             self._objects = {item.metadata.name: item for item in answer.items}
             self._resource_version = answer.metadata.resource_version
@@ -278,6 +290,8 @@ class WatchedCache:
             resource_version=self._resource_version,
             timeout_seconds=self.watch_timeout_s,
             allow_watch_bookmarks=True,
+            # Between two events a quiet watch sends nothing until the server ends it.
+            _request_timeout=(CONNECT_TIMEOUT_S, self.watch_timeout_s + WATCH_GRACE_S),
         ):
             if self._stop.is_set():
                 return

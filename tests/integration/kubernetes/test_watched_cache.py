@@ -1,13 +1,16 @@
 """The orchestrator's list+watch cache against a real API server, through what a long-running
 control plane meets: BOOKMARK events and watch renewals (a watch request ends after its
-timeout and is resumed), and a watch the API server starts refusing (here: its RoleBinding
-deleted) — reads fail once the cache is stale and work again once the watch is back.
+timeout and is resumed), a watch the API server starts refusing (here: its RoleBinding
+deleted) — reads fail once the cache is stale and work again once the watch is back — and an
+API server that stops answering with a watch open.
 
 Watch timeouts are cut to seconds so that what takes minutes in production happens here.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s
 
+from controlplane.orchestrator import kubernetes as orchestrator_kubernetes
 from controlplane.orchestrator.kubernetes import (
     StaleCacheError,
     WatchedCache,
@@ -168,3 +172,39 @@ def test_a_watch_refused_for_too_long_makes_reads_fail_until_it_works_again(
             f"serviceaccount/{PROBE}",
             "--ignore-not-found",
         )
+
+
+def test_an_api_server_that_stops_answering_is_noticed_and_the_watch_resumes(
+    kubernetes_cluster: KubernetesCluster,
+    inventory_on_kubernetes: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The API server frozen (SIGSTOP: connections accepted by the kernel, never answered) with
+    a watch open: the open watch would wait forever. Its client-side read limit ends it, the
+    cache turns unhealthy with the timeout as its error, and the watch resumes once the server
+    answers again."""
+    monkeypatch.setattr(orchestrator_kubernetes, "WATCH_GRACE_S", 1.0)
+    monkeypatch.setattr(orchestrator_kubernetes, "CONNECT_TIMEOUT_S", 1.0)
+    api = admin_client(kubernetes_cluster)
+    cache = hpa_cache(api, watch_timeout_s=2, stale_after_s=60)
+    process = kubernetes_cluster.apiserver.process
+    assert process is not None
+    assert process.pid is not None
+    try:
+        assert max_replicas(cache, "inventory") == 20
+        wait_for(lambda: cache.healthy, timeout=10, what="the watch running")
+        os.kill(process.pid, signal.SIGSTOP)
+        try:
+            # An open watch is cut by its read limit (2 s of watch + 1 s of grace); a renewal
+            # sent to the frozen server waits as long for its answer, and urllib3 retries a
+            # GET whose answer timed out up to three times.
+            wait_for(lambda: not cache.healthy, timeout=25, what="the frozen server noticed")
+        finally:
+            os.kill(process.pid, signal.SIGCONT)
+        assert cache.last_error is not None
+        assert "timed out" in cache.last_error.lower()
+        wait_for(lambda: cache.healthy, timeout=30, what="the watch working again")
+        assert max_replicas(cache, "inventory") == 20
+    finally:
+        cache.close()
+        api.close()
