@@ -360,10 +360,9 @@ def record_deliveries(
     connection = _connection(session)
     if simple:
         fingerprints = sorted({fingerprint for fingerprint, _ in keys})
-        sqlite = connection.dialect.name == "sqlite"
-        listed = json.dumps(fingerprints) if sqlite else fingerprints
-        known = connection.execute(_KNOWN[connection.dialect.name], {"fingerprints": listed})
-        simple = known.first() is None
+        dialect = connection.dialect.name
+        listed = json.dumps(fingerprints) if dialect == "sqlite" else fingerprints
+        simple = connection.execute(_KNOWN[dialect], {"fingerprints": listed}).first() is None
     if not simple:
         return [
             record_delivery(session, delivery=delivery, received_at=received_at)
