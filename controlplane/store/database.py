@@ -10,6 +10,13 @@ SQLite's WAL checkpoints into a thread of their own (:meth:`Database.start_backg
 by default SQLite checkpoints inside whichever commit grows the WAL past 1,000 pages, so one
 commit in a few hundred (a webhook delivery, under load) pays tens of milliseconds for copying
 the WAL back into the database file and syncing it.
+
+SQLite has one write lock per database file, and a writer that finds it taken polls for it: the
+busy handler sleeps 1, 2, 5, 10 ... up to 100 ms between tries, so a writer can wait up to 100 ms
+longer than the transaction it waits for (a webhook delivery behind an evaluation cycle's
+insert, say). Writers of one process therefore queue in Python first (:class:`WriteTurns`): a
+waiting writer is woken the moment the one before it has committed, and SQLite's busy handler is
+left to writers in other processes.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +39,7 @@ from sqlalchemy.pool import StaticPool
 
 from controlplane.core.config import ControlPlaneSettings
 
-__all__ = ["MIGRATIONS_DIR", "Database", "alembic_config", "head_revision"]
+__all__ = ["MIGRATIONS_DIR", "Database", "WriteTurns", "alembic_config", "head_revision"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +56,73 @@ MIGRATION_LOCK_KEY = 0x51_0C_0B_7F
 _ALEMBIC_LOCK = threading.Lock()
 
 
-def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
+class WriteTurns:
+    """One writer of this process at a time on one SQLite database, woken in turn (see the
+    module's docstring).
+
+    A write transaction opened by :meth:`Database.writer` or :meth:`Database.write_connection`
+    takes the turn when SQLite's write lock would be taken (at ``BEGIN IMMEDIATE``, or at the
+    first statement of a deferred transaction) and gives it back after its commit or rollback.
+    Re-entrant within one thread. A turn not given within ``timeout`` seconds is not waited for
+    any longer: the writer goes on to SQLite, whose busy timeout then decides, as without turns.
+    """
+
+    def __init__(self, *, timeout: float) -> None:
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._waiting = 0
+        self._count_lock = threading.Lock()
+
+    @property
+    def held(self) -> bool:
+        """This thread has the turn."""
+        return bool(getattr(self._local, "held", False))
+
+    @property
+    def waiting(self) -> int:
+        """Writers of this process waiting for the turn now."""
+        return self._waiting
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """The span of one write transaction; the turn, if taken inside, is given back at its
+        end."""
+        depth = getattr(self._local, "depth", 0)
+        self._local.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._local.depth = depth
+            if depth == 0:
+                self._local.gave_up = False
+                if self.held:
+                    self._local.held = False
+                    self._lock.release()
+
+    def take(self) -> None:
+        """Wait for the turn, inside :meth:`transaction` only (a no-op outside of it, or when
+        this thread has it)."""
+        local = self._local
+        if self.held or not getattr(local, "depth", 0) or getattr(local, "gave_up", False):
+            return
+        with self._count_lock:
+            self._waiting += 1
+        try:
+            taken = self._lock.acquire(timeout=self.timeout)
+        finally:
+            with self._count_lock:
+                self._waiting -= 1
+        if taken:
+            local.held = True
+        else:
+            local.gave_up = True  # for the rest of this transaction
+            logger.warning(
+                "no SQLite write turn within %.0f s; waiting on SQLite's busy timeout", self.timeout
+            )
+
+
+def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int, turns: WriteTurns) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below emit BEGIN (pysqlite would defer it otherwise).
@@ -67,7 +140,23 @@ def _configure_sqlite(engine: Engine, *, busy_timeout_ms: int) -> None:
     def _on_begin(connection: Connection) -> None:
         options = connection.get_execution_options()
         deferred = options.get(READ_ONLY, False) or options.get(WRITES_FIRST, False)
+        if not deferred:
+            turns.take()
         connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _on_statement(
+        connection: Connection,
+        _cursor: Any,
+        statement: str,
+        _params: Any,
+        _context: Any,
+        _many: bool,
+    ) -> None:
+        # A deferred write transaction (``WRITES_FIRST``) takes its turn at its first statement
+        # after its ``BEGIN``, once SQLAlchemy has prepared that statement's parameters.
+        if statement != "BEGIN" and connection.get_execution_options().get(WRITES_FIRST, False):
+            turns.take()
 
 
 def alembic_config() -> Config:
@@ -130,8 +219,10 @@ class WalCheckpointer:
 class Database:
     """One engine plus session factories; create it once per process and pass it down."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, turns: WriteTurns | None = None) -> None:
         self.engine = engine
+        #: SQLite: this process' queue of writers (None for PostgreSQL).
+        self.turns = turns
         self._sessions = sessionmaker(bind=engine, expire_on_commit=False)
         self._checkpointer: WalCheckpointer | None = None
         if engine.dialect.name == "sqlite":
@@ -194,7 +285,9 @@ class Database:
                 engine = create_engine(
                     url, connect_args=connect_args, pool_size=pool_size, pool_timeout=pool_timeout
                 )
-            _configure_sqlite(engine, busy_timeout_ms=int(sqlite_busy_timeout * 1000))
+            turns = WriteTurns(timeout=sqlite_busy_timeout)
+            _configure_sqlite(engine, busy_timeout_ms=int(sqlite_busy_timeout * 1000), turns=turns)
+            return cls(engine, turns=turns)
         else:
             idle_ms = max(int(idle_in_transaction_timeout * 1000), 1000)
             engine = create_engine(
@@ -225,7 +318,7 @@ class Database:
         ``BEGIN``: other writers (the webhook's) wait for the insert, not for its preparation.
         (A transaction that reads first must not use it: SQLite cannot wait for the lock when a
         reader upgrades.)"""
-        with self._sessions() as session, session.begin():
+        with self._turn(), self._sessions() as session, session.begin():
             if writes_first:
                 session.connection(execution_options={WRITES_FIRST: True})
             yield session
@@ -235,8 +328,11 @@ class Database:
         """A Core connection in one write transaction, committed at the end (rolled back on
         error): :meth:`writer` without the ORM session, for hot paths that run Core statements
         only (the webhook's group commits)."""
-        with self.engine.begin() as connection:
+        with self._turn(), self.engine.begin() as connection:
             yield connection
+
+    def _turn(self) -> AbstractContextManager[None]:
+        return nullcontext() if self.turns is None else self.turns.transaction()
 
     @contextmanager
     def reader(self) -> Iterator[Session]:
