@@ -90,6 +90,10 @@ chaos: bootstrap ## faults on real servers (Prometheus, leader, Alertmanager, Re
 bench-controlplane: bootstrap ## 1,000 and 10,000 SLOs on a real Prometheus, webhook ingestion (wrk maxima, vegeta p99 at 1,000 alerts/s), memory: table + JSON line
 	$(PY) -m bench.controlplane $(BENCH_ARGS)
 
+.PHONY: bench-gil
+bench-gil: ## the webhook writer's group commit alone and beside a busy event-loop thread (GIL hand-over, default vs short switch interval): table + JSON line
+	$(PY) -m bench.gil $(BENCH_ARGS)
+
 # --- SLO rules against Sloth and Pyrra ------------------------------------------------------
 .PHONY: bench-slo
 bench-slo: bootstrap ## our SLO rules vs Sloth's and Pyrra's on one real Prometheus: exactness, evaluation cost (table + JSON line)
