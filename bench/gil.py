@@ -152,21 +152,19 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-gil-"))
     database = Database.from_url(f"sqlite:///{folder / 'controlplane.db'}")
     database.migrate()
-    results: list[tuple[Writes, float]] = []
+    results: list[Writes] = []
     try:
         options = {"batch": args.batch, "rounds": args.rounds, "limit_s": args.limit_s}
-        results.append((writes(database, label="alone (baseline)", **options), default_interval))
+        results.append(writes(database, label="alone (baseline)", **options))
         for interval in (default_interval, args.switch_interval_ms / 1000):
             sys.setswitchinterval(interval)
             try:
                 label = f"beside a busy loop, switch interval {interval * 1000:g} ms"
                 busy_work_s = args.work_ms / 1000
-                results.append(
-                    (writes(database, label=label, busy_work_s=busy_work_s, **options), interval)
-                )
+                results.append(writes(database, label=label, busy_work_s=busy_work_s, **options))
             finally:
                 sys.setswitchinterval(default_interval)
-            done = results[-1][0]
+            done = results[-1]
             console.print(
                 f"{done.label}: {done.shown(done.median_ms)}, {len(done.times_ms)} writes"
             )
@@ -177,7 +175,7 @@ def main() -> None:
         table.add_column(
             column, justify="left" if column in ("configuration", "notes") else "right"
         )
-    for result, _ in results:
+    for result in results:
         table.add_row(
             result.label,
             str(len(result.times_ms)),
@@ -190,7 +188,7 @@ def main() -> None:
         f"busy loop: {args.work_ms:g} ms of Python work between GIL-releasing system calls; "
         f"Python's default switch interval {default_interval * 1000:g} ms"
     )
-    alone, default, short = (result for result, _ in results)
+    alone, default, short = results
     figures = {
         "write_alone_ms": round(alone.median_ms, 2),
         # a lower bound (the time limit) when no write finished in it
