@@ -11,9 +11,10 @@ Then the whole delivery is stored in one transaction and only after the commit t
 so an alert that got a 2xx survives a crash of the process right after. Concurrent deliveries
 share that transaction (group commit, :mod:`alerts.batching`), each in its own savepoint.
 Repeated deliveries are recorded as repeats (see :mod:`controlplane.store.alerts`); only alerts
-that were opened or closed are passed on to the runtime's alert listeners (by the writer thread,
-after the commit and before the answer). Nothing of a request's path blocks the event loop: the
-token check and the validation run on it (they are CPU only), the store in the writer thread.
+that were opened or closed are passed on to the runtime's alert listeners (after the commit and
+before the answer). The token check and the validation run on the event loop (they are CPU
+only); the store runs there too on SQLite (a commit of a few milliseconds, no hand-over to
+another thread) and in a writer thread on PostgreSQL (see :mod:`alerts.batching`).
 
 The receiver is the busiest route, and Alertmanager waits for each answer: it is served as a
 plain ASGI endpoint ahead of the API's middleware and routing (``ApiExtension.endpoints``), which

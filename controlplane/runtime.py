@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from controlplane.core.config import ControlPlaneSettings
+from controlplane.core.loopwatch import LoopWatch
 from controlplane.leader import Leadership, leadership_for
 from controlplane.orchestrator.registry import Orchestration, build_orchestration
 from controlplane.store.alerts import AlertChange
@@ -51,6 +52,9 @@ class Runtime:
     alert_listeners: list[AlertListener] = field(default_factory=list)
     #: Drills and switchovers on request (None: the action engine does not run here).
     database_operations: DatabaseOperations | None = None
+    #: The API's event loop, as the threads beside it see it (attached while the API runs):
+    #: the evaluation paces itself by it.
+    loop_watch: LoopWatch = field(default_factory=LoopWatch)
 
     @classmethod
     def from_settings(cls, settings: ControlPlaneSettings) -> Runtime:

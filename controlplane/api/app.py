@@ -9,6 +9,7 @@ store and the leader election, stopped before them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -167,6 +168,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        the_runtime.loop_watch.attach(asyncio.get_running_loop())
         await run_in_threadpool(the_runtime.start)
         started: list[BackgroundService] = []
         try:
@@ -178,6 +180,7 @@ def create_app(
             for service in reversed(started):
                 await run_in_threadpool(service.stop)
             await run_in_threadpool(the_runtime.stop)
+            the_runtime.loop_watch.detach()
 
     app = ControlPlaneAPI(
         title="Inventory SLO control plane",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -199,19 +200,18 @@ class SLOEvaluator:
     def evaluate(self, *, at: datetime | None = None) -> Cycle:
         """Evaluate every SLO at ``at`` (default: now). Never raises for a source failure."""
         pacer = self.pacer
-        if pacer is not None:
-            pacer.reset()
-        run = self.reporter.report(at=at or self.clock())
         pace = pacer or pace_nothing
         records: list[EvaluationRecord] = []
-        for outcome in run.outcomes:
-            pace()
-            slo_id = self.ids[outcome.slo.key]
-            records.append(
-                record_from_report(outcome, slo_id=slo_id)
-                if isinstance(outcome, SLOReport)
-                else no_data_record(outcome, slo_id=slo_id)
-            )
+        with pacer.cycle() if pacer is not None else nullcontext():
+            run = self.reporter.report(at=at or self.clock())
+            for outcome in run.outcomes:
+                pace()
+                slo_id = self.ids[outcome.slo.key]
+                records.append(
+                    record_from_report(outcome, slo_id=slo_id)
+                    if isinstance(outcome, SLOReport)
+                    else no_data_record(outcome, slo_id=slo_id)
+                )
         return Cycle(
             at=run.at,
             records=tuple(records),

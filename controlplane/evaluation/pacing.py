@@ -14,12 +14,23 @@ speed: a cycle is slower only while the API has work, by about ``pause_s`` per `
 defaults: up to twice as long). With the defaults, the same run gives a p99 of 25-31 ms
 (``make bench-controlplane`` measures it); the cycles' pauses are counted in
 ``controlplane_evaluation_paused_seconds_total``.
+
+That check cannot see every wait: a release of the interpreter is often taken back at once by
+the releasing thread, before the loop's thread, woken by it, gets there (its wait then starts
+over). So in ``controlplane serve`` the pacer also asks the API's event loop itself
+(:class:`~controlplane.core.loopwatch.LoopWatch`, watched during the cycle only): when the loop
+has not turned for ``late_s`` beyond its period, it is behind, and the cycle sleeps in
+``poll_s`` steps until it has turned (``max_pause_s`` at most), so the API goes first and the
+cycle takes the time it leaves.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+
+from controlplane.core.loopwatch import LoopWatch
 
 __all__ = ["Pacer", "pace_nothing"]
 
@@ -40,14 +51,24 @@ class Pacer:
         contended_s: float = 0.0002,
         clock: Callable[[], float] = time.perf_counter,
         sleep: Callable[[float], None] = time.sleep,
+        watch: LoopWatch | None = None,
+        late_s: float = 0.001,
+        poll_s: float = 0.0005,
+        max_pause_s: float = 0.02,
     ) -> None:
         """``contended_s``: a release of the interpreter that takes longer than this means
-        another thread was waiting for it."""
+        another thread was waiting for it. ``watch``: the API's event loop, watched during
+        :meth:`cycle` (see the module's docstring for ``late_s``, ``poll_s``, ``max_pause_s``).
+        """
         self.work_s = work_s
         self.pause_s = pause_s
         self.contended_s = contended_s
         self.clock = clock
         self.sleep = sleep
+        self.watch = watch
+        self.late_s = late_s
+        self.poll_s = poll_s
+        self.max_pause_s = max_pause_s
         self._since = clock()
         #: Pauses taken (the API was busy) and time spent in them, since the last :meth:`reset`.
         self.pauses = 0
@@ -59,9 +80,21 @@ class Pacer:
         self.pauses = 0
         self.paused_s = 0.0
 
+    @contextmanager
+    def cycle(self) -> Iterator[None]:
+        """One cycle: counts reset, the API's loop watched (if there is one) until the end."""
+        self.reset()
+        with self.watch.watching() if self.watch is not None else nullcontext():
+            yield
+
     def __call__(self) -> None:
         now = self.clock()
         if now - self._since < self.work_s:
+            return
+        watch = self.watch
+        if watch is not None and watch.watched and watch.late_s(now) > self.late_s:
+            self._until_the_loop_turns(watch, now)
+            self._since = self.clock()
             return
         self.sleep(0)  # lets a thread waiting for the interpreter have it
         back = self.clock()
@@ -72,3 +105,12 @@ class Pacer:
             self.paused_s += after - back
             back = after
         self._since = back
+
+    def _until_the_loop_turns(self, watch: LoopWatch, now: float) -> None:
+        turned = watch.last_turn
+        after = now
+        while watch.last_turn == turned and after - now < self.max_pause_s:
+            self.sleep(self.poll_s)
+            after = self.clock()
+        self.pauses += 1
+        self.paused_s += after - now

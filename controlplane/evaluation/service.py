@@ -92,16 +92,49 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: Rows per ``INSERT`` statement on SQLite (10 parameters each: far under SQLite's 32,766).
+SQLITE_ROWS_PER_INSERT = 500
+
+
 def insert_evaluations(session: Session, *, evaluations: Sequence[EvaluationRecord]) -> None:
-    """Insert a cycle's evaluations with one executemany on the table (no ORM unit of work,
-    no ids read back): a cycle of 1,000 SLOs is stored in a fraction of
-    ``store.evaluations.record_evaluations``' time. Same rows, same types."""
-    if evaluations:
-        session.execute(
-            insert(SLOEvaluation.metadata.tables[SLOEvaluation.__tablename__]),
-            # The fields as they are (validated when the record was built): no deep copy.
-            [dict(evaluation) for evaluation in evaluations],
-        )
+    """Insert a cycle's evaluations without the ORM's unit of work or ids read back: a cycle of
+    1,000 SLOs is stored in a fraction of ``store.evaluations.record_evaluations``' time. Same
+    rows, same types.
+
+    PostgreSQL: one executemany. SQLite: multi-row ``INSERT`` statements of
+    :data:`SQLITE_ROWS_PER_INSERT` rows, their values converted by the columns' own SQLAlchemy
+    types before the first one runs. An executemany steps SQLite once per row and each step
+    lets go of Python's interpreter lock; beside a busy event loop every one of those is a wait
+    to get it back, and the write lock (which the webhook's deliveries wait for) is held
+    throughout: 60-80 ms for 1,000 rows under 1,000 deliveries/s, against 2 steps here."""
+    if not evaluations:
+        return
+    table = SLOEvaluation.metadata.tables[SLOEvaluation.__tablename__]
+    # The fields as they are (validated when the record was built): no deep copy.
+    rows = [dict(evaluation) for evaluation in evaluations]
+    connection = session.connection()
+    dialect = connection.dialect
+    if dialect.name != "sqlite":
+        session.execute(insert(table), rows)
+        return
+    names = list(rows[0])
+    processors = [table.c[name].type.bind_processor(dialect) for name in names]
+    values = [
+        value if process is None else process(value)
+        for row in rows
+        for value, process in zip((row[name] for name in names), processors, strict=True)
+    ]
+    quote = dialect.identifier_preparer
+    head = (
+        f"INSERT INTO {quote.format_table(table)} "
+        f"({', '.join(quote.quote(name) for name in names)}) VALUES "
+    )
+    one = f"({', '.join('?' * len(names))})"
+    width = len(names) * SQLITE_ROWS_PER_INSERT
+    for start in range(0, len(values), width):
+        chunk = tuple(values[start : start + width])
+        statement = head + ", ".join([one] * (len(chunk) // len(names)))
+        connection.exec_driver_sql(statement, chunk)
 
 
 class EvaluationService:
@@ -161,7 +194,7 @@ class EvaluationService:
             slos=slos,
             metrics=PrometheusSource.from_settings(settings),
             logs=ElasticsearchSource.from_settings(settings),
-            pacer=Pacer(),  # the API shares this process
+            pacer=Pacer(watch=runtime.loop_watch),  # the API shares this process
         )
         evaluation = settings.evaluation
         return cls(

@@ -100,6 +100,19 @@ class WriteTurns:
                     self._local.held = False
                     self._lock.release()
 
+    def try_take(self) -> bool:
+        """Take the turn if it is free now, without waiting, inside :meth:`transaction` only:
+        True if this thread has it (given back at the transaction's end). For a writer that must
+        not block, the event loop's: it tries again later instead."""
+        if self.held:
+            return True
+        if not getattr(self._local, "depth", 0):
+            raise RuntimeError("try_take() outside of a write transaction")
+        if not self._lock.acquire(blocking=False):
+            return False
+        self._local.held = True
+        return True
+
     def take(self) -> None:
         """Wait for the turn, inside :meth:`transaction` only (a no-op outside of it, or when
         this thread has it)."""
@@ -330,6 +343,18 @@ class Database:
         only (the webhook's group commits)."""
         with self._turn(), self.engine.begin() as connection:
             yield connection
+
+    @contextmanager
+    def write_connection_if_free(self) -> Iterator[Connection | None]:
+        """:meth:`write_connection` if this process' write turn is free now, else ``None``
+        (nothing opened; try again later): for the event loop's writes, which must not wait for
+        another thread's transaction. PostgreSQL has no turns: always a connection."""
+        with self._turn():
+            if self.turns is not None and not self.turns.try_take():
+                yield None
+                return
+            with self.engine.begin() as connection:
+                yield connection
 
     def _turn(self) -> AbstractContextManager[None]:
         return nullcontext() if self.turns is None else self.turns.transaction()

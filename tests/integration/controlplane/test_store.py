@@ -18,6 +18,7 @@ from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from controlplane.core.security import Role
+from controlplane.evaluation.service import insert_evaluations
 from controlplane.store.alerts import (
     IncomingAlert,
     IncomingDelivery,
@@ -524,3 +525,38 @@ def test_background_checkpoints_are_for_sqlite_files_only() -> None:
         assert not [t for t in threading.enumerate() if t.name == "sqlite-checkpoints"]
     finally:
         database.dispose()
+
+
+def test_a_cycle_inserted_in_bulk_reads_back_as_written_one_by_one(database: Database) -> None:
+    """``insert_evaluations`` (multi-row statements on SQLite, executemany on PostgreSQL) stores
+    what the ORM path stores: every row, None kept apart from 0, JSON and UTC instants."""
+    at = datetime(2025, 11, 20, 11, 0, tzinfo=timezone(timedelta(hours=1)))
+    records = [
+        EvaluationRecord(
+            slo_id=f"slo-{n:04d}",
+            service=f"svc-{n % 7}",
+            at=at,
+            state="no_data" if n % 5 == 0 else "ok",
+            sli=None if n % 5 == 0 else 1 - n / 1e6,
+            objective=0.999,
+            budget_remaining=None if n % 5 == 0 else 0.0,
+            burn_rates={"5m": None if n % 3 == 0 else n / 100, "1h": 0.0},
+            no_data_reason="no traffic" if n % 5 == 0 else None,
+            details={"alerts": [{"name": "page", "firing": n % 2 == 0}], "n": n},
+        )
+        for n in range(1_203)  # three statements on SQLite, the last one partial
+    ]
+    with database.writer(writes_first=True) as session:
+        insert_evaluations(session, evaluations=records)
+    with database.writer() as session:
+        record_evaluations(
+            session, evaluations=[records[1].model_copy(update={"slo_id": "by-the-orm"})]
+        )
+    with database.reader() as session:
+        stored = {e.slo_id: e for e in latest_evaluations(session)}
+
+    assert len(stored) == len(records) + 1
+    for record in [*records, records[1].model_copy(update={"slo_id": "by-the-orm"})]:
+        back = EvaluationRecord.model_validate(stored[record.slo_id].model_dump(exclude={"id"}))
+        assert back == record
+        assert back.at.utcoffset() == timedelta(0)

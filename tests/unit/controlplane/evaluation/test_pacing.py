@@ -3,10 +3,15 @@ interpreter, pauses when one does, the same results either way, and the pauses r
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
+from controlplane.core.loopwatch import LoopWatch
 from controlplane.evaluation.evaluator import Cycle, SLOEvaluator
 from controlplane.evaluation.pacing import Pacer
 from tests.unit.controlplane.evaluation.memory import AT, EVERY_WINDOW, MemoryPrometheus, recorded
@@ -108,3 +113,85 @@ def test_a_paced_cycle_gives_the_same_records_and_reports_its_pauses() -> None:
     assert slow.records == plain.records
     assert pacer.pauses == 80  # one per SLO in the report's loop, one per SLO in the records'
     assert slow.paused_s == pytest.approx(80 * 0.002)
+
+
+class FakeLoop:
+    """Stands in for the API's loop in a :class:`LoopWatch` driven by the fake clock: it turns
+    every ``turn_every_s`` of the fake time that passes in sleeps."""
+
+    def __init__(self, watch: LoopWatch, fake: FakeTime, *, turn_every_s: float) -> None:
+        self.watch = watch
+        self.fake = fake
+        self.turn_every_s = turn_every_s
+
+    def sleep(self, seconds: float) -> None:
+        before = self.fake.now
+        self.fake.sleep(seconds)
+        turns = int(self.fake.now / self.turn_every_s) - int(before / self.turn_every_s)
+        if turns:
+            self.watch.last_turn = self.fake.now
+
+
+@contextmanager
+def watched_pacer(fake: FakeTime, *, turn_every_s: float) -> Iterator[tuple[Pacer, LoopWatch]]:
+    """A pacer watching a loop that never runs (the fake time stands in for its turns)."""
+    watch = LoopWatch(every_s=0.001, clock=fake.clock)
+    idle = asyncio.new_event_loop()
+    watch.attach(idle)
+    loop = FakeLoop(watch, fake, turn_every_s=turn_every_s)
+    try:
+        yield Pacer(work_s=0.002, clock=fake.clock, sleep=loop.sleep, watch=watch), watch
+    finally:
+        watch.detach()
+        idle.close()
+
+
+def test_a_late_event_loop_is_left_the_interpreter_until_it_turns() -> None:
+    """The loop has not turned while the cycle worked: the cycle sleeps until it has."""
+    fake = FakeTime(handover_s=0.0)  # the release alone never looks contended
+    with watched_pacer(fake, turn_every_s=0.003) as (pacer, watch):
+        with pacer.cycle():
+            assert watch.watched
+            for _ in range(100):  # 0.2 s of work, the loop never turning during it
+                pacer()
+                fake.now += 0.002
+                watch.last_turn = min(watch.last_turn, fake.now - 0.01)
+        assert not watch.watched  # the loop is watched during cycles only
+    assert pacer.pauses >= 90
+    assert 0.0005 in fake.sleeps
+    assert 0 < pacer.paused_s <= pacer.pauses * 0.003  # each pause ends at the loop's turn
+
+
+def test_an_event_loop_on_time_costs_the_cycle_no_pause() -> None:
+    fake = FakeTime(handover_s=0.0)
+    with watched_pacer(fake, turn_every_s=0.001) as (pacer, watch), pacer.cycle():
+        for _ in range(100):
+            pacer()
+            fake.now += 0.0002
+            watch.last_turn = fake.now  # the loop turns all along
+    assert pacer.pauses == 0
+    assert set(fake.sleeps) == {0}
+
+
+def test_the_watched_loop_notes_its_turns_only_while_watched() -> None:
+    async def scenario() -> tuple[float, float, bool, float]:
+        watch = LoopWatch(every_s=0.001)
+        watch.attach(asyncio.get_running_loop())
+        assert watch.late_s() == 0.0  # not watched: nothing to tell
+        with watch.watching():
+            await asyncio.sleep(0.05)
+            on_time = watch.late_s()
+            time.sleep(0.05)  # the loop is blocked: its turn is late
+            blocked = watch.late_s()
+        await asyncio.sleep(0.01)  # the tick scheduled before the end runs, and no other
+        first = watch.last_turn
+        await asyncio.sleep(0.02)
+        stopped = watch.last_turn == first
+        watch.detach()
+        return on_time, blocked, stopped, watch.late_s()
+
+    on_time, blocked, stopped, detached = asyncio.run(scenario())
+    assert on_time < 0.02
+    assert blocked >= 0.04
+    assert stopped
+    assert detached == 0.0
