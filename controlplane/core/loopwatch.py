@@ -32,6 +32,10 @@ class LoopWatch:
         self.clock = clock
         #: When the loop last turned (``clock`` time), while watched.
         self.last_turn = clock()
+        #: How late the loop's turns came, on average (an exponential moving average, seconds):
+        #: an idle loop turns on time, a busy one between its other work.
+        self.lag_s = 0.0
+        self._due = self.last_turn
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watchers = 0
         self._lock = threading.Lock()
@@ -74,14 +78,22 @@ class LoopWatch:
             with self._lock:
                 self._watchers -= 1
 
+    def busy(self, *, lag_s: float) -> bool:
+        """Watched, and the loop's turns come more than ``lag_s`` late on average."""
+        return self.watched and self.lag_s > lag_s
+
     def _start(self) -> None:
         if not self._ticking:
             self._ticking = True
+            self.lag_s = 0.0
+            self._due = self.clock()
             self._tick()
 
     def _tick(self) -> None:
         """In the loop: note the time, and come back while someone watches."""
-        self.last_turn = self.clock()
+        now = self.last_turn = self.clock()
+        self.lag_s += (max(0.0, now - self._due) - self.lag_s) * 0.2
+        self._due = now + self.every_s
         loop = self._loop
         if self._watchers > 0 and loop is not None and not loop.is_closed():
             loop.call_later(self.every_s, self._tick)

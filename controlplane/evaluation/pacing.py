@@ -55,6 +55,9 @@ class Pacer:
         late_s: float = 0.001,
         poll_s: float = 0.0005,
         max_pause_s: float = 0.02,
+        busy_lag_s: float = 0.0003,
+        rest_ratio: float = 1.0,
+        max_rest_s: float = 0.1,
     ) -> None:
         """``contended_s``: a release of the interpreter that takes longer than this means
         another thread was waiting for it. ``watch``: the API's event loop, watched during
@@ -69,6 +72,9 @@ class Pacer:
         self.late_s = late_s
         self.poll_s = poll_s
         self.max_pause_s = max_pause_s
+        self.busy_lag_s = busy_lag_s
+        self.rest_ratio = rest_ratio
+        self.max_rest_s = max_rest_s
         self._since = clock()
         #: Pauses taken (the API was busy) and time spent in them, since the last :meth:`reset`.
         self.pauses = 0
@@ -105,6 +111,19 @@ class Pacer:
             self.paused_s += after - back
             back = after
         self._since = back
+
+    def rest(self, worked_s: float) -> None:
+        """Between two requests to another server (the cycle's Prometheus queries): when the
+        API's loop is busy, rest ``rest_ratio`` times as long as the last request took, so the
+        server's work (on the same CPUs) comes in spurts the API can get between."""
+        watch = self.watch
+        if watch is None or not watch.busy(lag_s=self.busy_lag_s):
+            return
+        pause = min(worked_s * self.rest_ratio, self.max_rest_s)
+        self.sleep(pause)
+        self.pauses += 1
+        self.paused_s += pause
+        self._since = self.clock()
 
     def _until_the_loop_turns(self, watch: LoopWatch, now: float) -> None:
         turned = watch.last_turn

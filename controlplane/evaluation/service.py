@@ -190,11 +190,12 @@ class EvaluationService:
         slos = load_spec_paths(
             list(settings.evaluation.slo_specs), tiers=slo_tiers(settings.policies)
         )
+        pacer = Pacer(watch=runtime.loop_watch)  # the API shares this process
         evaluator = SLOEvaluator(
             slos=slos,
-            metrics=PrometheusSource.from_settings(settings),
+            metrics=PrometheusSource.from_settings(settings, pacer=pacer),
             logs=ElasticsearchSource.from_settings(settings),
-            pacer=Pacer(watch=runtime.loop_watch),  # the API shares this process
+            pacer=pacer,
         )
         evaluation = settings.evaluation
         return cls(

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import requests
 from prometheus_api_client.exceptions import PrometheusApiClientException
@@ -67,6 +68,17 @@ def _number(value: Any) -> float:
     return float(value)
 
 
+class SourcePacer(Protocol):
+    """What :class:`PrometheusSource` tells of its work (``controlplane.evaluation.pacing``)."""
+
+    def __call__(self) -> None: ...
+    def rest(self, worked_s: float) -> None: ...
+
+
+def _no_pace() -> None:
+    pass
+
+
 class PrometheusSource:
     """:class:`~controlplane.sources.base.MetricsSource` over the Prometheus HTTP API."""
 
@@ -79,8 +91,13 @@ class PrometheusSource:
         timeout: float,
         retry: RetryPolicy | None = None,
         batch_chars: int = MAX_BATCH_CHARS,
+        pacer: SourcePacer | None = None,
     ) -> None:
+        """``pacer``: told of each query of :meth:`recording_rules` and called between the
+        series of each answer, so a thread beside a busy API can leave it room (an evaluation
+        cycle's ``Pacer``)."""
         self.url = url.rstrip("/")
+        self.pacer = pacer
         self.timeout = timeout
         self.retry = retry or RetryPolicy()
         #: PromQL characters per batched query of :meth:`instant_many` (0: one query each).
@@ -94,8 +111,11 @@ class PrometheusSource:
         )
 
     @classmethod
-    def from_settings(cls, settings: ControlPlaneSettings) -> PrometheusSource:
+    def from_settings(
+        cls, settings: ControlPlaneSettings, *, pacer: SourcePacer | None = None
+    ) -> PrometheusSource:
         return cls(
+            pacer=pacer,
             url=settings.sources.prometheus_url,
             timeout=settings.sources.source_timeout_seconds,
             retry=RetryPolicy(
@@ -213,8 +233,11 @@ class PrometheusSource:
             if slos is not None and not slos:
                 continue
             selector = name if matcher is None else f"{name}{{{matcher}}}"
+            started = time.perf_counter()
             result = self._call(partial(self._client.custom_query, selector, params=params))
             queries += 1
+            if self.pacer is not None:
+                self.pacer.rest(time.perf_counter() - started)
             try:
                 self._rule_samples(
                     name, selector, result, slo_label=slo_label, into=samples, wanted=wanted
@@ -237,7 +260,9 @@ class PrometheusSource:
         """The series of one record name, by SLO. Thousands of them per name: their labels are
         not copied, and an instant query's samples share one datetime."""
         instants: dict[Any, datetime] = {}
+        pace = self.pacer or _no_pace
         for item in self._expect_list(selector, result):
+            pace()
             metric = item.get("metric", {})
             slo = metric.get(slo_label)
             if slo is None or (wanted is not None and slo not in wanted):

@@ -181,8 +181,11 @@ def test_the_watched_loop_notes_its_turns_only_while_watched() -> None:
         with watch.watching():
             await asyncio.sleep(0.05)
             on_time = watch.late_s()
+            idle_lag = watch.lag_s
             time.sleep(0.05)  # the loop is blocked: its turn is late
             blocked = watch.late_s()
+            await asyncio.sleep(0.003)  # the late turn comes
+            assert watch.lag_s > idle_lag + 0.005  # 50 ms late weighs a fifth
         await asyncio.sleep(0.01)  # the tick scheduled before the end runs, and no other
         first = watch.last_turn
         await asyncio.sleep(0.02)
@@ -195,3 +198,17 @@ def test_the_watched_loop_notes_its_turns_only_while_watched() -> None:
     assert blocked >= 0.04
     assert stopped
     assert detached == 0.0
+
+
+def test_between_queries_the_cycle_rests_only_while_the_api_is_busy() -> None:
+    fake = FakeTime(handover_s=0.0)
+    with watched_pacer(fake, turn_every_s=0.001) as (pacer, watch), pacer.cycle():
+        watch.lag_s = 0.0  # the loop turns on time: the API has nothing else to do
+        pacer.rest(0.03)
+        assert fake.sleeps == []
+        watch.lag_s = 0.002  # its turns come 2 ms late: it is busy
+        pacer.rest(0.03)
+        pacer.rest(0.5)  # a slow query: the rest is capped
+    assert fake.sleeps == [0.03, pacer.max_rest_s]
+    assert pacer.pauses == 2
+    assert pacer.paused_s == pytest.approx(0.03 + pacer.max_rest_s)
