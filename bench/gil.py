@@ -1,14 +1,15 @@
 """The webhook writer's store write beside a busy event loop: CPython's GIL hand-over.
 
-The control plane answers HTTP on one asyncio event loop and commits webhook deliveries in a
-writer thread (``alerts.batching.DeliveryBatcher``). Under load the loop thread holds Python's
-GIL almost all the time and lets go of it only for a moment at each system call. A thread that
-wants the GIL back waits on a condition with the switch interval as its timeout, and only when
-that timeout expires does it ask the holder to let go; each release by the loop signals the
-condition, the waiting thread's wait starts over, and the loop takes the GIL again before the
-waiting thread runs. So a thread beside a loop that releases the GIL more often than every
-switch interval (5 ms by default) barely runs, and every SQLite call of a write (each one
-releases the GIL) is a new wait.
+The control plane answers HTTP on one asyncio event loop. It used to commit webhook deliveries
+in a writer thread (``alerts.batching.DeliveryBatcher``; it still does on PostgreSQL, while on
+SQLite the loop now writes them itself, because of what this measures). Under load the loop
+thread holds Python's GIL almost all the time and lets go of it only for a moment at each system
+call. A thread that wants the GIL back waits on a condition with the switch interval as its
+timeout, and only when that timeout expires does it ask the holder to let go; each release by
+the loop signals the condition, the waiting thread's wait starts over, and the loop takes the
+GIL again before the waiting thread runs. So a thread beside a loop that releases the GIL more
+often than every switch interval (5 ms by default) barely runs, and every SQLite call of a write
+(each one releases the GIL) is a new wait.
 
 This benchmark measures one group commit of ``--batch`` new alerts (``record_deliveries`` and
 its commit on a SQLite file, ``synchronous=FULL``):

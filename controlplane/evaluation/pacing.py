@@ -22,6 +22,11 @@ over). So in ``controlplane serve`` the pacer also asks the API's event loop its
 has not turned for ``late_s`` beyond its period, it is behind, and the cycle sleeps in
 ``poll_s`` steps until it has turned (``max_pause_s`` at most), so the API goes first and the
 cycle takes the time it leaves.
+
+The cycle's Prometheus queries are paced too (:meth:`Pacer.rest`, called by the source after each
+one): Prometheus computes an answer on the same CPUs, and ten answers back to back left the
+API's loop behind. While the loop's turns come late on average (it is busy), the cycle rests as
+long as the last query took before it sends the next.
 """
 
 from __future__ import annotations
