@@ -3,8 +3,9 @@
 The API app factory, the scheduler and the CLI share one :class:`Runtime`: the settings root, the
 store, the leader election, the orchestrator (reader and actuator, one pair for the capacity
 check, the API and the action engine), the listeners told about alert changes and the database
-operations operators may ask for (set by the action service when it runs). Building it opens
-nothing; :meth:`Runtime.start` migrates the store (when configured) and starts the election.
+operations operators may ask for (set by the action service when it runs), and the SLO specs
+(read once: the evaluation and the action engine share them). Building it opens nothing;
+:meth:`Runtime.start` migrates the store (when configured) and starts the election.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from typing import Literal, Protocol
 
 from controlplane.core.config import ControlPlaneSettings
 from controlplane.core.loopwatch import LoopWatch
+from controlplane.core.specs import load_spec_paths
 from controlplane.leader import Leadership, leadership_for
 from controlplane.orchestrator.registry import Orchestration, build_orchestration
 from controlplane.store.alerts import AlertChange
 from controlplane.store.audit import StoredAuditEntry
 from controlplane.store.database import Database
+from controlplane.targets.policy import slo_tiers
+from slo.spec import SLO
 
 __all__ = ["AlertListener", "DatabaseOperations", "Runtime"]
 
@@ -55,6 +59,7 @@ class Runtime:
     #: The API's event loop, as the threads beside it see it (attached while the API runs):
     #: the evaluation paces itself by it.
     loop_watch: LoopWatch = field(default_factory=LoopWatch)
+    _slos: tuple[SLO, ...] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: ControlPlaneSettings) -> Runtime:
@@ -67,6 +72,16 @@ class Runtime:
             leadership=leadership_for(settings=settings, database=database),
             orchestration=orchestration,
         )
+
+    def slos(self) -> tuple[SLO, ...]:
+        """The configured SLO specs (``evaluation.slo_specs``, tiers from the policies), read
+        on first use and then shared: every SLO is held once per process (10,000 SLOs are about
+        60 MB of models). Raises ``SpecErrors`` (every problem found) or ``PolicyError``."""
+        if self._slos is None:
+            self._slos = load_spec_paths(
+                list(self.settings.evaluation.slo_specs), tiers=slo_tiers(self.settings.policies)
+            )
+        return self._slos
 
     def start(self) -> None:
         if self.settings.store.migrate_on_start:

@@ -30,6 +30,7 @@ events (zero traffic included) is ``insufficient_traffic``. Neither is ever read
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -309,10 +310,12 @@ def burn_rate_factor(*, budget_share: Fraction, period: timedelta, long_window: 
     return float(budget_share * Fraction(_ms(period), _ms(long_window)))
 
 
+@functools.lru_cache(maxsize=64)
 def default_burn_rate_windows(period: timedelta) -> tuple[BurnRateWindow, ...]:
     """The SRE Workbook's four alerts with factors derived from ``period``.
 
-    Pairs whose long window is longer than the period are left out.
+    Pairs whose long window is longer than the period are left out. Cached: SLOs of one period
+    share the same (frozen) windows instead of holding a copy each.
     """
     return tuple(
         BurnRateWindow(

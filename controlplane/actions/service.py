@@ -54,7 +54,6 @@ from controlplane.backups.pgbackrest import PgBackRest
 from controlplane.backups.validation import InvariantQuery, ValidationSettings
 from controlplane.core.config import ControlPlaneSettings, FailoverSettings
 from controlplane.core.handoff import Handoff
-from controlplane.core.specs import load_spec_paths
 from controlplane.failover.fencing import LocalFencer
 from controlplane.failover.nodes import Node, configured_nodes
 from controlplane.failover.patroni import PatroniDriver
@@ -68,7 +67,6 @@ from controlplane.targets.policy import (
     TierTargets,
     load_capacity_policy,
     load_dr_policy,
-    slo_tiers,
 )
 from controlplane.targets.reconcile import locate_primary
 
@@ -131,9 +129,7 @@ class ActionService:
 
         Where services have autoscalers (Kubernetes), their bounds are the capacity policy's:
         the engine scales within them, and gives an HPA back the policy's minimum."""
-        slos = load_spec_paths(
-            list(settings.evaluation.slo_specs), tiers=slo_tiers(settings.policies)
-        )
+        slos = runtime.slos()
         orchestration = runtime.orchestration
         capacity = None
         if orchestration is not None and orchestration.reader.has_autoscalers:

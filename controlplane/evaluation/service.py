@@ -33,7 +33,6 @@ from controlplane.backups.archive import ArchiveStatus, read_archive_status
 from controlplane.backups.errors import PgBackRestError
 from controlplane.backups.pgbackrest import PgBackRest
 from controlplane.core.config import BackupSettings, ControlPlaneSettings
-from controlplane.core.specs import load_spec_paths
 from controlplane.evaluation.evaluator import Cycle, SLOEvaluator
 from controlplane.evaluation.metrics import ControlPlaneMetrics
 from controlplane.evaluation.pacing import Pacer
@@ -47,7 +46,7 @@ from controlplane.sources.prometheus import PrometheusSource
 from controlplane.store.drills import list_drills, list_restore_validations
 from controlplane.store.evaluations import EvaluationRecord
 from controlplane.store.models import SLOEvaluation
-from controlplane.targets.policy import load_capacity_policy, load_dr_policy, slo_tiers
+from controlplane.targets.policy import load_capacity_policy, load_dr_policy
 from controlplane.targets.reconcile import (
     ArchiveReader,
     BackupHistory,
@@ -187,9 +186,7 @@ class EvaluationService:
             list_drills=list_drills,
             list_restores=list_restore_validations,
         )
-        slos = load_spec_paths(
-            list(settings.evaluation.slo_specs), tiers=slo_tiers(settings.policies)
-        )
+        slos = runtime.slos()
         pacer = Pacer(watch=runtime.loop_watch)  # the API shares this process
         evaluator = SLOEvaluator(
             slos=slos,
