@@ -169,6 +169,13 @@ class WebhookReceiver:
                 )
             return found
 
+    def close(self) -> None:
+        """Stop the batchers' writer threads once what they hold is written (PostgreSQL)."""
+        with self._batchers_lock:
+            batchers, self._batchers = list(self._batchers.values()), {}
+        for batcher in batchers:
+            batcher.close()
+
     def authorized(self, authorization: str | None) -> bool:
         """``Authorization: Bearer <the webhook token>`` (the scheme in any case)."""
         scheme, _, credentials = (authorization or "").partition(" ")
@@ -295,4 +302,5 @@ def webhook_extension(settings: ControlPlaneSettings) -> ApiExtension:
         router=router,
         openapi_schemas=WebhookPayload.openapi_components(),
         endpoints={("POST", WEBHOOK_PATH): receiver},
+        on_shutdown=receiver.close,
     )

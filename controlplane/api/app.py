@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -76,12 +76,15 @@ class ApiExtension:
     answers those requests ahead of the application's middleware and routing (for a hot route:
     no request objects, no dependency solving). Such an endpoint answers every error itself
     (an unexpected one with a logged 500); the router's route of the same path documents it.
+    ``on_shutdown`` is called when the app stops, after its background services and before the
+    runtime closes the store (for the extension's own threads; a failure is logged).
     """
 
     name: str
     router: APIRouter
     openapi_schemas: Mapping[str, Any] = field(default_factory=dict)
     endpoints: Mapping[tuple[str, str], ASGIApp] = field(default_factory=dict)
+    on_shutdown: Callable[[], None] | None = None
 
 
 class MissingExtension(ControlPlaneError):
@@ -179,6 +182,12 @@ def create_app(
         finally:
             for service in reversed(started):
                 await run_in_threadpool(service.stop)
+            for extension in extensions:
+                if extension.on_shutdown is not None:
+                    try:
+                        await run_in_threadpool(extension.on_shutdown)
+                    except Exception:
+                        logger.exception("API extension %s failed to shut down", extension.name)
             await run_in_threadpool(the_runtime.stop)
             the_runtime.loop_watch.detach()
 

@@ -629,6 +629,14 @@ class Elasticsearch(Backend):
             yaml.safe_dump(settings, sort_keys=False), encoding="utf-8"
         )
         (self.workdir / "log" / "es").mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(exist_ok=True)
+
+    @property
+    def tmp_dir(self) -> Path:
+        """The server's temporary files, removed with its work directory (by default they go
+        to new ``/tmp/elasticsearch-*`` and ``/tmp/final-flags*`` folders on every start, left
+        there)."""
+        return self.workdir / "tmp"
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -638,6 +646,10 @@ class Elasticsearch(Backend):
             ES_JAVA_HOME=str(self.settings.java_home),
             ES_JAVA_OPTS=f"-Xms{heap} -Xmx{heap}",
         )
+        if self.tmp_dir.is_dir():  # made by ``prepare``; the launcher refuses a missing one
+            env["ES_TMPDIR"] = str(self.tmp_dir)
+            # The launcher's own JVM (its ``final-flags*`` folder of every start).
+            env["CLI_JAVA_OPTS"] = f"-Djava.io.tmpdir={self.tmp_dir}"
         env.pop("JAVA_HOME", None)
         return env
 
