@@ -160,12 +160,13 @@ class WatchedCache:
     DELETED event; BOOKMARK events only move the resourceVersion on. A watch that ends is
     resumed from the last resourceVersion seen; one the API server no longer serves (410 Gone),
     or one that failed in an unforeseen way, starts over with a new list. While the watch is
-    broken the cache keeps the last state and :attr:`healthy` is false; once it has been broken
-    for ``stale_after_s`` :meth:`items` raises :class:`StaleCacheError` instead of answering
-    from memory that may no longer match the cluster. Every request has a client-side limit
-    (:data:`CONNECT_TIMEOUT_S`, :data:`LIST_TIMEOUT_S`, and for a watch its timeout plus
-    :data:`WATCH_GRACE_S`): an API server that stops answering breaks the watch like any other
-    failure, instead of leaving the thread waiting for good.
+    broken the cache keeps the last state and :attr:`healthy` is false (true again at the first
+    event of a renewed watch, or when the server ends that watch at its timeout, events or not);
+    once it has been broken for ``stale_after_s`` :meth:`items` raises :class:`StaleCacheError`
+    instead of answering from memory that may no longer match the cluster. Every request has a
+    client-side limit (:data:`CONNECT_TIMEOUT_S`, :data:`LIST_TIMEOUT_S`, and for a watch its
+    timeout plus :data:`WATCH_GRACE_S`): an API server that stops answering breaks the watch
+    like any other failure, instead of leaving the thread waiting for good.
     """
 
     def __init__(
@@ -253,6 +254,11 @@ class WatchedCache:
                     self._list()
                     relist = False
                 self._watch_once()
+                if self._stop.is_set():
+                    return
+                # The server ended the watch at its timeout: the watch works, even when no event
+                # and no bookmark came (a loaded API server skips bookmarks).
+                self._mark_healthy()
                 pause = RETRY_MIN_S
             except ApiException as exc:
                 self._mark_broken(f"{exc.status} {exc.reason}")
