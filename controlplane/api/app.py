@@ -77,7 +77,8 @@ class ApiExtension:
     no request objects, no dependency solving). Such an endpoint answers every error itself
     (an unexpected one with a logged 500); the router's route of the same path documents it.
     ``on_shutdown`` is called when the app stops, after its background services and before the
-    runtime closes the store (for the extension's own threads; a failure is logged).
+    runtime closes the store (for the extension's own threads; the store closes even when it
+    raises).
     """
 
     name: str
@@ -182,14 +183,13 @@ def create_app(
         finally:
             for service in reversed(started):
                 await run_in_threadpool(service.stop)
-            for extension in extensions:
-                if extension.on_shutdown is not None:
-                    try:
+            try:
+                for extension in extensions:
+                    if extension.on_shutdown is not None:
                         await run_in_threadpool(extension.on_shutdown)
-                    except Exception:
-                        logger.exception("API extension %s failed to shut down", extension.name)
-            await run_in_threadpool(the_runtime.stop)
-            the_runtime.loop_watch.detach()
+            finally:  # a failing hook is raised, and the store still closes
+                await run_in_threadpool(the_runtime.stop)
+                the_runtime.loop_watch.detach()
 
     app = ControlPlaneAPI(
         title="Inventory SLO control plane",

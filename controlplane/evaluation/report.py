@@ -306,7 +306,7 @@ class RuleShape:
         return cls(
             slo=slo,
             windows=_window_records(tuple(batched_windows(slo))),
-            alerts=tuple(slo.burn_rate_windows()),
+            alerts=slo.burn_rate_windows(),
         )
 
 
